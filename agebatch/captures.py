@@ -1,0 +1,154 @@
+"""Find one day's photos and their capture metadata (store, register, time, receipt)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from agebatch.errors import InputError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+MANIFEST = "captures.csv"
+# <YYYYMMDDTHHMMSS>[_<n>].<ext>: the capture time in the chain's local time.
+_NAME = re.compile(r"^(\d{8}T\d{6})(?:_\d+)?\.(?:jpe?g|png)$", re.IGNORECASE)
+CAPTURE_COLUMNS = ["photo", "store_id", "register_id", "captured_at", "receipt_id"]
+
+
+@dataclass(frozen=True)
+class Captures:
+    """A day's captures (one row per photo) and the count of files that were ignored."""
+
+    table: pd.DataFrame  # photo, store_id, register_id, captured_at, receipt_id
+    ignored: int
+    source: str  # "names" or "manifest"
+
+
+def find_captures(day_folder: Path) -> Captures:
+    """List the photos of one day folder, from captures.csv when present, else from names."""
+    if not day_folder.is_dir():
+        raise InputError(
+            f"Photo folder {day_folder} does not exist: check --photos and --day "
+            "(a day with no photos needs an empty folder)."
+        )
+    files = _image_files(day_folder)
+    manifest = day_folder / MANIFEST
+    if manifest.is_file():
+        table = _read_manifest(manifest)
+        listed = set(table["photo"])
+        ignored = files.ignored + sum(1 for photo in files.photos if photo not in listed)
+        captures = Captures(table, ignored, "manifest")
+    else:
+        captures = _from_names(files)
+    log.info(
+        "Found %d photos in %s (from %s), ignored %d other files",
+        len(captures.table),
+        day_folder,
+        captures.source,
+        captures.ignored,
+    )
+    return captures
+
+
+@dataclass(frozen=True)
+class _Files:
+    photos: list[str]  # relative to the day folder, '/'-separated
+    ignored: int
+
+
+def _image_files(day_folder: Path) -> _Files:
+    """Walk the day folder with scandir (fast on 100,000 files); split images from the rest."""
+    photos: list[str] = []
+    ignored = 0
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        with os.scandir(day_folder / rel if rel else day_folder) as entries:
+            for entry in entries:
+                name = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(name)
+                elif name == MANIFEST:
+                    continue
+                elif entry.name.lower().endswith(IMAGE_SUFFIXES):
+                    photos.append(name)
+                else:
+                    ignored += 1
+    photos.sort()
+    return _Files(photos, ignored)
+
+
+def _from_names(files: _Files) -> Captures:
+    """Captures from the layout <store_id>/<register_id>/<YYYYMMDDTHHMMSS>[_<n>].jpg."""
+    rows = []
+    ignored = files.ignored
+    for photo in files.photos:
+        parts = photo.split("/")
+        match = _NAME.match(parts[-1])
+        if len(parts) != 3 or match is None:
+            ignored += 1
+            continue
+        try:
+            captured_at = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S")
+        except ValueError:  # e.g. month 13
+            ignored += 1
+            continue
+        rows.append((photo, parts[0], parts[1], captured_at, None))
+    table = pd.DataFrame(rows, columns=CAPTURE_COLUMNS)
+    return Captures(_typed(table), ignored, "names")
+
+
+def _read_manifest(path: Path) -> pd.DataFrame:
+    """Read captures.csv (photo,store_id,register_id,captured_at[,receipt_id]) and check it."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise InputError(f"Capture manifest {path} cannot be read as CSV: {error}.") from None
+    missing = [c for c in CAPTURE_COLUMNS[:4] if c not in table.columns]
+    if missing:
+        raise InputError(
+            f"Capture manifest {path} lacks the column(s) {', '.join(missing)} "
+            "(expected photo,store_id,register_id,captured_at and optionally receipt_id)."
+        )
+    if "receipt_id" not in table.columns:
+        table["receipt_id"] = ""
+    table = table[CAPTURE_COLUMNS].copy()
+    captured = pd.to_datetime(table["captured_at"], errors="coerce", format="mixed")
+    bad = table["captured_at"][captured.isna()]
+    if len(bad):
+        raise InputError(
+            f"Capture manifest {path}: column captured_at has {len(bad)} value(s) that are not "
+            f"timestamps (first: {bad.iloc[0]!r})."
+        )
+    if captured.dt.tz is not None:
+        raise InputError(
+            f"Capture manifest {path}: captured_at must be local time without a UTC offset."
+        )
+    table["captured_at"] = captured
+    photo = table["photo"].str.replace("\\", "/", regex=False)
+    table["photo"] = photo.str.replace(r"^(\./)+", "", regex=True)
+    table["receipt_id"] = table["receipt_id"].replace("", None)
+    if table["photo"].duplicated().any():
+        first = table["photo"][table["photo"].duplicated()].iloc[0]
+        raise InputError(f"Capture manifest {path} lists the photo {first!r} more than once.")
+    return _typed(table)
+
+
+def _typed(table: pd.DataFrame) -> pd.DataFrame:
+    """Give the captures table its fixed column types."""
+    return table.astype(
+        {
+            "photo": "string",
+            "store_id": "string",
+            "register_id": "string",
+            "captured_at": "datetime64[us]",
+            "receipt_id": "string",
+        }
+    ).reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""The bundled age model, its model card and licence notice."""

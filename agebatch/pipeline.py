@@ -1,0 +1,187 @@
+"""One day, end to end: find → predict → join → publish. The CLI and the flow call these."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from agebatch import __version__
+from agebatch.captures import Captures, find_captures
+from agebatch.join import connect, join_day, read_catalog, read_transactions
+from agebatch.model import AgeModel, compute_device, load_model
+from agebatch.predict import PredictStats, Progress, predict_paths
+from agebatch.publish import new_run_id, publish_day
+from agebatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DayInputs:
+    """Everything read for one day before any photo is decoded, checked up front."""
+
+    captures: Captures
+    lines: pa.Table
+    catalog: pa.Table
+
+
+@dataclass
+class RunSummary:
+    """What one run did: counts, timings, where it published."""
+
+    run_id: str
+    day: dt.date
+    started_at: dt.datetime = field(
+        default_factory=lambda: dt.datetime.now().replace(microsecond=0)
+    )
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    model_version: str = ""
+    device: str = ""
+    photos_per_s: float = 0.0
+    published: dict[str, Path] = field(default_factory=dict)
+
+    def record(self) -> pa.Table:
+        """This run as one row of the `runs` table."""
+        row = {
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "agebatch_version": __version__,
+            "model_version": self.model_version,
+            "device": self.device,
+            **{k: self.counts.get(k, 0) for k in RUN_COUNTS},
+            **{f"{k}_s": round(self.seconds.get(k, 0.0), 3) for k in STAGES},
+            "photos_per_s": round(self.photos_per_s, 2),
+        }
+        return pa.Table.from_pylist([row])
+
+
+RUN_COUNTS = (
+    "photos_found",
+    "photos_decoded",
+    "photos_unreadable",
+    "files_ignored",
+    "receipts",
+    "receipts_matched",
+    "receipts_no_photo",
+    "receipts_unreadable",
+)
+STAGES = ("find", "predict", "join", "publish")
+
+
+def find(settings: Settings) -> DayInputs:
+    """Find the day's photos and read its transactions and catalog (fails fast on bad input)."""
+    captures = find_captures(settings.day_folder)
+    lines = read_transactions(settings.transactions, settings.day)
+    catalog = read_catalog(settings.catalog)
+    log.info("Read %d transaction lines and %d catalog items", lines.num_rows, catalog.num_rows)
+    return DayInputs(captures, lines, catalog)
+
+
+def predict(
+    settings: Settings, captures: Captures, model: AgeModel, progress: Progress | None = None
+) -> tuple[pd.DataFrame, PredictStats]:
+    """Add predicted_age and status (ok / unreadable) to every capture of the day."""
+    paths = [settings.day_folder / photo for photo in captures.table["photo"]]
+    predictions, stats = predict_paths(
+        paths,
+        model,
+        batch_size=settings.batch_size,
+        workers=settings.workers,
+        progress=progress,
+    )
+    table = captures.table.copy()
+    table["predicted_age"] = pd.array([p.age for p in predictions], dtype="Float64")
+    table["status"] = pd.array([p.status for p in predictions], dtype="string")
+    log.info(
+        "Predicted %d photos (%d unreadable) at %.1f photos/s",
+        stats.photos,
+        stats.unreadable,
+        stats.photos_per_s,
+    )
+    return table, stats
+
+
+def join(
+    settings: Settings, inputs: DayInputs, aged: pd.DataFrame, model_version: str
+) -> dict[str, pa.Table]:
+    """Match receipts to ages and sum purchases per age group, in DuckDB."""
+    with connect() as con:
+        return join_day(
+            con,
+            day=settings.day,
+            lines=inputs.lines,
+            catalog=inputs.catalog,
+            captures=aged,
+            model_version=model_version,
+            age_bounds=settings.age_bounds,
+            window_before_s=settings.window_before_s,
+            window_after_s=settings.window_after_s,
+        )
+
+
+def count_outcomes(
+    summary: RunSummary, inputs: DayInputs, stats: PredictStats, tables: dict[str, pa.Table]
+) -> None:
+    """Fill the run's counts from the stages' results."""
+    status = pd.Series(tables["receipt_ages"].column("status").to_pylist(), dtype="string")
+    summary.counts.update(
+        photos_found=len(inputs.captures.table),
+        photos_decoded=stats.decoded,
+        photos_unreadable=stats.unreadable,
+        files_ignored=inputs.captures.ignored,
+        receipts=len(status),
+        receipts_matched=int((status == "matched").sum()),
+        receipts_no_photo=int((status == "no_photo").sum()),
+        receipts_unreadable=int((status == "unreadable").sum()),
+    )
+    summary.photos_per_s = stats.photos_per_s
+
+
+def publish(settings: Settings, tables: dict[str, pa.Table], summary: RunSummary) -> None:
+    """Swap the day's tables and its run record into the output folder."""
+    started = time.perf_counter()
+
+    def record() -> pa.Table:
+        # Asked for once the tables are staged, so publish_s covers writing them.
+        summary.seconds["publish"] = time.perf_counter() - started
+        return summary.record()
+
+    summary.published = publish_day(settings.out, settings.day, tables, record, summary.run_id)
+
+
+def run_day(
+    settings: Settings,
+    model: AgeModel | None = None,
+    progress: Callable[[int], Progress] | None = None,
+) -> RunSummary:
+    """Run one day through all stages; `progress(total)` returns a per-photo callback."""
+    model = model or load_model(settings.model)
+    summary = RunSummary(new_run_id(), settings.day, model_version=model.version)
+    summary.device = compute_device()
+    with _timed(summary.seconds, "find"):
+        inputs = find(settings)
+    with _timed(summary.seconds, "predict"):
+        total = len(inputs.captures.table)
+        aged, stats = predict(settings, inputs.captures, model, progress and progress(total))
+    with _timed(summary.seconds, "join"):
+        tables = join(settings, inputs, aged, model.version)
+    count_outcomes(summary, inputs, stats, tables)
+    publish(settings, tables, summary)
+    return summary
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    """Record how long the block took under seconds[stage]."""
+    started = time.perf_counter()
+    yield
+    seconds[stage] = time.perf_counter() - started

@@ -1,0 +1,99 @@
+"""The predict stage: stream photos through decode (in parallel) and the model (batched)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from agebatch.images import load_face
+from agebatch.model import AgeModel
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]  # called with the number of photos just finished
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one photo: an age, or None with the reason."""
+
+    age: float | None
+    status: str  # "ok" or "unreadable"
+
+
+@dataclass(frozen=True)
+class PredictStats:
+    """How many photos went through and how fast."""
+
+    photos: int
+    decoded: int
+    unreadable: int
+    seconds: float
+
+    @property
+    def photos_per_s(self) -> float:
+        """Photos per second through the whole stage (decode + model)."""
+        return self.photos / self.seconds if self.seconds > 0 else 0.0
+
+
+def predict_paths(
+    paths: Sequence[Path],
+    model: AgeModel,
+    *,
+    batch_size: int = 64,
+    workers: int = 2,
+    progress: Progress | None = None,
+) -> tuple[list[Prediction], PredictStats]:
+    """Predict an age for every path, in order; unreadable files are skipped, never guessed."""
+    started = time.perf_counter()
+    results: list[Prediction] = []
+    for batch in stream_predictions(paths, model, batch_size=batch_size, workers=workers):
+        results.extend(batch)
+        if progress is not None:
+            progress(len(batch))
+    unreadable = sum(1 for r in results if r.status == "unreadable")
+    stats = PredictStats(
+        photos=len(results),
+        decoded=len(results) - unreadable,
+        unreadable=unreadable,
+        seconds=time.perf_counter() - started,
+    )
+    return results, stats
+
+
+def stream_predictions(
+    paths: Sequence[Path], model: AgeModel, *, batch_size: int, workers: int
+) -> Iterator[list[Prediction]]:
+    """Yield predictions batch by batch; batch k+1 is decoded while the model runs batch k.
+
+    At most two batches of pixels are in memory, however many photos the day has.
+    """
+    card = model.card
+    load = partial(load_face, size=(card.width, card.height), crop=card.aligned_crop)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
+        pending: list[Future[np.ndarray | None]] | None = None
+        for start in range(0, len(paths), batch_size):
+            submitted = [pool.submit(load, p) for p in paths[start : start + batch_size]]
+            if pending is not None:
+                yield _run_batch(pending, model)
+            pending = submitted
+        if pending is not None:
+            yield _run_batch(pending, model)
+
+
+def _run_batch(futures: list[Future[np.ndarray | None]], model: AgeModel) -> list[Prediction]:
+    """Wait for a batch's decodes and run the model on the readable ones."""
+    images = [f.result() for f in futures]
+    readable = [img for img in images if img is not None]
+    ages = iter(model.predict(np.stack(readable)) if readable else [])
+    return [
+        Prediction(float(next(ages)), "ok") if img is not None else Prediction(None, "unreadable")
+        for img in images
+    ]

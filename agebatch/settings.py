@@ -1,0 +1,79 @@
+"""The one settings object of a run, built once at the entry point and passed down."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from agebatch.errors import InputError
+
+DEFAULT_AGE_BOUNDS: tuple[int, ...] = (18, 25, 35, 45, 55, 65)
+DEFAULT_TIMEZONE = "Europe/London"
+
+
+def parse_age_bounds(text: str) -> tuple[int, ...]:
+    """Parse '18,25,35' into the lower bounds of the age groups after the first."""
+    try:
+        bounds = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"Age groups {text!r} must be whole years separated by commas.") from None
+    if not bounds or list(bounds) != sorted(set(bounds)) or bounds[0] <= 0:
+        raise InputError(f"Age groups {text!r} must be increasing positive ages, e.g. 18,25,35.")
+    return bounds
+
+
+def age_group_labels(bounds: tuple[int, ...]) -> list[tuple[str, float, float]]:
+    """Label and [low, high) range of each age group: '<18', '18-24', …, '65+'."""
+    groups = [(f"<{bounds[0]}", float("-inf"), float(bounds[0]))]
+    for low, high in itertools.pairwise(bounds):
+        groups.append((f"{low}-{high - 1}", float(low), float(high)))
+    groups.append((f"{bounds[-1]}+", float(bounds[-1]), float("inf")))
+    return groups
+
+
+def yesterday(timezone: str = DEFAULT_TIMEZONE) -> dt.date:
+    """The day before today in the chain's timezone: the day a nightly run processes."""
+    return dt.datetime.now(ZoneInfo(timezone)).date() - dt.timedelta(days=1)
+
+
+def parse_day(text: str | dt.date) -> dt.date:
+    """Parse a YYYY-MM-DD day, with a clear message when it is not one."""
+    if isinstance(text, dt.date):
+        return text
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"Day {text!r} is not a date in the form YYYY-MM-DD.") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one run of one day needs; defaults are the nightly job's."""
+
+    day: dt.date
+    photos: Path
+    transactions: Path
+    catalog: Path
+    out: Path
+    model: Path | None = None  # None: the bundled model
+    window_before_s: float = 120.0
+    window_after_s: float = 5.0
+    age_bounds: tuple[int, ...] = DEFAULT_AGE_BOUNDS
+    batch_size: int = 64
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    timezone: str = DEFAULT_TIMEZONE
+
+    def __post_init__(self) -> None:
+        if self.window_before_s < 0 or self.window_after_s < 0:
+            raise InputError("The match window's seconds before and after payment must be >= 0.")
+        if self.batch_size < 1:
+            raise InputError("The batch size must be at least 1.")
+
+    @property
+    def day_folder(self) -> Path:
+        """The folder holding this day's photos."""
+        return self.photos / self.day.isoformat()

@@ -1,0 +1,56 @@
+"""Shared fixtures: a real (tiny) Keras model whose age is a photo's brightness, sample days."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DAY = dt.date(2026, 11, 24)
+
+
+def save_brightness_model(path: Path, size: int = 64) -> Path:
+    """Save a real .keras model + card: predicted age = mean RGB level / 2.55.
+
+    A flat grey photo of level round(age * 2.55) (see agebatch.sample's "solid" faces) is
+    predicted within 0.2 years of that age, so tests know every age in advance.
+    """
+    import keras
+
+    inputs = keras.Input((size, size, 3), name="pixels")
+    pooled = keras.layers.GlobalAveragePooling2D(name="mean_rgb")(inputs)
+    age = keras.layers.Dense(1, name="age", activation="relu")(pooled)
+    model = keras.Model(inputs, age, name="brightness_age")
+    model.get_layer("age").set_weights([np.full((3, 1), 1 / (3 * 2.55)), np.zeros(1)])
+    model.save(path)
+    card = {
+        "schema": "agebatch.model-card/1",
+        "name": "brightness",
+        "version": "brightness-test-1",
+        "model_file": path.name,
+        "input": {"height": size, "width": size, "color": "RGB", "preprocessing": "in_model"},
+        "output": {"kind": "age"},
+        "error": {"mae": 0.0, "mae_by_band": {"13-17": 0.0}},
+    }
+    path.with_name(path.stem + ".card.json").write_text(json.dumps(card))
+    return path
+
+
+@pytest.fixture(scope="session")
+def brightness_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of the brightness model, saved once per test session."""
+    return save_brightness_model(tmp_path_factory.mktemp("model") / "brightness.keras")
+
+
+@pytest.fixture(scope="session")
+def brightness_model(brightness_model_path: Path):
+    """The brightness model, loaded once per test session."""
+    from agebatch.model import load_model
+
+    return load_model(brightness_model_path)
