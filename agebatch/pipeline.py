@@ -17,7 +17,7 @@ from agebatch import __version__
 from agebatch.captures import Captures, find_captures
 from agebatch.join import connect, join_day, read_catalog, read_transactions
 from agebatch.model import AgeModel, compute_device, load_model
-from agebatch.predict import PredictStats, Progress, predict_paths
+from agebatch.predict import Progress, predict_paths
 from agebatch.publish import new_run_id, publish_day
 from agebatch.settings import Settings
 
@@ -77,20 +77,34 @@ RUN_COUNTS = (
 STAGES = ("find", "predict", "join", "publish")
 
 
-def find(settings: Settings) -> DayInputs:
+def start(settings: Settings, model: AgeModel) -> RunSummary:
+    """Begin a run: its id, model version and device."""
+    return RunSummary(
+        new_run_id(), settings.day, model_version=model.version, device=compute_device()
+    )
+
+
+def find(settings: Settings, summary: RunSummary) -> DayInputs:
     """Find the day's photos and read its transactions and catalog (fails fast on bad input)."""
-    captures = find_captures(settings.day_folder)
-    lines = read_transactions(settings.transactions, settings.day)
-    catalog = read_catalog(settings.catalog)
+    with _timed(summary.seconds, "find"):
+        captures = find_captures(settings.day_folder)
+        lines = read_transactions(settings.transactions, settings.day)
+        catalog = read_catalog(settings.catalog)
     log.info("Read %d transaction lines and %d catalog items", lines.num_rows, catalog.num_rows)
+    summary.counts.update(photos_found=len(captures.table), files_ignored=captures.ignored)
     return DayInputs(captures, lines, catalog)
 
 
 def predict(
-    settings: Settings, captures: Captures, model: AgeModel, progress: Progress | None = None
-) -> tuple[pd.DataFrame, PredictStats]:
-    """Add predicted_age and status (ok / unreadable) to every capture of the day."""
-    paths = [settings.day_folder / photo for photo in captures.table["photo"]]
+    settings: Settings,
+    inputs: DayInputs,
+    model: AgeModel,
+    summary: RunSummary,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """The day's captures with predicted_age and status (ok / unreadable) added."""
+    captures = inputs.captures.table
+    paths = [settings.day_folder / photo for photo in captures["photo"]]
     predictions, stats = predict_paths(
         paths,
         model,
@@ -98,52 +112,45 @@ def predict(
         workers=settings.workers,
         progress=progress,
     )
-    table = captures.table.copy()
-    table["predicted_age"] = pd.array([p.age for p in predictions], dtype="Float64")
-    table["status"] = pd.array([p.status for p in predictions], dtype="string")
+    aged = captures.copy()
+    aged["predicted_age"] = pd.array([p.age for p in predictions], dtype="Float64")
+    aged["status"] = pd.array([p.status for p in predictions], dtype="string")
     log.info(
         "Predicted %d photos (%d unreadable) at %.1f photos/s",
         stats.photos,
         stats.unreadable,
         stats.photos_per_s,
     )
-    return table, stats
+    summary.seconds["predict"] = stats.seconds
+    summary.counts.update(photos_decoded=stats.decoded, photos_unreadable=stats.unreadable)
+    summary.photos_per_s = stats.photos_per_s
+    return aged
 
 
 def join(
-    settings: Settings, inputs: DayInputs, aged: pd.DataFrame, model_version: str
+    settings: Settings, inputs: DayInputs, aged: pd.DataFrame, summary: RunSummary
 ) -> dict[str, pa.Table]:
     """Match receipts to ages and sum purchases per age group, in DuckDB."""
-    with connect() as con:
-        return join_day(
+    with _timed(summary.seconds, "join"), connect() as con:
+        tables = join_day(
             con,
             day=settings.day,
             lines=inputs.lines,
             catalog=inputs.catalog,
             captures=aged,
-            model_version=model_version,
+            model_version=summary.model_version,
             age_bounds=settings.age_bounds,
             window_before_s=settings.window_before_s,
             window_after_s=settings.window_after_s,
         )
-
-
-def count_outcomes(
-    summary: RunSummary, inputs: DayInputs, stats: PredictStats, tables: dict[str, pa.Table]
-) -> None:
-    """Fill the run's counts from the stages' results."""
     status = pd.Series(tables["receipt_ages"].column("status").to_pylist(), dtype="string")
     summary.counts.update(
-        photos_found=len(inputs.captures.table),
-        photos_decoded=stats.decoded,
-        photos_unreadable=stats.unreadable,
-        files_ignored=inputs.captures.ignored,
         receipts=len(status),
         receipts_matched=int((status == "matched").sum()),
         receipts_no_photo=int((status == "no_photo").sum()),
         receipts_unreadable=int((status == "unreadable").sum()),
     )
-    summary.photos_per_s = stats.photos_per_s
+    return tables
 
 
 def publish(settings: Settings, tables: dict[str, pa.Table], summary: RunSummary) -> None:
@@ -165,16 +172,11 @@ def run_day(
 ) -> RunSummary:
     """Run one day through all stages; `progress(total)` returns a per-photo callback."""
     model = model or load_model(settings.model)
-    summary = RunSummary(new_run_id(), settings.day, model_version=model.version)
-    summary.device = compute_device()
-    with _timed(summary.seconds, "find"):
-        inputs = find(settings)
-    with _timed(summary.seconds, "predict"):
-        total = len(inputs.captures.table)
-        aged, stats = predict(settings, inputs.captures, model, progress and progress(total))
-    with _timed(summary.seconds, "join"):
-        tables = join(settings, inputs, aged, model.version)
-    count_outcomes(summary, inputs, stats, tables)
+    summary = start(settings, model)
+    inputs = find(settings, summary)
+    total = len(inputs.captures.table)
+    aged = predict(settings, inputs, model, summary, progress and progress(total))
+    tables = join(settings, inputs, aged, summary)
     publish(settings, tables, summary)
     return summary
 

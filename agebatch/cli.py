@@ -1,0 +1,259 @@
+"""The `agebatch` command: run · backfill · predict · demo · evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from agebatch.errors import InputError
+from agebatch.settings import (
+    DEFAULT_AGE_BOUNDS,
+    DEFAULT_TIMEZONE,
+    Settings,
+    parse_age_bounds,
+    parse_day,
+    yesterday,
+)
+
+log = logging.getLogger("agebatch")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `agebatch` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return int(args.handler(args) or 0)
+    except InputError as error:
+        print(f"agebatch: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "agebatch: interrupted; nothing was published for the day in progress.", file=sys.stderr
+        )
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="agebatch",
+        description="Checkout photos -> predicted ages -> age-group analytics as Parquet.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run one day", description="Run the nightly job for one day.")
+    run.add_argument("--day", type=parse_day, help="YYYY-MM-DD (default: yesterday)")
+    _add_day_options(run)
+    run.set_defaults(handler=_cmd_run)
+
+    backfill = sub.add_parser(
+        "backfill",
+        help="run a range of days",
+        description="Run every day from --start to --end (inclusive); each day is published "
+        "whole or not at all, and a failed day does not stop the others.",
+    )
+    backfill.add_argument("--start", type=parse_day, required=True, help="first day, YYYY-MM-DD")
+    backfill.add_argument("--end", type=parse_day, required=True, help="last day, YYYY-MM-DD")
+    _add_day_options(backfill)
+    backfill.set_defaults(handler=_cmd_backfill)
+
+    predict = sub.add_parser(
+        "predict",
+        help="predict ages for loose images",
+        description="Predict an age for each image (files, or folders searched recursively) "
+        "and write path, predicted_age, status to a CSV or Parquet file.",
+    )
+    predict.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    predict.add_argument("--out", type=Path, required=True, help="output .csv or .parquet")
+    _add_model_options(predict)
+    predict.set_defaults(handler=_cmd_predict)
+
+    demo = sub.add_parser(
+        "demo",
+        help="generate a sample day and run the nightly flow on it",
+        description="Generate a sample day (stores, receipts, face images, transactions, "
+        "catalog) under --workdir, run the nightly Prefect flow on it and publish there too.",
+    )
+    demo.add_argument(
+        "--workdir", type=Path, default=Path("agebatch-demo"), help="default: %(default)s"
+    )
+    demo.add_argument(
+        "--faces",
+        type=Path,
+        help="labelled faces (labels.csv + final_files/) to build the day from real faces",
+    )
+    demo.add_argument("--receipts", type=int, default=400, help="default: %(default)s")
+    demo.add_argument("--seed", type=int, default=7, help="default: %(default)s")
+    demo.add_argument("--model", type=Path, help="a .keras model with its card (default: bundled)")
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", type=Path, help="a .keras model with its card (default: bundled)"
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="decode threads (default: %(default)s)",
+    )
+
+
+def _add_day_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--photos", type=Path, required=True, help="PHOTOS root (holds <day>/)")
+    parser.add_argument(
+        "--transactions", type=Path, required=True, help="folder with <day>.parquet or <day>.csv"
+    )
+    parser.add_argument("--catalog", type=Path, required=True, help="catalog .parquet or .csv")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output root for the Parquet datasets"
+    )
+    _add_model_options(parser)
+    parser.add_argument(
+        "--window-before",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="match photos taken up to S seconds before payment (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--window-after",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="… and up to S seconds after it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--age-groups",
+        type=parse_age_bounds,
+        default=DEFAULT_AGE_BOUNDS,
+        metavar="A,B,…",
+        help="lower bounds of the age groups (default: 18,25,35,45,55,65)",
+    )
+    parser.add_argument(
+        "--timezone", default=DEFAULT_TIMEZONE, help="the chain's timezone (default: %(default)s)"
+    )
+
+
+def _settings(args: argparse.Namespace, day: dt.date) -> Settings:
+    return Settings(
+        day=day,
+        photos=args.photos,
+        transactions=args.transactions,
+        catalog=args.catalog,
+        out=args.out,
+        model=args.model,
+        window_before_s=args.window_before,
+        window_after_s=args.window_after,
+        age_bounds=args.age_groups,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        timezone=args.timezone,
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from agebatch.pipeline import run_day
+    from agebatch.report import print_summary
+
+    settings = _settings(args, args.day or yesterday(args.timezone))
+    with _ProgressBars() as bars:
+        summary = run_day(settings, progress=bars.new)
+    print_summary(summary, settings.out)
+    return 0
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    from agebatch.model import load_model
+    from agebatch.pipeline import run_day
+    from agebatch.report import print_summary
+
+    if args.end < args.start:
+        raise InputError(f"--end {args.end} is before --start {args.start}.")
+    model = load_model(args.model)
+    days = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
+    failed: list[str] = []
+    for day in days:
+        print(f"== {day}", file=sys.stderr)
+        try:
+            with _ProgressBars() as bars:
+                summary = run_day(_settings(args, day), model=model, progress=bars.new)
+        except InputError as error:
+            print(f"agebatch: {day} not published: {error}", file=sys.stderr)
+            failed.append(day.isoformat())
+            continue
+        print_summary(summary, args.out)
+    done = len(days) - len(failed)
+    print(
+        f"Backfill: {done} of {len(days)} days published"
+        + (f"; failed: {', '.join(failed)}" if failed else ".")
+    )
+    return 1 if failed else 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from agebatch.loose import predict_loose
+
+    with _ProgressBars() as bars:
+        count = predict_loose(
+            args.paths,
+            args.out,
+            model_path=args.model,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            progress=bars.new,
+        )
+    print(f"Wrote {count} predictions to {args.out}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from agebatch.demo import run_demo
+
+    return run_demo(
+        args.workdir, faces=args.faces, receipts=args.receipts, seed=args.seed, model=args.model
+    )
+
+
+class _ProgressBars:
+    """Hands out tqdm progress bars (on stderr, only on a terminal) and closes them."""
+
+    def __enter__(self) -> _ProgressBars:
+        self._bars: list = []
+        return self
+
+    def new(self, total: int) -> Callable[[int], None]:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="photo", desc="predict", disable=None, file=sys.stderr)
+        self._bars.append(bar)
+        return bar.update
+
+    def __exit__(self, *exc: object) -> None:
+        for bar in self._bars:
+            bar.close()
+
+
+def _configure_logging(verbose: bool) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""What a run did, said for people: the CLI's summary and the Prefect artifact's table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agebatch.pipeline import RunSummary
+
+
+def summary_rows(summary: RunSummary) -> list[dict[str, object]]:
+    """The run as (measure, value) rows: counts, stage seconds, speed, model."""
+    rows: list[dict[str, object]] = [
+        {"measure": "day", "value": summary.day.isoformat()},
+        {"measure": "run_id", "value": summary.run_id},
+        {"measure": "model_version", "value": summary.model_version},
+        {"measure": "device", "value": summary.device},
+    ]
+    rows += [{"measure": k, "value": v} for k, v in summary.counts.items()]
+    rows += [{"measure": f"{k}_s", "value": round(v, 2)} for k, v in summary.seconds.items()]
+    rows.append({"measure": "photos_per_s", "value": round(summary.photos_per_s, 1)})
+    return rows
+
+
+def print_summary(summary: RunSummary, out: Path) -> None:
+    """Print the run's figures, where the Parquet went and a query to read it."""
+    width = max(len(str(row["measure"])) for row in summary_rows(summary))
+    for row in summary_rows(summary):
+        print(f"  {row['measure']:<{width}}  {row['value']}")
+    print(f"Published {summary.day} under {out}/:")
+    for name, folder in summary.published.items():
+        print(f"  {name:<20} {folder}")
+    print("Read it with DuckDB, e.g.:")
+    print(f"  {example_query(out)}")
+
+
+def example_query(out: Path) -> str:
+    """A DuckDB command that shows the age-group purchases published under out."""
+    glob = out.resolve() / "age_group_purchases" / "*" / "*.parquet"
+    return (
+        'duckdb -c "select day, age_group, sum(receipts) as receipts, sum(revenue) as revenue '
+        f"from read_parquet('{glob}', hive_partitioning = true) "
+        'group by all order by all"'
+    )

@@ -1,0 +1,1 @@
+"""The Prefect flow and its deployment, shipped inside the package as ``agebatch.flows``."""
