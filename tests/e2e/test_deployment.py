@@ -62,30 +62,29 @@ def prefect_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "PREFECT_UI_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "INFO",
     }
-    log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(tmp_path / "server.log", "w") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         _wait(lambda: _api(env["PREFECT_API_URL"], "/health"), 120, "Prefect server", server)
         yield env
     finally:
         server.terminate()
         server.wait(timeout=30)
-        log.close()
 
 
 def test_prefect_deployment_run_publishes_the_day(
@@ -93,27 +92,27 @@ def test_prefect_deployment_run_publishes_the_day(
 ) -> None:
     sample = make_sample_day(tmp_path / "data", DAY, receipts=60, face_style="solid", seed=3)
     out = tmp_path / "out"
-    serve_log = open(tmp_path / "serve.log", "w")
-    served = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agebatch.flows.deploy",
-            "--photos",
-            str(sample.photos),
-            "--transactions",
-            str(sample.transactions),
-            "--catalog",
-            str(sample.catalog),
-            "--out",
-            str(out),
-            "--model",
-            str(brightness_model_path),
-        ],
-        env=prefect_env,
-        stdout=serve_log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(tmp_path / "serve.log", "w") as serve_log:
+        served = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agebatch.flows.deploy",
+                "--photos",
+                str(sample.photos),
+                "--transactions",
+                str(sample.transactions),
+                "--catalog",
+                str(sample.catalog),
+                "--out",
+                str(out),
+                "--model",
+                str(brightness_model_path),
+            ],
+            env=prefect_env,
+            stdout=serve_log,
+            stderr=subprocess.STDOUT,
+        )
     api = prefect_env["PREFECT_API_URL"]
     try:
         deployment = _wait(
@@ -150,6 +149,5 @@ def test_prefect_deployment_run_publishes_the_day(
     finally:
         served.terminate()
         served.wait(timeout=30)
-        serve_log.close()
     for table in ("receipt_ages", "age_group_purchases", "runs"):
         assert (out / table / f"day={DAY.isoformat()}").is_dir()

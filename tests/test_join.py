@@ -1,0 +1,189 @@
+"""The join's edge cases, on tiny inline tables in a real DuckDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from agebatch.join import connect, join_day
+from agebatch.settings import DEFAULT_AGE_BOUNDS
+from tests.conftest import DAY
+
+PAID = dt.datetime(2026, 11, 24, 12, 0, 0)
+
+
+def _lines(*receipts: tuple[str, str, str, dt.datetime]) -> pa.Table:
+    """One line item per receipt: (receipt_id, store_id, register_id, paid_at)."""
+    rows = [
+        {
+            "receipt_id": r,
+            "store_id": s,
+            "register_id": reg,
+            "cashier_id": "C1",
+            "paid_at": t,
+            "sku": "BEE000",
+            "quantity": 1.0,
+            "amount": 4.5,
+        }
+        for r, s, reg, t in receipts
+    ]
+    return pa.Table.from_pylist(rows)
+
+
+CATALOG = pa.table({"sku": ["BEE000"], "category": ["beer"], "age_restricted": [True]})
+
+
+def _captures(*rows: tuple) -> pd.DataFrame:
+    """(photo, store, register, captured_at, age, status[, receipt_id])."""
+    frame = pd.DataFrame(
+        [(*row, None) if len(row) == 6 else row for row in rows],
+        columns=[
+            "photo",
+            "store_id",
+            "register_id",
+            "captured_at",
+            "predicted_age",
+            "status",
+            "receipt_id",
+        ],
+    )
+    return frame.astype(
+        {"predicted_age": "Float64", "captured_at": "datetime64[us]", "receipt_id": "string"}
+    )
+
+
+def _receipts(lines: pa.Table, captures: pd.DataFrame, **options) -> pd.DataFrame:
+    with connect() as con:
+        tables = join_day(
+            con,
+            day=DAY,
+            lines=lines,
+            catalog=CATALOG,
+            captures=captures,
+            model_version="m1",
+            age_bounds=options.get("age_bounds", DEFAULT_AGE_BOUNDS),
+            window_before_s=options.get("before", 120.0),
+            window_after_s=options.get("after", 5.0),
+        )
+    return tables["receipt_ages"].to_pandas().set_index("receipt_id")
+
+
+def _one(offset_s: float, register: str = "R1", **options) -> pd.Series:
+    """The receipt_ages row of one receipt paid at PAID, with one capture at PAID + offset."""
+    captures = _captures(
+        ("S1/R1/a.jpg", "S1", register, PAID + dt.timedelta(seconds=offset_s), 30.0, "ok")
+    )
+    return _receipts(_lines(("r1", "S1", "R1", PAID)), captures, **options).loc["r1"]
+
+
+@pytest.mark.parametrize(
+    ("offset_s", "status"),
+    [(-120, "matched"), (-121, "no_photo"), (0, "matched"), (5, "matched"), (6, "no_photo")],
+)
+def test_window_edges(offset_s: float, status: str) -> None:
+    row = _one(offset_s)
+    assert row["status"] == status
+    assert (row["photo"] == "S1/R1/a.jpg") == (status == "matched")
+
+
+def test_window_is_configurable() -> None:
+    assert _one(-121, before=130.0)["status"] == "matched"
+    assert _one(3, after=2.0)["status"] == "no_photo"
+
+
+def test_wrong_register_is_no_photo() -> None:
+    row = _one(-10, register="R2")
+    assert row["status"] == "no_photo"
+    assert pd.isna(row["predicted_age"]) and pd.isna(row["age_group"])
+
+
+def test_latest_of_two_captures_wins() -> None:
+    captures = _captures(
+        ("early.jpg", "S1", "R1", PAID - dt.timedelta(seconds=60), 50.0, "ok"),
+        ("late.jpg", "S1", "R1", PAID - dt.timedelta(seconds=10), 20.0, "ok"),
+    )
+    row = _receipts(_lines(("r1", "S1", "R1", PAID)), captures).loc["r1"]
+    assert (row["photo"], row["predicted_age"], row["age_group"]) == ("late.jpg", 20.0, "18-24")
+
+
+def test_no_capture_at_all() -> None:
+    row = _receipts(_lines(("r1", "S1", "R1", PAID)), _captures()).loc["r1"]
+    assert row["status"] == "no_photo"
+
+
+def test_unreadable_photo_is_counted_not_guessed() -> None:
+    captures = _captures(
+        ("bad.jpg", "S1", "R1", PAID - dt.timedelta(seconds=5), None, "unreadable")
+    )
+    row = _receipts(_lines(("r1", "S1", "R1", PAID)), captures).loc["r1"]
+    assert row["status"] == "unreadable"
+    assert row["photo"] == "bad.jpg" and pd.isna(row["predicted_age"])
+
+
+def test_burst_in_one_second_prefers_the_readable_shot() -> None:
+    at = PAID - dt.timedelta(seconds=5)
+    captures = _captures(
+        ("t.jpg", "S1", "R1", at, 40.0, "ok"),
+        ("t_1.jpg", "S1", "R1", at, None, "unreadable"),
+    )
+    row = _receipts(_lines(("r1", "S1", "R1", PAID)), captures).loc["r1"]
+    assert (row["photo"], row["status"]) == ("t.jpg", "matched")
+
+
+def test_manifest_receipt_ids_win_over_time() -> None:
+    captures = _captures(
+        # Named for r1 although taken long before and at another register.
+        ("named.jpg", "S1", "R9", PAID - dt.timedelta(hours=1), 70.0, "ok", "r1"),
+        # Closest in time to r1, but r2's own by name: not used for r1.
+        ("r2.jpg", "S1", "R1", PAID - dt.timedelta(seconds=3), 16.0, "ok", "r2"),
+        ("free.jpg", "S1", "R1", PAID - dt.timedelta(seconds=20), 33.0, "ok"),
+    )
+    lines = _lines(("r1", "S1", "R1", PAID), ("r2", "S1", "R1", PAID + dt.timedelta(hours=2)))
+    rows = _receipts(lines, captures)
+    assert rows.loc["r1", "photo"] == "named.jpg" and rows.loc["r1", "age_group"] == "65+"
+    assert rows.loc["r2", "photo"] == "r2.jpg" and rows.loc["r2", "age_group"] == "<18"
+
+
+@pytest.mark.parametrize(
+    ("age", "group"),
+    [
+        (17.99, "<18"),
+        (18.0, "18-24"),
+        (24.99, "18-24"),
+        (25.0, "25-34"),
+        (64.9, "55-64"),
+        (65.0, "65+"),
+    ],
+)
+def test_age_group_boundaries(age: float, group: str) -> None:
+    captures = _captures(("a.jpg", "S1", "R1", PAID, age, "ok"))
+    assert _receipts(_lines(("r1", "S1", "R1", PAID)), captures).loc["r1", "age_group"] == group
+
+
+def test_custom_age_groups() -> None:
+    captures = _captures(("a.jpg", "S1", "R1", PAID, 40.0, "ok"))
+    row = _receipts(_lines(("r1", "S1", "R1", PAID)), captures, age_bounds=(21, 40)).loc["r1"]
+    assert row["age_group"] == "40+"
+
+
+def test_purchases_put_receipts_without_age_in_unknown_and_add_up() -> None:
+    captures = _captures(("a.jpg", "S1", "R1", PAID - dt.timedelta(seconds=5), 30.0, "ok"))
+    lines = _lines(("r1", "S1", "R1", PAID), ("r2", "S1", "R2", PAID))
+    with connect() as con:
+        tables = join_day(
+            con,
+            day=DAY,
+            lines=lines,
+            catalog=CATALOG,
+            captures=captures,
+            model_version="m1",
+            age_bounds=DEFAULT_AGE_BOUNDS,
+            window_before_s=120,
+            window_after_s=5,
+        )
+    purchases = tables["age_group_purchases"].to_pandas().set_index("age_group")
+    assert purchases.loc["25-34", "receipts"] == 1 and purchases.loc["unknown", "receipts"] == 1
+    assert purchases["revenue"].sum() == pytest.approx(9.0)
