@@ -1,0 +1,147 @@
+"""The `agebatch` command: runs, backfills, loose predictions and bad input, in-process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from agebatch.cli import main
+from agebatch.sample import SampleDay, make_sample_day
+from tests.conftest import DAY
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> SampleDay:
+    return make_sample_day(tmp_path / "data", DAY, receipts=40, face_style="solid", seed=5)
+
+
+def _args(sample: SampleDay, out: Path, model: Path, *extra: str) -> list[str]:
+    return [
+        "--photos", str(sample.photos),
+        "--transactions", str(sample.transactions),
+        "--catalog", str(sample.catalog),
+        "--out", str(out),
+        "--model", str(model),
+        *extra,
+    ]  # fmt: skip
+
+
+def test_run_publishes_and_prints_where(
+    sample: SampleDay, tmp_path: Path, brightness_model_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code = main(["run", "--day", str(DAY), *_args(sample, tmp_path / "out", brightness_model_path)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "receipts_matched" in printed and "read_parquet(" in printed
+    ages = pd.read_parquet(tmp_path / "out" / "receipt_ages")
+    assert len(ages) == 40
+
+
+def test_backfill_runs_each_day_and_reports_failures(
+    sample: SampleDay, tmp_path: Path, brightness_model_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    make_sample_day(tmp_path / "data", DAY + dt.timedelta(days=1), receipts=10, face_style="solid")
+    # DAY + 2 has neither photos nor transactions: reported, the other days still published.
+    argv = ["backfill", "--start", str(DAY), "--end", str(DAY + dt.timedelta(days=2))]
+    code = main([*argv, *_args(sample, tmp_path / "out", brightness_model_path)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "2 of 3 days published; failed: 2026-11-26" in captured.out
+    days = sorted(p.name for p in (tmp_path / "out" / "receipt_ages").iterdir())
+    assert days == ["day=2026-11-24", "day=2026-11-25"]
+
+
+def test_predict_loose_images(
+    tmp_path: Path, brightness_model_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "anywhere" / "deep"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (50, 80), (102, 102, 102)).save(folder / "grey.png")  # 102 / 2.55 = 40
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "ages.csv"
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "anywhere"),
+                "--out",
+                str(out),
+                "--model",
+                str(brightness_model_path),
+            ]
+        )
+        == 0
+    )
+    table = pd.read_csv(out).set_index("status")
+    assert table.loc["ok", "predicted_age"] == pytest.approx(40.0, abs=0.01)
+    assert pd.isna(table.loc["unreadable", "predicted_age"])
+    assert "Wrote 2 predictions" in capsys.readouterr().out
+
+
+def _break(sample: SampleDay, problem: str, tmp_path: Path) -> tuple[list[str], str]:
+    """Damage one input; return extra CLI args and the expected message."""
+    tx = sample.transactions / f"{DAY}.parquet"
+    if problem == "missing day folder":
+        shutil.rmtree(sample.photos / str(DAY))
+        return [], "Photo folder .* does not exist"
+    if problem == "missing transactions":
+        tx.unlink()
+        return [], "No transactions for 2026-11-24"
+    if problem == "unreadable transactions":
+        tx.write_bytes(b"garbage")
+        return [], "Transactions file .* cannot be read"
+    if problem == "missing column":
+        pd.read_parquet(tx).drop(columns="amount").to_parquet(tx)
+        return [], "lacks the column\\(s\\) amount"
+    if problem == "wrong type":
+        lines = pd.read_parquet(tx)
+        lines["paid_at"] = "soon"
+        lines.to_parquet(tx)
+        return [], "column paid_at has 1.* not of type timestamp"
+    if problem == "missing catalog":
+        sample.catalog.unlink()
+        return [], "Catalog file .* does not exist"
+    if problem == "unreadable model":
+        bad = tmp_path / "bad.keras"
+        bad.write_bytes(b"not a model")
+        card = {"name": "x", "version": "1", "input": {"height": 64, "width": 64}}
+        (tmp_path / "bad.card.json").write_text(json.dumps({**card, "output": {"kind": "age"}}))
+        return ["--model", str(bad)], "Model file .*bad.keras cannot be loaded"
+    raise AssertionError(problem)
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [
+        "missing day folder",
+        "missing transactions",
+        "unreadable transactions",
+        "missing column",
+        "wrong type",
+        "missing catalog",
+        "unreadable model",
+    ],
+)
+def test_bad_input_is_one_sentence_and_publishes_nothing(
+    problem: str,
+    sample: SampleDay,
+    tmp_path: Path,
+    brightness_model_path: Path,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    extra, message = _break(sample, problem, tmp_path)
+    out = tmp_path / "out"
+    code = main(["run", "--day", str(DAY), *_args(sample, out, brightness_model_path, *extra)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("agebatch: error: ")
+    assert re.search(message, err[-1]), err[-1]
+    assert not any(out.rglob("*.parquet"))
