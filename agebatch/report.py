@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from agebatch.pipeline import RunSummary
@@ -34,10 +35,10 @@ def print_summary(summary: RunSummary, out: Path) -> None:
 
 
 def example_query(out: Path) -> str:
-    """A DuckDB command that shows the age-group purchases published under out."""
+    """A shell command (Python + DuckDB) that shows the age-group purchases under out."""
     glob = out.resolve() / "age_group_purchases" / "*" / "*.parquet"
-    return (
-        'duckdb -c "select day, age_group, sum(receipts) as receipts, sum(revenue) as revenue '
-        f"from read_parquet('{glob}', hive_partitioning = true) "
-        'group by all order by all"'
+    query = (
+        "select day, age_group, sum(units) as units, round(sum(revenue), 2) as revenue "
+        f"from read_parquet('{glob}', hive_partitioning = true) group by all order by all"
     )
+    return f"{sys.executable} -c \"import duckdb; duckdb.sql(\\\"{query}\\\").show()\""
