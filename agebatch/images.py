@@ -49,3 +49,10 @@ def load_face(
     """A photo that already is a face crop, ready for the model; None when unreadable."""
     image = read_rgb(path, max_side=2 * max(size))
     return None if image is None else to_model_input(image, size, crop)
+
+
+def load_faces(
+    paths: list[Path], size: tuple[int, int], crop: tuple[float, float, float, float] | None
+) -> list[np.ndarray | None]:
+    """load_face for a chunk of paths (one call per worker process keeps IPC small)."""
+    return [load_face(path, size, crop) for path in paths]

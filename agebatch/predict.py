@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from agebatch.images import load_face
+from agebatch.images import load_faces
 from agebatch.model import AgeModel
 
 log = logging.getLogger(__name__)
@@ -73,14 +74,21 @@ def stream_predictions(
 ) -> Iterator[list[Prediction]]:
     """Yield predictions batch by batch; batch k+1 is decoded while the model runs batch k.
 
-    At most two batches of pixels are in memory, however many photos the day has.
+    Decoding runs in `workers` processes (threads would serialise on the GIL: measured at
+    1,250 photos/s with 16 threads against 2,700 for one thread alone); each batch is split
+    into one chunk per worker. At most two batches of pixels are in memory, however many
+    photos the day has.
     """
     card = model.card
-    load = partial(load_face, size=(card.width, card.height), crop=card.aligned_crop)
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
-        pending: list[Future[np.ndarray | None]] | None = None
+    decode = partial(load_faces, size=(card.width, card.height), crop=card.aligned_crop)
+    with _decoder(workers) as pool:
+        pending: list[Future[list[np.ndarray | None]]] | None = None
         for start in range(0, len(paths), batch_size):
-            submitted = [pool.submit(load, p) for p in paths[start : start + batch_size]]
+            batch = list(paths[start : start + batch_size])
+            step = -(-len(batch) // max(1, workers))
+            submitted = [
+                pool.submit(decode, batch[i : i + step]) for i in range(0, len(batch), step)
+            ]
             if pending is not None:
                 yield _run_batch(pending, model)
             pending = submitted
@@ -88,9 +96,17 @@ def stream_predictions(
             yield _run_batch(pending, model)
 
 
-def _run_batch(futures: list[Future[np.ndarray | None]], model: AgeModel) -> list[Prediction]:
+def _decoder(workers: int) -> Executor:
+    """Worker processes for decoding (spawned: forking a process that runs TensorFlow is
+    unsafe), or one thread when workers <= 1."""
+    if workers <= 1:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _run_batch(futures: list[Future[list[np.ndarray | None]]], model: AgeModel) -> list[Prediction]:
     """Wait for a batch's decodes and run the model on the readable ones."""
-    images = [f.result() for f in futures]
+    images = [image for future in futures for image in future.result()]
     readable = [img for img in images if img is not None]
     ages = iter(model.predict(np.stack(readable)) if readable else [])
     return [
