@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Prefect's server would otherwise send usage telemetry: the job reaches no one but its API.
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 
 DAY = dt.date(2026, 11, 24)
 

@@ -145,3 +145,24 @@ def test_bad_input_is_one_sentence_and_publishes_nothing(
     assert err[-1].startswith("agebatch: error: ")
     assert re.search(message, err[-1]), err[-1]
     assert not any(out.rglob("*.parquet"))
+
+
+def test_run_reads_csv_transactions_and_parquet_catalog(
+    sample: SampleDay, tmp_path: Path, brightness_model_path: Path
+) -> None:
+    tx = sample.transactions / f"{DAY}.parquet"
+    lines = pd.read_parquet(tx)
+    lines["store_id"] = lines["store_id"].str.replace("S", "0")  # ids with leading zeros
+    lines.to_csv(tx.with_suffix(".csv"), index=False)
+    tx.unlink()
+    catalog = tmp_path / "catalog.parquet"
+    pd.read_csv(sample.catalog).to_parquet(catalog)
+    args = _args(sample, tmp_path / "out", brightness_model_path)
+    args[args.index("--catalog") + 1] = str(catalog)
+    assert main(["run", "--day", str(DAY), *args]) == 0
+    ages = pd.read_parquet(tmp_path / "out" / "receipt_ages")
+    assert len(ages) == 40 and set(ages["store_id"]) <= {"001", "002", "003"}
+    # Photos live under S01/…, the tills now say 001: no receipt can match a photo.
+    assert set(ages["status"]) == {"no_photo"}
+    purchases = pd.read_parquet(tmp_path / "out" / "age_group_purchases")
+    assert purchases["revenue"].sum() == pytest.approx(lines["amount"].sum())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.testing.utilities import prefect_test_harness
 
 from agebatch.flows.nightly import nightly
@@ -110,6 +113,13 @@ def test_flow_publishes_exact_figures(
     assert run["receipts"] == 300 and run["receipts_matched"] == statuses["matched"]
     assert run["photos_per_s"] > 0 and run["model_version"] == "brightness-test-1"
     assert result["receipts_matched"] == statuses["matched"]
+
+    artifacts = get_client(sync_client=True).read_artifacts(
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"agebatch-summary-{DAY}"]))
+    )
+    assert artifacts and artifacts[0].type == "table"
+    summary = {row["measure"]: row["value"] for row in json.loads(artifacts[0].data)}
+    assert summary["receipts"] == 300 and summary["photos_unreadable"] == 3
 
 
 def test_rerun_replaces_exactly_that_day(
