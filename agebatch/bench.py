@@ -24,13 +24,13 @@ from agebatch.predict import predict_paths
 
 
 def bench(
-    paths: Sequence[Path], model: AgeModel, batch_size: int, workers: int
+    paths: Sequence[Path], model: AgeModel, batch_size: int, workers: int, processes: bool
 ) -> dict[str, float]:
     """Time the predict stage (decode + model) and the model alone on ready tensors."""
     warm = list(paths[:batch_size])
-    predict_paths(warm, model, batch_size=batch_size, workers=workers)  # compile, warm caches
-
-    _, stats = predict_paths(paths, model, batch_size=batch_size, workers=workers)
+    options = {"batch_size": batch_size, "workers": workers, "processes": processes}
+    predict_paths(warm, model, **options)  # compile, warm caches
+    _, stats = predict_paths(paths, model, **options)
 
     card = model.card
     load = partial(load_face, size=(card.width, card.height), crop=card.aligned_crop)
@@ -54,13 +54,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--model", type=Path, help="default: the bundled model")
+    parser.add_argument("--decode-processes", action="store_true", help="decode in processes")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     paths = image_paths([args.photos])[: args.n]
     model = load_model(args.model)
     import keras
 
-    figures = bench(paths, model, args.batch_size, args.workers)
+    figures = bench(paths, model, args.batch_size, args.workers, args.decode_processes)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, device {compute_device()}, "
         f"Keras {keras.__version__} ({keras.backend.backend()} backend), model {model.version}"

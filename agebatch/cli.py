@@ -106,7 +106,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=os.cpu_count() or 1,
-        help="decode threads (default: %(default)s)",
+        help="decode workers (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--decode-processes",
+        action="store_true",
+        help="decode in processes instead of threads (faster with many cores, e.g. beside a GPU)",
     )
 
 
@@ -144,6 +149,29 @@ def _add_day_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timezone", default=DEFAULT_TIMEZONE, help="the chain's timezone (default: %(default)s)"
     )
+    policy = parser.add_argument_group("alcohol compliance policy")
+    policy.add_argument(
+        "--legal-age", type=float, default=18.0, help="minimum age to buy (default: %(default)s)"
+    )
+    policy.add_argument(
+        "--challenge-age",
+        type=float,
+        default=25.0,
+        help="shoppers who look younger are asked for ID (default: %(default)s)",
+    )
+    policy.add_argument(
+        "--margin",
+        type=float,
+        default=0.0,
+        metavar="K",
+        help="widen both ages by K times the model's error for the age band (default: 0)",
+    )
+    policy.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="per-store ages: CSV or Parquet with store_id,legal_age,challenge_age",
+    )
 
 
 def _settings(args: argparse.Namespace, day: dt.date) -> Settings:
@@ -159,7 +187,12 @@ def _settings(args: argparse.Namespace, day: dt.date) -> Settings:
         age_bounds=args.age_groups,
         batch_size=args.batch_size,
         workers=args.workers,
+        decode_processes=args.decode_processes,
         timezone=args.timezone,
+        legal_age=args.legal_age,
+        challenge_age=args.challenge_age,
+        margin=args.margin,
+        policy=args.policy,
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -30,8 +32,15 @@ TRANSACTION_COLUMNS = {
     "amount": "decimal(18, 2)",
 }
 CATALOG_COLUMNS = {"sku": "varchar", "category": "varchar", "age_restricted": "boolean"}
-# The tables the join produces, in the order they are built.
-OUTPUT_TABLES = ("receipt_ages", "age_group_purchases")
+# The tables the join builds, in order; restricted_sales only feeds the two after it.
+STATEMENTS = (
+    "receipt_ages",
+    "age_group_purchases",
+    "restricted_sales",
+    "alcohol_checks",
+    "cashier_compliance",
+)
+PUBLISHED = tuple(name for name in STATEMENTS if name != "restricted_sales")
 
 
 def transactions_file(folder: Path, day: dt.date) -> Path:
@@ -105,7 +114,7 @@ def load_table(
         bad, example = con.execute(
             f'select count(*), any_value("{column}"::varchar) from {name}_raw '
             f'where "{column}" is null or try_cast("{column}" as {type_}) is null'
-        ).fetchone()
+        ).fetchall()[0]
         if bad:
             shown = "empty" if example is None else repr(example)
             raise InputError(
@@ -115,6 +124,21 @@ def load_table(
     casts = ", ".join(f'cast("{c}" as {t}) as "{c}"' for c, t in columns.items())
     con.execute(f"create or replace table {name} as select {casts} from {name}_raw")
     con.unregister(f"{name}_raw")
+
+
+@dataclass(frozen=True)
+class ComplianceInputs:
+    """The ID policy and context the compliance report needs (defaults: no per-store policy,
+    no margin, no earlier days)."""
+
+    legal_age: float = 18.0
+    challenge_age: float = 25.0
+    margin: float = 0.0
+    store_policies: pa.Table | None = None  # store_id, legal_age, challenge_age
+    error_margins: pa.Table | None = None  # low, high, mae
+    history: pa.Table | None = None  # earlier days of cashier_compliance
+    days_7d: int = 1
+    days_28d: int = 1
 
 
 def join_day(
@@ -128,28 +152,58 @@ def join_day(
     age_bounds: Sequence[int],
     window_before_s: float,
     window_after_s: float,
+    compliance: ComplianceInputs | None = None,
 ) -> dict[str, pa.Table]:
-    """Match each receipt to its shopper's age and sum purchases per age group, in DuckDB."""
-    con.register("lines", lines)
-    con.register("catalog", catalog)
-    con.register("captures", captures)
+    """Match each receipt to its shopper's age, sum purchases per age group and list the
+    restricted sales to review, in DuckDB; returns the tables to publish."""
+    compliance = compliance or ComplianceInputs()
     groups = pd.DataFrame(age_group_labels(tuple(age_bounds)), columns=["label", "low", "high"])
-    con.register("age_groups", groups)
+    inputs = {
+        "lines": lines,
+        "catalog": catalog,
+        "captures": captures,
+        "age_groups": groups,
+        "policy": _or_empty(compliance.store_policies, _POLICY_SCHEMA),
+        "margins": _or_empty(compliance.error_margins, _MARGIN_SCHEMA),
+        "history": _or_empty(compliance.history, _HISTORY_SCHEMA),
+    }
+    for name, table in inputs.items():
+        con.register(name, table)
     params = {
         "day": day,
         "before_s": float(window_before_s),
         "after_s": float(window_after_s),
         "model_version": model_version,
+        "legal_age": compliance.legal_age,
+        "challenge_age": compliance.challenge_age,
+        "margin": compliance.margin,
+        "days_7d": compliance.days_7d,
+        "days_28d": compliance.days_28d,
     }
-    tables: dict[str, pa.Table] = {}
-    for name in OUTPUT_TABLES:
+    for name in STATEMENTS:
         statement = sql(name)
-        used = {k: v for k, v in params.items() if f"${k}" in statement}
+        used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", statement)}
         con.execute(f"create or replace table {name} as {statement}", used)
-        tables[name] = con.table(name).fetch_arrow_table()
+    tables = {name: con.table(name).fetch_arrow_table() for name in PUBLISHED}
     log.info(
-        "Joined %d receipts (%d with an age)",
+        "Joined %d receipts (%d with an age); %d restricted sales to review",
         tables["receipt_ages"].num_rows,
-        con.execute("select count(*) from receipt_ages where status = 'matched'").fetchone()[0],
+        pc.sum(pc.equal(tables["receipt_ages"]["status"], "matched")).as_py() or 0,
+        tables["alcohol_checks"].num_rows,
     )
     return tables
+
+
+_POLICY_SCHEMA = pa.schema(
+    [("store_id", pa.string()), ("legal_age", pa.float64()), ("challenge_age", pa.float64())]
+)
+_MARGIN_SCHEMA = pa.schema([("low", pa.float64()), ("high", pa.float64()), ("mae", pa.float64())])
+_HISTORY_SCHEMA = pa.schema(
+    [("store_id", pa.string()), ("cashier_id", pa.string())]
+    + [(c, pa.int64()) for c in ("restricted_receipts", "flagged_receipts", "unchecked_receipts")]
+    + [("day", pa.date32())]
+)
+
+
+def _or_empty(table: pa.Table | None, schema: pa.Schema) -> pa.Table:
+    return schema.empty_table() if table is None else table

@@ -33,6 +33,7 @@ def predict_loose(
     model_path: Path | None = None,
     batch_size: int = 64,
     workers: int = 2,
+    processes: bool = False,
     progress: Callable[[int], Progress] | None = None,
 ) -> int:
     """Write path, predicted_age, status for every image to out (.csv or .parquet)."""
@@ -45,6 +46,7 @@ def predict_loose(
         model,
         batch_size=batch_size,
         workers=workers,
+        processes=processes,
         progress=progress and progress(len(files)),
     )
     table = pd.DataFrame(

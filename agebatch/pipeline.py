@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from agebatch import __version__
 from agebatch.captures import Captures, find_captures
+from agebatch.compliance import compliance_inputs
 from agebatch.join import connect, join_day, read_catalog, read_transactions
 from agebatch.model import AgeModel, compute_device, load_model
 from agebatch.predict import Progress, predict_paths
@@ -73,6 +74,7 @@ RUN_COUNTS = (
     "receipts_matched",
     "receipts_no_photo",
     "receipts_unreadable",
+    "alcohol_checks",
 )
 STAGES = ("find", "predict", "join", "publish")
 
@@ -110,6 +112,7 @@ def predict(
         model,
         batch_size=settings.batch_size,
         workers=settings.workers,
+        processes=settings.decode_processes,
         progress=progress,
     )
     aged = captures.copy()
@@ -128,10 +131,19 @@ def predict(
 
 
 def join(
-    settings: Settings, inputs: DayInputs, aged: pd.DataFrame, summary: RunSummary
+    settings: Settings, inputs: DayInputs, aged: pd.DataFrame, model: AgeModel, summary: RunSummary
 ) -> dict[str, pa.Table]:
-    """Match receipts to ages and sum purchases per age group, in DuckDB."""
+    """Match receipts to ages, sum purchases per age group, list restricted sales to review."""
     with _timed(summary.seconds, "join"), connect() as con:
+        compliance = compliance_inputs(
+            legal_age=settings.legal_age,
+            challenge_age=settings.challenge_age,
+            margin=settings.margin,
+            policy_file=settings.policy,
+            card=model.card,
+            out=settings.out,
+            day=settings.day,
+        )
         tables = join_day(
             con,
             day=settings.day,
@@ -142,6 +154,7 @@ def join(
             age_bounds=settings.age_bounds,
             window_before_s=settings.window_before_s,
             window_after_s=settings.window_after_s,
+            compliance=compliance,
         )
     status = pd.Series(tables["receipt_ages"].column("status").to_pylist(), dtype="string")
     summary.counts.update(
@@ -149,6 +162,7 @@ def join(
         receipts_matched=int((status == "matched").sum()),
         receipts_no_photo=int((status == "no_photo").sum()),
         receipts_unreadable=int((status == "unreadable").sum()),
+        alcohol_checks=tables["alcohol_checks"].num_rows,
     )
     return tables
 
@@ -176,7 +190,7 @@ def run_day(
     inputs = find(settings, summary)
     total = len(inputs.captures.table)
     aged = predict(settings, inputs, model, summary, progress and progress(total))
-    tables = join(settings, inputs, aged, summary)
+    tables = join(settings, inputs, aged, model, summary)
     publish(settings, tables, summary)
     return summary
 

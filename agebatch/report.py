@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+
 from agebatch.pipeline import RunSummary
 
 
@@ -20,6 +22,16 @@ def summary_rows(summary: RunSummary) -> list[dict[str, object]]:
     rows += [{"measure": f"{k}_s", "value": round(v, 2)} for k, v in summary.seconds.items()]
     rows.append({"measure": "photos_per_s", "value": round(summary.photos_per_s, 1)})
     return rows
+
+
+def top_cashiers(compliance: pa.Table, n: int = 10) -> list[dict[str, object]]:
+    """The n cashiers with the highest flagged rate of restricted sales on the day."""
+    rows = sorted(
+        compliance.to_pylist(),
+        key=lambda r: (-r["flagged_rate"], -r["flagged_receipts"], r["store_id"], r["cashier_id"]),
+    )
+    keep = ("store_id", "cashier_id", "restricted_receipts", "flagged_receipts", "flagged_rate")
+    return [{k: round(r[k], 3) if k == "flagged_rate" else r[k] for k in keep} for r in rows[:n]]
 
 
 def print_summary(summary: RunSummary, out: Path) -> None:
@@ -41,4 +53,4 @@ def example_query(out: Path) -> str:
         "select day, age_group, sum(units) as units, round(sum(revenue), 2) as revenue "
         f"from read_parquet('{glob}', hive_partitioning = true) group by all order by all"
     )
-    return f"{sys.executable} -c \"import duckdb; duckdb.sql(\\\"{query}\\\").show()\""
+    return f'{sys.executable} -c "import duckdb; duckdb.sql(\\"{query}\\").show()"'

@@ -65,7 +65,12 @@ class Settings:
     age_bounds: tuple[int, ...] = DEFAULT_AGE_BOUNDS
     batch_size: int = 64
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    decode_processes: bool = False  # decode in processes (many cores, e.g. beside a GPU)
     timezone: str = DEFAULT_TIMEZONE
+    legal_age: float = 18.0
+    challenge_age: float = 25.0
+    margin: float = 0.0  # widen the ID check by this many times the model's error (card)
+    policy: Path | None = None  # per-store legal_age / challenge_age (CSV or Parquet)
 
     def __post_init__(self) -> None:
         if self.window_before_s < 0 or self.window_after_s < 0:

@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from agebatch import pipeline
 from agebatch.errors import InputError
 from agebatch.model import AgeModel, load_model
-from agebatch.report import summary_rows
+from agebatch.report import summary_rows, top_cashiers
 from agebatch.settings import DEFAULT_TIMEZONE, Settings, parse_age_bounds, parse_day, yesterday
 
 if TYPE_CHECKING:  # the flow itself handles no tables
@@ -59,10 +59,14 @@ def predict(
 
 @task(cache_policy=NO_CACHE)
 def join(
-    settings: Settings, inputs: pipeline.DayInputs, aged: pd.DataFrame, summary: pipeline.RunSummary
+    settings: Settings,
+    inputs: pipeline.DayInputs,
+    aged: pd.DataFrame,
+    model: AgeModel,
+    summary: pipeline.RunSummary,
 ) -> dict[str, pa.Table]:
-    """Match receipts to ages and sum purchases per age group in DuckDB."""
-    return pipeline.join(settings, inputs, aged, summary)
+    """Match receipts to ages, sum purchases per age group, list restricted sales, in DuckDB."""
+    return pipeline.join(settings, inputs, aged, model, summary)
 
 
 @task(cache_policy=NO_CACHE, **_IO)
@@ -84,6 +88,10 @@ def nightly(
     age_groups: str = "18,25,35,45,55,65",
     batch_size: int = 64,
     timezone: str = DEFAULT_TIMEZONE,
+    legal_age: float = 18.0,
+    challenge_age: float = 25.0,
+    margin: float = 0.0,
+    policy: str | None = None,
 ) -> dict[str, object]:
     """Turn one day's checkout photos and transactions into published age analytics."""
     settings = Settings(
@@ -98,17 +106,27 @@ def nightly(
         age_bounds=parse_age_bounds(age_groups),
         batch_size=batch_size,
         timezone=timezone,
+        legal_age=legal_age,
+        challenge_age=challenge_age,
+        margin=margin,
+        policy=Path(policy) if policy else None,
     )
     model_ = load(settings)
     summary = pipeline.start(settings, model_)
     inputs = find(settings, summary)
     aged = predict(settings, inputs, model_, summary)
-    tables = join(settings, inputs, aged, summary)
+    tables = join(settings, inputs, aged, model_, summary)
     publish(settings, tables, summary)
     create_table_artifact(
         table=summary_rows(summary),
         key=f"agebatch-summary-{settings.day.isoformat()}",
         description=f"agebatch nightly run for {settings.day}: counts, timings, model",
+    )
+    create_table_artifact(
+        table=top_cashiers(tables["cashier_compliance"]),
+        key=f"agebatch-cashiers-{settings.day.isoformat()}",
+        description=f"Cashiers with the highest share of flagged alcohol sales on {settings.day}"
+        " (a list to review, not a verdict)",
     )
     return {row["measure"]: row["value"] for row in summary_rows(summary)}
 

@@ -1,0 +1,11 @@
+-- Age-restricted sales a manager should review: the shopper looked under the challenge age,
+-- or no usable photo shows who bought (an unchecked sale). A list to review, not a verdict.
+-- Input: restricted_sales.
+with final as (
+    select *
+    from restricted_sales
+    where reason is not null
+)
+
+select * from final
+order by store_id, cashier_id, paid_at, receipt_id
