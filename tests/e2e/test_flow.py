@@ -114,12 +114,36 @@ def test_flow_publishes_exact_figures(
     assert run["photos_per_s"] > 0 and run["model_version"] == "brightness-test-1"
     assert result["receipts_matched"] == statuses["matched"]
 
+    # Alcohol: receipts that sold restricted units, shopper under 25 or not seen.
+    lines = pd.read_parquet(sample.transactions / f"{DAY}.parquet").merge(
+        pd.read_csv(sample.catalog), on="sku"
+    )
+    units = lines[lines["age_restricted"]].groupby("receipt_id")["quantity"].sum()
+    sold = truth.loc[units[units > 0].index]
+    review = sold[(sold["status"] != "matched") | (sold["age"] < 25)]
+    checks = _read(tmp_path, "alcohol_checks").set_index("receipt_id")
+    assert sorted(checks.index) == sorted(review.index) and len(checks) > 10
+    expected_reason = np.where(
+        review["status"] != "matched",
+        review["status"],
+        np.where(review["age"] < 18, "under_legal_age", "under_challenge_age"),
+    )
+    assert checks.loc[review.index, "reason"].tolist() == expected_reason.tolist()
+    cashiers = _read(tmp_path, "cashier_compliance")
+    assert cashiers["restricted_receipts"].sum() == len(sold)
+    assert cashiers["flagged_receipts"].sum() == (review["status"] == "matched").sum()
+
     artifacts = get_client(sync_client=True).read_artifacts(
         artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"agebatch-summary-{DAY}"]))
     )
     assert artifacts and artifacts[0].type == "table"
     summary = {row["measure"]: row["value"] for row in json.loads(artifacts[0].data)}
     assert summary["receipts"] == 300 and summary["photos_unreadable"] == 3
+    top = get_client(sync_client=True).read_artifacts(
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"agebatch-cashiers-{DAY}"]))
+    )
+    rates = [row["flagged_rate"] for row in json.loads(top[0].data)]
+    assert rates == sorted(rates, reverse=True) and len(rates) == len(cashiers)
 
 
 def test_rerun_replaces_exactly_that_day(
