@@ -53,8 +53,10 @@ def run_demo(
         out=str(out),
         model=str(model) if model else None,
     )
-    print(f"\nPublished Parquet for {day} under {out}/ (receipt_ages, age_group_purchases, runs).")
+    tables = ", ".join(sorted(p.name for p in out.iterdir() if not p.name.startswith(".")))
+    print(f"\nPublished Parquet for {day} under {out}/: {tables}.")
     _print_shares(out, sample.truth if faces else None)
+    _print_alcohol(out)
     print("\nQuery it yourself:")
     print(f"  {example_query(out)}")
     if not faces:
@@ -63,6 +65,30 @@ def run_demo(
             " run with --faces DIR to build the day from real labelled faces."
         )
     return 0
+
+
+def _print_alcohol(out: Path) -> None:
+    """Print the day's alcohol sales to review, by reason, and the cashiers with most flags."""
+    checks = str(out / "alcohol_checks" / "*" / "*.parquet")
+    reasons = duckdb.sql(
+        "select reason, count(*) from read_parquet($glob, hive_partitioning = true) "
+        "group by reason order by reason",
+        params={"glob": checks},
+    ).fetchall()
+    print(
+        "\nAlcohol sales to review (alcohol_checks): " + ", ".join(f"{n} {r}" for r, n in reasons)
+    )
+    cashiers = duckdb.sql(
+        "select store_id, cashier_id, flagged_receipts, restricted_receipts, flagged_rate "
+        "from read_parquet($glob, hive_partitioning = true) "
+        "order by flagged_rate desc, flagged_receipts desc limit 3",
+        params={"glob": str(out / "cashier_compliance" / "*" / "*.parquet")},
+    ).fetchall()
+    print("Cashiers with the highest flagged rate (cashier_compliance):")
+    for store, cashier, flagged, restricted, rate in cashiers:
+        print(
+            f"  {store} {cashier}: {flagged} of {restricted} restricted sales flagged ({rate:.0%})"
+        )
 
 
 def _print_shares(out: Path, truth) -> None:
