@@ -1,4 +1,4 @@
-"""The `agebatch` command: run · backfill · predict · demo · evaluate."""
+"""The `agebatch` command: run · backfill · predict · evaluate · demo."""
 
 from __future__ import annotations
 
@@ -75,6 +75,30 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", type=Path, required=True, help="output .csv or .parquet")
     _add_model_options(predict)
     predict.set_defaults(handler=_cmd_predict)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="measure a model on labelled faces",
+        description="Measure an age model on labelled faces (labels.csv with file_name,real_age "
+        "+ final_files/): MAE overall and per band, Challenge-25 error rates, and how far the "
+        "published age-group shares are from the true ones, raw and corrected.",
+    )
+    evaluate.add_argument("--faces", type=Path, required=True, help="labelled faces folder")
+    evaluate.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
+    evaluate.add_argument(
+        "--split",
+        choices=("all", "calibration", "holdout"),
+        default="all",
+        help="all faces, or one side of the fixed 50/50 split by file name (default: all)",
+    )
+    evaluate.add_argument(
+        "--write-confusion",
+        action="store_true",
+        help="store the model's age confusion on these faces in its card, for corrected shares "
+        "(use --split calibration, then measure on --split holdout)",
+    )
+    _add_model_options(evaluate)
+    evaluate.set_defaults(handler=_cmd_evaluate, batch_size=256)
 
     demo = sub.add_parser(
         "demo",
@@ -248,6 +272,29 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             progress=bars.new,
         )
     print(f"Wrote {count} predictions to {args.out}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from agebatch.evaluate import evaluate, format_table, read_labelled, write_confusion
+    from agebatch.model import load_model
+
+    model = load_model(args.model)
+    faces = read_labelled(args.faces, args.split)
+    with _ProgressBars() as bars:
+        result, predicted = evaluate(
+            model, faces, batch_size=args.batch_size, workers=args.workers, progress=bars.new
+        )
+    result["faces"] = str(args.faces)
+    result["split"] = args.split
+    print(format_table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"Wrote {args.json}")
+    if args.write_confusion:
+        print(f"Wrote the age confusion to {write_confusion(model, faces, predicted, args.split)}")
     return 0
 
 

@@ -36,6 +36,7 @@ CATALOG_COLUMNS = {"sku": "varchar", "category": "varchar", "age_restricted": "b
 STATEMENTS = (
     "receipt_ages",
     "age_group_purchases",
+    "age_group_shares",
     "restricted_sales",
     "alcohol_checks",
     "cashier_compliance",

@@ -21,6 +21,7 @@ from agebatch.model import AgeModel, compute_device, load_model
 from agebatch.predict import Progress, predict_paths
 from agebatch.publish import new_run_id, publish_day
 from agebatch.settings import Settings
+from agebatch.shares import add_corrected_shares
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,13 @@ def join(
             window_before_s=settings.window_before_s,
             window_after_s=settings.window_after_s,
             compliance=compliance,
+        )
+        confusion = model.card.raw.get("age_confusion") or {}
+        tables["age_group_shares"] = add_corrected_shares(
+            tables["age_group_shares"],
+            confusion.get("counts"),
+            f"{model.version} on {confusion.get('split', '?')}",
+            settings.age_bounds,
         )
     status = pd.Series(tables["receipt_ages"].column("status").to_pylist(), dtype="string")
     summary.counts.update(
