@@ -33,7 +33,9 @@ def bench(
     _, stats = predict_paths(paths, model, **options)
 
     card = model.card
-    load = partial(load_face, size=(card.width, card.height), crop=card.aligned_crop)
+    load = partial(
+        load_face, size=(card.width, card.height), crop=card.aligned_crop, resample=card.resample
+    )
     images = np.stack([img for img in map(load, paths) if img is not None])
     started = time.perf_counter()
     for start in range(0, len(images), batch_size):

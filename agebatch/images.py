@@ -35,24 +35,31 @@ def to_model_input(
     image: Image.Image,
     size: tuple[int, int],
     crop: tuple[float, float, float, float] | None = None,
+    resample: str = "bilinear",
 ) -> np.ndarray:
-    """Crop (box as fractions of the image) and resize to (width, height); uint8 HWC RGB."""
-    if crop is not None:
-        w, h = image.size
-        image = image.crop((crop[0] * w, crop[1] * h, crop[2] * w, crop[3] * h))
-    return np.asarray(image.resize(size, Image.Resampling.BILINEAR), dtype=np.uint8)
+    """Resize the crop box (fractions of the image) to (width, height); uint8 HWC RGB."""
+    w, h = image.size
+    box = (0, 0, w, h) if crop is None else (crop[0] * w, crop[1] * h, crop[2] * w, crop[3] * h)
+    method = Image.Resampling[resample.upper()]
+    return np.asarray(image.resize(size, method, box=box), dtype=np.uint8)
 
 
 def load_face(
-    path: Path, size: tuple[int, int], crop: tuple[float, float, float, float] | None = None
+    path: Path,
+    size: tuple[int, int],
+    crop: tuple[float, float, float, float] | None = None,
+    resample: str = "bilinear",
 ) -> np.ndarray | None:
     """A photo that already is a face crop, ready for the model; None when unreadable."""
     image = read_rgb(path, max_side=2 * max(size))
-    return None if image is None else to_model_input(image, size, crop)
+    return None if image is None else to_model_input(image, size, crop, resample)
 
 
 def load_faces(
-    paths: list[Path], size: tuple[int, int], crop: tuple[float, float, float, float] | None
+    paths: list[Path],
+    size: tuple[int, int],
+    crop: tuple[float, float, float, float] | None,
+    resample: str = "bilinear",
 ) -> list[np.ndarray | None]:
     """load_face for a chunk of paths (one call per worker process keeps IPC small)."""
-    return [load_face(path, size, crop) for path in paths]
+    return [load_face(path, size, crop, resample) for path in paths]

@@ -31,6 +31,7 @@ class ModelCard:
     output_kind: str  # "age": one scalar; "distribution": probabilities over `ages`
     ages: tuple[float, ...] | None = None
     aligned_crop: tuple[float, float, float, float] | None = None  # box of a face crop, fractions
+    resample: str = "bilinear"  # PIL resampling used to shrink the crop: bilinear, box, …
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -77,6 +78,7 @@ def read_card(model_path: Path) -> ModelCard:
             output_kind=str(out["kind"]),
             ages=tuple(float(a) for a in out["ages"]) if out.get("ages") else None,
             aligned_crop=tuple(float(v) for v in crop["box"]) if crop.get("box") else None,
+            resample=str(crop.get("resample", "bilinear")),
             raw=raw,
         )
     except (KeyError, TypeError, ValueError) as error:

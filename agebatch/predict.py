@@ -90,7 +90,9 @@ def stream_predictions(
     batches of pixels are in memory, however many photos the day has.
     """
     card = model.card
-    decode = partial(load_faces, size=(card.width, card.height), crop=card.aligned_crop)
+    decode = partial(
+        load_faces, size=(card.width, card.height), crop=card.aligned_crop, resample=card.resample
+    )
     with _decoder(workers, processes) as pool:
         pending: list[Future[list[np.ndarray | None]]] | None = None
         for start in range(0, len(paths), batch_size):
