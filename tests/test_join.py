@@ -55,9 +55,9 @@ def _captures(*rows: tuple) -> pd.DataFrame:
     )
 
 
-def _receipts(lines: pa.Table, captures: pd.DataFrame, **options) -> pd.DataFrame:
+def _join(lines: pa.Table, captures: pd.DataFrame, **options) -> dict[str, pa.Table]:
     with connect() as con:
-        tables = join_day(
+        return join_day(
             con,
             day=DAY,
             lines=lines,
@@ -68,7 +68,10 @@ def _receipts(lines: pa.Table, captures: pd.DataFrame, **options) -> pd.DataFram
             window_before_s=options.get("before", 120.0),
             window_after_s=options.get("after", 5.0),
         )
-    return tables["receipt_ages"].to_pandas().set_index("receipt_id")
+
+
+def _receipts(lines: pa.Table, captures: pd.DataFrame, **options) -> pd.DataFrame:
+    return _join(lines, captures, **options)["receipt_ages"].to_pandas().set_index("receipt_id")
 
 
 def _one(offset_s: float, register: str = "R1", **options) -> pd.Series:
@@ -172,18 +175,7 @@ def test_custom_age_groups() -> None:
 def test_purchases_put_receipts_without_age_in_unknown_and_add_up() -> None:
     captures = _captures(("a.jpg", "S1", "R1", PAID - dt.timedelta(seconds=5), 30.0, "ok"))
     lines = _lines(("r1", "S1", "R1", PAID), ("r2", "S1", "R2", PAID))
-    with connect() as con:
-        tables = join_day(
-            con,
-            day=DAY,
-            lines=lines,
-            catalog=CATALOG,
-            captures=captures,
-            model_version="m1",
-            age_bounds=DEFAULT_AGE_BOUNDS,
-            window_before_s=120,
-            window_after_s=5,
-        )
+    tables = _join(lines, captures)
     purchases = tables["age_group_purchases"].to_pandas().set_index("age_group")
     assert purchases.loc["25-34", "receipts"] == 1 and purchases.loc["unknown", "receipts"] == 1
     assert purchases["revenue"].sum() == pytest.approx(9.0)
