@@ -67,23 +67,26 @@ def run_demo(
     return 0
 
 
+def _query(out: Path, table: str, select: str) -> list[tuple]:
+    """Run `select` over one published table, which it names `t`."""
+    return duckdb.sql(
+        f"with t as (select * from read_parquet($glob, hive_partitioning = true)) {select}",
+        params={"glob": str(out / table / "*" / "*.parquet")},
+    ).fetchall()
+
+
 def _print_alcohol(out: Path) -> None:
     """Print the day's alcohol sales to review, by reason, and the cashiers with most flags."""
-    checks = str(out / "alcohol_checks" / "*" / "*.parquet")
-    reasons = duckdb.sql(
-        "select reason, count(*) from read_parquet($glob, hive_partitioning = true) "
-        "group by reason order by reason",
-        params={"glob": checks},
-    ).fetchall()
+    reasons = _query(out, "alcohol_checks", "select reason, count(*) from t group by 1 order by 1")
     print(
         "\nAlcohol sales to review (alcohol_checks): " + ", ".join(f"{n} {r}" for r, n in reasons)
     )
-    cashiers = duckdb.sql(
+    cashiers = _query(
+        out,
+        "cashier_compliance",
         "select store_id, cashier_id, flagged_receipts, restricted_receipts, flagged_rate "
-        "from read_parquet($glob, hive_partitioning = true) "
-        "order by flagged_rate desc, flagged_receipts desc limit 3",
-        params={"glob": str(out / "cashier_compliance" / "*" / "*.parquet")},
-    ).fetchall()
+        "from t order by flagged_rate desc, flagged_receipts desc limit 3",
+    )
     print("Cashiers with the highest flagged rate (cashier_compliance):")
     for store, cashier, flagged, restricted, rate in cashiers:
         print(
@@ -93,12 +96,9 @@ def _print_alcohol(out: Path) -> None:
 
 def _print_shares(out: Path, truth) -> None:
     """Print the published age-group shares (and, with real faces, the true ones)."""
-    glob = str(out / "receipt_ages" / "*" / "*.parquet")
-    rows = duckdb.sql(
-        "select receipt_id, age_group from read_parquet($glob, hive_partitioning = true) "
-        "where status = 'matched'",
-        params={"glob": glob},
-    ).fetchall()
+    rows = _query(
+        out, "receipt_ages", "select receipt_id, age_group from t where status = 'matched'"
+    )
     groups = [label for label, *_ in age_group_labels(DEFAULT_AGE_BOUNDS)]
     published = shares([group for _, group in rows], groups)
     header = f"  {'age group':<10} {'published':>9}"
