@@ -15,6 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.testing.utilities import prefect_test_harness
 
+from agebatch.errors import InputError
 from agebatch.flows.nightly import nightly
 from agebatch.sample import SampleDay, make_sample_day
 from agebatch.settings import DEFAULT_AGE_BOUNDS, age_group_labels
@@ -168,3 +169,28 @@ def test_rerun_replaces_exactly_that_day(
         p: p.read_bytes() for p in (tmp_path / "out").rglob(f"day={other_day}/*")
     } == other_files
     assert not any((tmp_path / "out" / ".staging").glob(f"{DAY}-*"))
+
+
+def test_demo_generates_runs_and_reports(
+    harness: None,
+    tmp_path: Path,
+    brightness_model_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    from agebatch.demo import run_demo
+
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    work = tmp_path / "demo"
+    assert run_demo(work, receipts=60, seed=1, model=brightness_model_path) == 0
+    printed = capsys.readouterr().out
+    tables = "age_group_purchases, age_group_shares, alcohol_checks, cashier_compliance"
+    assert f"{tables}, receipt_ages, runs." in printed
+    assert "Alcohol sales to review (alcohol_checks):" in printed
+    assert "read_parquet(" in printed
+    assert len(_read(work / "out", "receipt_ages")) == 60
+    # A folder that is not a demo folder is refused rather than overwritten.
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "data.txt").write_text("keep")
+    with pytest.raises(InputError, match="not an agebatch demo folder"):
+        run_demo(tmp_path / "precious")
