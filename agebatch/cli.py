@@ -1,4 +1,4 @@
-"""The `agebatch` command: run · backfill · predict · evaluate · demo."""
+"""The `agebatch` command: run · backfill · predict · evaluate · train · demo."""
 
 from __future__ import annotations
 
@@ -87,9 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     evaluate.add_argument(
         "--split",
-        choices=("all", "calibration", "holdout"),
+        choices=("all", "calibration", "holdout", "validation"),
         default="all",
-        help="all faces, or one side of the fixed 50/50 split by file name (default: all)",
+        help="all faces, one side of the fixed 50/50 split by file name, or a trained "
+        "model's validation split from its card (default: all)",
     )
     evaluate.add_argument(
         "--write-confusion",
@@ -99,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_options(evaluate)
     evaluate.set_defaults(handler=_cmd_evaluate, batch_size=256)
+
+    _add_train_parser(sub)
 
     demo = sub.add_parser(
         "demo",
@@ -119,6 +122,83 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", type=Path, help="a .keras model with its card (default: bundled)")
     demo.set_defaults(handler=_cmd_demo)
     return parser
+
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    from agebatch.train import ARCHS, BALANCES, LOSSES, TrainConfig
+
+    d = TrainConfig()
+    train = sub.add_parser(
+        "train",
+        help="train an age model on labelled faces",
+        description="Train an age model on labelled faces (labels.csv with file_name,real_age "
+        "+ final_files/): fine-tune the bundled model (--arch default, no download, the fast "
+        "path on a CPU) or the original ResNet50 recipe (--arch resnet50). A seeded validation "
+        "split is kept aside; the best epoch by validation MAE is saved with a model card and "
+        "measured like `agebatch evaluate`. Rerunning an interrupted command resumes it.",
+    )
+    train.add_argument("--faces", type=Path, required=True, help="labelled faces folder")
+    train.add_argument("--out", type=Path, required=True, help="the model to write, MODEL.keras")
+    train.add_argument("--arch", choices=ARCHS, default=d.arch, help="default: %(default)s")
+    train.add_argument(
+        "--weights",
+        default=d.weights,
+        help="resnet50 start: imagenet (downloaded once, only when asked), none, or a no-top "
+        "weights file (default: %(default)s)",
+    )
+    train.add_argument(
+        "--image-size", type=int, default=d.image_size, help="resnet50 input (default: 224)"
+    )
+    train.add_argument("--epochs", type=int, default=d.epochs, help="default: %(default)s")
+    train.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
+    train.add_argument(
+        "--learning-rate",
+        type=float,
+        default=d.learning_rate,
+        help="Adam's (default: 1e-4 fine-tuning, 1e-3 resnet50)",
+    )
+    train.add_argument(
+        "--val-share", type=float, default=d.val_share, help="validation share (default: 0.2)"
+    )
+    train.add_argument(
+        "--seed", type=int, default=d.seed, help="split, order and augmentation (default: 0)"
+    )
+    train.add_argument("--limit", type=int, help="train on a seeded subset of N faces")
+    train.add_argument(
+        "--balance",
+        choices=BALANCES,
+        default=d.balance,
+        help="sample weights against the age imbalance, by 5-year bin (default: %(default)s)",
+    )
+    train.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default=d.loss,
+        help="mae: error of the predicted age; mae+dist: plus a label-distribution term on the "
+        "default net's age classes (default: %(default)s)",
+    )
+    train.add_argument(
+        "--patience",
+        type=int,
+        default=d.patience,
+        help="stop after N epochs without a better validation MAE (default: %(default)s)",
+    )
+    train.add_argument(
+        "--flip-tta",
+        choices=("auto", "on", "off"),
+        default=d.flip_tta,
+        help="average with the mirror image at prediction time; auto keeps it when it lowers "
+        "the validation MAE (default: %(default)s)",
+    )
+    train.add_argument(
+        "--workdir", type=Path, help="checkpoints and history (default: <out>.train/)"
+    )
+    train.add_argument(
+        "--fresh", action="store_true", help="discard an interrupted run instead of resuming"
+    )
+    train.add_argument("--json", type=Path, help="also write the validation metrics here")
+    train.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decode threads")
+    train.set_defaults(handler=_cmd_train)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -282,7 +362,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from agebatch.model import load_model
 
     model = load_model(args.model)
-    faces = read_labelled(args.faces, args.split)
+    if args.split == "validation":
+        from agebatch.train import validation_faces
+
+        faces = validation_faces(model.path, args.faces)
+    else:
+        faces = read_labelled(args.faces, args.split)
     with _ProgressBars() as bars:
         result, predicted = evaluate(
             model, faces, batch_size=args.batch_size, workers=args.workers, progress=bars.new
@@ -295,6 +380,41 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"Wrote {args.json}")
     if args.write_confusion:
         print(f"Wrote the age confusion to {write_confusion(model, faces, predicted, args.split)}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    from agebatch.evaluate import format_table
+    from agebatch.train import TrainConfig, train
+
+    config = TrainConfig(
+        arch=args.arch,
+        weights=args.weights,
+        image_size=args.image_size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        val_share=args.val_share,
+        seed=args.seed,
+        limit=args.limit,
+        balance=args.balance,
+        patience=args.patience,
+        flip_tta=args.flip_tta,
+        loss=args.loss,
+    )
+    result = train(
+        args.faces, args.out, config, workdir=args.workdir, fresh=args.fresh, workers=args.workers
+    )
+    print(
+        f"Trained {args.arch} for {result.epochs_run} epochs (best {result.best_epoch}) "
+        f"in {result.seconds / 60:.1f} min; validation faces:"
+    )
+    print(format_table(result.metrics))
+    if args.json:
+        args.json.write_text(json.dumps(result.metrics, indent=2) + "\n")
+    print(f"Wrote {args.out} and its card; use it with `agebatch run --model {args.out}`.")
     return 0
 
 

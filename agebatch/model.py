@@ -107,8 +107,23 @@ class AgeModel:
         """The model version written beside every published age."""
         return self.card.version
 
+    @property
+    def keras_model(self) -> Any:
+        """The underlying Keras model (for fine-tuning)."""
+        return self._model
+
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """Predict one age per image of an (N, height, width, 3) uint8 RGB batch."""
+        """Predict one age per image of an (N, height, width, 3) uint8 RGB batch.
+
+        When the card says test_time_augmentation "flip", each age is the mean of the
+        image's and its mirror image's prediction.
+        """
+        ages = self._predict(images)
+        if self.card.raw.get("test_time_augmentation") == "flip":
+            ages = (ages + self._predict(images[:, :, ::-1])) / 2
+        return ages
+
+    def _predict(self, images: np.ndarray) -> np.ndarray:
         x = images.astype(np.float32)
         if self.card.preprocessing == "scale_0_1":
             x /= 255.0

@@ -44,6 +44,20 @@ def save_brightness_model(path: Path, size: int = 64) -> Path:
     return path
 
 
+def write_labelled_faces(root: Path, ages: list[float]) -> Path:
+    """Labelled faces in the training layout (labels.csv + final_files/): grey level = age."""
+    from PIL import Image
+
+    (root / "final_files").mkdir(parents=True)
+    rows = ["file_name,real_age"]
+    for i, age in enumerate(ages):
+        name = f"{i:06d}.png"
+        Image.new("RGB", (200, 200), (round(age * 2.55),) * 3).save(root / "final_files" / name)
+        rows.append(f"{name},{age}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
 @pytest.fixture(scope="session")
 def brightness_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of the brightness model, saved once per test session."""

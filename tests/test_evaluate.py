@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from agebatch.cli import main
 from agebatch.evaluate import age_confusion, in_calibration, metrics, read_labelled
+from tests.conftest import write_labelled_faces
 
 
 def test_metrics_on_known_predictions() -> None:
@@ -41,20 +41,9 @@ def test_split_is_fixed_by_file_name() -> None:
     assert calibration == [n for n in names if in_calibration(n)]
 
 
-def _labelled(root: Path, ages: list[int]) -> Path:
-    (root / "final_files").mkdir(parents=True)
-    rows = ["file_name,real_age"]
-    for i, age in enumerate(ages):
-        name = f"{i:06d}.png"
-        Image.new("RGB", (200, 200), (round(age * 2.55),) * 3).save(root / "final_files" / name)
-        rows.append(f"{name},{age}")
-    (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    return root
-
-
 def test_evaluate_command_writes_json(tmp_path: Path, brightness_model_path: Path, capsys) -> None:
     ages = [5, 14, 16, 20, 24, 30, 33, 41, 50, 60, 70, 80] * 3
-    faces = _labelled(tmp_path / "faces", ages)
+    faces = write_labelled_faces(tmp_path / "faces", ages)
     model = tmp_path / "m.keras"
     model.write_bytes(brightness_model_path.read_bytes())
     model.with_name("m.card.json").write_text(
@@ -78,7 +67,7 @@ def test_evaluate_command_writes_json(tmp_path: Path, brightness_model_path: Pat
 
 
 def test_read_labelled_sides_do_not_overlap(tmp_path: Path) -> None:
-    faces = _labelled(tmp_path / "faces", list(range(1, 41)))
+    faces = write_labelled_faces(tmp_path / "faces", list(range(1, 41)))
     calibration = read_labelled(faces, "calibration").paths
     holdout = read_labelled(faces, "holdout").paths
     assert not set(calibration) & set(holdout)
