@@ -1,6 +1,6 @@
 """Benchmark: photos/s of the predict stage and of the model alone, on the same photos.
 
-    python -m agebatch.bench PHOTOS_DIR [--n 2000] [--batch-size 64] [--model M]
+    python -m agebatch.bench PHOTOS_DIR [--n 2000] [--batch-size 64] [--model M] [--photo-kind K]
 
 Not a test: it prints figures for the README, with the machine they ran on.
 """
@@ -17,18 +17,28 @@ from pathlib import Path
 
 import numpy as np
 
-from agebatch.images import load_face
+from agebatch.images import PHOTO_KINDS, load_face
 from agebatch.loose import image_paths
 from agebatch.model import AgeModel, compute_device, load_model
 from agebatch.predict import predict_paths
 
 
 def bench(
-    paths: Sequence[Path], model: AgeModel, batch_size: int, workers: int, processes: bool
+    paths: Sequence[Path],
+    model: AgeModel,
+    batch_size: int,
+    workers: int,
+    processes: bool,
+    photo_kind: str = "crops",
 ) -> dict[str, float]:
-    """Time the predict stage (decode + model) and the model alone on ready tensors."""
+    """Time the predict stage (decode + face finding + model) and the model alone."""
     warm = list(paths[:batch_size])
-    options = {"batch_size": batch_size, "workers": workers, "processes": processes}
+    options = {
+        "batch_size": batch_size,
+        "workers": workers,
+        "processes": processes,
+        "photos": photo_kind,
+    }
     predict_paths(warm, model, **options)  # compile, warm caches
     _, stats = predict_paths(paths, model, **options)
 
@@ -57,19 +67,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--model", type=Path, help="default: the bundled model")
     parser.add_argument("--decode-processes", action="store_true", help="decode in processes")
+    parser.add_argument(
+        "--photo-kind",
+        choices=PHOTO_KINDS,
+        default="crops",
+        help="what the photos are (default: %(default)s, the decode-only baseline)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     paths = image_paths([args.photos])[: args.n]
     model = load_model(args.model)
     import keras
 
-    figures = bench(paths, model, args.batch_size, args.workers, args.decode_processes)
+    figures = bench(
+        paths, model, args.batch_size, args.workers, args.decode_processes, args.photo_kind
+    )
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, device {compute_device()}, "
         f"Keras {keras.__version__} ({keras.backend.backend()} backend), model {model.version}"
     )
     print(
-        f"photos: {figures['photos']}, batch size {args.batch_size}, {args.workers} decode threads"
+        f"photos: {figures['photos']} ({args.photo_kind}), batch size {args.batch_size}, "
+        f"{args.workers} decode threads"
     )
     stage, alone = figures["predict_stage_photos_per_s"], figures["model_only_photos_per_s"]
     print(f"predict stage (decode + resize + model): {stage:8.1f} photos/s")

@@ -13,10 +13,14 @@ from pathlib import Path
 from agebatch.errors import InputError
 from agebatch.settings import (
     DEFAULT_AGE_BOUNDS,
+    DEFAULT_PHOTO_KIND,
     DEFAULT_TIMEZONE,
+    PHOTO_KINDS,
+    WHOLE_FRAME,
     Settings,
     parse_age_bounds,
     parse_day,
+    parse_region,
     yesterday,
 )
 
@@ -50,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run one day", description="Run the nightly job for one day.")
-    run.add_argument("--day", type=parse_day, help="YYYY-MM-DD (default: yesterday)")
+    run.add_argument("--day", type=_arg_type(parse_day), help="YYYY-MM-DD (default: yesterday)")
     _add_day_options(run)
     run.set_defaults(handler=_cmd_run)
 
@@ -60,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every day from --start to --end (inclusive); each day is published "
         "whole or not at all, and a failed day does not stop the others.",
     )
-    backfill.add_argument("--start", type=parse_day, required=True, help="first day, YYYY-MM-DD")
-    backfill.add_argument("--end", type=parse_day, required=True, help="last day, YYYY-MM-DD")
+    day = _arg_type(parse_day)
+    backfill.add_argument("--start", type=day, required=True, help="first day, YYYY-MM-DD")
+    backfill.add_argument("--end", type=day, required=True, help="last day, YYYY-MM-DD")
     _add_day_options(backfill)
     backfill.set_defaults(handler=_cmd_backfill)
 
@@ -74,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     predict.add_argument("--out", type=Path, required=True, help="output .csv or .parquet")
     _add_model_options(predict)
+    _add_face_options(predict, regions_file=False)
     predict.set_defaults(handler=_cmd_predict)
 
     evaluate = sub.add_parser(
@@ -219,6 +225,46 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _arg_type(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type from a parser that raises InputError: usage error, exit status 2."""
+
+    def checked(text: str) -> object:
+        try:
+            return parse(text)
+        except InputError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    checked.__name__ = parse.__name__
+    return checked
+
+
+def _add_face_options(parser: argparse.ArgumentParser, regions_file: bool = True) -> None:
+    faces = parser.add_argument_group("face finding")
+    faces.add_argument(
+        "--photo-kind",
+        choices=PHOTO_KINDS,
+        default=DEFAULT_PHOTO_KIND,
+        help="what the photos are: aligned face crops, whole camera frames (the shopper's face "
+        "is found), or auto: told apart photo by photo (default: %(default)s)",
+    )
+    faces.add_argument(
+        "--face-region",
+        type=_arg_type(parse_region),
+        default=WHOLE_FRAME,
+        metavar="X0,Y0,X1,Y1",
+        help="in frames, the shopper is the largest face centred in this part of the frame "
+        "(fractions of width and height; default: the whole frame)",
+    )
+    if regions_file:
+        faces.add_argument(
+            "--face-regions",
+            type=Path,
+            metavar="FILE",
+            help="per-camera regions: CSV or Parquet with store_id,register_id,x0,y0,x1,y1 "
+            "(empty register_id: the whole store)",
+        )
+
+
 def _add_day_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--photos", type=Path, required=True, help="PHOTOS root (holds <day>/)")
     parser.add_argument(
@@ -245,7 +291,7 @@ def _add_day_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--age-groups",
-        type=parse_age_bounds,
+        type=_arg_type(parse_age_bounds),
         default=DEFAULT_AGE_BOUNDS,
         metavar="A,B,…",
         help="lower bounds of the age groups (default: 18,25,35,45,55,65)",
@@ -276,6 +322,7 @@ def _add_day_options(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="per-store ages: CSV or Parquet with store_id,legal_age,challenge_age",
     )
+    _add_face_options(parser)
 
 
 def _settings(args: argparse.Namespace, day: dt.date) -> Settings:
@@ -297,6 +344,9 @@ def _settings(args: argparse.Namespace, day: dt.date) -> Settings:
         challenge_age=args.challenge_age,
         margin=args.margin,
         policy=args.policy,
+        photo_kind=args.photo_kind,
+        face_region=args.face_region,
+        face_regions=args.face_regions,
     )
 
 
@@ -349,7 +399,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             model_path=args.model,
             batch_size=args.batch_size,
             workers=args.workers,
+            processes=args.decode_processes,
             progress=bars.new,
+            photo_kind=args.photo_kind,
+            face_region=args.face_region,
         )
     print(f"Wrote {count} predictions to {args.out}")
     return 0

@@ -52,6 +52,18 @@ QUICK_FACE_PX = 12.0  # see FaceFinder.find_shopper
 # BlazeFace box -> dlib HOG box of the same face: centre shift and side, in BlazeFace box widths
 # (medians over the matched faces of 600 generated frames).
 _BLAZE_TO_HOG = (0.035, 0.063, 0.97)
+# Where dlib's 5 landmarks sit in a UTKFace-style aligned face crop, as fractions of the crop's
+# width and height (mean over 1,000 crops of the model card's tuning subset that the frame
+# benchmark does not use). A frame's face is mapped onto these points to cut the same framing as
+# an aligned crop, so a model card's `aligned_crop` box applies to frames too (see
+# aligned_crop_chip).
+ALIGNED_CROP_LANDMARKS: tuple[Point, ...] = (
+    (0.761, 0.2995),
+    (0.6062, 0.3083),
+    (0.2215, 0.2999),
+    (0.3752, 0.3085),
+    (0.4896, 0.5872),
+)
 
 
 @dataclass(frozen=True)
@@ -396,6 +408,67 @@ def face_chip(
     return np.ascontiguousarray(dlib.extract_image_chip(rgb, details), dtype=np.uint8)
 
 
+def aligned_crop_chip(
+    image: Image.Image,
+    face: Face,
+    size: tuple[int, int] = (CHIP_SIZE, CHIP_SIZE),
+    box: Box = (0.0, 0.0, 1.0, 1.0),
+    resample: str = "box",
+) -> np.ndarray:
+    """The chip an aligned face crop of this face would give: uint8 (height, width, 3) RGB.
+
+    The face's 5 landmarks are mapped onto ALIGNED_CROP_LANDMARKS by a least-squares similarity
+    (rotation, scale, shift), which places an upright virtual crop of the face in the frame;
+    `box` (fractions of that crop, like a model card's aligned_crop) is cut from it at about the
+    frame's own resolution and shrunk to `size` with `resample`, exactly as a crop is.
+    """
+    if face.landmarks is None or len(face.landmarks) != 5:
+        raise ValueError("aligned_crop_chip needs a face with 5 landmarks")
+    # frame -> crop-unit coordinates: (u, v) = [[a, -b], [b, a]] (x, y) + (tx, ty)
+    a, b, tx, ty = _similarity(face.landmarks, ALIGNED_CROP_LANDMARKS)
+    scale = math.hypot(a, b)  # crop units per frame pixel
+    if scale <= 0:
+        raise ValueError("degenerate landmarks")
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    # Cut at the frame's resolution (never below the chip's), then shrink like a crop.
+    nw = max(size[0], round(bw / scale))
+    nh = max(size[1], round(bh / scale))
+    # Output pixel (x, y) -> crop units (box[0] + x bw / nw, box[1] + y bh / nh) -> frame pixels.
+    det = a * a + b * b
+    ia, ib = a / det, b / det  # inverse rotation-scale: [[ia, ib], [-ib, ia]]
+    su, sv = bw / nw, bh / nh
+    u0, v0 = box[0] - tx, box[1] - ty
+    coeffs = (
+        ia * su,
+        ib * sv,
+        ia * u0 + ib * v0 + 0.5,
+        -ib * su,
+        ia * sv,
+        -ib * u0 + ia * v0 + 0.5,
+    )
+    upright = image.transform(
+        (nw, nh), Image.Transform.AFFINE, coeffs, Image.Resampling.BICUBIC, fillcolor=(0, 0, 0)
+    )
+    if (nw, nh) != size:
+        upright = upright.resize(size, Image.Resampling[resample.upper()])
+    return np.asarray(upright, dtype=np.uint8)
+
+
+def _similarity(src: Sequence[Point], dst: Sequence[Point]) -> tuple[float, float, float, float]:
+    """Similarity src -> dst: (a, b, tx, ty); u = a x - b y + tx, v = b x + a y + ty."""
+    s, d = np.asarray(src, dtype=np.float64), np.asarray(dst, dtype=np.float64)
+    ms, md = s.mean(axis=0), d.mean(axis=0)
+    s, d = s - ms, d - md
+    norm = float((s**2).sum())
+    if norm <= 0:
+        return 0.0, 0.0, 0.0, 0.0
+    a = float((s[:, 0] * d[:, 0] + s[:, 1] * d[:, 1]).sum()) / norm
+    b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / norm
+    tx = float(md[0] - (a * ms[0] - b * ms[1]))
+    ty = float(md[1] - (b * ms[0] + a * ms[1]))
+    return a, b, tx, ty
+
+
 def _box_chip_rect(box: Box, padding: float) -> Any:
     """The square a landmark-aligned chip would cover, estimated from a dlib HOG box alone."""
     import dlib
@@ -436,13 +509,7 @@ def crop_face(rgb: np.ndarray, finder: FaceFinder) -> Face | None:
     """
     rgb = _check_rgb(rgb)
     h, w = rgb.shape[:2]
-    pad = max(h, w) // 2
-    padded = np.full((h + 2 * pad, w + 2 * pad, 3), 127, dtype=np.uint8)
-    padded[pad : pad + h, pad : pad + w] = rgb
-    found = [
-        Face((f.box[0] - pad, f.box[1] - pad, f.box[2] - pad, f.box[3] - pad), f.score)
-        for f in finder._detect(padded)
-    ]
+    found = _crop_faces(rgb, finder)
     if not looks_like_face_crop(w, h, found):
         return None
     if found:
@@ -451,6 +518,34 @@ def crop_face(rgb: np.ndarray, finder: FaceFinder) -> Face | None:
         x0, y0, x1, y1 = ALIGNED_CROP_BOX
         face = Face((x0 * w, y0 * h, x1 * w, y1 * h), 0.0)
     return finder.add_landmarks(rgb, [replace(face, landmarks=None)])[0]
+
+
+def is_face_crop(rgb: np.ndarray, finder: FaceFinder) -> bool:
+    """Whether a photo is an aligned face crop (looks_like_face_crop), one detector pass at most.
+
+    Photos that fail the size/aspect test are frames without running the detector at all.
+    """
+    rgb = _check_rgb(rgb)
+    h, w = rgb.shape[:2]
+    if not looks_like_face_crop(w, h, []):
+        return False
+    return looks_like_face_crop(w, h, _crop_faces(rgb, finder))
+
+
+def _crop_faces(rgb: np.ndarray, finder: FaceFinder) -> list[Face]:
+    """Faces (no landmarks) of a possible crop, detected with a grey margin around it.
+
+    A tight crop leaves the detector no context; half the photo's side of mid-grey on every side
+    lets it see the face whole.
+    """
+    h, w = rgb.shape[:2]
+    pad = max(h, w) // 2
+    padded = np.full((h + 2 * pad, w + 2 * pad, 3), 127, dtype=np.uint8)
+    padded[pad : pad + h, pad : pad + w] = rgb
+    return [
+        Face((f.box[0] - pad, f.box[1] - pad, f.box[2] - pad, f.box[3] - pad), f.score)
+        for f in finder._detect(padded)
+    ]
 
 
 def shopper_face(rgb: np.ndarray, finder: FaceFinder, region: Region = WHOLE_FRAME) -> Face | None:

@@ -9,8 +9,10 @@ import pandas as pd
 
 from agebatch.captures import IMAGE_SUFFIXES
 from agebatch.errors import InputError
+from agebatch.faces import WHOLE_FRAME, Region
 from agebatch.model import load_model
 from agebatch.predict import Progress, predict_paths
+from agebatch.settings import DEFAULT_PHOTO_KIND
 
 
 def image_paths(paths: Sequence[Path]) -> list[Path]:
@@ -35,8 +37,10 @@ def predict_loose(
     workers: int = 2,
     processes: bool = False,
     progress: Callable[[int], Progress] | None = None,
+    photo_kind: str = DEFAULT_PHOTO_KIND,
+    face_region: Region = WHOLE_FRAME,
 ) -> int:
-    """Write path, predicted_age, status for every image to out (.csv or .parquet)."""
+    """Write path, predicted_age, status (ok / unreadable / no_face) for every image to out."""
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise InputError(f"Output {out} must end in .csv or .parquet.")
     files = image_paths(paths)
@@ -48,6 +52,8 @@ def predict_loose(
         workers=workers,
         processes=processes,
         progress=progress and progress(len(files)),
+        photos=photo_kind,
+        regions=[face_region] * len(files),
     )
     table = pd.DataFrame(
         {

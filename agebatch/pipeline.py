@@ -16,10 +16,12 @@ import pyarrow as pa
 from agebatch import __version__
 from agebatch.captures import Captures, find_captures
 from agebatch.compliance import compliance_inputs
+from agebatch.faces import Region
 from agebatch.join import connect, join_day, read_catalog, read_transactions
 from agebatch.model import AgeModel, compute_device, load_model
 from agebatch.predict import Progress, predict_paths
 from agebatch.publish import new_run_id, publish_day
+from agebatch.regions import RegionKey, read_face_regions, regions_for
 from agebatch.settings import Settings
 from agebatch.shares import add_corrected_shares
 
@@ -33,6 +35,7 @@ class DayInputs:
     captures: Captures
     lines: pa.Table
     catalog: pa.Table
+    face_regions: dict[RegionKey, Region] | None = None  # per camera, from --face-regions
 
 
 @dataclass
@@ -70,11 +73,13 @@ RUN_COUNTS = (
     "photos_found",
     "photos_decoded",
     "photos_unreadable",
+    "photos_no_face",
     "files_ignored",
     "receipts",
     "receipts_matched",
     "receipts_no_photo",
     "receipts_unreadable",
+    "receipts_no_face",
     "alcohol_checks",
 )
 STAGES = ("find", "predict", "join", "publish")
@@ -93,9 +98,10 @@ def find(settings: Settings, summary: RunSummary) -> DayInputs:
         captures = find_captures(settings.day_folder)
         lines = read_transactions(settings.transactions, settings.day)
         catalog = read_catalog(settings.catalog)
+        regions = read_face_regions(settings.face_regions) if settings.face_regions else None
     log.info("Read %d transaction lines and %d catalog items", lines.num_rows, catalog.num_rows)
     summary.counts.update(photos_found=len(captures.table), files_ignored=captures.ignored)
-    return DayInputs(captures, lines, catalog)
+    return DayInputs(captures, lines, catalog, regions)
 
 
 def predict(
@@ -105,9 +111,15 @@ def predict(
     summary: RunSummary,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """The day's captures with predicted_age and status (ok / unreadable) added."""
+    """The day's captures with predicted_age and status (ok / unreadable / no_face) added."""
     captures = inputs.captures.table
     paths = [settings.day_folder / photo for photo in captures["photo"]]
+    regions = regions_for(
+        list(captures["store_id"]),
+        list(captures["register_id"]),
+        inputs.face_regions,
+        settings.face_region,
+    )
     predictions, stats = predict_paths(
         paths,
         model,
@@ -115,18 +127,25 @@ def predict(
         workers=settings.workers,
         processes=settings.decode_processes,
         progress=progress,
+        photos=settings.photo_kind,
+        regions=regions,
     )
     aged = captures.copy()
     aged["predicted_age"] = pd.array([p.age for p in predictions], dtype="Float64")
     aged["status"] = pd.array([p.status for p in predictions], dtype="string")
     log.info(
-        "Predicted %d photos (%d unreadable) at %.1f photos/s",
+        "Predicted %d photos (%d unreadable, %d without a face) at %.1f photos/s",
         stats.photos,
         stats.unreadable,
+        stats.no_face,
         stats.photos_per_s,
     )
     summary.seconds["predict"] = stats.seconds
-    summary.counts.update(photos_decoded=stats.decoded, photos_unreadable=stats.unreadable)
+    summary.counts.update(
+        photos_decoded=stats.decoded,
+        photos_unreadable=stats.unreadable,
+        photos_no_face=stats.no_face,
+    )
     summary.photos_per_s = stats.photos_per_s
     return aged
 
@@ -170,6 +189,7 @@ def join(
         receipts_matched=int((status == "matched").sum()),
         receipts_no_photo=int((status == "no_photo").sum()),
         receipts_unreadable=int((status == "unreadable").sum()),
+        receipts_no_face=int((status == "no_face").sum()),
         alcohol_checks=tables["alcohol_checks"].num_rows,
     )
     return tables

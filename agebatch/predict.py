@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agebatch.images import load_faces
+from agebatch.faces import WHOLE_FRAME, Region
+from agebatch.images import Decoded, InputSpec, load_photos
 from agebatch.model import AgeModel
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class Prediction:
     """The model's answer for one photo: an age, or None with the reason."""
 
     age: float | None
-    status: str  # "ok" or "unreadable"
+    status: str  # "ok", "unreadable" (not an image) or "no_face" (a frame without a face)
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,10 @@ class PredictStats:
     """How many photos went through and how fast."""
 
     photos: int
-    decoded: int
+    decoded: int  # readable photos, those without a face included
     unreadable: int
     seconds: float
+    no_face: int = 0
 
     @property
     def photos_per_s(self) -> float:
@@ -52,12 +54,22 @@ def predict_paths(
     workers: int = 2,
     processes: bool = False,
     progress: Progress | None = None,
+    photos: str = "crops",
+    regions: Sequence[Region] | None = None,
 ) -> tuple[list[Prediction], PredictStats]:
-    """Predict an age for every path, in order; unreadable files are skipped, never guessed."""
+    """Predict an age for every path, in order; unreadable files and frames without a face are
+    skipped, never guessed. photos: "crops", "frames" or "auto" (see images.load_photo);
+    regions: the shopper region of each path (default: the whole frame)."""
     started = time.perf_counter()
     results: list[Prediction] = []
     batches = stream_predictions(
-        paths, model, batch_size=batch_size, workers=workers, processes=processes
+        paths,
+        model,
+        batch_size=batch_size,
+        workers=workers,
+        processes=processes,
+        photos=photos,
+        regions=regions,
     )
     for batch in batches:
         results.extend(batch)
@@ -69,6 +81,7 @@ def predict_paths(
         decoded=len(results) - unreadable,
         unreadable=unreadable,
         seconds=time.perf_counter() - started,
+        no_face=sum(1 for r in results if r.status == "no_face"),
     )
     return results, stats
 
@@ -80,6 +93,8 @@ def stream_predictions(
     batch_size: int,
     workers: int,
     processes: bool = False,
+    photos: str = "crops",
+    regions: Sequence[Region] | None = None,
 ) -> Iterator[list[Prediction]]:
     """Yield predictions batch by batch; batch k+1 is decoded while the model runs batch k.
 
@@ -87,16 +102,17 @@ def stream_predictions(
     GIL (on a 16-core GPU machine 16 threads decoded 1,250 photos/s, one thread alone here
     2,700), processes do not but need an importable main module (`if __name__ ==
     "__main__":` in scripts). Each batch is split into one chunk per worker. At most two
-    batches of pixels are in memory, however many photos the day has.
+    batches of pixels are in memory, however many photos the day has. With frames, every
+    worker thread or process builds its own face finder on first use (images.worker_finder).
     """
-    card = model.card
-    decode = partial(
-        load_faces, size=(card.width, card.height), crop=card.aligned_crop, resample=card.resample
-    )
+    if regions is not None and len(regions) != len(paths):
+        raise ValueError("regions must have one region per path")
+    decode = partial(load_photos, spec=InputSpec.from_card(model.card, photos))
+    items = list(zip(paths, regions or [WHOLE_FRAME] * len(paths), strict=True))
     with _decoder(workers, processes) as pool:
-        pending: list[Future[list[np.ndarray | None]]] | None = None
-        for start in range(0, len(paths), batch_size):
-            batch = list(paths[start : start + batch_size])
+        pending: list[Future[list[Decoded]]] | None = None
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
             step = -(-len(batch) // max(1, workers))
             submitted = [
                 pool.submit(decode, batch[i : i + step]) for i in range(0, len(batch), step)
@@ -116,12 +132,14 @@ def _decoder(workers: int, processes: bool) -> Executor:
     return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
 
 
-def _run_batch(futures: list[Future[list[np.ndarray | None]]], model: AgeModel) -> list[Prediction]:
-    """Wait for a batch's decodes and run the model on the readable ones."""
-    images = [image for future in futures for image in future.result()]
-    readable = [img for img in images if img is not None]
+def _run_batch(futures: list[Future[list[Decoded]]], model: AgeModel) -> list[Prediction]:
+    """Wait for a batch's decodes and run the model on the photos that gave a face."""
+    decoded = [item for future in futures for item in future.result()]
+    readable = [item.pixels for item in decoded if item.pixels is not None]
     ages = iter(model.predict(np.stack(readable)) if readable else [])
     return [
-        Prediction(float(next(ages)), "ok") if img is not None else Prediction(None, "unreadable")
-        for img in images
+        Prediction(float(next(ages)), "ok")
+        if item.pixels is not None
+        else Prediction(None, item.status)
+        for item in decoded
     ]

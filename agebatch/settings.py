@@ -10,9 +10,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from agebatch.errors import InputError
+from agebatch.faces import WHOLE_FRAME, Region
+from agebatch.images import PHOTO_KINDS
 
 DEFAULT_AGE_BOUNDS: tuple[int, ...] = (18, 25, 35, 45, 55, 65)
 DEFAULT_TIMEZONE = "Europe/London"
+DEFAULT_PHOTO_KIND = "auto"  # see README, "Face finding": why auto
 
 
 def parse_age_bounds(text: str) -> tuple[int, ...]:
@@ -24,6 +27,30 @@ def parse_age_bounds(text: str) -> tuple[int, ...]:
     if not bounds or list(bounds) != sorted(set(bounds)) or bounds[0] <= 0:
         raise InputError(f"Age groups {text!r} must be increasing positive ages, e.g. 18,25,35.")
     return bounds
+
+
+def parse_region(text: str | tuple[float, ...]) -> Region:
+    """Parse 'x0,y0,x1,y1' (fractions of the frame's width and height) into a face region."""
+    try:
+        parts = text.split(",") if isinstance(text, str) else list(text)
+        x0, y0, x1, y1 = (float(part) for part in parts)
+    except ValueError:
+        raise InputError(
+            f"Face region {text!r} must be four fractions x0,y0,x1,y1, e.g. 0.2,0,0.8,1."
+        ) from None
+    if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+        raise InputError(
+            f"Face region {text!r} must have 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 "
+            "(fractions of the frame's width and height)."
+        )
+    return (x0, y0, x1, y1)
+
+
+def parse_photo_kind(text: str) -> str:
+    """Check a photo kind: auto, frames or crops."""
+    if text not in PHOTO_KINDS:
+        raise InputError(f"Photo kind {text!r} must be one of {', '.join(PHOTO_KINDS)}.")
+    return text
 
 
 def age_group_labels(bounds: tuple[int, ...]) -> list[tuple[str, float, float]]:
@@ -71,8 +98,13 @@ class Settings:
     challenge_age: float = 25.0
     margin: float = 0.0  # widen the ID check by this many times the model's error (card)
     policy: Path | None = None  # per-store legal_age / challenge_age (CSV or Parquet)
+    photo_kind: str = DEFAULT_PHOTO_KIND  # auto: crops and frames told apart photo by photo
+    face_region: Region = WHOLE_FRAME  # where the shopper stands
+    face_regions: Path | None = None  # per store/register regions (CSV or Parquet)
 
     def __post_init__(self) -> None:
+        parse_photo_kind(self.photo_kind)
+        parse_region(self.face_region)
         if self.window_before_s < 0 or self.window_after_s < 0:
             raise InputError("The match window's seconds before and after payment must be >= 0.")
         if self.batch_size < 1:

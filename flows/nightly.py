@@ -14,7 +14,15 @@ from agebatch import pipeline
 from agebatch.errors import InputError
 from agebatch.model import AgeModel, load_model
 from agebatch.report import summary_rows, top_cashiers
-from agebatch.settings import DEFAULT_TIMEZONE, Settings, parse_age_bounds, parse_day, yesterday
+from agebatch.settings import (
+    DEFAULT_PHOTO_KIND,
+    DEFAULT_TIMEZONE,
+    Settings,
+    parse_age_bounds,
+    parse_day,
+    parse_region,
+    yesterday,
+)
 
 if TYPE_CHECKING:  # the flow itself handles no tables
     import pandas as pd
@@ -92,6 +100,9 @@ def nightly(
     challenge_age: float = 25.0,
     margin: float = 0.0,
     policy: str | None = None,
+    photo_kind: str = DEFAULT_PHOTO_KIND,
+    face_region: str = "0,0,1,1",
+    face_regions: str | None = None,
 ) -> dict[str, object]:
     """Turn one day's checkout photos and transactions into published age analytics."""
     settings = Settings(
@@ -110,6 +121,9 @@ def nightly(
         challenge_age=challenge_age,
         margin=margin,
         policy=Path(policy) if policy else None,
+        photo_kind=photo_kind,
+        face_region=parse_region(face_region),
+        face_regions=Path(face_regions) if face_regions else None,
     )
     model_ = load(settings)
     summary = pipeline.start(settings, model_)

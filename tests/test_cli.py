@@ -64,7 +64,7 @@ def test_predict_loose_images(
 
     folder = tmp_path / "anywhere" / "deep"
     folder.mkdir(parents=True)
-    Image.new("RGB", (50, 80), (102, 102, 102)).save(folder / "grey.png")  # 102 / 2.55 = 40
+    Image.new("RGB", (80, 80), (102, 102, 102)).save(folder / "grey.png")  # 102 / 2.55 = 40
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "ages.csv"
     assert (
@@ -84,6 +84,32 @@ def test_predict_loose_images(
     assert table.loc["ok", "predicted_age"] == pytest.approx(40.0, abs=0.01)
     assert pd.isna(table.loc["unreadable", "predicted_age"])
     assert "Wrote 2 predictions" in capsys.readouterr().out
+
+
+def test_predict_frames_without_a_face(tmp_path: Path, brightness_model_path: Path) -> None:
+    from PIL import Image
+
+    from tests.pictures import scene
+
+    Image.fromarray(scene(640, 480, seed=2)).save(tmp_path / "frame.jpg")
+    Image.new("RGB", (80, 80), (102, 102, 102)).save(tmp_path / "grey.png")
+    out = tmp_path / "ages.csv"
+    args = ["predict", str(tmp_path), "--out", str(out), "--model", str(brightness_model_path)]
+    assert main([*args, "--photo-kind", "auto"]) == 0
+    table = pd.read_csv(out).set_index("path")
+    assert table.loc[str(tmp_path / "frame.jpg"), "status"] == "no_face"
+    assert pd.isna(table.loc[str(tmp_path / "frame.jpg"), "predicted_age"])
+    assert table.loc[str(tmp_path / "grey.png"), "predicted_age"] == pytest.approx(40.0, abs=0.01)
+    # As crops (the old behaviour) the frame is resized whole and gets an age.
+    assert main([*args, "--photo-kind", "crops"]) == 0
+    assert (pd.read_csv(out)["status"] == "ok").all()
+
+
+def test_bad_face_region_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", str(tmp_path), "--out", "x.csv", "--face-region", "0.5,0,0.2,1"])
+    assert exit_.value.code == 2
+    assert "must have 0 <= x0 < x1 <= 1" in capsys.readouterr().err
 
 
 def _break(sample: SampleDay, problem: str, tmp_path: Path) -> tuple[list[str], str]:
@@ -115,6 +141,10 @@ def _break(sample: SampleDay, problem: str, tmp_path: Path) -> tuple[list[str], 
         card = {"name": "x", "version": "1", "input": {"height": 64, "width": 64}}
         (tmp_path / "bad.card.json").write_text(json.dumps({**card, "output": {"kind": "age"}}))
         return ["--model", str(bad)], "Model file .*bad.keras cannot be loaded"
+    if problem == "bad face regions":
+        regions = tmp_path / "regions.csv"
+        regions.write_text("store_id,register_id,x0,y0,x1,y1\nS01,R1,0.5,0,0.4,1\n")
+        return ["--face-regions", str(regions)], "Face region file .*regions.csv, row 2: "
     raise AssertionError(problem)
 
 
@@ -128,6 +158,7 @@ def _break(sample: SampleDay, problem: str, tmp_path: Path) -> tuple[list[str], 
         "wrong type",
         "missing catalog",
         "unreadable model",
+        "bad face regions",
     ],
 )
 def test_bad_input_is_one_sentence_and_publishes_nothing(

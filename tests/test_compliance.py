@@ -38,7 +38,7 @@ CARD = ModelCard(
 
 def _day(receipts: list[dict], shots: list[tuple]) -> tuple[pa.Table, pd.DataFrame]:
     """receipts: {id, store, cashier, items: [(sku, qty)]} each at its own register; shots:
-    (receipt id, seconds before paying, age or None if unreadable)."""
+    (receipt id, seconds before paying, age, or None if unreadable, or "no_face")."""
     lines = [
         {
             "receipt_id": r["id"],
@@ -61,8 +61,8 @@ def _day(receipts: list[dict], shots: list[tuple]) -> tuple[pa.Table, pd.DataFra
                 stores[rid],
                 rid,
                 PAID - dt.timedelta(seconds=before),
-                age,
-                "ok" if age is not None else "unreadable",
+                None if age == "no_face" else age,
+                "no_face" if age == "no_face" else "ok" if age is not None else "unreadable",
                 None,
             )
             for i, (rid, before, age) in enumerate(shots)
@@ -166,24 +166,33 @@ def test_returns_are_not_sales() -> None:
 
 
 def test_several_shots_and_unchecked_sales() -> None:
-    receipts = [{"id": rid, "items": [("WINE", 1)]} for rid in ("two", "burst", "none", "bad")]
+    ids = ("two", "burst", "none", "bad", "faceless")
+    receipts = [{"id": rid, "items": [("WINE", 1)]} for rid in ids]
     shots = [
         ("two", 60, 16.0),  # an earlier shot looked young …
         ("two", 10, 40.0),  # … the latest, of the shopper paying, does not
         ("burst", 3, None),  # two shots in the same second: the readable one counts
         ("burst", 3, 19.0),
         ("bad", 3, None),
+        ("faceless", 3, "no_face"),  # a frame in which no face was found: unchecked too
     ]
     tables = _report(receipts, shots)
-    reasons = {c["receipt_id"]: c["reason"] for c in tables["alcohol_checks"].to_pylist()}
-    assert reasons == {"burst": "under_challenge_age", "none": "no_photo", "bad": "unreadable"}
+    checks = {c["receipt_id"]: c for c in tables["alcohol_checks"].to_pylist()}
+    reasons = {rid: c["reason"] for rid, c in checks.items()}
+    assert reasons == {
+        "burst": "under_challenge_age",
+        "none": "no_photo",
+        "bad": "unreadable",
+        "faceless": "no_face",
+    }
+    assert checks["faceless"]["predicted_age"] is None
     row = tables["cashier_compliance"].to_pylist()[0]
     assert (row["restricted_receipts"], row["flagged_receipts"], row["unchecked_receipts"]) == (
-        4,
+        5,
         1,
-        2,
+        3,
     )
-    assert row["flagged_rate"] == 0.25
+    assert row["flagged_rate"] == 0.2
 
 
 def _publish(out: Path, day: dt.date, receipts, shots) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 from agebatch.faces import (
     CHIP_PADDING,
@@ -21,6 +21,7 @@ from agebatch.faces import (
     looks_like_face_crop,
     pick_shopper,
 )
+from tests.pictures import drawn_frame, scene
 
 # dlib's canonical 5-point positions in the unit square, before padding (get_face_chip_details).
 TEMPLATE = np.array(
@@ -46,49 +47,6 @@ needs_blazeface = pytest.mark.skipif(not has_blazeface, reason="no BlazeFace mod
 
 def face(left: float, top: float, right: float, bottom: float, score: float = 1.0) -> Face:
     return Face((left, top, right, bottom), score)
-
-
-def scene(width: int = 640, height: int = 480, seed: int = 0) -> np.ndarray:
-    """A frame with no face: gradient, blotches and shapes."""
-    rng = np.random.default_rng(seed)
-    xx = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
-    base = np.broadcast_to(xx, (height, width, 3)) * np.array([0.9, 0.5, 0.2], dtype=np.float32)
-    image = Image.fromarray(np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(image)
-    for _ in range(12):
-        x, y = rng.uniform(0, width), rng.uniform(0, height)
-        w, h = rng.uniform(20, 200), rng.uniform(20, 200)
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        if rng.random() < 0.5:
-            draw.rectangle((x, y, x + w, y + h), fill=colour)
-        else:
-            draw.ellipse((x, y, x + w, y + h), fill=colour)
-    return np.asarray(image)
-
-
-def draw_face(draw: ImageDraw.ImageDraw, cx: float, cy: float, s: float) -> None:
-    """A cartoon face `s` px wide (hair, skin, eyes, brows, nose, mouth); BlazeFace finds these."""
-    draw.ellipse((cx - 0.62 * s, cy - 0.85 * s, cx + 0.62 * s, cy + 0.5 * s), fill=(60, 40, 25))
-    draw.ellipse((cx - 0.5 * s, cy - 0.65 * s, cx + 0.5 * s, cy + 0.7 * s), fill=(225, 180, 150))
-    for ex in (cx - 0.2 * s, cx + 0.2 * s):
-        draw.ellipse((ex - 0.11 * s, cy - 0.17 * s, ex + 0.11 * s, cy - 0.05 * s), fill="white")
-        draw.ellipse(
-            (ex - 0.05 * s, cy - 0.16 * s, ex + 0.05 * s, cy - 0.06 * s), fill=(50, 30, 20)
-        )
-        brow = (ex - 0.13 * s, cy - 0.25 * s, ex + 0.13 * s, cy - 0.27 * s)
-        draw.line(brow, fill=(70, 45, 30), width=max(2, int(0.04 * s)))
-    nose = [(cx, cy - 0.05 * s), (cx - 0.07 * s, cy + 0.17 * s), (cx + 0.07 * s, cy + 0.17 * s)]
-    draw.polygon(nose, fill=(200, 150, 120))
-    draw.ellipse((cx - 0.17 * s, cy + 0.28 * s, cx + 0.17 * s, cy + 0.38 * s), fill=(170, 60, 60))
-
-
-def drawn_frame(size: tuple[int, int], faces: list[tuple[float, float, float]]) -> np.ndarray:
-    """A plain frame with cartoon faces at (centre x, centre y, width), slightly blurred."""
-    image = Image.new("RGB", size, (90, 120, 160))
-    draw = ImageDraw.Draw(image)
-    for cx, cy, s in faces:
-        draw_face(draw, cx, cy, s)
-    return np.asarray(image.filter(ImageFilter.GaussianBlur(1.2)))
 
 
 # --------------------------------------------------------------------------- Face

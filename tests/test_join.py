@@ -126,6 +126,29 @@ def test_unreadable_photo_is_counted_not_guessed() -> None:
     assert row["photo"] == "bad.jpg" and pd.isna(row["predicted_age"])
 
 
+def test_photo_without_a_face_is_no_face_not_guessed() -> None:
+    captures = _captures(
+        ("empty.jpg", "S1", "R1", PAID - dt.timedelta(seconds=5), None, "no_face"),
+    )
+    tables = _join(_lines(("r1", "S1", "R1", PAID)), captures)
+    row = tables["receipt_ages"].to_pandas().set_index("receipt_id").loc["r1"]
+    assert (row["status"], row["photo"]) == ("no_face", "empty.jpg")
+    assert pd.isna(row["predicted_age"]) and pd.isna(row["age_group"])
+    purchases = tables["age_group_purchases"].to_pandas()
+    assert purchases["age_group"].tolist() == ["unknown"]
+    assert tables["age_group_shares"].num_rows == 0  # only receipts with an age are shared
+
+
+def test_burst_prefers_the_shot_with_a_face() -> None:
+    at = PAID - dt.timedelta(seconds=5)
+    captures = _captures(
+        ("t.jpg", "S1", "R1", at, None, "no_face"),
+        ("t_1.jpg", "S1", "R1", at, 52.0, "ok"),
+    )
+    row = _receipts(_lines(("r1", "S1", "R1", PAID)), captures).loc["r1"]
+    assert (row["photo"], row["status"], row["age_group"]) == ("t_1.jpg", "matched", "45-54")
+
+
 def test_burst_in_one_second_prefers_the_readable_shot() -> None:
     at = PAID - dt.timedelta(seconds=5)
     captures = _captures(

