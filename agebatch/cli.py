@@ -184,6 +184,13 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         "default net's age classes (default: %(default)s)",
     )
     train.add_argument(
+        "--max-age",
+        type=int,
+        default=d.max_age,
+        help="default net: add whole-year age classes up to this age; the bundled net stops "
+        "at 80 (default: %(default)s)",
+    )
+    train.add_argument(
         "--patience",
         type=int,
         default=d.patience,
@@ -456,6 +463,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         patience=args.patience,
         flip_tta=args.flip_tta,
         loss=args.loss,
+        max_age=args.max_age,
     )
     result = train(
         args.faces, args.out, config, workdir=args.workdir, fresh=args.fresh, workers=args.workers

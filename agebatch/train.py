@@ -87,6 +87,7 @@ class TrainConfig:
     brightness: float = 0.2
     flip_tta: str = "auto"  # auto (keep when it lowers validation MAE), on, off
     loss: str = "mae"  # mae on the age; "mae+dist" adds a label-distribution term (default net)
+    max_age: int = 80  # default net: add age classes 81..max_age (its own stop at 80)
 
     @property
     def adam_rate(self) -> float:
@@ -111,6 +112,8 @@ class TrainConfig:
             raise InputError(f"--loss must be one of {', '.join(LOSSES)}.")
         if self.loss == "mae+dist" and self.arch != "default":
             raise InputError("--loss mae+dist needs the default net's age distribution output.")
+        if not 80 <= self.max_age <= 120:
+            raise InputError(f"--max-age must be between 80 and 120, not {self.max_age}.")
         if self.arch == "default" and self.weights != "none":
             raise InputError("--weights applies to --arch resnet50 only.")
         if self.arch == "resnet50" and self.image_size < 32:
@@ -268,6 +271,35 @@ def expected_age_mae(ages: Sequence[float]) -> Callable[..., Any]:
     return mae
 
 
+def extend_ages(net: Any, card: dict[str, Any], max_age: int) -> Any:
+    """The default net with whole-year classes up to max_age added after its last (80).
+
+    New classes start as copies of the last one, 6 nats less likely (their probability is
+    about 0.25% of the last class's), so the extended net first predicts as before; training
+    then moves mass onto them for older faces. Updates the card's output ages and range.
+    """
+    import keras
+
+    ages = [float(a) for a in card["output"]["ages"]]
+    extra = [float(a) for a in range(int(ages[-1]) + 1, max_age + 1)]
+    if not extra:
+        return net
+    kernel, bias = net.get_layer("logits").get_weights()
+    kernel = np.concatenate([kernel, np.repeat(kernel[:, -1:], len(extra), axis=1)], axis=1)
+    bias = np.concatenate([bias, np.full(len(extra), bias[-1] - 6.0, dtype=bias.dtype)])
+    all_ages = ages + extra
+    logits = keras.layers.Dense(len(all_ages), name="logits")
+    probs = keras.layers.Softmax(name="probabilities")(logits(net.get_layer("pool").output))
+    age_layer = keras.layers.Dense(1, use_bias=False, trainable=False, name="age")
+    extended = keras.Model(net.inputs, age_layer(probs), name=net.name)
+    logits.set_weights([kernel, bias])
+    age_layer.set_weights([np.asarray(all_ages, dtype=np.float32).reshape(-1, 1)])
+    card["output"]["ages"] = all_ages
+    card["output"]["range"] = [all_ages[0], all_ages[-1]]
+    card["output"]["computed_as"] = f"sum_i softmax_i * ages_i over {len(all_ages)} classes"
+    return extended
+
+
 def base_card(config: TrainConfig) -> dict[str, Any]:
     """The card the trained model starts from: the bundled one, or a fresh ResNet50 card."""
     if config.arch == "default":
@@ -341,7 +373,10 @@ def train(
     if gpu and config.arch == "resnet50":
         keras.mixed_precision.set_global_policy("mixed_float16")
     card = base_card(config)
-    net = load_model().keras_model if config.arch == "default" else build_resnet50(config)
+    if config.arch == "default":
+        net = extend_ages(load_model().keras_model, card, config.max_age)
+    else:
+        net = build_resnet50(config)
     size = (int(card["input"]["width"]), int(card["input"]["height"]))
     crop_spec = card["face"]["aligned_crop"]
     crop = tuple(crop_spec["box"]) if crop_spec.get("box") else None

@@ -184,3 +184,18 @@ def test_distribution_loss_is_mae_plus_kl_and_finite_beyond_the_classes() -> Non
     np.testing.assert_allclose(np.asarray(mae(y, probs)), [abs(label @ ages - 30), 10], atol=1e-3)
     old = np.asarray(loss(np.array([116.0], dtype=np.float32), probs[:1]))
     assert np.isfinite(old).all()  # ages above the last class put the label on it
+
+
+def test_extra_age_classes_start_close_to_the_bundled_net() -> None:
+    from agebatch.train import TrainConfig, base_card, extend_ages
+
+    bundled = load_model()
+    card = base_card(TrainConfig())
+    extended = extend_ages(bundled.keras_model, card, max_age=95)
+    assert card["output"]["ages"][-16:] == [float(a) for a in range(80, 96)]
+    assert extended.get_layer("probabilities").output.shape[-1] == 81 + 15
+    images = np.random.default_rng(1).integers(0, 255, (8, 64, 64, 3)).astype(np.float32)
+    before = bundled.predict(images.astype(np.uint8))
+    after = np.asarray(extended.predict_on_batch(images)).reshape(-1)
+    np.testing.assert_allclose(after, before, atol=0.5)
+    assert (after >= before - 1e-3).all()  # the new classes can only pull ages up
