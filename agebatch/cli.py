@@ -473,6 +473,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"in {result.seconds / 60:.1f} min; validation faces:"
     )
     print(format_table(result.metrics))
+    if result.baseline is not None:
+        before, after = result.baseline, result.metrics
+        print(
+            f"The bundled model on the same faces: MAE {before['mae']:.2f} -> {after['mae']:.2f}, "
+            f"teen_miss_rate {before['teen_miss_rate']:.1%} -> {after['teen_miss_rate']:.1%}, "
+            f"false_challenge_rate {before['false_challenge_rate']:.1%} -> "
+            f"{after['false_challenge_rate']:.1%}"
+        )
     if args.json:
         args.json.write_text(json.dumps(result.metrics, indent=2) + "\n")
     print(f"Wrote {args.out} and its card; use it with `agebatch run --model {args.out}`.")

@@ -129,6 +129,7 @@ class TrainResult:
     best_epoch: int
     seconds: float
     metrics: dict[str, Any] = field(default_factory=dict)
+    baseline: dict[str, Any] | None = None  # the bundled model on the same validation faces
 
 
 def validation_split(names: Sequence[str], share: float, seed: int) -> np.ndarray:
@@ -471,9 +472,9 @@ def train(
         "history": read_history(workdir / "history.csv"),
     }
     _save(net, out, card, config.arch)
-    metrics = measure(out, faces_dir, workers=workers)
+    metrics, baseline = measure(out, faces_dir, workers=workers, baseline=config.arch == "default")
     shutil.rmtree(workdir, ignore_errors=True)
-    return TrainResult(out, state.epochs_run, state.best_epoch, seconds, metrics)
+    return TrainResult(out, state.epochs_run, state.best_epoch, seconds, metrics, baseline)
 
 
 class _State:
@@ -593,11 +594,18 @@ def validation_faces(model_path: Path, faces_dir: Path) -> LabelledFaces:
     return LabelledFaces([faces.paths[i] for i in keep], faces.ages[keep])
 
 
-def measure(model_path: Path, faces_dir: Path, workers: int = 2) -> dict[str, Any]:
-    """`agebatch evaluate` on the validation split; error and confusion go into the card."""
+def measure(
+    model_path: Path, faces_dir: Path, workers: int = 2, baseline: bool = False
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """`agebatch evaluate` on the validation split; error and confusion go into the card.
+
+    With baseline=True the bundled model is measured on the same faces too (the card keeps
+    it as training.baseline), so the card says whether fine-tuning beat its starting point.
+    """
     model = load_model(model_path)
     faces = validation_faces(model_path, faces_dir)
     result, predicted = evaluate(model, faces, workers=workers)
+    before = evaluate(load_model(), faces, workers=workers)[0] if baseline else None
     readable = ~np.isnan(predicted)
     path = card_path(model_path)
     card = json.loads(path.read_text())
@@ -609,5 +617,10 @@ def measure(model_path: Path, faces_dir: Path, workers: int = 2) -> dict[str, An
         "n": int(readable.sum()),
         "counts": age_confusion(faces.ages[readable], predicted[readable]),
     }
+    if before is not None:
+        card["training"]["baseline"] = {
+            "model_version": before["model_version"],
+            **{key: before[key] for key in ERROR_KEYS},
+        }
     path.write_text(json.dumps(card, indent=2) + "\n")
-    return result
+    return result, before

@@ -65,7 +65,9 @@ def test_fine_tuned_model_loads_with_its_card(fine_tuned: Path, faces: Path) -> 
     assert card["licence"]["base_model"]["spdx"] == "CC0-1.0"
     assert card["error"]["n"] == 4 and card["error"]["measured_on"].startswith("validation")
     assert sum(n for *_, n in card["age_confusion"]["counts"]) == 4
-    assert card["version"] != read_card(bundled_model_path()).version
+    bundled = read_card(bundled_model_path()).version
+    assert card["version"] != bundled
+    assert training["baseline"]["model_version"] == bundled and training["baseline"]["n"] == 4
     assert card["test_time_augmentation"] in ("flip", "none")
     assert not fine_tuned.with_name("mine.train").exists()  # work dir removed once saved
 
