@@ -148,7 +148,7 @@ def load_photo(path: Path, spec: InputSpec, region: Region = WHOLE_FRAME) -> Dec
 
 def face_input(image: Image.Image, spec: InputSpec, region: Region, finder: FaceFinder) -> Decoded:
     """The model input of an upright RGB photo that may be a frame (spec.photos auto or frames)."""
-    from agebatch.faces import aligned_crop_chip, face_chip, is_face_crop
+    from agebatch.faces import FRAME_ZOOM, aligned_crop_chip, face_chip, is_face_crop
 
     rgb = np.asarray(image)
     if spec.photos == "auto" and is_face_crop(rgb, finder):
@@ -157,7 +157,7 @@ def face_input(image: Image.Image, spec: InputSpec, region: Region, finder: Face
     if face is None:
         return Decoded(None, "no_face")
     if spec.crop is not None:
-        pixels = aligned_crop_chip(image, face, spec.size, spec.crop, spec.resample)
+        pixels = aligned_crop_chip(image, face, spec.size, spec.crop, spec.resample, FRAME_ZOOM)
     elif spec.size[0] == spec.size[1]:
         pixels = face_chip(rgb, face, spec.size[0], spec.padding)
     else:

@@ -1,5 +1,6 @@
 -- Age-restricted sales a manager should review: the shopper looked under the challenge age,
--- or no usable photo shows who bought (an unchecked sale). A list to review, not a verdict.
+-- or no usable photo shows who bought (no_photo, unreadable, no_face: an unchecked sale).
+-- A list to review, not a verdict.
 -- Input: restricted_sales.
 with final as (
     select *

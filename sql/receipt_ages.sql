@@ -1,5 +1,6 @@
 -- One row per receipt of the day with the age of the shopper photographed when paying.
--- Inputs: lines (typed transactions), captures (photos with predicted_age and status),
+-- Inputs: lines (typed transactions), captures (photos with predicted_age and status: ok,
+-- unreadable, or no_face for a frame in which no shopper's face was found),
 -- age_groups (label, low, high). Parameters: $day, $before_s, $after_s, $model_version.
 with receipts as (
     select
@@ -12,7 +13,7 @@ with receipts as (
     group by receipt_id
 ),
 
--- A burst of shots in the same second counts once: the readable one, else the last taken.
+-- A burst of shots in the same second counts once: the one with an age, else the last taken.
 shots as (
     select *
     from captures
@@ -73,6 +74,7 @@ final as (
         matched.photo,
         matched.predicted_age,
         age_groups.label as age_group,
+        -- matched, no_photo, or the capture's reason for having no age: unreadable, no_face
         case
             when matched.photo is null then 'no_photo'
             when matched.capture_status = 'ok' then 'matched'

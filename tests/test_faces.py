@@ -157,6 +157,53 @@ def test_face_chip_without_landmarks_crops_around_the_box() -> None:
     assert chip[0, 0].max() == 0  # padding reaches beyond the box
 
 
+def _textured_crop(side: int = 200, seed: int = 0) -> Image.Image:
+    """A smooth random picture standing in for an aligned face crop."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    return Image.fromarray(coarse).resize((side, side), Image.Resampling.BICUBIC)
+
+
+@pytest.mark.parametrize(("angle", "scale"), [(0.0, 1.0), (15.0, 1.4), (-20.0, 0.45)])
+def test_aligned_crop_chip_recovers_the_crop_from_a_frame(angle: float, scale: float) -> None:
+    from agebatch.faces import ALIGNED_CROP_LANDMARKS, aligned_crop_chip
+
+    crop = _textured_crop()
+    box = (0.025, 0.025, 0.975, 0.975)
+    expected = np.asarray(
+        crop.resize((64, 64), Image.Resampling.BOX, box=tuple(v * 200 for v in box)),
+        dtype=np.float64,
+    )
+    # Paste the crop into a frame turned by `angle`, scaled, moved: frame = s R crop + t.
+    a = math.radians(angle)
+    rot = scale * np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    shift = np.array([200.0, 80.0])  # the whole crop lands inside the frame
+    inv = np.linalg.inv(rot)
+    back = -inv @ shift  # crop = inv frame + back
+    frame = crop.transform(
+        (640, 480),
+        Image.Transform.AFFINE,
+        (inv[0, 0], inv[0, 1], back[0], inv[1, 0], inv[1, 1], back[1]),
+        Image.Resampling.BICUBIC,
+    )
+    # dlib-style landmarks: pixel indices, i.e. continuous coordinates minus half a pixel.
+    points = [tuple(rot @ (np.array(p) * 200) + shift - 0.5) for p in ALIGNED_CROP_LANDMARKS]
+    found = Face((0.0, 0.0, 1.0, 1.0), 1.0, tuple(points))  # type: ignore[arg-type]
+    chip = aligned_crop_chip(frame, found, (64, 64), box, "box")
+    assert chip.shape == (64, 64, 3) and chip.dtype == np.uint8
+    inner = (slice(4, 60), slice(4, 60))  # the border mixes in the frame's black
+    assert np.abs(chip[inner] - expected[inner]).mean() < 4
+    other = np.asarray(_textured_crop(seed=1).resize((64, 64)), dtype=np.float64)
+    assert np.abs(chip[inner] - other[inner]).mean() > 20  # the test can tell pictures apart
+
+
+def test_aligned_crop_chip_needs_landmarks() -> None:
+    from agebatch.faces import aligned_crop_chip
+
+    with pytest.raises(ValueError, match="5 landmarks"):
+        aligned_crop_chip(_textured_crop(), face(10, 10, 90, 90))
+
+
 def test_face_chip_rejects_non_rgb() -> None:
     with pytest.raises(ValueError):
         face_chip(np.zeros((10, 10), dtype=np.uint8), face(0, 0, 5, 5))
