@@ -191,6 +191,19 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         "at 80 (default: %(default)s)",
     )
     train.add_argument(
+        "--jitter",
+        type=float,
+        default=d.jitter,
+        help="augment with random zoom and shift of up to this fraction of the face "
+        "(default: %(default)s)",
+    )
+    train.add_argument(
+        "--weight-decay",
+        type=float,
+        default=d.weight_decay,
+        help="AdamW weight decay; 0 is plain Adam (default: %(default)s)",
+    )
+    train.add_argument(
         "--patience",
         type=int,
         default=d.patience,
@@ -464,6 +477,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         flip_tta=args.flip_tta,
         loss=args.loss,
         max_age=args.max_age,
+        jitter=args.jitter,
+        weight_decay=args.weight_decay,
     )
     result = train(
         args.faces, args.out, config, workdir=args.workdir, fresh=args.fresh, workers=args.workers

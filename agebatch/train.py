@@ -85,6 +85,8 @@ class TrainConfig:
     patience: int = 5
     rotation_deg: float = 15.0
     brightness: float = 0.2
+    jitter: float = 0.0  # random zoom and shift, as a fraction of the face (detector jitter)
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay; 0 is plain Adam
     flip_tta: str = "auto"  # auto (keep when it lowers validation MAE), on, off
     loss: str = "mae"  # mae on the age; "mae+dist" adds a label-distribution term (default net)
     max_age: int = 80  # default net: add age classes 81..max_age (its own stop at 80)
@@ -225,17 +227,22 @@ def _resnet_weights(weights: str) -> str | None:
 
 
 def augmenter(config: TrainConfig, seed: int) -> Any:
-    """Training-only augmentation: horizontal flip, small rotation, brightness."""
+    """Training-only augmentation: horizontal flip, small rotation, brightness, jitter."""
     import keras
 
-    return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomRotation(config.rotation_deg / 360, fill_mode="reflect", seed=seed),
-            keras.layers.RandomBrightness(config.brightness, value_range=(0, 255), seed=seed),
-        ],
-        name="augment",
-    )
+    layers = [
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(config.rotation_deg / 360, fill_mode="reflect", seed=seed),
+        keras.layers.RandomBrightness(config.brightness, value_range=(0, 255), seed=seed),
+    ]
+    if config.jitter > 0:
+        layers += [
+            keras.layers.RandomZoom(config.jitter, fill_mode="reflect", seed=seed),
+            keras.layers.RandomTranslation(
+                config.jitter / 2, config.jitter / 2, fill_mode="reflect", seed=seed
+            ),
+        ]
+    return keras.Sequential(layers, name="augment")
 
 
 def distribution_loss(ages: Sequence[float], sigma: float = DIST_SIGMA) -> Callable[..., Any]:
@@ -402,7 +409,9 @@ def train(
     trainer = keras.Sequential([augmenter(config, config.seed), head], name="trainer")
     trainer.build((None, size[1], size[0], 3))
     trainer.compile(
-        optimizer=keras.optimizers.Adam(config.adam_rate),
+        optimizer=keras.optimizers.AdamW(config.adam_rate, weight_decay=config.weight_decay)
+        if config.weight_decay > 0
+        else keras.optimizers.Adam(config.adam_rate),
         loss=loss,
         metrics=[metric],
         jit_compile=gpu,
