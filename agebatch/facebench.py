@@ -646,12 +646,12 @@ def _compare_ages(
         rgb = frames[index]
         face = finder.find_shopper(rgb)  # what face_input picks, kept for scoring
         decoded = face_input(images[index], spec, WHOLE_FRAME_REGION, finder)
-        age = None if decoded.pixels is None else float(age_model(decoded.pixels[None])[0])
+        age = None if decoded.pixels is None else float(age_model(decoded.pixels).mean())
         return face, age
 
     def ours_timed(index: int) -> object:
         decoded = face_input(images[index], spec, WHOLE_FRAME_REGION, finder)
-        return None if decoded.pixels is None else age_model(decoded.pixels[None])
+        return None if decoded.pixels is None else age_model(decoded.pixels).mean()
 
     our_out = [ours(i) for i in range(len(frames))]
     best = min(_timed(ours_timed, range(len(frames)))[0] for _ in range(repeats))

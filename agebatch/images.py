@@ -108,7 +108,11 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class Decoded:
-    """One photo read for the model: its pixels, or None with the reason."""
+    """One photo read for the model: its pixels, or None with the reason.
+
+    pixels: (views, height, width, 3) uint8, one view for a crop, several framings of a frame's
+    face (faces.FRAME_ZOOMS); the model's ages of a photo's views are averaged.
+    """
 
     pixels: np.ndarray | None
     status: str  # "ok", "unreadable" or "no_face"
@@ -135,7 +139,7 @@ def load_photo(path: Path, spec: InputSpec, region: Region = WHOLE_FRAME) -> Dec
     """
     if spec.photos == "crops":
         pixels = load_face(path, spec.size, spec.crop, spec.resample)
-        return Decoded(pixels, "ok" if pixels is not None else "unreadable")
+        return Decoded(None, "unreadable") if pixels is None else Decoded(pixels[None], "ok")
     image = read_rgb(path)
     if image is None:
         return Decoded(None, "unreadable")
@@ -148,21 +152,25 @@ def load_photo(path: Path, spec: InputSpec, region: Region = WHOLE_FRAME) -> Dec
 
 def face_input(image: Image.Image, spec: InputSpec, region: Region, finder: FaceFinder) -> Decoded:
     """The model input of an upright RGB photo that may be a frame (spec.photos auto or frames)."""
-    from agebatch.faces import FRAME_ZOOM, aligned_crop_chip, face_chip, is_face_crop
+    from agebatch.faces import FRAME_ZOOMS, aligned_crop_chip, face_chip, is_face_crop
 
     rgb = np.asarray(image)
     if spec.photos == "auto" and is_face_crop(rgb, finder):
-        return Decoded(to_model_input(image, spec.size, spec.crop, spec.resample), "ok")
+        return Decoded(to_model_input(image, spec.size, spec.crop, spec.resample)[None], "ok")
     face = finder.find_shopper(rgb, region)
     if face is None:
         return Decoded(None, "no_face")
     if spec.crop is not None:
-        pixels = aligned_crop_chip(image, face, spec.size, spec.crop, spec.resample, FRAME_ZOOM)
+        views = [
+            aligned_crop_chip(image, face, spec.size, spec.crop, spec.resample, zoom)
+            for zoom in FRAME_ZOOMS
+        ]
+        return Decoded(np.stack(views), "ok")
     elif spec.size[0] == spec.size[1]:
         pixels = face_chip(rgb, face, spec.size[0], spec.padding)
     else:
         pixels = to_model_input(Image.fromarray(face_chip(rgb, face, max(spec.size))), spec.size)
-    return Decoded(pixels, "ok")
+    return Decoded(pixels[None], "ok")
 
 
 def load_photos(items: Sequence[tuple[Path, Region]], spec: InputSpec) -> list[Decoded]:

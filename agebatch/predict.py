@@ -133,13 +133,19 @@ def _decoder(workers: int, processes: bool) -> Executor:
 
 
 def _run_batch(futures: list[Future[list[Decoded]]], model: AgeModel) -> list[Prediction]:
-    """Wait for a batch's decodes and run the model on the photos that gave a face."""
+    """Wait for a batch's decodes and run the model on the photos that gave a face.
+
+    A photo may come as several views (framings of a frame's face): its age is their mean.
+    """
     decoded = [item for future in futures for item in future.result()]
     readable = [item.pixels for item in decoded if item.pixels is not None]
-    ages = iter(model.predict(np.stack(readable)) if readable else [])
-    return [
-        Prediction(float(next(ages)), "ok")
-        if item.pixels is not None
-        else Prediction(None, item.status)
-        for item in decoded
-    ]
+    ages = np.asarray(model.predict(np.concatenate(readable)) if readable else [], dtype=float)
+    results, start = [], 0
+    for item in decoded:
+        if item.pixels is None:
+            results.append(Prediction(None, item.status))
+            continue
+        views = len(item.pixels)
+        results.append(Prediction(float(ages[start : start + views].mean()), "ok"))
+        start += views
+    return results

@@ -37,7 +37,7 @@ def test_crops_are_resized_without_looking_for_a_face(tmp_path: Path) -> None:
     spec = InputSpec(size=(64, 64), photos="crops")
     decoded = load_photo(path, spec)
     assert decoded.status == "ok" and decoded.pixels is not None
-    assert decoded.pixels.shape == (64, 64, 3)
+    assert decoded.pixels.shape == (1, 64, 64, 3)  # one view: the crop itself
 
 
 def test_unreadable_photo_in_every_kind(tmp_path: Path) -> None:
@@ -65,7 +65,7 @@ def test_a_frame_without_a_face_is_no_face(tmp_path: Path, kind: str) -> None:
 
 @needs_faces
 def test_two_faces_the_shopper_is_the_larger(tmp_path: Path) -> None:
-    from agebatch.faces import FaceFinder, aligned_crop_chip
+    from agebatch.faces import FRAME_ZOOMS, FaceFinder, aligned_crop_chip
 
     rgb = drawn_frame((640, 480), [(200, 230, 150), (500, 220, 80)], [BRIGHT, DARK])
     path = _save(rgb, tmp_path / "two.png")
@@ -74,7 +74,16 @@ def test_two_faces_the_shopper_is_the_larger(tmp_path: Path) -> None:
     finder = FaceFinder()
     faces = sorted(finder.find(rgb), key=lambda f: f.centre[0])
     assert len(faces) == 2
-    big, small = (aligned_crop_chip(Image.fromarray(rgb), f, (64, 64), FRAMES.crop) for f in faces)
+    big, small = (
+        np.stack(
+            [
+                aligned_crop_chip(Image.fromarray(rgb), f, (64, 64), FRAMES.crop, "box", z)
+                for z in FRAME_ZOOMS
+            ]
+        )
+        for f in faces
+    )
+    assert decoded.pixels.shape == (len(FRAME_ZOOMS), 64, 64, 3)  # the frame's views
     # The chips differ clearly (bright vs dark skin), so the test tells which face was taken.
     assert big.mean() - small.mean() > 20
     assert abs(decoded.pixels.mean() - big.mean()) < 3
