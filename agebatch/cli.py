@@ -204,6 +204,14 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         help="AdamW weight decay; 0 is plain Adam (default: %(default)s)",
     )
     train.add_argument(
+        "--lr-decay",
+        type=float,
+        default=d.lr_decay,
+        metavar="F",
+        help="multiply the learning rate by F every epoch (default: cut it 0.3x when the "
+        "validation MAE stalls)",
+    )
+    train.add_argument(
         "--patience",
         type=int,
         default=d.patience,
@@ -479,6 +487,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_age=args.max_age,
         jitter=args.jitter,
         weight_decay=args.weight_decay,
+        lr_decay=args.lr_decay,
     )
     result = train(
         args.faces, args.out, config, workdir=args.workdir, fresh=args.fresh, workers=args.workers
