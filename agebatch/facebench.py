@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from agebatch.faces import Face, FaceFinder, face_chip, pick_shopper
 
@@ -160,6 +160,12 @@ def _overlap(a: Sequence[float], b: Sequence[float]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+def read_upright(path: Path) -> Image.Image:
+    """An image file as upright RGB (EXIF orientation applied), like the pipeline reads photos."""
+    with Image.open(path) as image:
+        return ImageOps.exif_transpose(image).convert("RGB")
+
+
 def _read_labels(faces_dir: Path) -> list[tuple[str, float]]:
     with (faces_dir / "labels.csv").open(newline="") as handle:
         return [(row["file_name"], float(row["real_age"])) for row in csv.DictReader(handle)]
@@ -181,8 +187,8 @@ def generate(faces_dir: Path, out: Path, n: int, seed: int = 0) -> Path:
             name, age = labels[order[(2 * i) % len(labels)]]
             face_width = math.exp(rng.uniform(math.log(FACE_PX[0]), math.log(FACE_PX[1])))
             angle = float(rng.uniform(-MAX_ANGLE, MAX_ANGLE))
-            with Image.open(faces_dir / "final_files" / name) as face:
-                placed = _paste_face(rng, frame, face, face_width, angle)
+            face = read_upright(faces_dir / "final_files" / name)
+            placed = _paste_face(rng, frame, face, face_width, angle)
             if placed is not None:
                 row.update(face_file=name, real_age=age, angle=round(angle, 2))
                 sides = ("left", "top", "right", "bottom")
@@ -191,8 +197,8 @@ def generate(faces_dir: Path, out: Path, n: int, seed: int = 0) -> Path:
                     name2, _ = labels[order[(2 * i + 1) % len(labels)]]
                     width2 = face_width * rng.uniform(*SECOND_SCALE)
                     angle2 = float(rng.uniform(-MAX_ANGLE, MAX_ANGLE))
-                    with Image.open(faces_dir / "final_files" / name2) as face2:
-                        second = _paste_face(rng, frame, face2, width2, angle2, avoid=placed)
+                    face2 = read_upright(faces_dir / "final_files" / name2)
+                    second = _paste_face(rng, frame, face2, width2, angle2, avoid=placed)
                     if second is not None:
                         row.update(has_second_face=1, second_file=name2)
                         keys = ("second_left", "second_top", "second_right", "second_bottom")
@@ -475,11 +481,7 @@ def score_frames(name: str, truth: Sequence[Truth], found: Sequence[list[Face]])
 
 
 def _load_frames(frames_dir: Path, truth: Sequence[Truth]) -> list[np.ndarray]:
-    frames = []
-    for row in truth:
-        with Image.open(frames_dir / "frames" / row.frame) as image:
-            frames.append(np.asarray(image.convert("RGB")))
-    return frames
+    return [np.asarray(read_upright(frames_dir / "frames" / row.frame)) for row in truth]
 
 
 class OnnxAge:
@@ -605,8 +607,7 @@ def _compare_ages(
     if faces_dir is not None and spec.crop is not None:
         box = spec.crop
         for i, t in rows:
-            with Image.open(faces_dir / "final_files" / t.face_file) as image:
-                rgb = image.convert("RGB")
+            rgb = read_upright(faces_dir / "final_files" / t.face_file)
             w, h = rgb.size
             pixels = (box[0] * w, box[1] * h, box[2] * w, box[3] * h)
             method = Image.Resampling[spec.resample.upper()]
@@ -691,8 +692,7 @@ def _compare_ages(
     paths = [frames_dir / "frames" / t.frame for t in truth]
 
     def theirs_from_file(path: Path) -> list:
-        with Image.open(path) as image:
-            return predictor.predict(image.convert("RGB"))
+        return predictor.predict(read_upright(path))
 
     # Timed before TensorFlow is loaded: its thread pools slow onnxruntime in the same process.
     theirs_s = min(_timed(theirs_from_file, paths)[0] for _ in range(repeats))

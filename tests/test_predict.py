@@ -62,3 +62,17 @@ def test_crops_kind_is_the_old_behaviour(tmp_path: Path, cropping_model) -> None
     predictions, stats = predict_paths([frame], cropping_model, photos="crops", workers=1)
     assert predictions[0].status == "ok" and predictions[0].age is not None
     assert stats.no_face == 0
+
+
+def test_decode_processes_give_the_same_answers(tmp_path: Path, cropping_model) -> None:
+    paths = []
+    for i, faces in enumerate([[(300, 240, 140)], [], [(200, 230, 150), (480, 220, 80)]]):
+        path = tmp_path / f"frame{i}.png"
+        picture = drawn_frame((640, 480), faces) if faces else scene(640, 480, seed=1)
+        Image.fromarray(picture).save(path)
+        paths.append(path)
+    options = {"batch_size": 2, "workers": 2, "photos": "auto"}
+    threads, _ = predict_paths(paths, cropping_model, **options)
+    processes, _ = predict_paths(paths, cropping_model, processes=True, **options)
+    assert [p.status for p in threads] == ["ok", "no_face", "ok"]
+    assert processes == threads  # each spawned process built its own face finder
