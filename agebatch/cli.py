@@ -181,7 +181,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         choices=LOSSES,
         default=d.loss,
         help="mae: error of the predicted age; mae+dist: plus a label-distribution term on the "
-        "default net's age classes (default: %(default)s)",
+        "default net's age classes (default: mae+dist for default, mae for resnet50)",
     )
     train.add_argument(
         "--max-age",
@@ -208,8 +208,8 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=d.lr_decay,
         metavar="F",
-        help="multiply the learning rate by F every epoch (default: cut it 0.3x when the "
-        "validation MAE stalls)",
+        help="multiply the learning rate by F every epoch; 1 keeps it, 0 < F < 1 decays "
+        "(default: %(default)s)",
     )
     train.add_argument(
         "--patience",
