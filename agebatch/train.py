@@ -372,29 +372,16 @@ def train(
         raise InputError(f"--out must end in .keras, not {out.name}.")
     started = time.perf_counter()
     workdir = workdir or out.with_name(out.stem + ".train")
-    faces = read_labelled(faces_dir)
+    faces = _select_faces(faces_dir, config)
     names = [p.name for p in faces.paths]
-    if config.limit is not None and config.limit < len(names):
-        keep = np.sort(np.random.default_rng(config.seed).choice(len(names), config.limit, False))
-        faces = LabelledFaces([faces.paths[i] for i in keep], faces.ages[keep])
-        names = [names[i] for i in keep]
-    if len(names) < 2:
-        raise InputError(
-            f"{faces_dir} has {len(names)} labelled face(s); training needs 2 or more."
-        )
     is_val = validation_split(names, config.val_share, config.seed)
 
     import keras
 
     keras.utils.set_random_seed(config.seed)
     gpu = compute_device() == "GPU"
-    if gpu and config.arch == "resnet50":
-        keras.mixed_precision.set_global_policy("mixed_float16")
     card = base_card(config)
-    if config.arch == "default":
-        net = extend_ages(load_model().keras_model, card, config.max_age)
-    else:
-        net = build_resnet50(config)
+    net = _build_net(config, card, gpu)
     size = (int(card["input"]["width"]), int(card["input"]["height"]))
     crop_spec = card["face"]["aligned_crop"]
     crop = tuple(crop_spec["box"]) if crop_spec.get("box") else None
@@ -406,46 +393,11 @@ def train(
         log.warning("%d unreadable face photos skipped", int((~readable).sum()))
     train_mask, val_mask = readable & ~is_val, readable & is_val
     y = faces.ages.astype(np.float32)
-    weights = sample_weights(y[train_mask], config.balance)
 
-    if config.loss_name == "mae+dist":
-        head = keras.Model(net.inputs, net.get_layer("probabilities").output)
-        loss, metric = (
-            distribution_loss(card["output"]["ages"]),
-            expected_age_mae(card["output"]["ages"]),
-        )
-    else:
-        head, loss, metric = net, "mean_absolute_error", "mae"
-    trainer = keras.Sequential([augmenter(config, config.seed), head], name="trainer")
-    trainer.build((None, size[1], size[0], 3))
-    trainer.compile(
-        optimizer=keras.optimizers.AdamW(config.adam_rate, weight_decay=config.weight_decay)
-        if config.weight_decay > 0
-        else keras.optimizers.Adam(config.adam_rate),
-        loss=loss,
-        metrics=[metric],
-        jit_compile=gpu,
-    )
+    trainer = _compile_trainer(net, card, config, size, gpu)
     _prepare_workdir(workdir, config, fresh)
     best_path = workdir / "best.weights.h5"
     state = _State(workdir / "state.json")
-    rate = config.adam_rate
-    fit_callbacks = [
-        keras.callbacks.BackupAndRestore(str(workdir / "backup"), delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(
-            str(best_path),
-            monitor="val_mae",
-            mode="min",
-            save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=state.best,
-        ),
-        keras.callbacks.LearningRateScheduler(lambda epoch: rate * config.lr_decay**epoch),
-        keras.callbacks.EarlyStopping(monitor="val_mae", mode="min", patience=config.patience),
-        keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
-        keras.callbacks.LambdaCallback(on_epoch_end=state.on_epoch_end),
-        *callbacks,
-    ]
     log.info(
         "Training %s on %d faces, validating on %d (%s)",
         config.arch,
@@ -456,12 +408,12 @@ def train(
     trainer.fit(
         x[train_mask],
         y[train_mask],
-        sample_weight=weights,
+        sample_weight=sample_weights(y[train_mask], config.balance),
         validation_data=(x[val_mask], y[val_mask]),
         batch_size=config.batch_size,
         epochs=config.epochs,
         shuffle=True,
-        callbacks=fit_callbacks,
+        callbacks=[*_fit_callbacks(workdir, best_path, config, state), *callbacks],
         verbose=verbose if verbose is not None else (1 if sys.stderr.isatty() else 2),
     )
     if best_path.is_file():
@@ -493,6 +445,86 @@ def train(
     metrics, baseline = measure(out, faces_dir, workers=workers, baseline=config.arch == "default")
     shutil.rmtree(workdir, ignore_errors=True)
     return TrainResult(out, state.epochs_run, state.best_epoch, seconds, metrics, baseline)
+
+
+def _select_faces(faces_dir: Path, config: TrainConfig) -> LabelledFaces:
+    """The labelled faces to train and validate on: all, or a seeded subset of --limit."""
+    faces = read_labelled(faces_dir)
+    if config.limit is not None and config.limit < len(faces.paths):
+        rng = np.random.default_rng(config.seed)
+        keep = np.sort(rng.choice(len(faces.paths), config.limit, replace=False))
+        faces = LabelledFaces([faces.paths[i] for i in keep], faces.ages[keep])
+    if len(faces.paths) < 2:
+        raise InputError(
+            f"{faces_dir} has {len(faces.paths)} labelled face(s); training needs 2 or more."
+        )
+    return faces
+
+
+def _build_net(config: TrainConfig, card: dict[str, Any], gpu: bool) -> Any:
+    """The net to train: the bundled one (age classes extended), or a new ResNet50.
+
+    ResNet50 is built in mixed precision on a GPU (its age output stays float32).
+    """
+    import keras
+
+    if config.arch == "default":
+        return extend_ages(load_model().keras_model, card, config.max_age)
+    if not gpu:
+        return build_resnet50(config)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        return build_resnet50(config)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _compile_trainer(
+    net: Any, card: dict[str, Any], config: TrainConfig, size: tuple[int, int], gpu: bool
+) -> Any:
+    """Augmentation in front of the net (or of its age distribution, for mae+dist), compiled.
+
+    The metric is always called `mae` and means years, so `val_mae` drives the callbacks.
+    """
+    import keras
+
+    if config.loss_name == "mae+dist":
+        ages = card["output"]["ages"]
+        head = keras.Model(net.inputs, net.get_layer("probabilities").output)
+        loss, metric = distribution_loss(ages), expected_age_mae(ages)
+    else:
+        head, loss, metric = net, "mean_absolute_error", "mae"
+    trainer = keras.Sequential([augmenter(config, config.seed), head], name="trainer")
+    trainer.build((None, size[1], size[0], 3))
+    optimizer = (
+        keras.optimizers.AdamW(config.adam_rate, weight_decay=config.weight_decay)
+        if config.weight_decay > 0
+        else keras.optimizers.Adam(config.adam_rate)
+    )
+    trainer.compile(optimizer=optimizer, loss=loss, metrics=[metric], jit_compile=gpu)
+    return trainer
+
+
+def _fit_callbacks(workdir: Path, best_path: Path, config: TrainConfig, state: _State) -> list:
+    """Backup every epoch (resume), keep the best weights, decay the rate, stop early, log."""
+    import keras
+
+    rate, decay = config.adam_rate, config.lr_decay
+    return [
+        keras.callbacks.BackupAndRestore(str(workdir / "backup"), delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(
+            str(best_path),
+            monitor="val_mae",
+            mode="min",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=state.best,
+        ),
+        keras.callbacks.LearningRateScheduler(lambda epoch: rate * decay**epoch),
+        keras.callbacks.EarlyStopping(monitor="val_mae", mode="min", patience=config.patience),
+        keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
+        keras.callbacks.LambdaCallback(on_epoch_end=state.on_epoch_end),
+    ]
 
 
 class _State:
