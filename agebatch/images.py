@@ -13,10 +13,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps
 
-from agebatch.faces import WHOLE_FRAME, Region
+from agebatch.faces import (
+    FRAME_ZOOMS,
+    WHOLE_FRAME,
+    FaceFinder,
+    Region,
+    aligned_crop_chips,
+    face_chip,
+    is_face_crop,
+)
 
 if TYPE_CHECKING:
-    from agebatch.faces import FaceFinder
     from agebatch.model import ModelCard
 
 log = logging.getLogger(__name__)
@@ -124,9 +131,7 @@ _local = threading.local()
 def worker_finder() -> FaceFinder:
     """This thread's face finder (a finder is not thread-safe: one per decode worker)."""
     finder = getattr(_local, "finder", None)
-    if finder is None:
-        from agebatch.faces import FaceFinder
-
+    if finder is None:  # models load on its first use, not here
         finder = _local.finder = FaceFinder()
     return finder
 
@@ -152,21 +157,16 @@ def load_photo(path: Path, spec: InputSpec, region: Region = WHOLE_FRAME) -> Dec
 
 def face_input(image: Image.Image, spec: InputSpec, region: Region, finder: FaceFinder) -> Decoded:
     """The model input of an upright RGB photo that may be a frame (spec.photos auto or frames)."""
-    from agebatch.faces import FRAME_ZOOMS, aligned_crop_chip, face_chip, is_face_crop
-
     rgb = np.asarray(image)
     if spec.photos == "auto" and is_face_crop(rgb, finder):
         return Decoded(to_model_input(image, spec.size, spec.crop, spec.resample)[None], "ok")
-    face = finder.find_shopper(rgb, region)
+    face = finder.find_shopper(rgb, region, image)
     if face is None:
         return Decoded(None, "no_face")
     if spec.crop is not None:
-        views = [
-            aligned_crop_chip(image, face, spec.size, spec.crop, spec.resample, zoom)
-            for zoom in FRAME_ZOOMS
-        ]
-        return Decoded(np.stack(views), "ok")
-    elif spec.size[0] == spec.size[1]:
+        views = aligned_crop_chips(image, face, spec.size, spec.crop, spec.resample, FRAME_ZOOMS)
+        return Decoded(views, "ok")
+    if spec.size[0] == spec.size[1]:
         pixels = face_chip(rgb, face, spec.size[0], spec.padding)
     else:
         pixels = to_model_input(Image.fromarray(face_chip(rgb, face, max(spec.size))), spec.size)
