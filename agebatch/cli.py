@@ -153,21 +153,10 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         "weights file (default: %(default)s)",
     )
     train.add_argument(
-        "--image-size", type=int, default=d.image_size, help="resnet50 input (default: 224)"
-    )
-    train.add_argument("--epochs", type=int, default=d.epochs, help="default: %(default)s")
-    train.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
-    train.add_argument(
         "--learning-rate",
         type=float,
         default=d.learning_rate,
         help="Adam's (default: 1e-4 fine-tuning, 1e-3 resnet50)",
-    )
-    train.add_argument(
-        "--val-share", type=float, default=d.val_share, help="validation share (default: 0.2)"
-    )
-    train.add_argument(
-        "--seed", type=int, default=d.seed, help="split, order and augmentation (default: 0)"
     )
     train.add_argument("--limit", type=int, help="train on a seeded subset of N faces")
     train.add_argument(
@@ -184,46 +173,31 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         "default net's age classes (default: mae+dist for default, mae for resnet50)",
     )
     train.add_argument(
-        "--max-age",
-        type=int,
-        default=d.max_age,
-        help="default net: add whole-year age classes up to this age; the bundled net stops "
-        "at 80 (default: %(default)s)",
-    )
-    train.add_argument(
-        "--jitter",
-        type=float,
-        default=d.jitter,
-        help="augment with random zoom and shift of up to this fraction of the face "
-        "(default: %(default)s)",
-    )
-    train.add_argument(
-        "--weight-decay",
-        type=float,
-        default=d.weight_decay,
-        help="AdamW weight decay; 0 is plain Adam (default: %(default)s)",
-    )
-    train.add_argument(
-        "--lr-decay",
-        type=float,
-        default=d.lr_decay,
-        metavar="F",
-        help="multiply the learning rate by F every epoch; 1 keeps it, 0 < F < 1 decays "
-        "(default: %(default)s)",
-    )
-    train.add_argument(
-        "--patience",
-        type=int,
-        default=d.patience,
-        help="stop after N epochs without a better validation MAE (default: %(default)s)",
-    )
-    train.add_argument(
         "--flip-tta",
         choices=("auto", "on", "off"),
         default=d.flip_tta,
         help="average with the mirror image at prediction time; auto keeps it when it lowers "
         "the validation MAE (default: %(default)s)",
     )
+    numbers = (
+        ("--image-size", int, "resnet50 input side in pixels"),
+        ("--epochs", int, "at most this many epochs"),
+        ("--batch-size", int, "faces per step"),
+        ("--val-share", float, "share of the faces kept aside for validation"),
+        ("--seed", int, "seeds the split, the order and the augmentation"),
+        (
+            "--max-age",
+            int,
+            "default net: add whole-year age classes past its last (80) up to this age",
+        ),
+        ("--jitter", float, "augment with random zoom and shift of up to this share of the face"),
+        ("--weight-decay", float, "AdamW weight decay; 0 is plain Adam"),
+        ("--lr-decay", float, "multiply the learning rate by this after every epoch"),
+        ("--patience", int, "stop after this many epochs without a better validation MAE"),
+    )
+    for flag, kind, text in numbers:
+        default = getattr(d, flag[2:].replace("-", "_"))
+        train.add_argument(flag, type=kind, default=default, help=f"{text} (default: {default})")
     train.add_argument(
         "--workdir", type=Path, help="checkpoints and history (default: <out>.train/)"
     )
@@ -466,29 +440,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     import json
+    from dataclasses import fields
 
     from agebatch.evaluate import format_table
     from agebatch.train import TrainConfig, train
 
-    config = TrainConfig(
-        arch=args.arch,
-        weights=args.weights,
-        image_size=args.image_size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        val_share=args.val_share,
-        seed=args.seed,
-        limit=args.limit,
-        balance=args.balance,
-        patience=args.patience,
-        flip_tta=args.flip_tta,
-        loss=args.loss,
-        max_age=args.max_age,
-        jitter=args.jitter,
-        weight_decay=args.weight_decay,
-        lr_decay=args.lr_decay,
-    )
+    names = {f.name for f in fields(TrainConfig)}
+    config = TrainConfig(**{name: value for name, value in vars(args).items() if name in names})
     result = train(
         args.faces, args.out, config, workdir=args.workdir, fresh=args.fresh, workers=args.workers
     )
