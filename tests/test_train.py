@@ -201,3 +201,17 @@ def test_extra_age_classes_start_close_to_the_bundled_net() -> None:
     after = np.asarray(extended.predict_on_batch(images)).reshape(-1)
     np.testing.assert_allclose(after, before, atol=0.5)
     assert (after >= before - 1e-3).all()  # the new classes can only pull ages up
+
+
+def test_gpu_settings_build_resnet50_in_mixed_precision_and_restore_the_policy() -> None:
+    import keras
+
+    from agebatch.train import _build_net, base_card
+
+    config = TrainConfig(arch="resnet50", image_size=32)
+    net = _build_net(config, base_card(config), gpu=True)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert net.get_layer("pool").dtype_policy.name == "mixed_float16"
+    assert net.get_layer("age").dtype_policy.name == "float32"  # the age leaves in float32
+    ages = np.asarray(net.predict_on_batch(np.zeros((2, 32, 32, 3), dtype=np.float32)))
+    assert ages.dtype == np.float32 and ages.shape == (2, 1)
