@@ -44,7 +44,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timezone", default=env("AGEBATCH_TIMEZONE", "Europe/London"), help="default: %(default)s"
     )
+    parser.add_argument(
+        "--photo-kind",
+        default=env("AGEBATCH_PHOTO_KIND"),
+        choices=("auto", "frames", "crops"),
+        help="what the cameras save (default: the flow's, auto)",
+    )
+    parser.add_argument(
+        "--face-regions",
+        default=env("AGEBATCH_FACE_REGIONS"),
+        help="per-camera shopper regions: CSV/Parquet store_id,register_id,x0,y0,x1,y1",
+    )
+    parser.add_argument(
+        "--policy",
+        default=env("AGEBATCH_POLICY"),
+        help="per-store ID ages: CSV/Parquet store_id,legal_age,challenge_age",
+    )
     return parser
+
+
+def deployment_parameters(args: argparse.Namespace) -> dict[str, str | None]:
+    """The flow parameters the deployment fixes; options left unset keep the flow's defaults."""
+    optional = {
+        "photo_kind": args.photo_kind,
+        "face_regions": args.face_regions,
+        "policy": args.policy,
+    }
+    return {
+        "photos": args.photos,
+        "transactions": args.transactions,
+        "catalog": args.catalog,
+        "out": args.out,
+        "model": args.model,
+        "timezone": args.timezone,
+        **{name: value for name, value in optional.items() if value is not None},
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -62,14 +96,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     nightly.serve(
         name=DEPLOYMENT,
         schedules=[Cron(args.cron, timezone=args.timezone)],
-        parameters={
-            "photos": args.photos,
-            "transactions": args.transactions,
-            "catalog": args.catalog,
-            "out": args.out,
-            "model": args.model,
-            "timezone": args.timezone,
-        },
+        parameters=deployment_parameters(args),
         description="Yesterday's checkout photos -> ages -> age-group analytics (Parquet).",
         tags=["agebatch"],
         entrypoint_type=EntrypointType.MODULE_PATH,

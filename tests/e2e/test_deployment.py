@@ -151,3 +151,17 @@ def test_prefect_deployment_run_publishes_the_day(
         served.wait(timeout=30)
     for table in ("receipt_ages", "age_group_purchases", "runs"):
         assert (out / table / f"day={DAY.isoformat()}").is_dir()
+
+
+def test_deployment_fixes_only_the_options_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agebatch.flows.deploy import build_parser, deployment_parameters
+
+    monkeypatch.setenv("AGEBATCH_FACE_REGIONS", "regions.csv")
+    paths = ["--photos", "p", "--transactions", "t", "--catalog", "c.parquet", "--out", "o"]
+    args = build_parser().parse_args([*paths, "--photo-kind", "frames"])
+    params = deployment_parameters(args)
+    assert params["photo_kind"] == "frames" and params["face_regions"] == "regions.csv"
+    assert "policy" not in params  # unset: the flow's own default applies
+    assert (params["photos"], params["timezone"]) == ("p", "Europe/London")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*paths, "--photo-kind", "faces"])
