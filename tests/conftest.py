@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -42,6 +43,25 @@ def save_brightness_model(path: Path, size: int = 64) -> Path:
     }
     path.with_name(path.stem + ".card.json").write_text(json.dumps(card))
     return path
+
+
+def captures_frame(*rows: tuple) -> pd.DataFrame:
+    """Predicted captures from (photo, store, register, captured_at, age, status[, receipt_id])."""
+    frame = pd.DataFrame(
+        [(*row, None) if len(row) == 6 else row for row in rows],
+        columns=[
+            "photo",
+            "store_id",
+            "register_id",
+            "captured_at",
+            "predicted_age",
+            "status",
+            "receipt_id",
+        ],
+    )
+    return frame.astype(
+        {"predicted_age": "Float64", "captured_at": "datetime64[us]", "receipt_id": "string"}
+    )
 
 
 def write_labelled_faces(root: Path, ages: list[float]) -> Path:

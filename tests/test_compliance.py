@@ -15,7 +15,7 @@ from agebatch.join import ComplianceInputs, connect, join_day
 from agebatch.model import ModelCard
 from agebatch.publish import publish_day
 from agebatch.settings import DEFAULT_AGE_BOUNDS
-from tests.conftest import DAY
+from tests.conftest import DAY, captures_frame
 
 PAID = dt.datetime(2026, 11, 24, 18, 0, 0)
 CATALOG = pa.table(
@@ -54,8 +54,8 @@ def _day(receipts: list[dict], shots: list[tuple]) -> tuple[pa.Table, pd.DataFra
         for sku, qty in r["items"]
     ]
     stores = {r["id"]: r.get("store", "S1") for r in receipts}
-    captures = pd.DataFrame(
-        [
+    captures = captures_frame(
+        *(
             (
                 f"{rid}/{i}.jpg",
                 stores[rid],
@@ -63,20 +63,10 @@ def _day(receipts: list[dict], shots: list[tuple]) -> tuple[pa.Table, pd.DataFra
                 PAID - dt.timedelta(seconds=before),
                 None if age == "no_face" else age,
                 "no_face" if age == "no_face" else "ok" if age is not None else "unreadable",
-                None,
             )
             for i, (rid, before, age) in enumerate(shots)
-        ],
-        columns=[
-            "photo",
-            "store_id",
-            "register_id",
-            "captured_at",
-            "predicted_age",
-            "status",
-            "receipt_id",
-        ],
-    ).astype({"predicted_age": "Float64", "captured_at": "datetime64[us]", "receipt_id": "string"})
+        )
+    )
     return pa.Table.from_pylist(lines), captures
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from agebatch.join import connect, join_day
 from agebatch.settings import DEFAULT_AGE_BOUNDS
-from tests.conftest import DAY
+from tests.conftest import DAY, captures_frame
 
 PAID = dt.datetime(2026, 11, 24, 12, 0, 0)
 
@@ -36,25 +36,6 @@ def _lines(*receipts: tuple[str, str, str, dt.datetime]) -> pa.Table:
 CATALOG = pa.table({"sku": ["BEE000"], "category": ["beer"], "age_restricted": [True]})
 
 
-def _captures(*rows: tuple) -> pd.DataFrame:
-    """(photo, store, register, captured_at, age, status[, receipt_id])."""
-    frame = pd.DataFrame(
-        [(*row, None) if len(row) == 6 else row for row in rows],
-        columns=[
-            "photo",
-            "store_id",
-            "register_id",
-            "captured_at",
-            "predicted_age",
-            "status",
-            "receipt_id",
-        ],
-    )
-    return frame.astype(
-        {"predicted_age": "Float64", "captured_at": "datetime64[us]", "receipt_id": "string"}
-    )
-
-
 def _join(lines: pa.Table, captures: pd.DataFrame, **options) -> dict[str, pa.Table]:
     with connect() as con:
         return join_day(
@@ -76,7 +57,7 @@ def _receipts(lines: pa.Table, captures: pd.DataFrame, **options) -> pd.DataFram
 
 def _one(offset_s: float, register: str = "R1", **options) -> pd.Series:
     """The receipt_ages row of one receipt paid at PAID, with one capture at PAID + offset."""
-    captures = _captures(
+    captures = captures_frame(
         ("S1/R1/a.jpg", "S1", register, PAID + dt.timedelta(seconds=offset_s), 30.0, "ok")
     )
     return _receipts(_lines(("r1", "S1", "R1", PAID)), captures, **options).loc["r1"]
@@ -104,7 +85,7 @@ def test_wrong_register_is_no_photo() -> None:
 
 
 def test_latest_of_two_captures_wins() -> None:
-    captures = _captures(
+    captures = captures_frame(
         ("early.jpg", "S1", "R1", PAID - dt.timedelta(seconds=60), 50.0, "ok"),
         ("late.jpg", "S1", "R1", PAID - dt.timedelta(seconds=10), 20.0, "ok"),
     )
@@ -113,12 +94,12 @@ def test_latest_of_two_captures_wins() -> None:
 
 
 def test_no_capture_at_all() -> None:
-    row = _receipts(_lines(("r1", "S1", "R1", PAID)), _captures()).loc["r1"]
+    row = _receipts(_lines(("r1", "S1", "R1", PAID)), captures_frame()).loc["r1"]
     assert row["status"] == "no_photo"
 
 
 def test_unreadable_photo_is_counted_not_guessed() -> None:
-    captures = _captures(
+    captures = captures_frame(
         ("bad.jpg", "S1", "R1", PAID - dt.timedelta(seconds=5), None, "unreadable")
     )
     row = _receipts(_lines(("r1", "S1", "R1", PAID)), captures).loc["r1"]
@@ -127,7 +108,7 @@ def test_unreadable_photo_is_counted_not_guessed() -> None:
 
 
 def test_photo_without_a_face_is_no_face_not_guessed() -> None:
-    captures = _captures(
+    captures = captures_frame(
         ("empty.jpg", "S1", "R1", PAID - dt.timedelta(seconds=5), None, "no_face"),
     )
     tables = _join(_lines(("r1", "S1", "R1", PAID)), captures)
@@ -141,7 +122,7 @@ def test_photo_without_a_face_is_no_face_not_guessed() -> None:
 
 def test_burst_prefers_the_shot_with_a_face() -> None:
     at = PAID - dt.timedelta(seconds=5)
-    captures = _captures(
+    captures = captures_frame(
         ("t.jpg", "S1", "R1", at, None, "no_face"),
         ("t_1.jpg", "S1", "R1", at, 52.0, "ok"),
     )
@@ -151,7 +132,7 @@ def test_burst_prefers_the_shot_with_a_face() -> None:
 
 def test_burst_in_one_second_prefers_the_readable_shot() -> None:
     at = PAID - dt.timedelta(seconds=5)
-    captures = _captures(
+    captures = captures_frame(
         ("t.jpg", "S1", "R1", at, 40.0, "ok"),
         ("t_1.jpg", "S1", "R1", at, None, "unreadable"),
     )
@@ -160,7 +141,7 @@ def test_burst_in_one_second_prefers_the_readable_shot() -> None:
 
 
 def test_manifest_receipt_ids_win_over_time() -> None:
-    captures = _captures(
+    captures = captures_frame(
         # Named for r1 although taken long before and at another register.
         ("named.jpg", "S1", "R9", PAID - dt.timedelta(hours=1), 70.0, "ok", "r1"),
         # Closest in time to r1, but r2's own by name: not used for r1.
@@ -185,18 +166,18 @@ def test_manifest_receipt_ids_win_over_time() -> None:
     ],
 )
 def test_age_group_boundaries(age: float, group: str) -> None:
-    captures = _captures(("a.jpg", "S1", "R1", PAID, age, "ok"))
+    captures = captures_frame(("a.jpg", "S1", "R1", PAID, age, "ok"))
     assert _receipts(_lines(("r1", "S1", "R1", PAID)), captures).loc["r1", "age_group"] == group
 
 
 def test_custom_age_groups() -> None:
-    captures = _captures(("a.jpg", "S1", "R1", PAID, 40.0, "ok"))
+    captures = captures_frame(("a.jpg", "S1", "R1", PAID, 40.0, "ok"))
     row = _receipts(_lines(("r1", "S1", "R1", PAID)), captures, age_bounds=(21, 40)).loc["r1"]
     assert row["age_group"] == "40+"
 
 
 def test_purchases_put_receipts_without_age_in_unknown_and_add_up() -> None:
-    captures = _captures(("a.jpg", "S1", "R1", PAID - dt.timedelta(seconds=5), 30.0, "ok"))
+    captures = captures_frame(("a.jpg", "S1", "R1", PAID - dt.timedelta(seconds=5), 30.0, "ok"))
     lines = _lines(("r1", "S1", "R1", PAID), ("r2", "S1", "R2", PAID))
     tables = _join(lines, captures)
     purchases = tables["age_group_purchases"].to_pandas().set_index("age_group")
