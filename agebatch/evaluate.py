@@ -148,14 +148,20 @@ def write_confusion(
     """Store the model's age confusion on these faces in its card (for corrected shares)."""
     path = card_path(model.path)
     card = json.loads(path.read_text())
+    card["age_confusion"] = confusion_record(faces, predicted, split)
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def confusion_record(faces: LabelledFaces, predicted: np.ndarray, split: str) -> dict[str, object]:
+    """A card's `age_confusion`: which faces, how many were readable, the year counts."""
     readable = ~np.isnan(predicted)
-    card["age_confusion"] = {
-        "split": f"{split} (sha1 of file name < 0.5)" if split != "all" else "all",
+    hashed = split in ("calibration", "holdout")
+    return {
+        "split": f"{split} (sha1 of file name < 0.5)" if hashed else split,
         "n": int(readable.sum()),
         "counts": age_confusion(faces.ages[readable], predicted[readable]),
     }
-    path.write_text(json.dumps(card, indent=2) + "\n")
-    return path
 
 
 def format_table(result: dict[str, object]) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from agebatch.errors import InputError
-from agebatch.evaluate import LabelledFaces, age_confusion, evaluate, read_labelled
+from agebatch.evaluate import LabelledFaces, confusion_record, evaluate, read_labelled
 from agebatch.images import load_faces
 from agebatch.model import (
     CARD_SCHEMA,
@@ -656,17 +656,12 @@ def measure(
     faces = validation_faces(model_path, faces_dir)
     result, predicted = evaluate(model, faces, workers=workers)
     before = evaluate(load_model(), faces, workers=workers)[0] if baseline else None
-    readable = ~np.isnan(predicted)
     path = card_path(model_path)
     card = json.loads(path.read_text())
     card["error"] = {key: result[key] for key in ERROR_KEYS}
     card["error"]["measured_on"] = "validation split (see training.validation)"
     card["error"]["command"] = "agebatch evaluate --split validation"
-    card["age_confusion"] = {
-        "split": "validation",
-        "n": int(readable.sum()),
-        "counts": age_confusion(faces.ages[readable], predicted[readable]),
-    }
+    card["age_confusion"] = confusion_record(faces, predicted, "validation")
     if before is not None:
         card["training"]["baseline"] = {
             "model_version": before["model_version"],

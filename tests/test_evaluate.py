@@ -72,3 +72,17 @@ def test_read_labelled_sides_do_not_overlap(tmp_path: Path) -> None:
     holdout = read_labelled(faces, "holdout").paths
     assert not set(calibration) & set(holdout)
     assert len(calibration) + len(holdout) == 40
+
+
+def test_confusion_record_names_its_faces() -> None:
+    from agebatch.evaluate import LabelledFaces, confusion_record
+
+    faces = LabelledFaces([Path("a.png"), Path("b.png"), Path("c.png")], np.array([20, 20, 30.0]))
+    predicted = np.array([24.9, np.nan, 31.0])
+    record = confusion_record(faces, predicted, "holdout")
+    assert record == {
+        "split": "holdout (sha1 of file name < 0.5)",
+        "n": 2,
+        "counts": [[20, 24, 1], [30, 31, 1]],
+    }
+    assert confusion_record(faces, predicted, "validation")["split"] == "validation"
