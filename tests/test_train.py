@@ -119,8 +119,10 @@ def test_interrupted_run_resumes_where_it_stopped(faces: Path, tmp_path: Path) -
     with pytest.raises(InputError, match="--fresh"):
         train(faces, out, TrainConfig(epochs=4), workdir=workdir, verbose=0)
     result = train(faces, out, config, workdir=workdir, verbose=0)
-    history = read_card(out).raw["training"]["history"]
+    training = read_card(out).raw["training"]
+    history = training["history"]
     assert result.epochs_run == 3 and [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[training["best_epoch"] - 1]["val_mae"] == min(h["val_mae"] for h in history)
     assert not workdir.exists()
 
 
@@ -215,3 +217,42 @@ def test_gpu_settings_build_resnet50_in_mixed_precision_and_restore_the_policy()
     assert net.get_layer("age").dtype_policy.name == "float32"  # the age leaves in float32
     ages = np.asarray(net.predict_on_batch(np.zeros((2, 32, 32, 3), dtype=np.float32)))
     assert ages.dtype == np.float32 and ages.shape == (2, 1)
+
+
+def test_augmentation_runs_in_training_only() -> None:
+    from agebatch.train import augmenter
+
+    image = np.zeros((4, 64, 64, 3), dtype=np.float32)
+    image[:, :, :20] = 200.0  # a bright left band: flips, turns and brightness all show
+    plain = augmenter(TrainConfig(), seed=1)
+    assert [type(layer).__name__ for layer in plain.layers] == [
+        "RandomFlip",
+        "RandomRotation",
+        "RandomBrightness",
+    ]
+    np.testing.assert_array_equal(np.asarray(plain(image, training=False)), image)
+    assert not np.allclose(np.asarray(plain(image, training=True)), image)
+    jitter = augmenter(TrainConfig(jitter=0.1), seed=1)
+    assert [type(layer).__name__ for layer in jitter.layers][3:] == [
+        "RandomZoom",
+        "RandomTranslation",
+    ]
+
+
+def test_the_best_epoch_is_saved_not_the_last(faces: Path, tmp_path: Path) -> None:
+    import keras
+
+    class Ruin(keras.callbacks.Callback):
+        """After the checkpoint of the last epoch, wreck the weights being trained."""
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if epoch == 1:
+                for weight in self.model.trainable_weights:
+                    weight.assign(np.zeros(weight.shape, dtype=weight.dtype))
+
+    out = tmp_path / "best.keras"
+    config = TrainConfig(epochs=2, batch_size=8, val_share=0.25, flip_tta="off")
+    train(faces, out, config, callbacks=[Ruin()], verbose=0)
+    training = read_card(out).raw["training"]
+    best = min(h["val_mae"] for h in training["history"])
+    assert training["flip_tta"]["val_mae_plain"] == pytest.approx(best, abs=2e-3)
