@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from agebatch.config import age_group_labels
 from agebatch.errors import InputError
-from agebatch.settings import age_group_labels
 from agebatch.sqlfiles import sql
 
 log = logging.getLogger(__name__)

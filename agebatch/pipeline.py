@@ -14,16 +14,16 @@ import pandas as pd
 import pyarrow as pa
 
 from agebatch import __version__
-from agebatch.captures import Captures, find_captures
-from agebatch.compliance import compliance_inputs
-from agebatch.faces import Region
+from agebatch.config import Settings
+from agebatch.inputs.captures import Captures, find_captures
+from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
 from agebatch.join import connect, join_day, read_catalog, read_transactions
-from agebatch.model import AgeModel, compute_device, load_model
-from agebatch.predict import Progress, predict_paths
+from agebatch.predict.faces import Region
+from agebatch.predict.model import AgeModel, compute_device, load_model
+from agebatch.predict.stage import Progress, predict_paths
 from agebatch.publish import new_run_id, publish_day
-from agebatch.regions import RegionKey, read_face_regions, regions_for
-from agebatch.settings import Settings
-from agebatch.shares import add_corrected_shares
+from agebatch.reports.compliance import compliance_inputs
+from agebatch.reports.shares import add_corrected_shares
 
 log = logging.getLogger(__name__)
 

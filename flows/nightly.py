@@ -11,10 +11,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from agebatch import pipeline
-from agebatch.errors import InputError
-from agebatch.model import AgeModel, load_model
-from agebatch.report import summary_rows, top_cashiers
-from agebatch.settings import (
+from agebatch.config import (
     DEFAULT_PHOTO_KIND,
     DEFAULT_TIMEZONE,
     Settings,
@@ -23,6 +20,9 @@ from agebatch.settings import (
     parse_region,
     yesterday,
 )
+from agebatch.errors import InputError
+from agebatch.predict.model import AgeModel, load_model
+from agebatch.reports.summary import summary_rows, top_cashiers
 
 if TYPE_CHECKING:  # the flow itself handles no tables
     import pandas as pd

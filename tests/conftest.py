@@ -87,6 +87,6 @@ def brightness_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def brightness_model(brightness_model_path: Path):
     """The brightness model, loaded once per test session."""
-    from agebatch.model import load_model
+    from agebatch.predict.model import load_model
 
     return load_model(brightness_model_path)

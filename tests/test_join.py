@@ -8,8 +8,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from agebatch.config import DEFAULT_AGE_BOUNDS
 from agebatch.join import connect, join_day
-from agebatch.settings import DEFAULT_AGE_BOUNDS
 from tests.conftest import DAY, captures_frame
 
 PAID = dt.datetime(2026, 11, 24, 12, 0, 0)

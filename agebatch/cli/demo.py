@@ -1,0 +1,118 @@
+"""`agebatch demo`: generate a sample day, run the nightly flow on it, show what came out."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from agebatch.config import DEFAULT_AGE_BOUNDS, age_group_labels, yesterday
+from agebatch.reports.shares import group_of, shares, total_variation
+from agebatch.reports.summary import example_query
+from agebatch.sample import make_sample_day
+
+MARKER = ".agebatch-demo"
+
+
+def run_demo(
+    workdir: Path,
+    *,
+    faces: Path | None = None,
+    receipts: int = 400,
+    seed: int = 7,
+    model: Path | None = None,
+) -> int:
+    """Generate yesterday's sample day under workdir, run the flow, print where it went."""
+    workdir = workdir.resolve()
+    data, out = workdir / "data", workdir / "out"
+    if workdir.exists() and any(workdir.iterdir()) and not (workdir / MARKER).exists():
+        from agebatch.errors import InputError
+
+        raise InputError(f"{workdir} is not empty and not an agebatch demo folder: pick another.")
+    shutil.rmtree(data, ignore_errors=True)  # the demo's own generated inputs, made anew
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).touch()
+    day = yesterday()
+    source = f"real labelled faces from {faces}" if faces else "generated cartoon faces"
+    print(f"Generating {receipts} receipts for {day} from {source} under {data} …")
+    sample = make_sample_day(data, day, receipts=receipts, seed=seed, faces=faces)
+
+    # Prefect keeps its state in the demo folder unless the user points it at a server.
+    os.environ.setdefault("PREFECT_HOME", str(workdir / ".prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "agebatch")
+    from agebatch.flows.nightly import nightly
+
+    nightly(
+        day=day.isoformat(),
+        photos=str(sample.photos),
+        transactions=str(sample.transactions),
+        catalog=str(sample.catalog),
+        out=str(out),
+        model=str(model) if model else None,
+    )
+    tables = ", ".join(sorted(p.name for p in out.iterdir() if not p.name.startswith(".")))
+    print(f"\nPublished Parquet for {day} under {out}/: {tables}.")
+    _print_shares(out, sample.truth if faces else None)
+    _print_alcohol(out)
+    print("\nQuery it yourself:")
+    print(f"  {example_query(out)}")
+    if not faces:
+        print(
+            "\nNote: the faces are generated drawings, so these ages say nothing about the model;"
+            " run with --faces DIR to build the day from real labelled faces."
+        )
+    return 0
+
+
+def _query(out: Path, table: str, select: str) -> list[tuple]:
+    """Run `select` over one published table, which it names `t`."""
+    return duckdb.sql(
+        f"with t as (select * from read_parquet($glob, hive_partitioning = true)) {select}",
+        params={"glob": str(out / table / "*" / "*.parquet")},
+    ).fetchall()
+
+
+def _print_alcohol(out: Path) -> None:
+    """Print the day's alcohol sales to review, by reason, and the cashiers with most flags."""
+    reasons = _query(out, "alcohol_checks", "select reason, count(*) from t group by 1 order by 1")
+    print(
+        "\nAlcohol sales to review (alcohol_checks): " + ", ".join(f"{n} {r}" for r, n in reasons)
+    )
+    cashiers = _query(
+        out,
+        "cashier_compliance",
+        "select store_id, cashier_id, flagged_receipts, restricted_receipts, flagged_rate "
+        "from t order by flagged_rate desc, flagged_receipts desc limit 3",
+    )
+    print("Cashiers with the highest flagged rate (cashier_compliance):")
+    for store, cashier, flagged, restricted, rate in cashiers:
+        print(
+            f"  {store} {cashier}: {flagged} of {restricted} restricted sales flagged ({rate:.0%})"
+        )
+
+
+def _print_shares(out: Path, truth) -> None:
+    """Print the published age-group shares (and, with real faces, the true ones)."""
+    rows = _query(
+        out, "receipt_ages", "select receipt_id, age_group from t where status = 'matched'"
+    )
+    groups = [label for label, *_ in age_group_labels(DEFAULT_AGE_BOUNDS)]
+    published = shares([group for _, group in rows], groups)
+    header = f"  {'age group':<10} {'published':>9}"
+    if truth is None:
+        print(f"\nShare of photographed shoppers per age group ({len(rows)} receipts):\n{header}")
+        for group, share in zip(groups, published, strict=True):
+            print(f"  {group:<10} {share:>9.1%}")
+        return
+    true_age = truth.set_index("receipt_id")["true_age"]
+    true = shares(group_of([true_age[r] for r, _ in rows], DEFAULT_AGE_BOUNDS), groups)
+    print(f"\nShare of photographed shoppers per age group ({len(rows)} receipts):")
+    print(f"{header} {'true':>7}")
+    for group, p, t in zip(groups, published, true, strict=True):
+        print(f"  {group:<10} {p:>9.1%} {t:>7.1%}")
+    print(
+        f"Distance from the true shares (total variation): {total_variation(published, true):.3f}"
+    )

@@ -1,0 +1,178 @@
+"""Read a photo into the model's input: decode, respect EXIF orientation, find the face, crop,
+resize."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from agebatch.predict.faces import (
+    FRAME_ZOOMS,
+    WHOLE_FRAME,
+    FaceFinder,
+    Region,
+    aligned_crop_chips,
+    face_chip,
+    is_face_crop,
+)
+
+if TYPE_CHECKING:
+    from agebatch.predict.model import ModelCard
+
+log = logging.getLogger(__name__)
+
+# What the photos are: aligned face crops, whole camera frames, or recognised photo by photo.
+PHOTO_KINDS = ("auto", "frames", "crops")
+
+# Pillow raises these for files that are not images, truncated or corrupt.
+_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def read_rgb(path: Path, max_side: int | None = None) -> Image.Image | None:
+    """Decode an image upright (EXIF orientation applied) as RGB; None when unreadable.
+
+    With max_side, JPEGs are decoded at a reduced scale that stays above it (much faster).
+    """
+    try:
+        with Image.open(path) as image:
+            if max_side is not None and image.format == "JPEG":
+                image.draft("RGB", (max_side, max_side))
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+            return upright.convert("RGB")
+    except _UNREADABLE as error:
+        log.debug("Unreadable photo %s: %s", path, error)
+        return None
+
+
+def to_model_input(
+    image: Image.Image,
+    size: tuple[int, int],
+    crop: tuple[float, float, float, float] | None = None,
+    resample: str = "bilinear",
+) -> np.ndarray:
+    """Resize the crop box (fractions of the image) to (width, height); uint8 HWC RGB."""
+    w, h = image.size
+    box = (0, 0, w, h) if crop is None else (crop[0] * w, crop[1] * h, crop[2] * w, crop[3] * h)
+    method = Image.Resampling[resample.upper()]
+    return np.asarray(image.resize(size, method, box=box), dtype=np.uint8)
+
+
+def load_face(
+    path: Path,
+    size: tuple[int, int],
+    crop: tuple[float, float, float, float] | None = None,
+    resample: str = "bilinear",
+) -> np.ndarray | None:
+    """A photo that already is a face crop, ready for the model; None when unreadable."""
+    image = read_rgb(path, max_side=2 * max(size))
+    return None if image is None else to_model_input(image, size, crop, resample)
+
+
+def load_faces(
+    paths: list[Path],
+    size: tuple[int, int],
+    crop: tuple[float, float, float, float] | None,
+    resample: str = "bilinear",
+) -> list[np.ndarray | None]:
+    """load_face for a chunk of paths (one call per worker process keeps IPC small)."""
+    return [load_face(path, size, crop, resample) for path in paths]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a photo becomes the model's input: what the photos are and the model card's chip."""
+
+    size: tuple[int, int]  # (width, height) of the model's input
+    crop: tuple[float, float, float, float] | None = None  # aligned-crop box, fractions
+    resample: str = "bilinear"
+    photos: str = "crops"  # one of PHOTO_KINDS
+    padding: float = 0.2  # dlib chip padding, for cards without an aligned-crop box
+
+    def __post_init__(self) -> None:
+        if self.photos not in PHOTO_KINDS:
+            raise ValueError(f"photos must be one of {PHOTO_KINDS}, got {self.photos!r}")
+
+    @classmethod
+    def from_card(cls, card: ModelCard, photos: str = "crops") -> InputSpec:
+        """The spec a model card asks for, for photos of the given kind."""
+        face = card.raw.get("face") or {}
+        return cls(
+            size=(card.width, card.height),
+            crop=card.aligned_crop,
+            resample=card.resample,
+            photos=photos,
+            padding=float(face.get("padding", 0.2)),
+        )
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One photo read for the model: its pixels, or None with the reason.
+
+    pixels: (views, height, width, 3) uint8, one view for a crop, several framings of a frame's
+    face (faces.FRAME_ZOOMS); the model's ages of a photo's views are averaged.
+    """
+
+    pixels: np.ndarray | None
+    status: str  # "ok", "unreadable" or "no_face"
+
+
+_local = threading.local()
+
+
+def worker_finder() -> FaceFinder:
+    """This thread's face finder (a finder is not thread-safe: one per decode worker)."""
+    finder = getattr(_local, "finder", None)
+    if finder is None:  # models load on its first use, not here
+        finder = _local.finder = FaceFinder()
+    return finder
+
+
+def load_photo(path: Path, spec: InputSpec, region: Region = WHOLE_FRAME) -> Decoded:
+    """Read one photo as the spec says: a crop is resized, a frame's shopper face is cut out.
+
+    auto: a photo is a crop when faces.is_face_crop says so (small, about square, no face or one
+    big centred face), else a frame. A frame without a face in `region` is status no_face.
+    """
+    if spec.photos == "crops":
+        pixels = load_face(path, spec.size, spec.crop, spec.resample)
+        return Decoded(None, "unreadable") if pixels is None else Decoded(pixels[None], "ok")
+    image = read_rgb(path)
+    if image is None:
+        return Decoded(None, "unreadable")
+    try:
+        return face_input(image, spec, region, worker_finder())
+    except ValueError as error:  # e.g. a 1-pixel image: decoded, but nothing to look at
+        log.debug("Photo %s cannot be searched for a face: %s", path, error)
+        return Decoded(None, "unreadable")
+
+
+def face_input(image: Image.Image, spec: InputSpec, region: Region, finder: FaceFinder) -> Decoded:
+    """The model input of an upright RGB photo that may be a frame (spec.photos auto or frames)."""
+    rgb = np.asarray(image)
+    if spec.photos == "auto" and is_face_crop(rgb, finder):
+        return Decoded(to_model_input(image, spec.size, spec.crop, spec.resample)[None], "ok")
+    face = finder.find_shopper(rgb, region, image)
+    if face is None:
+        return Decoded(None, "no_face")
+    if spec.crop is not None:
+        views = aligned_crop_chips(image, face, spec.size, spec.crop, spec.resample, FRAME_ZOOMS)
+        return Decoded(views, "ok")
+    if spec.size[0] == spec.size[1]:
+        pixels = face_chip(rgb, face, spec.size[0], spec.padding)
+    else:
+        pixels = to_model_input(Image.fromarray(face_chip(rgb, face, max(spec.size))), spec.size)
+    return Decoded(pixels[None], "ok")
+
+
+def load_photos(items: Sequence[tuple[Path, Region]], spec: InputSpec) -> list[Decoded]:
+    """load_photo for a chunk of (path, region) pairs: one call per worker keeps IPC small."""
+    return [load_photo(path, spec, region) for path, region in items]

@@ -1,0 +1,1 @@
+"""What the published tables say for people: compliance inputs, shares, run summaries."""

@@ -1,0 +1,1 @@
+"""Training and measuring age models on labelled faces."""

@@ -1,0 +1,199 @@
+"""`agebatch evaluate`: measure an age model on labelled faces the way the project does."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from agebatch.config import DEFAULT_AGE_BOUNDS, age_group_labels
+from agebatch.errors import InputError
+from agebatch.predict.model import AgeModel, card_path
+from agebatch.predict.stage import Progress, predict_paths
+from agebatch.reports.shares import (
+    corrected_shares,
+    group_confusion,
+    group_of,
+    shares,
+    total_variation,
+)
+
+BANDS = ("0-12", "13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+SPLITS = ("all", "calibration", "holdout")
+
+
+@dataclass(frozen=True)
+class LabelledFaces:
+    """Face photos and their true ages."""
+
+    paths: list[Path]
+    ages: np.ndarray
+
+
+def read_labelled(
+    folder: Path, split: str = "all", calibration_share: float = 0.5
+) -> LabelledFaces:
+    """Read labels.csv (file_name,real_age) + final_files/; optionally one side of the split.
+
+    The split is fixed by each file name's SHA-1, so it never depends on order or a seed:
+    `calibration` builds a model card's confusion matrix, `holdout` measures the correction.
+    """
+    labels = folder / "labels.csv"
+    if not labels.is_file():
+        raise InputError(f"{labels} does not exist: --faces needs labels.csv and final_files/.")
+    with open(labels, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not {"file_name", "real_age"} <= set(reader.fieldnames or []):
+            raise InputError(f"{labels} must have the columns file_name,real_age.")
+        rows = [(r["file_name"], r["real_age"]) for r in reader]
+    paths, ages = [], []
+    for name, age in rows:
+        if split != "all" and (in_calibration(name, calibration_share) != (split == "calibration")):
+            continue
+        try:
+            ages.append(float(age))
+        except ValueError:
+            raise InputError(f"{labels}: real_age {age!r} of {name} is not a number.") from None
+        paths.append(folder / "final_files" / name)
+    return LabelledFaces(paths, np.array(ages))
+
+
+def in_calibration(file_name: str, share: float = 0.5) -> bool:
+    """Whether a face belongs to the calibration side of the fixed split."""
+    digest = hashlib.sha1(file_name.encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+def band_of(age: float) -> str:
+    """The evaluation band of a true age: 0-12, 13-17, 18-24, …, 65+."""
+    return group_of([age], (13, 18, 25, 35, 45, 55, 65))[0].replace("<13", "0-12")
+
+
+def metrics(
+    true: np.ndarray,
+    predicted: np.ndarray,
+    bounds: tuple[int, ...] = DEFAULT_AGE_BOUNDS,
+    age_confusion: list[list[int]] | None = None,
+) -> dict[str, object]:
+    """MAE overall and per band, Challenge-25 error rates, and age-group share distances."""
+    error = np.abs(predicted - true)
+    bands = np.array([band_of(a) for a in true])
+    teens, adults = (true >= 13) & (true < 18), true >= 25
+    groups = [label for label, *_ in age_group_labels(bounds)]
+    true_shares = shares(group_of(true, bounds), groups)
+    predicted_shares = shares(group_of(predicted, bounds), groups)
+    result: dict[str, object] = {
+        "n": len(true),
+        "mae": float(error.mean()),
+        "bias": float((predicted - true).mean()),
+        "mae_by_band": {b: float(error[bands == b].mean()) for b in BANDS if (bands == b).any()},
+        "n_by_band": {b: int((bands == b).sum()) for b in BANDS},
+        "teen_miss_rate": _rate(predicted[teens] >= 25),
+        "false_challenge_rate": _rate(predicted[adults] < 25),
+        "groups": groups,
+        "true_shares": true_shares.round(4).tolist(),
+        "predicted_shares": predicted_shares.round(4).tolist(),
+        "share_tvd": total_variation(true_shares, predicted_shares),
+        "share_tvd_corrected": None,
+    }
+    if age_confusion:
+        corrected = corrected_shares(predicted_shares, group_confusion(age_confusion, bounds))
+        result["corrected_shares"] = corrected.round(4).tolist()
+        result["share_tvd_corrected"] = total_variation(true_shares, corrected)
+    return result
+
+
+def age_confusion(true: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
+    """[true_year, predicted_year, count] triples (floored ages), for a model card."""
+    pairs: dict[tuple[int, int], int] = {}
+    for t, p in zip(np.floor(true).astype(int), np.floor(predicted).astype(int), strict=True):
+        pairs[(int(t), int(p))] = pairs.get((int(t), int(p)), 0) + 1
+    return [[t, p, n] for (t, p), n in sorted(pairs.items())]
+
+
+def evaluate(
+    model: AgeModel,
+    faces: LabelledFaces,
+    *,
+    batch_size: int = 256,
+    workers: int = 2,
+    progress: Callable[[int], Progress] | None = None,
+) -> tuple[dict[str, object], np.ndarray]:
+    """Predict every face and measure; returns the metrics and the predicted ages."""
+    if not faces.paths:
+        raise InputError("No labelled faces to evaluate on (is the split empty?).")
+    predictions, stats = predict_paths(
+        faces.paths,
+        model,
+        batch_size=batch_size,
+        workers=workers,
+        progress=progress and progress(len(faces.paths)),
+    )
+    readable = np.array([p.status == "ok" for p in predictions])
+    predicted = np.array([p.age if p.age is not None else np.nan for p in predictions])
+    confusion = (model.card.raw.get("age_confusion") or {}).get("counts")
+    result = metrics(faces.ages[readable], predicted[readable], age_confusion=confusion)
+    result.update(
+        model_version=model.version,
+        unreadable=int((~readable).sum()),
+        images_per_s=stats.photos_per_s,
+        confusion_from=(model.card.raw.get("age_confusion") or {}).get("split"),
+    )
+    return result, predicted
+
+
+def write_confusion(
+    model: AgeModel, faces: LabelledFaces, predicted: np.ndarray, split: str
+) -> Path:
+    """Store the model's age confusion on these faces in its card (for corrected shares)."""
+    path = card_path(model.path)
+    card = json.loads(path.read_text())
+    card["age_confusion"] = confusion_record(faces, predicted, split)
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def confusion_record(faces: LabelledFaces, predicted: np.ndarray, split: str) -> dict[str, object]:
+    """A card's `age_confusion`: which faces, how many were readable, the year counts."""
+    readable = ~np.isnan(predicted)
+    hashed = split in ("calibration", "holdout")
+    return {
+        "split": f"{split} (sha1 of file name < 0.5)" if hashed else split,
+        "n": int(readable.sum()),
+        "counts": age_confusion(faces.ages[readable], predicted[readable]),
+    }
+
+
+def format_table(result: dict[str, object]) -> str:
+    """The metrics as a small text table for the terminal."""
+    speed = f"{result['images_per_s']:.0f} faces/s"
+    lines = [
+        f"model {result['model_version']}: {result['n']} faces, {speed}",
+        f"  MAE {result['mae']:.2f} years (bias {result['bias']:+.2f})",
+        "  band     n      MAE",
+    ]
+    for band in BANDS:
+        mae = result["mae_by_band"].get(band, math.nan)
+        lines.append(f"  {band:<6} {result['n_by_band'][band]:>5} {mae:>8.2f}")
+    lines.append(f"  teen_miss_rate (13-17 predicted 25+):    {result['teen_miss_rate']:.1%}")
+    lines.append(
+        f"  false_challenge_rate (25+ predicted <25): {result['false_challenge_rate']:.1%}"
+    )
+    lines.append(f"  share_tvd:           {result['share_tvd']:.4f}")
+    corrected = result["share_tvd_corrected"]
+    lines.append(
+        f"  share_tvd_corrected: {corrected:.4f} (confusion from {result['confusion_from']})"
+        if corrected is not None
+        else "  share_tvd_corrected: - (the model card has no age_confusion)"
+    )
+    return "\n".join(lines)
+
+
+def _rate(flags: np.ndarray) -> float:
+    return float(flags.mean()) if len(flags) else math.nan

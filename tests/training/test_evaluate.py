@@ -1,0 +1,88 @@
+"""`agebatch evaluate` on generated labelled faces, and its metrics on known numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agebatch.cli import main
+from agebatch.training.evaluate import age_confusion, in_calibration, metrics, read_labelled
+from tests.conftest import write_labelled_faces
+
+
+def test_metrics_on_known_predictions() -> None:
+    true = np.array([15, 16, 30, 40, 10, 70.0])
+    predicted = np.array([26, 16, 20, 40, 12, 60.0])
+    result = metrics(true, predicted)
+    assert result["n"] == 6
+    assert result["mae"] == pytest.approx((11 + 0 + 10 + 0 + 2 + 10) / 6)
+    assert result["mae_by_band"] == {"0-12": 2, "13-17": 5.5, "25-34": 10, "35-44": 0, "65+": 10}
+    assert result["teen_miss_rate"] == 0.5  # 15 read as 26
+    assert result["false_challenge_rate"] == pytest.approx(1 / 3)  # 30 read as 20
+    # true groups: <18 x3, 25-34, 35-44, 65+; predicted: <18 x2, 18-24, 25-34, 35-44, 55-64
+    assert result["share_tvd"] == pytest.approx(2 / 6)
+    assert result["share_tvd_corrected"] is None
+
+
+def test_age_confusion_counts_floored_years() -> None:
+    assert age_confusion(np.array([20, 20, 30.0]), np.array([24.9, 24.2, 31.0])) == [
+        [20, 24, 2],
+        [30, 31, 1],
+    ]
+
+
+def test_split_is_fixed_by_file_name() -> None:
+    names = [f"{i:06d}.jpg" for i in range(2000)]
+    calibration = [n for n in names if in_calibration(n)]
+    assert 900 < len(calibration) < 1100
+    assert calibration == [n for n in names if in_calibration(n)]
+
+
+def test_evaluate_command_writes_json(tmp_path: Path, brightness_model_path: Path, capsys) -> None:
+    ages = [5, 14, 16, 20, 24, 30, 33, 41, 50, 60, 70, 80] * 3
+    faces = write_labelled_faces(tmp_path / "faces", ages)
+    model = tmp_path / "m.keras"
+    model.write_bytes(brightness_model_path.read_bytes())
+    model.with_name("m.card.json").write_text(
+        brightness_model_path.with_name("brightness.card.json").read_text()
+    )
+    out = tmp_path / "eval.json"
+    argv = ["evaluate", "--faces", str(faces), "--model", str(model), "--json", str(out)]
+    assert main([*argv, "--write-confusion"]) == 0
+    result = json.loads(out.read_text())
+    for key in ("n", "mae", "mae_by_band", "teen_miss_rate", "false_challenge_rate"):
+        assert key in result
+    assert result["n"] == len(ages) and result["mae"] < 0.2  # brightness encodes the age
+    assert result["teen_miss_rate"] == 0 and result["false_challenge_rate"] == 0
+    assert result["share_tvd"] == pytest.approx(0, abs=1e-9)
+    assert result["images_per_s"] > 0 and "faces/s" in capsys.readouterr().out
+    card = json.loads(model.with_name("m.card.json").read_text())
+    assert sum(n for *_, n in card["age_confusion"]["counts"]) == len(ages)
+    # With the confusion in the card, the corrected distance is measured too.
+    assert main(argv) == 0
+    assert json.loads(out.read_text())["share_tvd_corrected"] == pytest.approx(0, abs=1e-6)
+
+
+def test_read_labelled_sides_do_not_overlap(tmp_path: Path) -> None:
+    faces = write_labelled_faces(tmp_path / "faces", list(range(1, 41)))
+    calibration = read_labelled(faces, "calibration").paths
+    holdout = read_labelled(faces, "holdout").paths
+    assert not set(calibration) & set(holdout)
+    assert len(calibration) + len(holdout) == 40
+
+
+def test_confusion_record_names_its_faces() -> None:
+    from agebatch.training.evaluate import LabelledFaces, confusion_record
+
+    faces = LabelledFaces([Path("a.png"), Path("b.png"), Path("c.png")], np.array([20, 20, 30.0]))
+    predicted = np.array([24.9, np.nan, 31.0])
+    record = confusion_record(faces, predicted, "holdout")
+    assert record == {
+        "split": "holdout (sha1 of file name < 0.5)",
+        "n": 2,
+        "counts": [[20, 24, 1], [30, 31, 1]],
+    }
+    assert confusion_record(faces, predicted, "validation")["split"] == "validation"

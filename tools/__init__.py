@@ -1,0 +1,1 @@
+"""Developer tools, not shipped in the package: the model converter, the face-finding bench."""
