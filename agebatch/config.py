@@ -1,40 +1,58 @@
-"""The one settings object of a run, built once at the entry point and passed down."""
+"""The one run configuration: every setting of a run, each default written once, here.
+
+`PredictConfig` holds what turns photos into ages (`agebatch predict` and `evaluate` use it);
+`RunConfig` adds what a nightly run of a day needs. Both are built once at an entry point —
+from CLI flags (agebatch/cli/options.py turns each field into a flag), from the flow's
+`config` parameter (a form in the Prefect UI), or from AGEBATCH_<FIELD> environment variables
+(the deployment) — and passed down as plain values.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from typing import Annotated, Any, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from agebatch.errors import InputError
-from agebatch.predict.faces import WHOLE_FRAME, Region
-from agebatch.predict.images import PHOTO_KINDS
 
-DEFAULT_AGE_BOUNDS: tuple[int, ...] = (18, 25, 35, 45, 55, 65)
-DEFAULT_TIMEZONE = "Europe/London"
-DEFAULT_PHOTO_KIND = "auto"  # see README, "Face finding": why auto
+Region = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of a frame
+WHOLE_FRAME: Region = (0.0, 0.0, 1.0, 1.0)
+ENV_PREFIX = "AGEBATCH_"
 
 
-def parse_age_bounds(text: str) -> tuple[int, ...]:
-    """Parse '18,25,35' into the lower bounds of the age groups after the first."""
+class PhotoKind(StrEnum):
+    """What the cameras save: aligned face crops, whole frames, or told apart automatically."""
+
+    AUTO = "auto"
+    FRAMES = "frames"
+    CROPS = "crops"
+
+
+def parse_age_bounds(text: str | Any) -> tuple[int, ...]:
+    """Parse '18,25,35' (or a sequence) into the lower bounds of the age groups after the first."""
     try:
-        bounds = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
+        parts = text.split(",") if isinstance(text, str) else list(text)
+        bounds = tuple(int(part) for part in parts if str(part).strip())
+    except (TypeError, ValueError):
         raise InputError(f"Age groups {text!r} must be whole years separated by commas.") from None
     if not bounds or list(bounds) != sorted(set(bounds)) or bounds[0] <= 0:
         raise InputError(f"Age groups {text!r} must be increasing positive ages, e.g. 18,25,35.")
     return bounds
 
 
-def parse_region(text: str | tuple[float, ...]) -> Region:
+def parse_region(text: str | Any) -> Region:
     """Parse 'x0,y0,x1,y1' (fractions of the frame's width and height) into a face region."""
     try:
         parts = text.split(",") if isinstance(text, str) else list(text)
         x0, y0, x1, y1 = (float(part) for part in parts)
-    except ValueError:
+    except (TypeError, ValueError):
         raise InputError(
             f"Face region {text!r} must be four fractions x0,y0,x1,y1, e.g. 0.2,0,0.8,1."
         ) from None
@@ -46,25 +64,13 @@ def parse_region(text: str | tuple[float, ...]) -> Region:
     return (x0, y0, x1, y1)
 
 
-def parse_photo_kind(text: str) -> str:
-    """Check a photo kind: auto, frames or crops."""
-    if text not in PHOTO_KINDS:
-        raise InputError(f"Photo kind {text!r} must be one of {', '.join(PHOTO_KINDS)}.")
+def parse_timezone(text: str) -> str:
+    """Check an IANA time zone name such as Europe/London."""
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"Time zone {text!r} is not an IANA name such as Europe/London.") from None
     return text
-
-
-def age_group_labels(bounds: tuple[int, ...]) -> list[tuple[str, float, float]]:
-    """Label and [low, high) range of each age group: '<18', '18-24', …, '65+'."""
-    groups = [(f"<{bounds[0]}", float("-inf"), float(bounds[0]))]
-    for low, high in itertools.pairwise(bounds):
-        groups.append((f"{low}-{high - 1}", float(low), float(high)))
-    groups.append((f"{bounds[-1]}+", float(bounds[-1]), float("inf")))
-    return groups
-
-
-def yesterday(timezone: str = DEFAULT_TIMEZONE) -> dt.date:
-    """The day before today in the chain's timezone: the day a nightly run processes."""
-    return dt.datetime.now(ZoneInfo(timezone)).date() - dt.timedelta(days=1)
 
 
 def parse_day(text: str | dt.date) -> dt.date:
@@ -77,40 +83,155 @@ def parse_day(text: str | dt.date) -> dt.date:
         raise InputError(f"Day {text!r} is not a date in the form YYYY-MM-DD.") from None
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything one run of one day needs; defaults are the nightly job's."""
+def _checked(parse: Any) -> BeforeValidator:
+    """A pydantic validator from one of the parse_* functions (their InputError -> ValueError)."""
 
-    day: dt.date
-    photos: Path
-    transactions: Path
-    catalog: Path
-    out: Path
-    model: Path | None = None  # None: the bundled model
-    window_before_s: float = 120.0
-    window_after_s: float = 5.0
-    age_bounds: tuple[int, ...] = DEFAULT_AGE_BOUNDS
-    batch_size: int = 64
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    decode_processes: bool = False  # decode in processes (many cores, e.g. beside a GPU)
-    timezone: str = DEFAULT_TIMEZONE
-    legal_age: float = 18.0
-    challenge_age: float = 25.0
-    margin: float = 0.0  # widen the ID check by this many times the model's error (card)
-    policy: Path | None = None  # per-store legal_age / challenge_age (CSV or Parquet)
-    photo_kind: str = DEFAULT_PHOTO_KIND  # auto: crops and frames told apart photo by photo
-    face_region: Region = WHOLE_FRAME  # where the shopper stands
-    face_regions: Path | None = None  # per store/register regions (CSV or Parquet)
+    def validate(value: Any) -> Any:
+        try:
+            return parse(value)
+        except InputError as error:
+            raise ValueError(str(error)) from None
 
-    def __post_init__(self) -> None:
-        parse_photo_kind(self.photo_kind)
-        parse_region(self.face_region)
-        if self.window_before_s < 0 or self.window_after_s < 0:
-            raise InputError("The match window's seconds before and after payment must be >= 0.")
-        if self.batch_size < 1:
-            raise InputError("The batch size must be at least 1.")
+    return BeforeValidator(validate)
 
-    @property
-    def day_folder(self) -> Path:
-        """The folder holding this day's photos."""
-        return self.photos / self.day.isoformat()
+
+def _none_if_empty(value: Any) -> Any:
+    """An empty string (an unset environment variable or form field) means 'not given'."""
+    return None if value == "" else value
+
+
+AgeBounds = Annotated[tuple[int, ...], _checked(parse_age_bounds)]
+FaceRegion = Annotated[Region, _checked(parse_region)]
+TimeZone = Annotated[str, _checked(parse_timezone)]
+OptionalPath = Annotated[Path | None, BeforeValidator(_none_if_empty)]
+
+
+class PredictConfig(BaseModel):
+    """How photos become ages: the model, batching, decoding and face finding."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: OptionalPath = Field(
+        None, description="a .keras age model with its card beside it (default: the bundled one)"
+    )
+    batch_size: int = Field(64, ge=1, description="photos per model call")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="photos decoded in parallel (default: the number of CPU cores)",
+    )
+    decode_processes: bool = Field(
+        False,
+        description="decode in processes instead of threads (faster with many cores, e.g. "
+        "beside a GPU)",
+    )
+    photo_kind: PhotoKind = Field(
+        PhotoKind.AUTO,
+        description="what the photos are: aligned face crops, whole camera frames (the "
+        "shopper's face is found), or auto: told apart photo by photo",
+    )
+    face_region: FaceRegion = Field(
+        WHOLE_FRAME,
+        description="in frames, the shopper is the largest face centred in this part of the "
+        "frame (fractions x0,y0,x1,y1 of width and height)",
+    )
+
+    @classmethod
+    def build(cls, values: Mapping[str, Any]) -> Self:
+        """Validate values into a config, or raise InputError naming the setting and the fix."""
+        try:
+            return cls.model_validate(dict(values))
+        except ValidationError as error:
+            first = error.errors()[0]
+            name = ".".join(str(part) for part in first["loc"]) or "config"
+            if first["type"] == "missing":
+                raise InputError(
+                    f"Setting {name} is missing: give --{name.replace('_', '-')} or set "
+                    f"{ENV_PREFIX}{name.upper()}."
+                ) from None
+            message = first["msg"].removeprefix("Value error, ")
+            raise InputError(f"Setting {name}: {message}.") from None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The AGEBATCH_<FIELD> variables that name a field of this config, as raw values."""
+        environ = os.environ if environ is None else environ
+        return {
+            name: environ[ENV_PREFIX + name.upper()]
+            for name in cls.model_fields
+            if ENV_PREFIX + name.upper() in environ
+        }
+
+
+class RunConfig(PredictConfig):
+    """Everything a nightly run needs besides the day; defaults are the nightly job's."""
+
+    photos: Path = Field(description="the PHOTOS root, holding one folder per day (<day>/)")
+    transactions: Path = Field(
+        description="the folder of the day's transactions, <day>.parquet or <day>.csv"
+    )
+    catalog: Path = Field(description="the product catalog, .parquet or .csv")
+    out: Path = Field(description="the output root of the published Parquet datasets")
+    timezone: TimeZone = Field(
+        "Europe/London", description="the chain's time zone (its nightly 'yesterday', schedule)"
+    )
+    window_before_s: float = Field(
+        120.0, ge=0, description="a photo matches a receipt paid up to this many seconds later"
+    )
+    window_after_s: float = Field(
+        5.0, ge=0, description="… or paid up to this many seconds before the photo"
+    )
+    age_groups: AgeBounds = Field(
+        (18, 25, 35, 45, 55, 65), description="lower bounds of the age groups after the first"
+    )
+    legal_age: float = Field(18.0, gt=0, description="the minimum age to buy alcohol")
+    challenge_age: float = Field(
+        25.0, gt=0, description="shoppers who look younger than this are asked for ID"
+    )
+    margin: float = Field(
+        0.0,
+        ge=0,
+        description="widen both ages by this many times the model's error for the age band "
+        "(from the model card)",
+    )
+    policy: OptionalPath = Field(
+        None, description="per-store ages: CSV or Parquet with store_id,legal_age,challenge_age"
+    )
+    face_regions: OptionalPath = Field(
+        None,
+        description="per-camera face regions: CSV or Parquet with "
+        "store_id,register_id,x0,y0,x1,y1 (an empty register_id covers the store)",
+    )
+
+    @model_validator(mode="after")
+    def _ages_in_order(self) -> Self:
+        if self.legal_age > self.challenge_age:
+            raise ValueError("the legal age must be at most the challenge age")
+        return self
+
+    def day_folder(self, day: dt.date) -> Path:
+        """The folder holding one day's photos."""
+        return self.photos / day.isoformat()
+
+    def yesterday(self) -> dt.date:
+        """The day before today in the chain's time zone: the day a nightly run processes."""
+        return yesterday(self.timezone)
+
+
+def yesterday(timezone: str) -> dt.date:
+    """The day before today in a time zone."""
+    return dt.datetime.now(ZoneInfo(timezone)).date() - dt.timedelta(days=1)
+
+
+def age_group_labels(bounds: tuple[int, ...]) -> list[tuple[str, float, float]]:
+    """Label and [low, high) range of each age group: '<18', '18-24', …, '65+'."""
+    groups = [(f"<{bounds[0]}", float("-inf"), float(bounds[0]))]
+    for low, high in itertools.pairwise(bounds):
+        groups.append((f"{low}-{high - 1}", float(low), float(high)))
+    groups.append((f"{bounds[-1]}+", float(bounds[-1]), float("inf")))
+    return groups
+
+
+def default_age_bounds() -> tuple[int, ...]:
+    """The default age groups' lower bounds (for tools that have no RunConfig)."""
+    return RunConfig.model_fields["age_groups"].default

@@ -1,4 +1,4 @@
-"""The join stage in DuckDB: load the day's transactions and catalog, match receipts to ages."""
+"""The join stage in DuckDB: match receipts to ages, sum purchases, list restricted sales."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -15,23 +13,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agebatch.config import age_group_labels
-from agebatch.errors import InputError
-from agebatch.sqlfiles import sql
+from agebatch.duck import sql
+from agebatch.reports.compliance import ComplianceInputs
+from agebatch.schema import ReceiptStatus
 
 log = logging.getLogger(__name__)
 
-# Column -> DuckDB type of each input table; every column is required, none may be null.
-TRANSACTION_COLUMNS = {
-    "receipt_id": "varchar",
-    "store_id": "varchar",
-    "register_id": "varchar",
-    "cashier_id": "varchar",
-    "paid_at": "timestamp",
-    "sku": "varchar",
-    "quantity": "double",
-    "amount": "decimal(18, 2)",
-}
-CATALOG_COLUMNS = {"sku": "varchar", "category": "varchar", "age_restricted": "boolean"}
 # The tables the join builds, in order; restricted_sales only feeds the two after it.
 STATEMENTS = (
     "receipt_ages",
@@ -42,104 +29,6 @@ STATEMENTS = (
     "cashier_compliance",
 )
 PUBLISHED = tuple(name for name in STATEMENTS if name != "restricted_sales")
-
-
-def transactions_file(folder: Path, day: dt.date) -> Path:
-    """The day's transactions file: <folder>/<day>.parquet, else <folder>/<day>.csv."""
-    if folder.is_file():
-        return folder
-    for suffix in (".parquet", ".csv"):
-        path = folder / f"{day.isoformat()}{suffix}"
-        if path.is_file():
-            return path
-    raise InputError(
-        f"No transactions for {day}: expected {folder / day.isoformat()}.parquet or .csv."
-    )
-
-
-def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that never reaches the network (no extension auto-install)."""
-    con = duckdb.connect(config={"autoinstall_known_extensions": False})
-    con.execute("set threads to 2")
-    return con
-
-
-def read_transactions(folder: Path, day: dt.date) -> pa.Table:
-    """The day's line items, typed and checked."""
-    return read_table(transactions_file(folder, day), TRANSACTION_COLUMNS, "transactions")
-
-
-def read_catalog(path: Path) -> pa.Table:
-    """The product catalog (sku, category, age_restricted), typed and checked."""
-    table = read_table(path, CATALOG_COLUMNS, "catalog")
-    counts = table.group_by("sku").aggregate([("sku", "count")])
-    repeated = counts.filter(pc.field("sku_count") > 1)
-    if repeated.num_rows:
-        first = repeated.column("sku")[0].as_py()
-        raise InputError(f"Catalog file {path} lists the sku {first!r} more than once.")
-    return table
-
-
-def read_table(path: Path, columns: dict[str, str], what: str) -> pa.Table:
-    """Read a Parquet or CSV file with typed columns, or say in one sentence what is wrong."""
-    with connect() as con:
-        load_table(con, "loaded", path, columns, what)
-        return con.table("loaded").fetch_arrow_table()
-
-
-def load_table(
-    con: duckdb.DuckDBPyConnection, name: str, path: Path, columns: dict[str, str], what: str
-) -> None:
-    """Load a Parquet or CSV file as table `name` with typed columns, or say what is wrong."""
-    if not path.is_file():
-        raise InputError(f"{what.capitalize()} file {path} does not exist.")
-    try:
-        if path.suffix.lower() == ".parquet":
-            rel = con.read_parquet(str(path))
-        elif path.suffix.lower() == ".csv":
-            rel = con.read_csv(str(path), all_varchar=True, header=True)
-        else:
-            raise InputError(f"{what.capitalize()} file {path} must be .parquet or .csv.")
-        found = set(rel.columns)
-    except duckdb.Error as error:
-        first = str(error).splitlines()[0]
-        raise InputError(f"{what.capitalize()} file {path} cannot be read: {first}") from None
-    missing = [c for c in columns if c not in found]
-    if missing:
-        raise InputError(
-            f"{what.capitalize()} file {path} lacks the column(s) {', '.join(missing)} "
-            f"(expected {', '.join(columns)})."
-        )
-    con.register(f"{name}_raw", rel)
-    for column, type_ in columns.items():
-        bad, example = con.execute(
-            f'select count(*), any_value("{column}"::varchar) from {name}_raw '
-            f'where "{column}" is null or try_cast("{column}" as {type_}) is null'
-        ).fetchall()[0]
-        if bad:
-            shown = "empty" if example is None else repr(example)
-            raise InputError(
-                f"{what.capitalize()} file {path}: column {column} has {bad} value(s) that are "
-                f"empty or not of type {type_} (e.g. {shown})."
-            )
-    casts = ", ".join(f'cast("{c}" as {t}) as "{c}"' for c, t in columns.items())
-    con.execute(f"create or replace table {name} as select {casts} from {name}_raw")
-    con.unregister(f"{name}_raw")
-
-
-@dataclass(frozen=True)
-class ComplianceInputs:
-    """The ID policy and context the compliance report needs (defaults: no per-store policy,
-    no margin, no earlier days)."""
-
-    legal_age: float = 18.0
-    challenge_age: float = 25.0
-    margin: float = 0.0
-    store_policies: pa.Table | None = None  # store_id, legal_age, challenge_age
-    error_margins: pa.Table | None = None  # low, high, mae
-    history: pa.Table | None = None  # earlier days of cashier_compliance
-    days_7d: int = 1
-    days_28d: int = 1
 
 
 def join_day(
@@ -153,20 +42,19 @@ def join_day(
     age_bounds: Sequence[int],
     window_before_s: float,
     window_after_s: float,
-    compliance: ComplianceInputs | None = None,
+    compliance: ComplianceInputs,
 ) -> dict[str, pa.Table]:
     """Match each receipt to its shopper's age, sum purchases per age group and list the
     restricted sales to review, in DuckDB; returns the tables to publish."""
-    compliance = compliance or ComplianceInputs()
     groups = pd.DataFrame(age_group_labels(tuple(age_bounds)), columns=["label", "low", "high"])
     inputs = {
         "lines": lines,
         "catalog": catalog,
         "captures": captures,
         "age_groups": groups,
-        "policy": _or_empty(compliance.store_policies, _POLICY_SCHEMA),
-        "margins": _or_empty(compliance.error_margins, _MARGIN_SCHEMA),
-        "history": _or_empty(compliance.history, _HISTORY_SCHEMA),
+        "policy": compliance.store_policies,
+        "margins": compliance.error_margins,
+        "history": compliance.history,
     }
     for name, table in inputs.items():
         con.register(name, table)
@@ -189,22 +77,7 @@ def join_day(
     log.info(
         "Joined %d receipts (%d with an age); %d restricted sales to review",
         tables["receipt_ages"].num_rows,
-        pc.sum(pc.equal(tables["receipt_ages"]["status"], "matched")).as_py() or 0,
+        pc.sum(pc.equal(tables["receipt_ages"]["status"], ReceiptStatus.MATCHED)).as_py() or 0,
         tables["alcohol_checks"].num_rows,
     )
     return tables
-
-
-_POLICY_SCHEMA = pa.schema(
-    [("store_id", pa.string()), ("legal_age", pa.float64()), ("challenge_age", pa.float64())]
-)
-_MARGIN_SCHEMA = pa.schema([("low", pa.float64()), ("high", pa.float64()), ("mae", pa.float64())])
-_HISTORY_SCHEMA = pa.schema(
-    [("store_id", pa.string()), ("cashier_id", pa.string())]
-    + [(c, pa.int64()) for c in ("restricted_receipts", "flagged_receipts", "unchecked_receipts")]
-    + [("day", pa.date32())]
-)
-
-
-def _or_empty(table: pa.Table | None, schema: pa.Schema) -> pa.Table:
-    return schema.empty_table() if table is None else table

@@ -1,138 +1,159 @@
-"""One day, end to end: find → predict → join → publish. The CLI and the flow call these."""
+"""One day, end to end: find → predict → join → publish. The CLI and the flow call these.
+
+Each stage takes what the stages before it returned and returns what it made, with its own
+counts and seconds; the run record (one row of `runs`) is assembled from those returns.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from agebatch import __version__
-from agebatch.config import Settings
+from agebatch.config import Region, RunConfig, age_group_labels
+from agebatch.duck import connect
 from agebatch.inputs.captures import Captures, find_captures
 from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
-from agebatch.join import connect, join_day, read_catalog, read_transactions
-from agebatch.predict.faces import Region
+from agebatch.inputs.transactions import read_catalog, read_transactions
+from agebatch.join import join_day
 from agebatch.predict.model import AgeModel, compute_device, load_model
-from agebatch.predict.stage import Progress, predict_paths
+from agebatch.predict.stage import PredictStats, Progress, predict_paths
 from agebatch.publish import new_run_id, publish_day
 from agebatch.reports.compliance import compliance_inputs
 from agebatch.reports.shares import add_corrected_shares
+from agebatch.schema import ReceiptStatus, conform, schema
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class DayInputs:
+class Run:
+    """A run's identity: which day, when, with which model, on which device."""
+
+    run_id: str
+    day: dt.date
+    started_at: dt.datetime
+    model_version: str
+    device: str
+
+
+@dataclass(frozen=True)
+class Found:
     """Everything read for one day before any photo is decoded, checked up front."""
 
     captures: Captures
     lines: pa.Table
     catalog: pa.Table
-    face_regions: dict[RegionKey, Region] | None = None  # per camera, from --face-regions
+    face_regions: dict[RegionKey, Region] | None  # per camera, from face_regions
+    seconds: float
 
 
-@dataclass
-class RunSummary:
-    """What one run did: counts, timings, where it published."""
+@dataclass(frozen=True)
+class Predicted:
+    """The day's captures with predicted_age and status (ok / unreadable / no_face)."""
 
-    run_id: str
+    captures: pd.DataFrame
+    stats: PredictStats
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The day's tables to publish, in the order they are built."""
+
+    tables: dict[str, pa.Table]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the `runs` table; its fields are the table's columns (see agebatch.schema)."""
+
     day: dt.date
-    started_at: dt.datetime = field(
-        default_factory=lambda: dt.datetime.now().replace(microsecond=0)
-    )
-    counts: dict[str, int] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    model_version: str = ""
-    device: str = ""
-    photos_per_s: float = 0.0
-    published: dict[str, Path] = field(default_factory=dict)
+    run_id: str
+    started_at: dt.datetime
+    agebatch_version: str
+    model_version: str
+    device: str
+    photos_found: int
+    photos_decoded: int
+    photos_unreadable: int
+    photos_no_face: int
+    files_ignored: int
+    receipts: int
+    receipts_matched: int
+    receipts_no_photo: int
+    receipts_unreadable: int
+    receipts_no_face: int
+    alcohol_checks: int
+    find_s: float
+    predict_s: float
+    join_s: float
+    publish_s: float
+    photos_per_s: float
 
-    def record(self) -> pa.Table:
-        """This run as one row of the `runs` table."""
-        row = {
-            "run_id": self.run_id,
-            "started_at": self.started_at,
-            "agebatch_version": __version__,
-            "model_version": self.model_version,
-            "device": self.device,
-            **{k: self.counts.get(k, 0) for k in RUN_COUNTS},
-            **{f"{k}_s": round(self.seconds.get(k, 0.0), 3) for k in STAGES},
-            "photos_per_s": round(self.photos_per_s, 2),
-        }
-        return pa.Table.from_pylist([row])
-
-
-RUN_COUNTS = (
-    "photos_found",
-    "photos_decoded",
-    "photos_unreadable",
-    "photos_no_face",
-    "files_ignored",
-    "receipts",
-    "receipts_matched",
-    "receipts_no_photo",
-    "receipts_unreadable",
-    "receipts_no_face",
-    "alcohol_checks",
-)
-STAGES = ("find", "predict", "join", "publish")
+    def table(self) -> pa.Table:
+        """The record as a one-row table of the runs schema."""
+        return conform("runs", pa.Table.from_pylist([dataclasses.asdict(self)], schema("runs")))
 
 
-def start(settings: Settings, model: AgeModel) -> RunSummary:
-    """Begin a run: its id, model version and device."""
-    return RunSummary(
-        new_run_id(), settings.day, model_version=model.version, device=compute_device()
+@dataclass(frozen=True)
+class Published:
+    """Where a day went, and the record of the run that published it."""
+
+    record: RunRecord
+    folders: dict[str, Path]
+
+
+def start(model: AgeModel, day: dt.date) -> Run:
+    """Begin a run of a day: its id, start time, model version and device."""
+    return Run(
+        run_id=new_run_id(),
+        day=day,
+        started_at=dt.datetime.now().replace(microsecond=0),
+        model_version=model.version,
+        device=compute_device(),
     )
 
 
-def find(settings: Settings, summary: RunSummary) -> DayInputs:
+def find(config: RunConfig, day: dt.date) -> Found:
     """Find the day's photos and read its transactions and catalog (fails fast on bad input)."""
-    with _timed(summary.seconds, "find"):
-        captures = find_captures(settings.day_folder)
-        lines = read_transactions(settings.transactions, settings.day)
-        catalog = read_catalog(settings.catalog)
-        regions = read_face_regions(settings.face_regions) if settings.face_regions else None
+    started = time.perf_counter()
+    captures = find_captures(config.day_folder(day))
+    lines = read_transactions(config.transactions, day)
+    catalog = read_catalog(config.catalog)
+    regions = read_face_regions(config.face_regions) if config.face_regions else None
     log.info("Read %d transaction lines and %d catalog items", lines.num_rows, catalog.num_rows)
-    summary.counts.update(photos_found=len(captures.table), files_ignored=captures.ignored)
-    return DayInputs(captures, lines, catalog, regions)
+    return Found(captures, lines, catalog, regions, time.perf_counter() - started)
 
 
 def predict(
-    settings: Settings,
-    inputs: DayInputs,
+    config: RunConfig,
+    found: Found,
     model: AgeModel,
-    summary: RunSummary,
     progress: Progress | None = None,
-) -> pd.DataFrame:
+) -> Predicted:
     """The day's captures with predicted_age and status (ok / unreadable / no_face) added."""
-    captures = inputs.captures.table
-    paths = [settings.day_folder / photo for photo in captures["photo"]]
+    captures = found.captures.table
+    paths = [found.captures.folder / photo for photo in captures["photo"]]
     regions = regions_for(
         list(captures["store_id"]),
         list(captures["register_id"]),
-        inputs.face_regions,
-        settings.face_region,
+        found.face_regions,
+        config.face_region,
     )
-    predictions, stats = predict_paths(
-        paths,
-        model,
-        batch_size=settings.batch_size,
-        workers=settings.workers,
-        processes=settings.decode_processes,
-        progress=progress,
-        photos=settings.photo_kind,
-        regions=regions,
-    )
+    predictions, stats = predict_paths(paths, model, config, regions=regions, progress=progress)
     aged = captures.copy()
     aged["predicted_age"] = pd.array([p.age for p in predictions], dtype="Float64")
-    aged["status"] = pd.array([p.status for p in predictions], dtype="string")
+    aged["status"] = pd.array([str(p.status) for p in predictions], dtype="string")
     log.info(
         "Predicted %d photos (%d unreadable, %d without a face) at %.1f photos/s",
         stats.photos,
@@ -140,92 +161,94 @@ def predict(
         stats.no_face,
         stats.photos_per_s,
     )
-    summary.seconds["predict"] = stats.seconds
-    summary.counts.update(
-        photos_decoded=stats.decoded,
-        photos_unreadable=stats.unreadable,
-        photos_no_face=stats.no_face,
-    )
-    summary.photos_per_s = stats.photos_per_s
-    return aged
+    return Predicted(aged, stats)
 
 
 def join(
-    settings: Settings, inputs: DayInputs, aged: pd.DataFrame, model: AgeModel, summary: RunSummary
-) -> dict[str, pa.Table]:
-    """Match receipts to ages, sum purchases per age group, list restricted sales to review."""
-    with _timed(summary.seconds, "join"), connect() as con:
-        compliance = compliance_inputs(
-            legal_age=settings.legal_age,
-            challenge_age=settings.challenge_age,
-            margin=settings.margin,
-            policy_file=settings.policy,
-            card=model.card,
-            out=settings.out,
-            day=settings.day,
-        )
+    config: RunConfig, day: dt.date, found: Found, predicted: Predicted, model: AgeModel
+) -> Joined:
+    """Match receipts to ages, sum purchases per age group, list restricted sales to review;
+    every table checked against its published schema."""
+    started = time.perf_counter()
+    with connect() as con:
         tables = join_day(
             con,
-            day=settings.day,
-            lines=inputs.lines,
-            catalog=inputs.catalog,
-            captures=aged,
-            model_version=summary.model_version,
-            age_bounds=settings.age_bounds,
-            window_before_s=settings.window_before_s,
-            window_after_s=settings.window_after_s,
-            compliance=compliance,
+            day=day,
+            lines=found.lines,
+            catalog=found.catalog,
+            captures=predicted.captures,
+            model_version=model.version,
+            age_bounds=config.age_groups,
+            window_before_s=config.window_before_s,
+            window_after_s=config.window_after_s,
+            compliance=compliance_inputs(config, model.card, day),
         )
-        confusion = model.card.raw.get("age_confusion") or {}
-        tables["age_group_shares"] = add_corrected_shares(
-            tables["age_group_shares"],
-            confusion.get("counts"),
-            f"{model.version} on {confusion.get('split', '?')}",
-            settings.age_bounds,
-        )
-    status = pd.Series(tables["receipt_ages"].column("status").to_pylist(), dtype="string")
-    summary.counts.update(
-        receipts=len(status),
-        receipts_matched=int((status == "matched").sum()),
-        receipts_no_photo=int((status == "no_photo").sum()),
-        receipts_unreadable=int((status == "unreadable").sum()),
-        receipts_no_face=int((status == "no_face").sum()),
-        alcohol_checks=tables["alcohol_checks"].num_rows,
+    confusion = model.card.age_confusion
+    tables["age_group_shares"] = add_corrected_shares(
+        tables["age_group_shares"],
+        confusion.counts if confusion else None,
+        f"{model.version} on {confusion.split if confusion else '?'}",
+        config.age_groups,
     )
-    return tables
+    groups = [label for label, *_ in age_group_labels(config.age_groups)]
+    tables = {name: conform(name, table, groups) for name, table in tables.items()}
+    return Joined(tables, time.perf_counter() - started)
 
 
-def publish(settings: Settings, tables: dict[str, pa.Table], summary: RunSummary) -> None:
-    """Swap the day's tables and its run record into the output folder."""
+def run_record(run: Run, found: Found, predicted: Predicted, joined: Joined) -> RunRecord:
+    """The run's row of `runs`, from what each stage returned (publish_s filled in later)."""
+    stats = predicted.stats
+    status = joined.tables["receipt_ages"].column("status")
+    receipts = {
+        f"receipts_{value}": pc.sum(pc.equal(status, value)).as_py() or 0 for value in ReceiptStatus
+    }
+    return RunRecord(
+        day=run.day,
+        run_id=run.run_id,
+        started_at=run.started_at,
+        agebatch_version=__version__,
+        model_version=run.model_version,
+        device=run.device,
+        photos_found=len(found.captures.table),
+        photos_decoded=stats.decoded,
+        photos_unreadable=stats.unreadable,
+        photos_no_face=stats.no_face,
+        files_ignored=found.captures.ignored,
+        receipts=len(status),
+        **receipts,
+        alcohol_checks=joined.tables["alcohol_checks"].num_rows,
+        find_s=round(found.seconds, 3),
+        predict_s=round(stats.seconds, 3),
+        join_s=round(joined.seconds, 3),
+        publish_s=0.0,
+        photos_per_s=round(stats.photos_per_s, 2),
+    )
+
+
+def publish(config: RunConfig, tables: Mapping[str, pa.Table], record: RunRecord) -> Published:
+    """Write the day's tables and its run record to the output folder, whole or not at all."""
     started = time.perf_counter()
+    final: list[RunRecord] = []
 
-    def record() -> pa.Table:
-        # Asked for once the tables are staged, so publish_s covers writing them.
-        summary.seconds["publish"] = time.perf_counter() - started
-        return summary.record()
+    def record_table() -> pa.Table:
+        # Asked for once the tables are written, so publish_s covers writing them.
+        final.append(dataclasses.replace(record, publish_s=round(time.perf_counter() - started, 3)))
+        return final[0].table()
 
-    summary.published = publish_day(settings.out, settings.day, tables, record, summary.run_id)
+    folders = publish_day(config.out, record.day, tables, record_table, record.run_id)
+    return Published(final[0], folders)
 
 
 def run_day(
-    settings: Settings,
+    config: RunConfig,
+    day: dt.date,
     model: AgeModel | None = None,
     progress: Callable[[int], Progress] | None = None,
-) -> RunSummary:
+) -> Published:
     """Run one day through all stages; `progress(total)` returns a per-photo callback."""
-    model = model or load_model(settings.model)
-    summary = start(settings, model)
-    inputs = find(settings, summary)
-    total = len(inputs.captures.table)
-    aged = predict(settings, inputs, model, summary, progress and progress(total))
-    tables = join(settings, inputs, aged, model, summary)
-    publish(settings, tables, summary)
-    return summary
-
-
-@contextmanager
-def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
-    """Record how long the block took under seconds[stage]."""
-    started = time.perf_counter()
-    yield
-    seconds[stage] = time.perf_counter() - started
+    model = model or load_model(config.model)
+    run = start(model, day)
+    found = find(config, day)
+    predicted = predict(config, found, model, progress and progress(len(found.captures.table)))
+    joined = join(config, day, found, predicted, model)
+    return publish(config, joined.tables, run_record(run, found, predicted, joined))

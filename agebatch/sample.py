@@ -7,10 +7,14 @@ import datetime as dt
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
+
+from agebatch.config import RunConfig
+from agebatch.schema import ReceiptStatus
 
 # sku prefix, category, age_restricted, price, buyers' typical ages (mean, spread)
 CATEGORIES = [
@@ -39,6 +43,11 @@ class SampleDay:
     catalog: Path
     truth: pd.DataFrame  # receipt_id, store_id, register_id, paid_at, photo, true_age, status
 
+    def config(self, out: Path, **settings: object) -> RunConfig:
+        """The run configuration that reads this day and publishes to out."""
+        paths = {"photos": self.photos, "transactions": self.transactions, "catalog": self.catalog}
+        return RunConfig.build({**paths, "out": out, **settings})
+
 
 def make_catalog() -> pd.DataFrame:
     """The sample catalog: sku, category, age_restricted (and price, for generating lines)."""
@@ -59,16 +68,17 @@ def make_sample_day(
     receipts: int = 300,
     seed: int = 0,
     faces: Path | None = None,
-    face_style: str = "drawn",
+    writer: FaceWriter | None = None,
     no_photo_share: float = 0.05,
     unreadable: int = 3,
 ) -> SampleDay:
     """Write a day of checkout photos, its transactions and a catalog under root.
 
-    face_style: "drawn" (a generated cartoon face), "solid" (a flat grey image whose level
-    encodes the age, level = round(age * 2.55), for tests with a brightness model), or real
-    faces from `faces` (labels.csv with file_name,real_age + final_files/), matched by age.
+    Photos are drawn by `writer` (default: a generated cartoon face; tests pass their own), or
+    are real faces from `faces` (labels.csv with file_name,real_age + final_files/), matched by
+    age.
     """
+    writer = writer or DrawnFaces()
     rng = np.random.default_rng(seed)
     photos_root, tx_dir = root / "photos", root / "transactions"
     day_dir = photos_root / day.isoformat()
@@ -91,21 +101,19 @@ def make_sample_day(
         receipt_id = f"{day:%Y%m%d}-{store_id}-{n:05d}"
         cashier_id = f"C{store_id[1:]}{register_id[1:]}{'a' if paid_at.hour < 14 else 'b'}"
         age = _shopper_age(rng)
-        photo, status = None, "no_photo"
+        photo, status = None, ReceiptStatus.NO_PHOTO.value
         if rng.random() >= no_photo_share:
             # Shoppers are photographed 2-50 s before paying; receipts at a register are at least
             # 180 s apart, so a receipt never falls in its neighbour's 120 s window.
             captured_at = paid_at - dt.timedelta(seconds=int(rng.integers(2, 50)))
-            photo = f"{store_id}/{register_id}/{captured_at:%Y%m%dT%H%M%S}.jpg"
-            if face_style == "solid":
-                photo = photo[:-4] + ".png"
+            photo = f"{store_id}/{register_id}/{captured_at:%Y%m%dT%H%M%S}{writer.suffix}"
+            (day_dir / photo).parent.mkdir(parents=True, exist_ok=True)
             if labelled is not None:
                 source, age = _nearest_face(labelled, age, rng)
-                (day_dir / photo).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, day_dir / photo)
             else:
-                _write_face(day_dir / photo, age, face_style, rng)
-            status = "matched"
+                writer(day_dir / photo, age, rng)
+            status = ReceiptStatus.MATCHED.value
         truth.append((receipt_id, store_id, register_id, paid_at, photo, age, status))
         for sku, qty, amount in _basket(rng, catalog, age):
             lines.append((receipt_id, store_id, register_id, cashier_id, paid_at, sku, qty, amount))
@@ -116,7 +124,7 @@ def make_sample_day(
     )
     for index in _pick(rng, truth_df.index[truth_df["photo"].notna()], unreadable):
         (day_dir / truth_df.at[index, "photo"]).write_bytes(b"this is not an image")
-        truth_df.at[index, "status"] = "unreadable"
+        truth_df.at[index, "status"] = ReceiptStatus.UNREADABLE.value
     for name in STRAY_FILES:
         (day_dir / name).write_text("not a photo")
     columns = ["receipt_id", "store_id", "register_id", "cashier_id", "paid_at", "sku"]
@@ -147,12 +155,27 @@ def _basket(
     return items
 
 
-def _write_face(path: Path, age: float, style: str, rng: np.random.Generator) -> None:
-    """Draw a generated face (no real person) and save it as the photo."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if style == "solid":
-        Image.new("RGB", (96, 96), (round(age * 2.55),) * 3).save(path)
-        return
+class FaceWriter(Protocol):
+    """Writes a photo of a shopper of a given age (tests bring writers the model reads exactly)."""
+
+    suffix: str  # the photo's file suffix, e.g. ".jpg"
+
+    def __call__(self, path: Path, age: float, rng: np.random.Generator) -> None:
+        """Write the photo to path."""
+
+
+@dataclass(frozen=True)
+class DrawnFaces:
+    """A generated cartoon face (no real person), greyer and more wrinkled with age."""
+
+    suffix: str = ".jpg"
+
+    def __call__(self, path: Path, age: float, rng: np.random.Generator) -> None:
+        """Draw the face and save it as the photo."""
+        _draw_face(path, age, rng)
+
+
+def _draw_face(path: Path, age: float, rng: np.random.Generator) -> None:
     size = 200
     image = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(40, 200, 3)))
     draw = ImageDraw.Draw(image)

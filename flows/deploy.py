@@ -1,84 +1,53 @@
-"""The nightly deployment of `agebatch-nightly`: cron schedule, timezone and paths, in code.
+"""The nightly deployment of `agebatch-nightly`: cron schedule, time zone and run config, in code.
 
 Serve it (a long-running process that starts scheduled and requested runs) with:
 
     python -m agebatch.flows.deploy --photos P --transactions T --catalog C --out O
 
 then run any day with `prefect deployment run 'agebatch-nightly/nightly' --param day=YYYY-MM-DD`.
+Every option of `agebatch run` is accepted and fixed for every run of the deployment; each can
+also come from its AGEBATCH_<SETTING> environment variable (flags win). Settings left unset keep
+the config's defaults, evaluated when a run starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from agebatch.cli.options import add_config_options, run_config
+from agebatch.config import RunConfig
 
 DEPLOYMENT = "nightly"
 DEFAULT_CRON = "30 2 * * *"  # 02:30 every night, once the tills' data has landed
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Options of the deployment; each defaults to an AGEBATCH_* environment variable."""
-    env = os.environ.get
+    """Options of the deployment: the cron schedule and every setting of the run config."""
     parser = argparse.ArgumentParser(
         prog="python -m agebatch.flows.deploy",
         description="Serve the agebatch-nightly deployment: a nightly cron schedule plus runs "
-        "requested with `prefect deployment run 'agebatch-nightly/nightly'`.",
+        "requested with `prefect deployment run 'agebatch-nightly/nightly'`. Settings can also "
+        "come from AGEBATCH_<SETTING> environment variables (e.g. AGEBATCH_OUT).",
     )
     parser.add_argument(
-        "--photos", default=env("AGEBATCH_PHOTOS"), required=not env("AGEBATCH_PHOTOS")
+        "--cron",
+        default=os.environ.get("AGEBATCH_CRON", DEFAULT_CRON),
+        help="when the nightly run starts, in the config's time zone (default: %(default)s)",
     )
-    parser.add_argument(
-        "--transactions",
-        default=env("AGEBATCH_TRANSACTIONS"),
-        required=not env("AGEBATCH_TRANSACTIONS"),
-    )
-    parser.add_argument(
-        "--catalog", default=env("AGEBATCH_CATALOG"), required=not env("AGEBATCH_CATALOG")
-    )
-    parser.add_argument("--out", default=env("AGEBATCH_OUT"), required=not env("AGEBATCH_OUT"))
-    parser.add_argument("--model", default=env("AGEBATCH_MODEL"), help="default: the bundled model")
-    parser.add_argument(
-        "--cron", default=env("AGEBATCH_CRON", DEFAULT_CRON), help="default: %(default)s"
-    )
-    parser.add_argument(
-        "--timezone", default=env("AGEBATCH_TIMEZONE", "Europe/London"), help="default: %(default)s"
-    )
-    parser.add_argument(
-        "--photo-kind",
-        default=env("AGEBATCH_PHOTO_KIND"),
-        choices=("auto", "frames", "crops"),
-        help="what the cameras save (default: the flow's, auto)",
-    )
-    parser.add_argument(
-        "--face-regions",
-        default=env("AGEBATCH_FACE_REGIONS"),
-        help="per-camera shopper regions: CSV/Parquet store_id,register_id,x0,y0,x1,y1",
-    )
-    parser.add_argument(
-        "--policy",
-        default=env("AGEBATCH_POLICY"),
-        help="per-store ID ages: CSV/Parquet store_id,legal_age,challenge_age",
-    )
+    add_config_options(parser, RunConfig, required=False)
     return parser
 
 
-def deployment_parameters(args: argparse.Namespace) -> dict[str, str | None]:
-    """The flow parameters the deployment fixes; options left unset keep the flow's defaults."""
-    optional = {
-        "photo_kind": args.photo_kind,
-        "face_regions": args.face_regions,
-        "policy": args.policy,
-    }
-    return {
-        "photos": args.photos,
-        "transactions": args.transactions,
-        "catalog": args.catalog,
-        "out": args.out,
-        "model": args.model,
-        "timezone": args.timezone,
-        **{name: value for name, value in optional.items() if value is not None},
-    }
+def deployment_parameters(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The flow parameters the deployment fixes: the settings given (flags, then AGEBATCH_*),
+    checked now so a bad setting fails here, not at 02:30."""
+    config = run_config(args, env)
+    return {"config": config.model_dump(mode="json", exclude_unset=True)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -91,12 +60,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
+    from agebatch.errors import InputError
     from agebatch.flows.nightly import nightly
 
+    try:
+        parameters = deployment_parameters(args)
+    except InputError as error:
+        raise SystemExit(f"agebatch deploy: error: {error}") from None
+    timezone = RunConfig.model_validate(parameters["config"]).timezone
     nightly.serve(
         name=DEPLOYMENT,
-        schedules=[Cron(args.cron, timezone=args.timezone)],
-        parameters=deployment_parameters(args),
+        schedules=[Cron(args.cron, timezone=timezone)],
+        parameters=parameters,
         description="Yesterday's checkout photos -> ages -> age-group analytics (Parquet).",
         tags=["agebatch"],
         entrypoint_type=EntrypointType.MODULE_PATH,

@@ -1,32 +1,25 @@
-"""The `agebatch-nightly` flow: find → predict → join → publish, one day per run."""
+"""The `agebatch-nightly` flow: find → predict → join → publish, one day per run.
 
-from __future__ import annotations
+Two parameters: `day` (default: yesterday in the chain's time zone) and `config`, the one run
+configuration (agebatch.config.RunConfig; a form in the Prefect UI, fixed by the deployment).
+Each task calls one stage of agebatch.pipeline and returns what it made.
+"""
 
+# No `from __future__ import annotations` here: Prefect validates the flow's parameters from
+# their real annotations (RunConfig, dt.date) when a deployment starts a run.
+import datetime as dt
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING
 
+import pyarrow as pa
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from agebatch import pipeline
-from agebatch.config import (
-    DEFAULT_PHOTO_KIND,
-    DEFAULT_TIMEZONE,
-    Settings,
-    parse_age_bounds,
-    parse_day,
-    parse_region,
-    yesterday,
-)
+from agebatch.config import RunConfig
 from agebatch.errors import InputError
 from agebatch.predict.model import AgeModel, load_model
 from agebatch.reports.summary import summary_rows, top_cashiers
-
-if TYPE_CHECKING:  # the flow itself handles no tables
-    import pandas as pd
-    import pyarrow as pa
 
 
 def _not_input_error(task, task_run, state) -> bool:
@@ -45,104 +38,67 @@ _IO = {"retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": _not_input_
 
 
 @task(cache_policy=NO_CACHE)
-def load(settings: Settings) -> AgeModel:
+def load(config: RunConfig) -> AgeModel:
     """Load the age model and its card."""
-    return load_model(settings.model)
+    return load_model(config.model)
 
 
 @task(cache_policy=NO_CACHE, **_IO)
-def find(settings: Settings, summary: pipeline.RunSummary) -> pipeline.DayInputs:
+def find(config: RunConfig, day: dt.date) -> pipeline.Found:
     """Find the day's photos and read its transactions and catalog."""
-    return pipeline.find(settings, summary)
+    return pipeline.find(config, day)
 
 
 @task(cache_policy=NO_CACHE)
-def predict(
-    settings: Settings, inputs: pipeline.DayInputs, model: AgeModel, summary: pipeline.RunSummary
-) -> pd.DataFrame:
+def predict(config: RunConfig, found: pipeline.Found, model: AgeModel) -> pipeline.Predicted:
     """Predict an age for every photo, logging progress lines."""
-    progress = _progress_lines(len(inputs.captures.table))
-    return pipeline.predict(settings, inputs, model, summary, progress)
+    progress = _progress_lines(len(found.captures.table))
+    return pipeline.predict(config, found, model, progress)
 
 
 @task(cache_policy=NO_CACHE)
 def join(
-    settings: Settings,
-    inputs: pipeline.DayInputs,
-    aged: pd.DataFrame,
+    config: RunConfig,
+    day: dt.date,
+    found: pipeline.Found,
+    predicted: pipeline.Predicted,
     model: AgeModel,
-    summary: pipeline.RunSummary,
-) -> dict[str, pa.Table]:
+) -> pipeline.Joined:
     """Match receipts to ages, sum purchases per age group, list restricted sales, in DuckDB."""
-    return pipeline.join(settings, inputs, aged, model, summary)
+    return pipeline.join(config, day, found, predicted, model)
 
 
 @task(cache_policy=NO_CACHE, **_IO)
-def publish(settings: Settings, tables: dict[str, pa.Table], summary: pipeline.RunSummary) -> None:
-    """Swap the day's Parquet into the output folder, whole or not at all."""
-    pipeline.publish(settings, tables, summary)
+def publish(
+    config: RunConfig, tables: dict[str, pa.Table], record: pipeline.RunRecord
+) -> pipeline.Published:
+    """Write the day's Parquet and its run record to the output folder, whole or not at all."""
+    return pipeline.publish(config, tables, record)
 
 
 @flow(name="agebatch-nightly", log_prints=False)
-def nightly(
-    day: str | None = None,
-    photos: str = "photos",
-    transactions: str = "transactions",
-    catalog: str = "catalog.parquet",
-    out: str = "out",
-    model: str | None = None,
-    window_before_s: float = 120.0,
-    window_after_s: float = 5.0,
-    age_groups: str = "18,25,35,45,55,65",
-    batch_size: int = 64,
-    timezone: str = DEFAULT_TIMEZONE,
-    legal_age: float = 18.0,
-    challenge_age: float = 25.0,
-    margin: float = 0.0,
-    policy: str | None = None,
-    photo_kind: str = DEFAULT_PHOTO_KIND,
-    face_region: str = "0,0,1,1",
-    face_regions: str | None = None,
-) -> dict[str, object]:
+def nightly(config: RunConfig, day: dt.date | None = None) -> dict[str, object]:
     """Turn one day's checkout photos and transactions into published age analytics."""
-    settings = Settings(
-        day=parse_day(day) if day else yesterday(timezone),
-        photos=Path(photos),
-        transactions=Path(transactions),
-        catalog=Path(catalog),
-        out=Path(out),
-        model=Path(model) if model else None,
-        window_before_s=window_before_s,
-        window_after_s=window_after_s,
-        age_bounds=parse_age_bounds(age_groups),
-        batch_size=batch_size,
-        timezone=timezone,
-        legal_age=legal_age,
-        challenge_age=challenge_age,
-        margin=margin,
-        policy=Path(policy) if policy else None,
-        photo_kind=photo_kind,
-        face_region=parse_region(face_region),
-        face_regions=Path(face_regions) if face_regions else None,
-    )
-    model_ = load(settings)
-    summary = pipeline.start(settings, model_)
-    inputs = find(settings, summary)
-    aged = predict(settings, inputs, model_, summary)
-    tables = join(settings, inputs, aged, model_, summary)
-    publish(settings, tables, summary)
+    day = day or config.yesterday()
+    model = load(config)
+    run = pipeline.start(model, day)
+    found = find(config, day)
+    predicted = predict(config, found, model)
+    joined = join(config, day, found, predicted, model)
+    published = publish(config, joined.tables, pipeline.run_record(run, found, predicted, joined))
+    rows = summary_rows(published.record)
     create_table_artifact(
-        table=summary_rows(summary),
-        key=f"agebatch-summary-{settings.day.isoformat()}",
-        description=f"agebatch nightly run for {settings.day}: counts, timings, model",
+        table=rows,
+        key=f"agebatch-summary-{day.isoformat()}",
+        description=f"agebatch nightly run for {day}: counts, timings, model",
     )
     create_table_artifact(
-        table=top_cashiers(tables["cashier_compliance"]),
-        key=f"agebatch-cashiers-{settings.day.isoformat()}",
-        description=f"Cashiers with the highest share of flagged alcohol sales on {settings.day}"
+        table=top_cashiers(joined.tables["cashier_compliance"]),
+        key=f"agebatch-cashiers-{day.isoformat()}",
+        description=f"Cashiers with the highest share of flagged alcohol sales on {day}"
         " (a list to review, not a verdict)",
     )
-    return {row["measure"]: row["value"] for row in summary_rows(summary)}
+    return {row["measure"]: row["value"] for row in rows}
 
 
 def _progress_lines(total: int, every_s: float = 10.0):

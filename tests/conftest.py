@@ -21,8 +21,9 @@ DAY = dt.date(2026, 11, 24)
 def save_brightness_model(path: Path, size: int = 64) -> Path:
     """Save a real .keras model + card: predicted age = mean RGB level / 2.55.
 
-    A flat grey photo of level round(age * 2.55) (see agebatch.sample's "solid" faces) is
-    predicted within 0.2 years of that age, so tests know every age in advance.
+    A flat grey photo of level round(age * 2.55) (tests/pictures.py, SolidFaces) is predicted
+    within 0.2 years of that age, so tests know every age in advance. Blind to crop, resampling,
+    colour order and mirroring: tests of those use the pattern model.
     """
     import keras
 
@@ -39,6 +40,45 @@ def save_brightness_model(path: Path, size: int = 64) -> Path:
         "model_file": path.name,
         "input": {"height": size, "width": size, "color": "RGB", "preprocessing": "in_model"},
         "output": {"kind": "age"},
+        "error": {"mae": 0.0, "mae_by_band": {"13-17": 0.0}},
+    }
+    path.with_name(path.stem + ".card.json").write_text(json.dumps(card))
+    return path
+
+
+def save_pattern_model(path: Path) -> Path:
+    """Save a real .keras model + card whose age is a fixed weighted sum of the chip's pixels.
+
+    The card asks for an aligned-crop box and box resampling (tests/pictures.py, PATTERN_*):
+    photos from PatternFaces are read at their designed ages only if every step between the
+    file and the model (decode, crop, resampling, colour order, no mirroring) is right.
+    """
+    import keras
+
+    from tests.pictures import (
+        PATTERN_BIAS,
+        PATTERN_CROP,
+        PATTERN_RESAMPLE,
+        PATTERN_SIZE,
+        PATTERN_WEIGHTS,
+    )
+
+    inputs = keras.Input((PATTERN_SIZE, PATTERN_SIZE, 3), name="pixels")
+    flat = keras.layers.Flatten(name="flat")(inputs)
+    age = keras.layers.Dense(1, name="age", activation="relu")(flat)
+    model = keras.Model(inputs, age, name="pattern_age")
+    model.get_layer("age").set_weights(
+        [PATTERN_WEIGHTS.reshape(-1, 1).astype(np.float32), np.array([PATTERN_BIAS], np.float32)]
+    )
+    model.save(path)
+    card = {
+        "schema": "agebatch.model-card/1",
+        "name": "pattern",
+        "version": "pattern-test-1",
+        "model_file": path.name,
+        "input": {"height": PATTERN_SIZE, "width": PATTERN_SIZE, "preprocessing": "in_model"},
+        "output": {"kind": "age"},
+        "face": {"aligned_crop": {"box": list(PATTERN_CROP), "resample": PATTERN_RESAMPLE}},
         "error": {"mae": 0.0, "mae_by_band": {"13-17": 0.0}},
     }
     path.with_name(path.stem + ".card.json").write_text(json.dumps(card))
@@ -64,6 +104,15 @@ def captures_frame(*rows: tuple) -> pd.DataFrame:
     )
 
 
+def compliance(**changes: object):
+    """ComplianceInputs with the run config's default policy, changed as given."""
+    from agebatch.config import RunConfig
+    from agebatch.reports.compliance import ComplianceInputs
+
+    policy = {name: RunConfig.model_fields[name].default for name in ComplianceInputs.POLICY}
+    return ComplianceInputs(**{**policy, **changes})
+
+
 def write_labelled_faces(root: Path, ages: list[float]) -> Path:
     """Labelled faces in the training layout (labels.csv + final_files/): grey level = age."""
     from PIL import Image
@@ -82,6 +131,12 @@ def write_labelled_faces(root: Path, ages: list[float]) -> Path:
 def brightness_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of the brightness model, saved once per test session."""
     return save_brightness_model(tmp_path_factory.mktemp("model") / "brightness.keras")
+
+
+@pytest.fixture(scope="session")
+def pattern_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of the pattern model, saved once per test session."""
+    return save_pattern_model(tmp_path_factory.mktemp("pattern") / "pattern.keras")
 
 
 @pytest.fixture(scope="session")

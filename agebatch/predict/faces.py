@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from agebatch.config import WHOLE_FRAME, Region
+
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
-Region = tuple[float, float, float, float]
 
-WHOLE_FRAME: Region = (0.0, 0.0, 1.0, 1.0)
 CHIP_SIZE = 64
 CHIP_PADDING = 0.2
 # dlib's HOG box of an aligned face crop, as fractions of the crop (median over 290 UTKFace-style

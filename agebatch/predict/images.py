@@ -13,23 +13,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps
 
+from agebatch.config import WHOLE_FRAME, PhotoKind, Region
 from agebatch.predict.faces import (
     FRAME_ZOOMS,
-    WHOLE_FRAME,
     FaceFinder,
-    Region,
     aligned_crop_chips,
     face_chip,
     is_face_crop,
 )
+from agebatch.schema import PhotoStatus
 
 if TYPE_CHECKING:
-    from agebatch.predict.model import ModelCard
+    from agebatch.predict.card import ModelCard
 
 log = logging.getLogger(__name__)
-
-# What the photos are: aligned face crops, whole camera frames, or recognised photo by photo.
-PHOTO_KINDS = ("auto", "frames", "crops")
 
 # Pillow raises these for files that are not images, truncated or corrupt.
 _UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
@@ -91,26 +88,18 @@ class InputSpec:
     """How a photo becomes the model's input: what the photos are and the model card's chip."""
 
     size: tuple[int, int]  # (width, height) of the model's input
-    crop: tuple[float, float, float, float] | None = None  # aligned-crop box, fractions
-    resample: str = "bilinear"
-    photos: str = "crops"  # one of PHOTO_KINDS
-    padding: float = 0.2  # dlib chip padding, for cards without an aligned-crop box
+    crop: tuple[float, float, float, float] | None  # aligned-crop box, fractions; None: whole
+    resample: str  # PIL resampling that shrinks the crop to size
+    photos: PhotoKind
+    padding: float  # dlib chip padding, for cards without an aligned-crop box
 
     def __post_init__(self) -> None:
-        if self.photos not in PHOTO_KINDS:
-            raise ValueError(f"photos must be one of {PHOTO_KINDS}, got {self.photos!r}")
+        object.__setattr__(self, "photos", PhotoKind(self.photos))
 
     @classmethod
-    def from_card(cls, card: ModelCard, photos: str = "crops") -> InputSpec:
+    def from_card(cls, card: ModelCard, photos: PhotoKind | str) -> InputSpec:
         """The spec a model card asks for, for photos of the given kind."""
-        face = card.raw.get("face") or {}
-        return cls(
-            size=(card.width, card.height),
-            crop=card.aligned_crop,
-            resample=card.resample,
-            photos=photos,
-            padding=float(face.get("padding", 0.2)),
-        )
+        return cls(card.size, card.crop, card.resample, PhotoKind(photos), card.face.padding)
 
 
 @dataclass(frozen=True)
@@ -122,7 +111,7 @@ class Decoded:
     """
 
     pixels: np.ndarray | None
-    status: str  # "ok", "unreadable" or "no_face"
+    status: PhotoStatus
 
 
 _local = threading.local()
@@ -142,35 +131,38 @@ def load_photo(path: Path, spec: InputSpec, region: Region = WHOLE_FRAME) -> Dec
     auto: a photo is a crop when faces.is_face_crop says so (small, about square, no face or one
     big centred face), else a frame. A frame without a face in `region` is status no_face.
     """
-    if spec.photos == "crops":
+    if spec.photos == PhotoKind.CROPS:
         pixels = load_face(path, spec.size, spec.crop, spec.resample)
-        return Decoded(None, "unreadable") if pixels is None else Decoded(pixels[None], "ok")
+        if pixels is None:
+            return Decoded(None, PhotoStatus.UNREADABLE)
+        return Decoded(pixels[None], PhotoStatus.OK)
     image = read_rgb(path)
     if image is None:
-        return Decoded(None, "unreadable")
+        return Decoded(None, PhotoStatus.UNREADABLE)
     try:
         return face_input(image, spec, region, worker_finder())
     except ValueError as error:  # e.g. a 1-pixel image: decoded, but nothing to look at
         log.debug("Photo %s cannot be searched for a face: %s", path, error)
-        return Decoded(None, "unreadable")
+        return Decoded(None, PhotoStatus.UNREADABLE)
 
 
 def face_input(image: Image.Image, spec: InputSpec, region: Region, finder: FaceFinder) -> Decoded:
     """The model input of an upright RGB photo that may be a frame (spec.photos auto or frames)."""
     rgb = np.asarray(image)
-    if spec.photos == "auto" and is_face_crop(rgb, finder):
-        return Decoded(to_model_input(image, spec.size, spec.crop, spec.resample)[None], "ok")
+    if spec.photos == PhotoKind.AUTO and is_face_crop(rgb, finder):
+        pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
+        return Decoded(pixels[None], PhotoStatus.OK)
     face = finder.find_shopper(rgb, region, image)
     if face is None:
-        return Decoded(None, "no_face")
+        return Decoded(None, PhotoStatus.NO_FACE)
     if spec.crop is not None:
         views = aligned_crop_chips(image, face, spec.size, spec.crop, spec.resample, FRAME_ZOOMS)
-        return Decoded(views, "ok")
+        return Decoded(views, PhotoStatus.OK)
     if spec.size[0] == spec.size[1]:
         pixels = face_chip(rgb, face, spec.size[0], spec.padding)
     else:
         pixels = to_model_input(Image.fromarray(face_chip(rgb, face, max(spec.size))), spec.size)
-    return Decoded(pixels[None], "ok")
+    return Decoded(pixels[None], PhotoStatus.OK)
 
 
 def load_photos(items: Sequence[tuple[Path, Region]], spec: InputSpec) -> list[Decoded]:

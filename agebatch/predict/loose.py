@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from agebatch.config import DEFAULT_PHOTO_KIND
+from agebatch.config import PredictConfig
 from agebatch.errors import InputError
 from agebatch.inputs.captures import IMAGE_SUFFIXES
-from agebatch.predict.faces import WHOLE_FRAME, Region
 from agebatch.predict.model import load_model
 from agebatch.predict.stage import Progress, predict_paths
 
@@ -31,35 +30,26 @@ def image_paths(paths: Sequence[Path]) -> list[Path]:
 def predict_loose(
     paths: Sequence[Path],
     out: Path,
-    *,
-    model_path: Path | None = None,
-    batch_size: int = 64,
-    workers: int = 2,
-    processes: bool = False,
+    config: PredictConfig,
     progress: Callable[[int], Progress] | None = None,
-    photo_kind: str = DEFAULT_PHOTO_KIND,
-    face_region: Region = WHOLE_FRAME,
 ) -> int:
     """Write path, predicted_age, status (ok / unreadable / no_face) for every image to out."""
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise InputError(f"Output {out} must end in .csv or .parquet.")
     files = image_paths(paths)
-    model = load_model(model_path)
+    model = load_model(config.model)
     predictions, _ = predict_paths(
         files,
         model,
-        batch_size=batch_size,
-        workers=workers,
-        processes=processes,
+        config,
+        regions=[config.face_region] * len(files),
         progress=progress and progress(len(files)),
-        photos=photo_kind,
-        regions=[face_region] * len(files),
     )
     table = pd.DataFrame(
         {
             "path": [str(p) for p in files],
             "predicted_age": pd.array([p.age for p in predictions], dtype="Float64").round(2),
-            "status": [p.status for p in predictions],
+            "status": [str(p.status) for p in predictions],
             "model_version": model.version,
         }
     )

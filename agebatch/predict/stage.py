@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from agebatch.predict.faces import WHOLE_FRAME, Region
+from agebatch.config import WHOLE_FRAME, PredictConfig, Region
 from agebatch.predict.images import Decoded, InputSpec, load_photos
 from agebatch.predict.model import AgeModel
+from agebatch.schema import PhotoStatus
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class Prediction:
     """The model's answer for one photo: an age, or None with the reason."""
 
     age: float | None
-    status: str  # "ok", "unreadable" (not an image) or "no_face" (a frame without a face)
+    status: PhotoStatus
 
 
 @dataclass(frozen=True)
@@ -49,39 +50,27 @@ class PredictStats:
 def predict_paths(
     paths: Sequence[Path],
     model: AgeModel,
+    config: PredictConfig,
     *,
-    batch_size: int = 64,
-    workers: int = 2,
-    processes: bool = False,
-    progress: Progress | None = None,
-    photos: str = "crops",
     regions: Sequence[Region] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[list[Prediction], PredictStats]:
     """Predict an age for every path, in order; unreadable files and frames without a face are
-    skipped, never guessed. photos: "crops", "frames" or "auto" (see images.load_photo);
-    regions: the shopper region of each path (default: the whole frame)."""
+    skipped, never guessed. config: photo kind, batch size and decode workers (the model is
+    given); regions: the shopper region of each path (default: the whole frame)."""
     started = time.perf_counter()
     results: list[Prediction] = []
-    batches = stream_predictions(
-        paths,
-        model,
-        batch_size=batch_size,
-        workers=workers,
-        processes=processes,
-        photos=photos,
-        regions=regions,
-    )
-    for batch in batches:
+    for batch in stream_predictions(paths, model, config, regions=regions):
         results.extend(batch)
         if progress is not None:
             progress(len(batch))
-    unreadable = sum(1 for r in results if r.status == "unreadable")
+    unreadable = sum(1 for r in results if r.status == PhotoStatus.UNREADABLE)
     stats = PredictStats(
         photos=len(results),
         decoded=len(results) - unreadable,
         unreadable=unreadable,
         seconds=time.perf_counter() - started,
-        no_face=sum(1 for r in results if r.status == "no_face"),
+        no_face=sum(1 for r in results if r.status == PhotoStatus.NO_FACE),
     )
     return results, stats
 
@@ -89,11 +78,8 @@ def predict_paths(
 def stream_predictions(
     paths: Sequence[Path],
     model: AgeModel,
+    config: PredictConfig,
     *,
-    batch_size: int,
-    workers: int,
-    processes: bool = False,
-    photos: str = "crops",
     regions: Sequence[Region] | None = None,
 ) -> Iterator[list[Prediction]]:
     """Yield predictions batch by batch; batch k+1 is decoded while the model runs batch k.
@@ -107,9 +93,10 @@ def stream_predictions(
     """
     if regions is not None and len(regions) != len(paths):
         raise ValueError("regions must have one region per path")
-    decode = partial(load_photos, spec=InputSpec.from_card(model.card, photos))
+    decode = partial(load_photos, spec=InputSpec.from_card(model.card, config.photo_kind))
     items = list(zip(paths, regions or [WHOLE_FRAME] * len(paths), strict=True))
-    with _decoder(workers, processes) as pool:
+    batch_size, workers = config.batch_size, config.workers
+    with _decoder(workers, config.decode_processes) as pool:
         pending: list[Future[list[Decoded]]] | None = None
         for start in range(0, len(items), batch_size):
             batch = items[start : start + batch_size]
@@ -146,6 +133,6 @@ def _run_batch(futures: list[Future[list[Decoded]]], model: AgeModel) -> list[Pr
             results.append(Prediction(None, item.status))
             continue
         views = len(item.pixels)
-        results.append(Prediction(float(ages[start : start + views].mean()), "ok"))
+        results.append(Prediction(float(ages[start : start + views].mean()), PhotoStatus.OK))
         start += views
     return results

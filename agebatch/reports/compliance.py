@@ -1,55 +1,68 @@
-"""Inputs of the alcohol compliance report: the ID policy, the model's error margins, history."""
+"""What the alcohol compliance report needs besides the day: the ID policy, the model's error
+margins, and the earlier days of cashier_compliance already published."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from agebatch.config import RunConfig
 from agebatch.errors import InputError
-from agebatch.join import ComplianceInputs, read_table
-from agebatch.predict.model import ModelCard
+from agebatch.inputs.policy import POLICY_SCHEMA, read_policy
+from agebatch.predict.card import ModelCard
 from agebatch.publish import partition
+from agebatch.schema import schema
 
-POLICY_COLUMNS = {"store_id": "varchar", "legal_age": "double", "challenge_age": "double"}
 REPORT = "cashier_compliance"
-HISTORY_COLUMNS = [
-    "store_id",
-    "cashier_id",
-    "restricted_receipts",
-    "flagged_receipts",
-    "unchecked_receipts",
-]
+# The columns of earlier days the rolling 7- and 28-day figures are summed from.
+HISTORY_SCHEMA = pa.schema(
+    [
+        schema(REPORT).field(name)
+        for name in (
+            "day",
+            "store_id",
+            "cashier_id",
+            "restricted_receipts",
+            "flagged_receipts",
+            "unchecked_receipts",
+        )
+    ]
+)
+MARGIN_SCHEMA = pa.schema([("low", pa.float64()), ("high", pa.float64()), ("mae", pa.float64())])
 
 
-def compliance_inputs(
-    *,
-    legal_age: float,
-    challenge_age: float,
-    margin: float,
-    policy_file: Path | None,
-    card: ModelCard,
-    out: Path,
-    day: dt.date,
-) -> ComplianceInputs:
-    """Check the ID policy and gather what the report needs: per-store ages, margins, history."""
-    if not 0 < legal_age <= challenge_age:
-        raise InputError("The legal age must be positive and at most the challenge age.")
-    if margin < 0:
-        raise InputError("The margin must be >= 0 (a multiple of the model's error).")
+@dataclass(frozen=True)
+class ComplianceInputs:
+    """The ID policy and context the compliance SQL reads (tables empty when there are none)."""
+
+    POLICY: ClassVar[tuple[str, ...]] = ("legal_age", "challenge_age", "margin")  # from config
+    legal_age: float
+    challenge_age: float
+    margin: float
+    store_policies: pa.Table = field(default_factory=POLICY_SCHEMA.empty_table)
+    error_margins: pa.Table = field(default_factory=MARGIN_SCHEMA.empty_table)
+    history: pa.Table = field(default_factory=HISTORY_SCHEMA.empty_table)
+    days_7d: int = 1  # published days each window really covers, this one included
+    days_28d: int = 1
+
+
+def compliance_inputs(config: RunConfig, card: ModelCard, day: dt.date) -> ComplianceInputs:
+    """The policy of the run's config and what the report needs: per-store ages, margins,
+    history of the 27 days before `day` under config.out."""
     margins = error_margins(card)
-    if margin > 0 and margins.num_rows == 0:
+    if config.margin > 0 and margins.num_rows == 0:
         raise InputError(
             f"--margin needs the model's error per age band, and the card of {card.name} has none."
         )
-    history, days_7d, days_28d = compliance_history(out, day)
+    history, days_7d, days_28d = compliance_history(config.out, day)
     return ComplianceInputs(
-        legal_age=legal_age,
-        challenge_age=challenge_age,
-        margin=margin,
-        store_policies=store_policies(policy_file) if policy_file else None,
+        **{name: getattr(config, name) for name in ComplianceInputs.POLICY},
+        store_policies=read_policy(config.policy) if config.policy else POLICY_SCHEMA.empty_table(),
         error_margins=margins,
         history=history,
         days_7d=days_7d,
@@ -57,38 +70,27 @@ def compliance_inputs(
     )
 
 
-def store_policies(path: Path) -> pa.Table:
-    """Per-store ages from a policy file: store_id,legal_age,challenge_age."""
-    table = read_table(path, POLICY_COLUMNS, "policy")
-    for row in table.to_pylist():
-        if not 0 < row["legal_age"] <= row["challenge_age"]:
-            raise InputError(
-                f"Policy file {path}: store {row['store_id']} needs 0 < legal_age <= challenge_age."
-            )
-    return table
-
-
 def error_margins(card: ModelCard) -> pa.Table:
     """The card's MAE per band of age as (low, high, mae) rows; empty if it has none."""
     rows = []
-    for band, mae in (card.error.get("mae_by_band") or {}).items():
+    for band, mae in card.error.mae_by_band.items():
         low, _, high = band.rstrip("+").partition("-")
         upper = float(high) + 1 if high else float("inf")
         rows.append({"low": float(low), "high": upper, "mae": float(mae)})
-    schema = pa.schema([("low", pa.float64()), ("high", pa.float64()), ("mae", pa.float64())])
-    return pa.Table.from_pylist(rows, schema=schema)
+    return pa.Table.from_pylist(rows, schema=MARGIN_SCHEMA)
 
 
 def compliance_history(out: Path, day: dt.date) -> tuple[pa.Table, int, int]:
     """The report's 27 earlier days as published under out, and the days each window covers."""
     frames, found = [], []
+    columns = HISTORY_SCHEMA.names[1:]  # the day lives in the folder name
     for back in range(1, 28):
         earlier = day - dt.timedelta(days=back)
         folder = partition(out, REPORT, earlier)
         if folder.is_dir():
-            table = pq.read_table(folder, columns=HISTORY_COLUMNS)
+            table = pq.read_table(folder, columns=columns)
             days = pa.array([earlier] * table.num_rows, pa.date32())
-            frames.append(table.append_column("day", days))
+            frames.append(table.add_column(0, "day", days).cast(HISTORY_SCHEMA))
             found.append(back)
-    history = pa.concat_tables(frames) if frames else None
+    history = pa.concat_tables(frames) if frames else HISTORY_SCHEMA.empty_table()
     return history, 1 + sum(1 for back in found if back < 7), 1 + len(found)

@@ -1,26 +1,26 @@
-"""What a run did, said for people: the CLI's summary and the Prefect artifact's table."""
+"""What a run did, said for people: the CLI's summary and the Prefect artifacts' tables."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 import pyarrow as pa
 
-from agebatch.pipeline import RunSummary
+from agebatch.pipeline import Published, RunRecord
 
 
-def summary_rows(summary: RunSummary) -> list[dict[str, object]]:
-    """The run as (measure, value) rows: counts, stage seconds, speed, model."""
-    rows: list[dict[str, object]] = [
-        {"measure": "day", "value": summary.day.isoformat()},
-        {"measure": "run_id", "value": summary.run_id},
-        {"measure": "model_version", "value": summary.model_version},
-        {"measure": "device", "value": summary.device},
-    ]
-    rows += [{"measure": k, "value": v} for k, v in summary.counts.items()]
-    rows += [{"measure": f"{k}_s", "value": round(v, 2)} for k, v in summary.seconds.items()]
-    rows.append({"measure": "photos_per_s", "value": round(summary.photos_per_s, 1)})
+def summary_rows(record: RunRecord) -> list[dict[str, object]]:
+    """The run as (measure, value) rows: day, id, model, counts, stage seconds, speed."""
+    rows = []
+    for name, value in dataclasses.asdict(record).items():
+        if name in ("started_at", "agebatch_version"):
+            continue
+        shown = value.isoformat() if hasattr(value, "isoformat") else value
+        rows.append(
+            {"measure": name, "value": round(shown, 2) if isinstance(shown, float) else shown}
+        )
     return rows
 
 
@@ -34,13 +34,14 @@ def top_cashiers(compliance: pa.Table, n: int = 10) -> list[dict[str, object]]:
     return [{k: round(r[k], 3) if k == "flagged_rate" else r[k] for k in keep} for r in rows[:n]]
 
 
-def print_summary(summary: RunSummary, out: Path) -> None:
+def print_summary(published: Published, out: Path) -> None:
     """Print the run's figures, where the Parquet went and a query to read it."""
-    width = max(len(str(row["measure"])) for row in summary_rows(summary))
-    for row in summary_rows(summary):
+    rows = summary_rows(published.record)
+    width = max(len(str(row["measure"])) for row in rows)
+    for row in rows:
         print(f"  {row['measure']:<{width}}  {row['value']}")
-    print(f"Published {summary.day} under {out}/:")
-    for name, folder in summary.published.items():
+    print(f"Published {published.record.day} under {out}/:")
+    for name, folder in published.folders.items():
         print(f"  {name:<20} {folder}")
     print("Read it with DuckDB, e.g.:")
     print(f"  {example_query(out)}")

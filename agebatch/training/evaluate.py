@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from agebatch.config import DEFAULT_AGE_BOUNDS, age_group_labels
+from agebatch.config import PhotoKind, PredictConfig, age_group_labels, default_age_bounds
 from agebatch.errors import InputError
-from agebatch.predict.model import AgeModel, card_path
+from agebatch.predict.card import AgeConfusion, ModelCard
+from agebatch.predict.model import AgeModel
 from agebatch.predict.stage import Progress, predict_paths
 from agebatch.reports.shares import (
     corrected_shares,
@@ -78,10 +78,12 @@ def band_of(age: float) -> str:
 def metrics(
     true: np.ndarray,
     predicted: np.ndarray,
-    bounds: tuple[int, ...] = DEFAULT_AGE_BOUNDS,
+    bounds: tuple[int, ...] | None = None,
     age_confusion: list[list[int]] | None = None,
 ) -> dict[str, object]:
-    """MAE overall and per band, Challenge-25 error rates, and age-group share distances."""
+    """MAE overall and per band, Challenge-25 error rates, and age-group share distances
+    (bounds: the age groups, default the run's)."""
+    bounds = bounds or default_age_bounds()
     error = np.abs(predicted - true)
     bands = np.array([band_of(a) for a in true])
     teens, adults = (true >= 13) & (true < 18), true >= 25
@@ -120,30 +122,31 @@ def age_confusion(true: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
 def evaluate(
     model: AgeModel,
     faces: LabelledFaces,
+    config: PredictConfig,
     *,
-    batch_size: int = 256,
-    workers: int = 2,
     progress: Callable[[int], Progress] | None = None,
 ) -> tuple[dict[str, object], np.ndarray]:
-    """Predict every face and measure; returns the metrics and the predicted ages."""
+    """Predict every face (read as a crop, as the faces are) and measure; returns the metrics
+    and the predicted ages."""
     if not faces.paths:
         raise InputError("No labelled faces to evaluate on (is the split empty?).")
     predictions, stats = predict_paths(
         faces.paths,
         model,
-        batch_size=batch_size,
-        workers=workers,
+        config.model_copy(update={"photo_kind": PhotoKind.CROPS}),
         progress=progress and progress(len(faces.paths)),
     )
-    readable = np.array([p.status == "ok" for p in predictions])
+    readable = np.array([p.age is not None for p in predictions])
     predicted = np.array([p.age if p.age is not None else np.nan for p in predictions])
-    confusion = (model.card.raw.get("age_confusion") or {}).get("counts")
-    result = metrics(faces.ages[readable], predicted[readable], age_confusion=confusion)
+    confusion = model.card.age_confusion
+    result = metrics(
+        faces.ages[readable], predicted[readable], age_confusion=confusion and confusion.counts
+    )
     result.update(
         model_version=model.version,
         unreadable=int((~readable).sum()),
         images_per_s=stats.photos_per_s,
-        confusion_from=(model.card.raw.get("age_confusion") or {}).get("split"),
+        confusion_from=confusion and confusion.split,
     )
     return result, predicted
 
@@ -152,22 +155,38 @@ def write_confusion(
     model: AgeModel, faces: LabelledFaces, predicted: np.ndarray, split: str
 ) -> Path:
     """Store the model's age confusion on these faces in its card (for corrected shares)."""
-    path = card_path(model.path)
-    card = json.loads(path.read_text())
-    card["age_confusion"] = confusion_record(faces, predicted, split)
-    path.write_text(json.dumps(card, indent=2) + "\n")
-    return path
+    if model.path is None:
+        raise ValueError("the model was not loaded from a file: no card to write")
+    card = model.card.updated(age_confusion=confusion_record(faces, predicted, split))
+    return card.write(model.path)
 
 
 def confusion_record(faces: LabelledFaces, predicted: np.ndarray, split: str) -> dict[str, object]:
     """A card's `age_confusion`: which faces, how many were readable, the year counts."""
     readable = ~np.isnan(predicted)
     hashed = split in ("calibration", "holdout")
-    return {
-        "split": f"{split} (sha1 of file name < 0.5)" if hashed else split,
-        "n": int(readable.sum()),
-        "counts": age_confusion(faces.ages[readable], predicted[readable]),
-    }
+    record = AgeConfusion(
+        split=f"{split} (sha1 of file name < 0.5)" if hashed else split,
+        n=int(readable.sum()),
+        counts=age_confusion(faces.ages[readable], predicted[readable]),
+    )
+    return record.model_dump(mode="json")
+
+
+def validation_faces(card: ModelCard, faces_dir: Path) -> LabelledFaces:
+    """The labelled faces a trained model's card lists as its validation split."""
+    files = ((card.training or {}).get("validation") or {}).get("files")
+    if not files:
+        raise InputError(f"The card of {card.name} has no validation split (is it trained?).")
+    wanted = set(files)
+    faces = read_labelled(faces_dir)
+    keep = [i for i, p in enumerate(faces.paths) if p.name in wanted]
+    if len(keep) != len(wanted):
+        raise InputError(
+            f"{len(wanted) - len(keep)} validation faces of {card.name} are missing "
+            f"from {faces_dir}."
+        )
+    return LabelledFaces([faces.paths[i] for i in keep], faces.ages[keep])
 
 
 def format_table(result: dict[str, object]) -> str:

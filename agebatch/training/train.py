@@ -28,17 +28,18 @@ from typing import Any
 
 import numpy as np
 
+from agebatch.config import PredictConfig
 from agebatch.errors import InputError
+from agebatch.predict.card import CARD_SCHEMA, ModelCard
 from agebatch.predict.images import load_faces
-from agebatch.predict.model import (
-    CARD_SCHEMA,
-    bundled_model_path,
-    card_path,
-    compute_device,
-    load_model,
-    read_card,
+from agebatch.predict.model import AgeModel, bundled_model_path, compute_device, load_model
+from agebatch.training.evaluate import (
+    LabelledFaces,
+    confusion_record,
+    evaluate,
+    read_labelled,
+    validation_faces,
 )
-from agebatch.training.evaluate import LabelledFaces, confusion_record, evaluate, read_labelled
 
 log = logging.getLogger(__name__)
 
@@ -319,15 +320,19 @@ def extend_ages(net: Any, card: dict[str, Any], max_age: int) -> Any:
 
 
 def base_card(config: TrainConfig) -> dict[str, Any]:
-    """The card the trained model starts from: the bundled one, or a fresh ResNet50 card."""
+    """The card the trained model starts from: the bundled one, or a fresh ResNet50 card.
+
+    Named and versioned as a trained model from the start; _save adds the time to the version.
+    """
+    named = {"name": f"agebatch-{config.arch}-trained", "version": f"{config.arch}-trained"}
     if config.arch == "default":
-        card = json.loads(card_path(bundled_model_path()).read_text())
+        card = ModelCard.read(bundled_model_path()).to_dict()
         for stale in ("error", "age_confusion", "group_confusion", "test_time_augmentation"):
             card.pop(stale, None)
         card["architecture"]["fine_tuned_from"] = card["version"]
-        return card
+        return card | named
     size = config.image_size
-    return {
+    return named | {
         "schema": CARD_SCHEMA,
         "input": {
             "height": size,
@@ -358,7 +363,7 @@ def train(
     *,
     workdir: Path | None = None,
     fresh: bool = False,
-    workers: int = 2,
+    predict: PredictConfig,
     verbose: int | None = None,
     callbacks: Sequence[Any] = (),
 ) -> TrainResult:
@@ -366,6 +371,7 @@ def train(
 
     Progress is backed up in workdir (default <out>.train/) after every epoch; calling again
     with the same settings resumes there. The work dir is removed once the model is saved.
+    predict: how faces are decoded and the model measured (workers, batch size).
     """
     config.check()
     if out.suffix != ".keras":
@@ -382,19 +388,17 @@ def train(
     gpu = compute_device() == "GPU"
     card = base_card(config)
     net = _build_net(config, card, gpu)
-    size = (int(card["input"]["width"]), int(card["input"]["height"]))
-    crop_spec = card["face"]["aligned_crop"]
-    crop = tuple(crop_spec["box"]) if crop_spec.get("box") else None
-    log.info("Decoding %d faces at %dx%d", len(names), *size)
+    framing = ModelCard.from_dict(card)  # the input size and crop run reads photos with
+    log.info("Decoding %d faces at %dx%d", len(names), *framing.size)
     x, readable = decode_faces(
-        faces.paths, size, crop, crop_spec.get("resample", "bilinear"), workers
+        faces.paths, framing.size, framing.crop, framing.resample, predict.workers
     )
     if not readable.all():
         log.warning("%d unreadable face photos skipped", int((~readable).sum()))
     train_mask, val_mask = readable & ~is_val, readable & is_val
     y = faces.ages.astype(np.float32)
 
-    trainer = _compile_trainer(net, card, config, size, gpu)
+    trainer = _compile_trainer(net, card, config, framing.size, gpu)
     _prepare_workdir(workdir, config, fresh)
     best_path = workdir / "best.weights.h5"
     state = _State(workdir / "state.json")
@@ -419,7 +423,9 @@ def train(
     if best_path.is_file():
         trainer.load_weights(str(best_path))
     seconds = time.perf_counter() - started + state.seconds_before
-    tta = _choose_flip_tta(net, x[val_mask], y[val_mask], config.flip_tta)
+    tta = _choose_flip_tta(
+        AgeModel(ModelCard.from_dict(card), net), x[val_mask], y[val_mask], config.flip_tta
+    )
     val_names = sorted(n for n, v in zip(names, is_val, strict=True) if v)
     card["test_time_augmentation"] = "flip" if tta["flip"] else "none"
     card["training"] = {
@@ -441,8 +447,8 @@ def train(
         "device": "GPU" if gpu else "CPU",
         "history": read_history(workdir / "history.csv"),
     }
-    _save(net, out, card, config.arch)
-    metrics, baseline = measure(out, faces_dir, workers=workers, baseline=config.arch == "default")
+    _save(net, out, card)
+    metrics, baseline = measure(out, faces_dir, predict, baseline=config.arch == "default")
     shutil.rmtree(workdir, ignore_errors=True)
     return TrainResult(out, state.epochs_run, state.best_epoch, seconds, metrics, baseline)
 
@@ -580,38 +586,29 @@ def _prepare_workdir(workdir: Path, config: TrainConfig, fresh: bool) -> None:
     settings.write_text(wanted)
 
 
-def _predict_flip(net: Any, x: np.ndarray, flip: bool, batch: int = 256) -> np.ndarray:
-    """Predictions of a Keras net, optionally averaged with those of the mirrored images."""
-    ages = []
-    for i in range(0, len(x), batch):
-        chunk = x[i : i + batch].astype(np.float32)
-        y = np.asarray(net.predict_on_batch(chunk)).reshape(-1)
-        if flip:
-            y = (y + np.asarray(net.predict_on_batch(chunk[:, :, ::-1])).reshape(-1)) / 2
-        ages.append(y)
-    return np.concatenate(ages) if ages else np.zeros(0)
+def _choose_flip_tta(model: AgeModel, x: np.ndarray, y: np.ndarray, mode: str) -> dict[str, Any]:
+    """Measure flip test-time averaging on the validation faces; keep it when asked or better.
 
-
-def _choose_flip_tta(net: Any, x: np.ndarray, y: np.ndarray, mode: str) -> dict[str, Any]:
-    """Measure flip test-time averaging on the validation faces; keep it when asked or better."""
-    plain = float(np.abs(_predict_flip(net, x, False) - y).mean())
-    flipped = float(np.abs(_predict_flip(net, x, True) - y).mean())
+    Both figures come from AgeModel.predict, the one place flip averaging happens.
+    """
+    plain_model = AgeModel(model.card.updated(test_time_augmentation="none"), model.keras_model)
+    flip_model = AgeModel(model.card.updated(test_time_augmentation="flip"), model.keras_model)
+    plain = float(np.abs(plain_model.predict(x) - y).mean())
+    flipped = float(np.abs(flip_model.predict(x) - y).mean())
     use = mode == "on" or (mode == "auto" and flipped < plain)
     log.info("Validation MAE %.3f plain, %.3f with flip averaging: %s", plain, flipped, use)
     return {"flip": use, "val_mae_plain": round(plain, 3), "val_mae_flip": round(flipped, 3)}
 
 
-def _save(net: Any, out: Path, card: dict[str, Any], arch: str) -> None:
+def _save(net: Any, out: Path, card: dict[str, Any]) -> None:
     """Write the .keras file and its card, named, versioned and marked research-only."""
     out.parent.mkdir(parents=True, exist_ok=True)
     net.save(out)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    card.update(
-        name=f"agebatch-{arch}-trained", version=f"{arch}-trained+{stamp}", model_file=out.name
-    )
+    card.update(version=f"{card['version']}+{stamp}", model_file=out.name)
     base_licence = {"base_model": card["licence"]} if "licence" in card else {}
     card["licence"] = {"training_data": RESEARCH_ONLY, **base_licence}
-    card_path(out).write_text(json.dumps(card, indent=2) + "\n")
+    ModelCard.from_dict(card, f"card of {out.name}").write(out)
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
@@ -627,25 +624,8 @@ def read_history(path: Path) -> list[dict[str, float]]:
     ]
 
 
-def validation_faces(model_path: Path, faces_dir: Path) -> LabelledFaces:
-    """The labelled faces a trained model's card lists as its validation split."""
-    card = read_card(model_path)
-    files = ((card.raw.get("training") or {}).get("validation") or {}).get("files")
-    if not files:
-        raise InputError(f"The card of {model_path} has no validation split (is it trained?).")
-    wanted = set(files)
-    faces = read_labelled(faces_dir)
-    keep = [i for i, p in enumerate(faces.paths) if p.name in wanted]
-    if len(keep) != len(wanted):
-        raise InputError(
-            f"{len(wanted) - len(keep)} validation faces of {model_path.name} are missing "
-            f"from {faces_dir}."
-        )
-    return LabelledFaces([faces.paths[i] for i in keep], faces.ages[keep])
-
-
 def measure(
-    model_path: Path, faces_dir: Path, workers: int = 2, baseline: bool = False
+    model_path: Path, faces_dir: Path, predict: PredictConfig, baseline: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """`agebatch evaluate` on the validation split; error and confusion go into the card.
 
@@ -653,19 +633,22 @@ def measure(
     it as training.baseline), so the card says whether fine-tuning beat its starting point.
     """
     model = load_model(model_path)
-    faces = validation_faces(model_path, faces_dir)
-    result, predicted = evaluate(model, faces, workers=workers)
-    before = evaluate(load_model(), faces, workers=workers)[0] if baseline else None
-    path = card_path(model_path)
-    card = json.loads(path.read_text())
-    card["error"] = {key: result[key] for key in ERROR_KEYS}
-    card["error"]["measured_on"] = "validation split (see training.validation)"
-    card["error"]["command"] = "agebatch evaluate --split validation"
-    card["age_confusion"] = confusion_record(faces, predicted, "validation")
+    faces = validation_faces(model.card, faces_dir)
+    result, predicted = evaluate(model, faces, predict)
+    before = evaluate(load_model(), faces, predict)[0] if baseline else None
+    error = {key: result[key] for key in ERROR_KEYS}
+    error["measured_on"] = "validation split (see training.validation)"
+    error["command"] = "agebatch evaluate --split validation"
+    training = dict(model.card.training or {})
     if before is not None:
-        card["training"]["baseline"] = {
+        training["baseline"] = {
             "model_version": before["model_version"],
             **{key: before[key] for key in ERROR_KEYS},
         }
-    path.write_text(json.dumps(card, indent=2) + "\n")
+    card = model.card.updated(
+        error=error,
+        age_confusion=confusion_record(faces, predicted, "validation"),
+        training=training,
+    )
+    card.write(model_path)
     return result, before

@@ -14,11 +14,12 @@ import pytest
 from agebatch.cli import main
 from agebatch.sample import SampleDay, make_sample_day
 from tests.conftest import DAY
+from tests.pictures import SolidFaces
 
 
 @pytest.fixture
 def sample(tmp_path: Path) -> SampleDay:
-    return make_sample_day(tmp_path / "data", DAY, receipts=40, face_style="solid", seed=5)
+    return make_sample_day(tmp_path / "data", DAY, receipts=40, writer=SolidFaces(), seed=5)
 
 
 def _args(sample: SampleDay, out: Path, model: Path, *extra: str) -> list[str]:
@@ -46,7 +47,7 @@ def test_run_publishes_and_prints_where(
 def test_backfill_runs_each_day_and_reports_failures(
     sample: SampleDay, tmp_path: Path, brightness_model_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    make_sample_day(tmp_path / "data", DAY + dt.timedelta(days=1), receipts=10, face_style="solid")
+    make_sample_day(tmp_path / "data", DAY + dt.timedelta(days=1), receipts=10, writer=SolidFaces())
     # DAY + 2 has neither photos nor transactions: reported, the other days still published.
     argv = ["backfill", "--start", str(DAY), "--end", str(DAY + dt.timedelta(days=2))]
     code = main([*argv, *_args(sample, tmp_path / "out", brightness_model_path)])

@@ -16,6 +16,7 @@ import pytest
 
 from agebatch.sample import make_sample_day
 from tests.conftest import DAY
+from tests.pictures import SolidFaces
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +91,7 @@ def prefect_env(tmp_path: Path) -> Iterator[dict[str, str]]:
 def test_prefect_deployment_run_publishes_the_day(
     prefect_env: dict[str, str], tmp_path: Path, brightness_model_path: Path
 ) -> None:
-    sample = make_sample_day(tmp_path / "data", DAY, receipts=60, face_style="solid", seed=3)
+    sample = make_sample_day(tmp_path / "data", DAY, receipts=60, writer=SolidFaces(), seed=3)
     out = tmp_path / "out"
     with open(tmp_path / "serve.log", "w") as serve_log:
         served = subprocess.Popen(
@@ -153,15 +154,24 @@ def test_prefect_deployment_run_publishes_the_day(
         assert (out / table / f"day={DAY.isoformat()}").is_dir()
 
 
-def test_deployment_fixes_only_the_options_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deployment_fixes_only_the_options_it_is_given() -> None:
+    from agebatch.errors import InputError
     from agebatch.flows.deploy import build_parser, deployment_parameters
 
-    monkeypatch.setenv("AGEBATCH_FACE_REGIONS", "regions.csv")
+    env = {"AGEBATCH_FACE_REGIONS": "regions.csv", "AGEBATCH_WORKERS": "3"}
     paths = ["--photos", "p", "--transactions", "t", "--catalog", "c.parquet", "--out", "o"]
-    args = build_parser().parse_args([*paths, "--photo-kind", "frames"])
-    params = deployment_parameters(args)
-    assert params["photo_kind"] == "frames" and params["face_regions"] == "regions.csv"
-    assert "policy" not in params  # unset: the flow's own default applies
-    assert (params["photos"], params["timezone"]) == ("p", "Europe/London")
+    args = build_parser().parse_args([*paths, "--photo-kind", "frames", "--workers", "5"])
+    config = deployment_parameters(args, env)["config"]
+    assert config == {
+        "photos": "p",
+        "transactions": "t",
+        "catalog": "c.parquet",
+        "out": "o",
+        "photo_kind": "frames",
+        "face_regions": "regions.csv",
+        "workers": 5,  # the flag wins over the environment
+    }  # unset settings keep the config's defaults when a run starts
     with pytest.raises(SystemExit):
         build_parser().parse_args([*paths, "--photo-kind", "faces"])
+    with pytest.raises(InputError, match="Setting margin"):
+        deployment_parameters(build_parser().parse_args([*paths, "--margin", "-1"]), {})

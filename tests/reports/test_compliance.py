@@ -9,13 +9,19 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from agebatch.config import DEFAULT_AGE_BOUNDS
+from agebatch.config import RunConfig, default_age_bounds
+from agebatch.duck import connect
 from agebatch.errors import InputError
-from agebatch.join import ComplianceInputs, connect, join_day
-from agebatch.predict.model import ModelCard
+from agebatch.join import join_day
+from agebatch.predict.card import ModelCard
 from agebatch.publish import publish_day
-from agebatch.reports.compliance import compliance_history, compliance_inputs, error_margins
-from tests.conftest import DAY, captures_frame
+from agebatch.reports.compliance import (
+    ComplianceInputs,
+    compliance_history,
+    compliance_inputs,
+    error_margins,
+)
+from tests.conftest import DAY, captures_frame, compliance
 
 PAID = dt.datetime(2026, 11, 24, 18, 0, 0)
 CATALOG = pa.table(
@@ -25,14 +31,14 @@ CATALOG = pa.table(
         "age_restricted": [True, True, False],
     }
 )
-CARD = ModelCard(
-    name="test",
-    version="t1",
-    height=64,
-    width=64,
-    preprocessing="in_model",
-    output_kind="age",
-    raw={"error": {"mae_by_band": {"13-17": 4.0, "18-24": 2.0, "25-34": 3.0, "65+": 9.0}}},
+CARD = ModelCard.from_dict(
+    {
+        "name": "test",
+        "version": "t1",
+        "input": {"height": 64, "width": 64},
+        "output": {"kind": "age"},
+        "error": {"mae_by_band": {"13-17": 4.0, "18-24": 2.0, "25-34": 3.0, "65+": 9.0}},
+    }
 )
 
 
@@ -70,7 +76,7 @@ def _day(receipts: list[dict], shots: list[tuple]) -> tuple[pa.Table, pd.DataFra
     return pa.Table.from_pylist(lines), captures
 
 
-def _report(receipts, shots, compliance: ComplianceInputs | None = None, day: dt.date = DAY):
+def _report(receipts, shots, policy: ComplianceInputs | None = None, day: dt.date = DAY):
     lines, captures = _day(receipts, shots)
     with connect() as con:
         return join_day(
@@ -80,16 +86,16 @@ def _report(receipts, shots, compliance: ComplianceInputs | None = None, day: dt
             catalog=CATALOG,
             captures=captures,
             model_version="t1",
-            age_bounds=DEFAULT_AGE_BOUNDS,
+            age_bounds=default_age_bounds(),
             window_before_s=120,
             window_after_s=5,
-            compliance=compliance,
+            compliance=policy or compliance(),
         )
 
 
-def _reasons(ages: dict[str, float], compliance: ComplianceInputs | None = None) -> dict:
+def _reasons(ages: dict[str, float], policy: ComplianceInputs | None = None) -> dict:
     receipts = [{"id": rid, "items": [("BEER", 1)]} for rid in ages]
-    tables = _report(receipts, [(rid, 10, age) for rid, age in ages.items()], compliance)
+    tables = _report(receipts, [(rid, 10, age) for rid, age in ages.items()], policy)
     return {row["receipt_id"]: row["reason"] for row in tables["alcohol_checks"].to_pylist()}
 
 
@@ -106,8 +112,8 @@ def test_boundaries_without_margin() -> None:
 
 def test_boundaries_with_margin_of_one_band_error() -> None:
     # 17.9 and 18.0 fall in bands with MAE 4 and 2; 24.9 in 18-24 (2); 25.0-28.0 in 25-34 (3).
-    compliance = ComplianceInputs(margin=1.0, error_margins=error_margins(CARD))
-    assert _reasons(AGES, compliance) == {
+    policy = compliance(margin=1.0, error_margins=error_margins(CARD))
+    assert _reasons(AGES, policy) == {
         "a": "under_legal_age",  # 17.9 < 18 + 4
         "b": "under_legal_age",  # 18.0 < 18 + 2
         "c": "under_challenge_age",  # 24.9 < 25 + 2
@@ -117,10 +123,10 @@ def test_boundaries_with_margin_of_one_band_error() -> None:
 
 
 def test_half_margin_and_other_ages() -> None:
-    compliance = ComplianceInputs(
+    policy = ComplianceInputs(
         legal_age=21, challenge_age=21, margin=0.5, error_margins=error_margins(CARD)
     )
-    assert _reasons({"x": 21.9, "y": 22.0, "z": 20.9}, compliance) == {
+    assert _reasons({"x": 21.9, "y": 22.0, "z": 20.9}, policy) == {
         "x": "under_legal_age",  # 21.9 < 21 + 0.5 * 2
         "z": "under_legal_age",
     }
@@ -133,7 +139,7 @@ def test_per_store_policy_overrides_the_default() -> None:
         {"id": "r2", "store": "S2", "items": [("BEER", 1)]},
     ]
     tables = _report(
-        receipts, [("r1", 5, 23.0), ("r2", 5, 23.0)], ComplianceInputs(store_policies=policy)
+        receipts, [("r1", 5, 23.0), ("r2", 5, 23.0)], compliance(store_policies=policy)
     )
     checks = tables["alcohol_checks"].to_pylist()
     assert [(c["receipt_id"], c["challenge_age"]) for c in checks] == [("r1", 25.0)]
@@ -185,17 +191,14 @@ def test_several_shots_and_unchecked_sales() -> None:
     assert row["flagged_rate"] == 0.2
 
 
-def _publish(out: Path, day: dt.date, receipts, shots) -> None:
-    compliance = compliance_inputs(
-        legal_age=18,
-        challenge_age=25,
-        margin=0,
-        policy_file=None,
-        card=CARD,
-        out=out,
-        day=day,
+def _config(out: Path, **settings: object) -> RunConfig:
+    return RunConfig.build(
+        {"photos": out, "transactions": out, "catalog": out, "out": out, **settings}
     )
-    tables = _report(receipts, shots, compliance, day)
+
+
+def _publish(out: Path, day: dt.date, receipts, shots) -> None:
+    tables = _report(receipts, shots, compliance_inputs(_config(out), CARD, day), day)
     publish_day(out, day, tables, lambda: pa.table({"run_id": ["r"]}), f"run-{day}")
 
 
@@ -225,18 +228,10 @@ def test_rolling_rates_over_the_days_that_exist(tmp_path: Path) -> None:
 
 def test_history_is_empty_on_a_first_day(tmp_path: Path) -> None:
     history, days_7d, days_28d = compliance_history(tmp_path, DAY)
-    assert history is None and (days_7d, days_28d) == (1, 1)
+    assert history.num_rows == 0 and (days_7d, days_28d) == (1, 1)
 
 
 def test_margin_needs_a_card_with_errors(tmp_path: Path) -> None:
-    bare = ModelCard("bare", "b1", 64, 64, "in_model", "age")
+    bare = CARD.updated(error={})
     with pytest.raises(InputError, match="error per age band"):
-        compliance_inputs(
-            legal_age=18,
-            challenge_age=25,
-            margin=1,
-            policy_file=None,
-            card=bare,
-            out=tmp_path,
-            day=DAY,
-        )
+        compliance_inputs(_config(tmp_path, margin=1), bare, DAY)

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from agebatch.config import DEFAULT_AGE_BOUNDS
+from agebatch.config import default_age_bounds
 from agebatch.reports.shares import (
     add_corrected_shares,
     corrected_shares,
@@ -20,7 +20,7 @@ CONFUSION = np.array([[0.7, 0.3, 0.0], [0.2, 0.6, 0.2], [0.0, 0.3, 0.7]])
 
 
 def test_group_of_uses_half_open_groups() -> None:
-    assert group_of([0, 17.99, 18, 24.99, 25, 64.99, 65, 110], DEFAULT_AGE_BOUNDS) == [
+    assert group_of([0, 17.99, 18, 24.99, 25, 64.99, 65, 110], default_age_bounds()) == [
         "<18",
         "<18",
         "18-24",
@@ -73,7 +73,7 @@ def _raw_table() -> pa.Table:
 
 def test_corrected_column_per_scope() -> None:
     triples = [[20, 30, 40], [20, 20, 60], [30, 30, 90], [30, 20, 10], [10, 10, 5], [70, 70, 5]]
-    table = add_corrected_shares(_raw_table(), triples, "m1 on calibration", DEFAULT_AGE_BOUNDS)
+    table = add_corrected_shares(_raw_table(), triples, "m1 on calibration", default_age_bounds())
     rows = table.to_pylist()
     corrected = {row["age_group"]: row["corrected_share"] for row in rows}
     assert sum(corrected.values()) == pytest.approx(1.0)
@@ -83,7 +83,7 @@ def test_corrected_column_per_scope() -> None:
 
 
 def test_without_confusion_the_correction_says_none() -> None:
-    table = add_corrected_shares(_raw_table(), None, "", DEFAULT_AGE_BOUNDS)
+    table = add_corrected_shares(_raw_table(), None, "", default_age_bounds())
     assert table["corrected_share"].null_count == 7
     assert table["correction"][0].as_py().startswith("none")
 

@@ -1,0 +1,58 @@
+"""Read a CSV or Parquet input with typed columns, or say in one sentence what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from agebatch.duck import connect
+from agebatch.errors import InputError
+
+
+def read_table(path: Path, columns: dict[str, str], what: str) -> pa.Table:
+    """Read a Parquet or CSV file with typed columns (column -> DuckDB type), all required."""
+    with connect() as con:
+        load_table(con, "loaded", path, columns, what)
+        return con.table("loaded").fetch_arrow_table()
+
+
+def load_table(
+    con: duckdb.DuckDBPyConnection, name: str, path: Path, columns: dict[str, str], what: str
+) -> None:
+    """Load a Parquet or CSV file as table `name` with typed columns, or say what is wrong."""
+    if not path.is_file():
+        raise InputError(f"{what.capitalize()} file {path} does not exist.")
+    try:
+        if path.suffix.lower() == ".parquet":
+            rel = con.read_parquet(str(path))
+        elif path.suffix.lower() == ".csv":
+            rel = con.read_csv(str(path), all_varchar=True, header=True)
+        else:
+            raise InputError(f"{what.capitalize()} file {path} must be .parquet or .csv.")
+        found = set(rel.columns)
+    except duckdb.Error as error:
+        first = str(error).splitlines()[0]
+        raise InputError(f"{what.capitalize()} file {path} cannot be read: {first}") from None
+    missing = [c for c in columns if c not in found]
+    if missing:
+        raise InputError(
+            f"{what.capitalize()} file {path} lacks the column(s) {', '.join(missing)} "
+            f"(expected {', '.join(columns)})."
+        )
+    con.register(f"{name}_raw", rel)
+    for column, type_ in columns.items():
+        bad, example = con.execute(
+            f'select count(*), any_value("{column}"::varchar) from {name}_raw '
+            f'where "{column}" is null or try_cast("{column}" as {type_}) is null'
+        ).fetchall()[0]
+        if bad:
+            shown = "empty" if example is None else repr(example)
+            raise InputError(
+                f"{what.capitalize()} file {path}: column {column} has {bad} value(s) that are "
+                f"empty or not of type {type_} (e.g. {shown})."
+            )
+    casts = ", ".join(f'cast("{c}" as {t}) as "{c}"' for c, t in columns.items())
+    con.execute(f"create or replace table {name} as select {casts} from {name}_raw")
+    con.unregister(f"{name}_raw")

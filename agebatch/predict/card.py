@@ -1,0 +1,193 @@
+"""The model card: what an age model expects and promises, read and written in one place.
+
+A card is `<model>.card.json` beside `<model>.keras`: input size and preprocessing, output
+(one age, or a distribution over ages), the face framing it was trained on, its measured error,
+its age confusion (for corrected shares), test-time flip averaging, and free-form provenance
+(architecture, source, licence, training) that is kept as written. `ModelCard.read` is the one
+reader (run, evaluate, train, the converter) and `ModelCard.write` the one writer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agebatch.errors import InputError
+
+CARD_SCHEMA = "agebatch.model-card/1"
+_OPEN = ConfigDict(extra="allow")  # cards carry descriptive fields the code does not read
+
+
+class CardInput(BaseModel):
+    """The model's input: an (N, height, width, 3) RGB batch, preprocessed as named."""
+
+    model_config = _OPEN
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    # in_model: raw 0..255 RGB floats go in (the model normalises); scale_0_1: x / 255 first
+    preprocessing: Literal["in_model", "scale_0_1"] = "in_model"
+
+
+class CardOutput(BaseModel):
+    """The model's output: one age per image, or probabilities over `ages`."""
+
+    model_config = _OPEN
+    kind: Literal["age", "distribution"]
+    ages: list[float] | None = None
+
+
+class AlignedCrop(BaseModel):
+    """The part of an aligned face crop the model reads, and how it is shrunk to the input."""
+
+    model_config = _OPEN
+    box: tuple[float, float, float, float] | None = None  # left, top, right, bottom: fractions
+    resample: Literal["nearest", "box", "bilinear", "hamming", "bicubic", "lanczos"] = "bilinear"
+
+    @field_validator("box")
+    @classmethod
+    def _inside_the_image(
+        cls, box: tuple[float, float, float, float] | None
+    ) -> tuple[float, float, float, float] | None:
+        if box is not None and not (0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1):
+            raise ValueError(
+                f"the crop box {list(box)} must have 0 <= left < right <= 1 and "
+                "0 <= top < bottom <= 1 (fractions of the image)"
+            )
+        return box
+
+
+class CardFace(BaseModel):
+    """How a face becomes the model's input: dlib chip padding, or an aligned-crop box."""
+
+    model_config = _OPEN
+    padding: float = Field(0.2, ge=0)
+    aligned_crop: AlignedCrop | None = None
+
+
+class CardError(BaseModel):
+    """The model's measured error (`agebatch evaluate`)."""
+
+    model_config = _OPEN
+    mae: float | None = None
+    mae_by_band: dict[str, float] = Field(default_factory=dict)
+
+
+class AgeConfusion(BaseModel):
+    """True-by-predicted whole-year counts on named faces, for corrected age-group shares."""
+
+    model_config = _OPEN
+    split: str
+    n: int
+    counts: list[tuple[int, int, int]]
+
+
+class ModelCard(BaseModel):
+    """A model card; unknown fields (architecture, source, licence, …) are kept as written."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    schema_: str = Field(CARD_SCHEMA, alias="schema")
+    name: str
+    version: str
+    model_file: str | None = None
+    input: CardInput
+    output: CardOutput
+    face: CardFace = Field(default_factory=CardFace)
+    error: CardError = Field(default_factory=CardError)
+    test_time_augmentation: Literal["none", "flip"] = "none"
+    age_confusion: AgeConfusion | None = None
+    training: dict[str, Any] | None = None
+
+    @field_validator("output")
+    @classmethod
+    def _distribution_has_ages(cls, output: CardOutput) -> CardOutput:
+        if output.kind == "distribution" and not output.ages:
+            raise ValueError("output kind 'distribution' needs the 'ages' its classes stand for")
+        return output
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the model's input."""
+        return (self.input.width, self.input.height)
+
+    @property
+    def crop(self) -> tuple[float, float, float, float] | None:
+        """The aligned-crop box, or None when the whole photo is the face."""
+        return self.face.aligned_crop.box if self.face.aligned_crop else None
+
+    @property
+    def resample(self) -> str:
+        """PIL resampling used to shrink the crop to the input size."""
+        return self.face.aligned_crop.resample if self.face.aligned_crop else "bilinear"
+
+    @property
+    def flip(self) -> bool:
+        """Whether each age is the mean of the image's and its mirror image's prediction."""
+        return self.test_time_augmentation == "flip"
+
+    @staticmethod
+    def path_for(model_path: Path) -> Path:
+        """The card that belongs to a model file: age_v1.keras -> age_v1.card.json."""
+        return model_path.with_name(model_path.name.removesuffix(".keras") + ".card.json")
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "model card") -> ModelCard:
+        """Validate a card's JSON object, or say in one sentence what is wrong with it."""
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            raise InputError(f"{source}: field {where}: {message}.") from None
+
+    @classmethod
+    def read(cls, model_path: Path) -> ModelCard:
+        """Read and check the card beside a model file."""
+        path = cls.path_for(model_path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(
+                f"Model card {path} is missing: every model needs a card saying its input and "
+                "output."
+            ) from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise InputError(f"Model card {path} cannot be read as JSON: {error}.") from None
+        if not isinstance(raw, dict):
+            raise InputError(f"Model card {path} must be a JSON object.")
+        return cls.from_dict(raw, f"Model card {path}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as its JSON object (unset optional parts left out)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def updated(self, **changes: Any) -> ModelCard:
+        """A copy with top-level fields replaced, validated like a card read from a file."""
+        return ModelCard.from_dict({**self.to_dict(), **changes}, f"card of {self.name}")
+
+    def write(self, model_path: Path) -> Path:
+        """Write the card beside model_path: stable key order, short lists on one line."""
+        path = self.path_for(model_path)
+        path.write_text(_pretty(self.to_dict()) + "\n", encoding="utf-8")
+        return path
+
+
+def _pretty(card: dict[str, Any]) -> str:
+    """JSON indented by 2, with lists of plain values (ages, boxes, counts) kept on one line."""
+    inline: list[str] = []
+
+    def mark(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: mark(value) for key, value in node.items()}
+        if isinstance(node, list) and all(not isinstance(v, dict | list) for v in node):
+            inline.append(json.dumps(node))
+            return f"@inline{len(inline) - 1}@"
+        return [mark(value) for value in node] if isinstance(node, list) else node
+
+    text = json.dumps(mark(card), indent=2, ensure_ascii=False)
+    for index, value in enumerate(inline):
+        text = text.replace(f'"@inline{index}@"', value, 1)
+    return text

@@ -1,0 +1,115 @@
+"""The one run configuration: defaults written once, built the same from flags, env and forms."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from agebatch.cli import build_parser
+from agebatch.cli.options import flag, run_config
+from agebatch.config import PhotoKind, PredictConfig, RunConfig
+from agebatch.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+PATHS = {"photos": "p", "transactions": "t", "catalog": "c.csv", "out": "o"}
+
+# The defaults that used to be written in three to five places each, as they were written
+# (a name, then its value within a few characters, across line breaks).
+ONCE = {
+    "legal age 18": r"legal[_-]age[\s\S]{0,60}?\b18(\.0)?\b",
+    "challenge age 25": r"challenge[_-]age[\s\S]{0,60}?\b25(\.0)?\b",
+    "window 120 s before": r"window[_-]before[\s\S]{0,60}?\b120(\.0)?\b",
+    "window 5 s after": r"window[_-]after[\s\S]{0,60}?\b5(\.0)?\b",
+    "age groups": r"\(18, ?25, ?35, ?45, ?55, ?65\)|18,25,35,45,55,65",
+    "time zone": r"Europe/London",
+    "photo kinds": r"[\"']frames[\"']",
+    "batch size 64": r"batch[_-]size[\s\S]{0,40}?\b64\b",
+}
+# TrainConfig's batch size is training's own setting, not the run's.
+ELSEWHERE = {"batch size 64": ("agebatch/training/train.py",)}
+
+
+def _code() -> dict[str, str]:
+    """The shipped code: the package and the flows (tests and tools are not run settings)."""
+    files = [*ROOT.joinpath("agebatch").rglob("*.py"), *ROOT.joinpath("flows").rglob("*.py")]
+    return {str(path.relative_to(ROOT)): path.read_text() for path in files}
+
+
+@pytest.mark.parametrize("what", sorted(ONCE))
+def test_each_default_is_written_once(what: str) -> None:
+    found = {name for name, text in _code().items() if re.search(ONCE[what], text)}
+    assert "agebatch/config.py" in found
+    assert found - {"agebatch/config.py", *ELSEWHERE.get(what, ())} == set()
+
+
+def test_flags_env_and_defaults_build_the_same_config() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["run", "--photos", "p", "--out", "o", "--margin", "1"])
+    env = {"AGEBATCH_TRANSACTIONS": "t", "AGEBATCH_CATALOG": "c.csv", "AGEBATCH_OUT": "ignored"}
+    config = run_config(args, env)
+    assert config == RunConfig(**PATHS, margin=1.0)  # flags win over the environment
+    assert config.window_before_s == 120 and config.age_groups == (18, 25, 35, 45, 55, 65)
+    assert config.photo_kind is PhotoKind.AUTO and config.policy is None
+
+
+def test_settings_from_text_as_the_environment_and_forms_give_them() -> None:
+    env = {
+        "AGEBATCH_AGE_GROUPS": "16,21,65",
+        "AGEBATCH_FACE_REGION": "0.2,0,0.8,1",
+        "AGEBATCH_DECODE_PROCESSES": "true",
+        "AGEBATCH_POLICY": "",
+        "AGEBATCH_PHOTO_KIND": "frames",
+        "AGEBATCH_UNKNOWN": "x",
+    }
+    config = RunConfig.build({**PATHS, **RunConfig.from_env(env)})
+    assert config.age_groups == (16, 21, 65) and config.face_region == (0.2, 0.0, 0.8, 1.0)
+    assert config.decode_processes is True and config.policy is None
+    assert config.photo_kind is PhotoKind.FRAMES
+    assert RunConfig.model_validate_json(config.model_dump_json()) == config  # flow round trip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"legal_age": 21, "challenge_age": 20}, "at most the challenge age"),
+        ({"age_groups": "25,18"}, "increasing positive ages"),
+        ({"face_region": "0.5,0,0.4,1"}, "0 <= x0 < x1 <= 1"),
+        ({"timezone": "Mars/Olympus"}, "not an IANA name"),
+        ({"photo_kind": "faces"}, "photo_kind"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"window_before_s": -1}, "window_before_s"),
+        ({"margin": -0.5}, "margin"),
+    ],
+)
+def test_bad_settings_are_one_sentence(change: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message) as error:
+        RunConfig.build({**PATHS, **change})
+    assert "\n" not in str(error.value) and str(error.value).startswith("Setting ")
+
+
+def test_a_missing_setting_names_its_flag_and_variable() -> None:
+    with pytest.raises(InputError, match="Setting out is missing: give --out or set AGEBATCH_OUT"):
+        RunConfig.build({k: v for k, v in PATHS.items() if k != "out"})
+
+
+def test_every_setting_is_a_flag_of_run_with_its_default_in_the_help() -> None:
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    text = run.format_help()
+    for name, field in RunConfig.model_fields.items():
+        assert flag(name) in text, name
+        assert (field.description or "")[:30].split()[0] in text
+    assert "(default: 120.0)" in text and "(default: 18,25,35,45,55,65)" in text
+
+
+def test_the_flow_takes_the_day_and_one_config_object() -> None:
+    from agebatch.flows.nightly import nightly
+
+    schema = nightly.parameters.model_dump()
+    assert set(schema["properties"]) == {"config", "day"}
+    assert schema["required"] == ["config"]
+    definition = schema["definitions"]["RunConfig"]
+    assert set(definition["properties"]) == set(RunConfig.model_fields)
+    assert definition["properties"]["window_before_s"]["default"] == 120.0
+    assert set(PredictConfig.model_fields) < set(RunConfig.model_fields)
