@@ -150,7 +150,7 @@ class PredictConfig(BaseModel):
                     f"{ENV_PREFIX}{name.upper()}."
                 ) from None
             message = first["msg"].removeprefix("Value error, ")
-            raise InputError(f"Setting {name}: {message}.") from None
+            raise InputError(f"Setting {name}: {message.rstrip('.')}.") from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> dict[str, str]:

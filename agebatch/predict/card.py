@@ -141,7 +141,7 @@ class ModelCard(BaseModel):
             first = error.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             message = first["msg"].removeprefix("Value error, ")
-            raise InputError(f"{source}: field {where}: {message}.") from None
+            raise InputError(f"{source}: field {where}: {message.rstrip('.')}.") from None
 
     @classmethod
     def read(cls, model_path: Path) -> ModelCard:
