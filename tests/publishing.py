@@ -121,24 +121,24 @@ def killed_at(step: int) -> Iterator[list[str]]:
 
 
 def serve() -> None:
-    """Fork one publishing process per line `OUT DAY RUN_ID STDERR [NAME=VALUE ...]` on stdin.
+    """Fork a publishing process per line `OUT DAY RUN_ID STDERR TABLE,… [NAME=VALUE …]` on stdin.
 
     Answers `pid N` once it forked, then `exit N` when it ended (-9: SIGKILL). The child sets
     the NAME=VALUE environment variables (the publish test hook), writes its stderr to STDERR
-    and publishes. The kill tests kill a child per step: forking from here costs milliseconds,
-    a new interpreter a second (pyarrow and pandas to import).
+    and publishes those tables. The kill tests kill a child per step: forking from here costs
+    milliseconds, a new interpreter a second (pyarrow and pandas to import).
     """
     import pandas  # noqa: F401  # Parquet writing imports it: once, here, before forking
 
     for line in sys.stdin:
-        out, day, run_id, stderr, *env = line.split()
+        out, day, run_id, stderr, names, *env = line.split()
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
                 os.dup2(os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
                 os.environ.update(item.split("=", 1) for item in env)
-                publish(Path(out), dt.date.fromisoformat(day), run_id)
+                publish(Path(out), dt.date.fromisoformat(day), run_id, names.split(","))
                 code = 0
             except BaseException:
                 traceback.print_exc()

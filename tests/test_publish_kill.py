@@ -18,18 +18,23 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agebatch.publish import KILL_AT_ENV, SLOW_ENV, partition
 from tests.conftest import DAY
 from tests.publishing import (
+    TABLES,
     day_runs,
     day_tables,
+    day_view,
     killed_at,
     publish,
     read_tables,
@@ -103,12 +108,15 @@ class Publisher:
             text=True,
         )
 
-    def start(self, out: Path, run_id: str, **env: str) -> int:
-        """Start publishing DAY to out; the process id."""
+    def start(
+        self, out: Path, run_id: str, day: dt.date = DAY, names: list[str] | None = None, **env: str
+    ) -> int:
+        """Start publishing a day's tables (all, or `names`) to out; the process id."""
         assert self.server.stdin is not None and self.server.stdout is not None
+        tables = ",".join(names or TABLES)
         settings = " ".join(f"{k}={v}" for k, v in env.items())
         stderr = out.parent / f"{run_id}.stderr"
-        self.server.stdin.write(f"{out} {DAY} {run_id} {stderr} {settings}\n")
+        self.server.stdin.write(f"{out} {day} {run_id} {stderr} {tables} {settings}\n")
         self.server.stdin.flush()
         kind, pid = self.server.stdout.readline().split()
         assert kind == "pid", kind
@@ -281,3 +289,46 @@ def test_a_fresh_interpreter_killed_at_the_switch(tmp_path: Path) -> None:
     assert done.returncode == -signal.SIGKILL and "pointer-created" in done.stderr, done.stderr
     assert not day.killed("f1")
     day.published("s1")
+
+
+@st.composite
+def _publishes(draw: st.DrawFn) -> list[tuple[dt.date, list[str], int | None]]:
+    """Publishes of DAY or OTHER, each of some tables, each maybe killed at some step."""
+    tables = st.lists(st.sampled_from(list(TABLES)), min_size=1, unique=True)
+    kill_at = st.none() | st.integers(min_value=1, max_value=35)
+    return draw(st.lists(st.tuples(st.sampled_from([DAY, OTHER]), tables, kill_at), max_size=6))
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(old_layout=st.booleans(), publishes=_publishes())
+def test_any_sequence_of_publishes_and_kills_keeps_days_whole(
+    publisher: Publisher, old_layout: bool, publishes: list
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        model = _old_layout(out) if old_layout else _first(out)
+        # What readers must see: per day, each table's run (absent: no such day), and runs.
+        visible = {d: dict.fromkeys(TABLES, model.visible) for d in (DAY, OTHER)}
+        history = {DAY: list(model.history), OTHER: ["o1"]}
+        visible[OTHER] = dict.fromkeys(TABLES, "o1")
+        for number, (day, names, kill_at) in enumerate(publishes):
+            run_id = f"h{number}"
+            env = {KILL_AT_ENV: str(kill_at)} if kill_at else {}
+            publisher.start(out, run_id, day=day, names=names, **env)
+            code = publisher.wait()
+            stderr = (Path(tmp) / f"{run_id}.stderr").read_text()
+            assert code in (0, -signal.SIGKILL), stderr
+            if code == 0 or stderr.split()[-1] in ("switched", "synced:pointer"):
+                visible[day] = {t: run_id if t in names else None for t in TABLES}
+                history[day].append(run_id)
+            seen = read_tables(out)
+            for d in (DAY, OTHER):
+                assert day_view(out, d, seen) == visible[d]
+                assert day_runs(out, d, seen) == sorted(history[d])
+        for d in (DAY, OTHER):  # a normal publish afterwards leaves no garbage
+            publish(out, d, f"final-{d}")
+            assert day_runs(out, d) == sorted([*history[d], f"final-{d}"])
+            versions = os.listdir(out / ".versions" / d.isoformat())
+            assert len(versions) <= 2 or len([v for v in versions if "legacy" not in v]) <= 2
+        assert not list((out / ".days").glob("*.tmp-*"))
+        assert not list((out / ".trash").glob("*")) and os.listdir(out / ".staging") == ["locks"]
