@@ -99,14 +99,14 @@ def publish_day(
             current and (layout.versions / current / RUNS / _record_name(run_id)).exists()
         ):
             raise ValueError(f"Run {run_id} has already published {day}; use a new run id.")
-        switched = False
         try:
             _write_version(layout, version, tables, run_record, run_id, current, step)
             _link_tables(layout, [*tables, RUNS], step)
             _point(layout, run_id, step, "")
-            switched = True
         except Exception:
-            if not switched:  # a kill skips this; the next publish collects the same garbage
+            # Before the switch the version is garbage (a kill skips this: the next publish
+            # collects it); after it, it is the day, even if fsyncing the pointer failed.
+            if layout.current() != run_id:
                 shutil.rmtree(version, ignore_errors=True)
                 layout.tmp_pointer(run_id).unlink(missing_ok=True)
             raise
@@ -228,7 +228,7 @@ def _link_tables(layout: _Day, names: list[str], step: _Steps) -> None:
         if link.exists() and not link.is_symlink():
             raise RuntimeError(f"{link} is a folder, not a link: another agebatch wrote it.")
         if not link.parent.is_dir():
-            link.parent.mkdir(parents=True)
+            link.parent.mkdir(parents=True, exist_ok=True)  # another day may make it too
             _fsync_dir(layout.out)
         if link.is_symlink():  # pointing elsewhere (not agebatch's doing): replaced in one step
             tmp = layout.tmp_pointer(f"link-{name}")

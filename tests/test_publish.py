@@ -164,6 +164,26 @@ def test_failure_before_the_switch_leaves_the_previous_day(
     assert not list((out / ".days").glob("*.tmp-*"))
 
 
+def test_failure_after_the_switch_keeps_the_new_day(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish(out, DAY, "r1")
+    real_fsync_dir = publish_module._fsync_dir
+
+    def fsync_dir(path: Path) -> None:
+        if path.name == ".days":
+            raise OSError("I/O error (injected)")
+        real_fsync_dir(path)
+
+    monkeypatch.setattr(publish_module, "_fsync_dir", fsync_dir)
+    with pytest.raises(OSError, match="injected"):
+        publish(out, DAY, "r2")
+    monkeypatch.undo()
+    # Readers already saw r2: its version must stay, whatever the caller is told.
+    assert whole_day(out, DAY) == "r2" and day_runs(out, DAY) == ["r1", "r2"]
+    assert _versions(out) == ["r1", "r2"]
+
+
 @pytest.mark.parametrize("step", ["written:alcohol_checks", "synced:version", "pointer-created"])
 def test_leftovers_of_a_killed_run_are_removed_by_the_next(out: Path, step: str) -> None:
     publish(out, DAY, "r1")
