@@ -87,6 +87,19 @@ def test_readers_see_exactly_one_runs_tables(out: Path) -> None:
     assert _pandas_runs(out, "runs") == {str(OTHER): ["o1"], str(DAY): ["r1", "r2"]}
 
 
+def test_a_recursive_glob_does_not_follow_the_links(out: Path) -> None:
+    """Why the README says `*/*.parquet`: DuckDB's `**` skips linked folders."""
+    import duckdb
+
+    publish(out, DAY, "r1")
+    publish(out, DAY, "r2")
+    with pytest.raises(duckdb.IOException, match="No files found"):
+        duckdb.sql(f"select * from read_parquet('{out}/receipt_ages/**/*.parquet')").fetchall()
+    # From OUT itself it would reach every kept version: the previous one too.
+    files = duckdb.sql(f"select file from glob('{out}/**/receipt_ages/*.parquet')").fetchall()
+    assert sorted(Path(f).parent.parent.name for (f,) in files) == ["r1", "r2"]
+
+
 def test_republish_replaces_exactly_that_day(out: Path) -> None:
     publish(out, OTHER, "o1")
     other = _day_files(out, OTHER)
@@ -311,6 +324,17 @@ def test_adoption_killed_after_its_switch_is_finished_next_time(out: Path) -> No
     publish(out, DAY, "r1")
     assert whole_day(out, DAY) == "r1" and day_runs(out, DAY) == ["L1", "L2", "r1"]
     assert all(partition(out, n, DAY).is_symlink() for n in ALL)
+
+
+def test_old_layout_is_adopted_where_folders_cannot_be_exchanged_atomically(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publish_module, "_rename_exchange", lambda a, b: False)
+    _old_layout_day(out, DAY, "L2", ["L1", "L2"])
+    publish(out, DAY, "r1")
+    assert whole_day(out, DAY) == "r1" and day_runs(out, DAY) == ["L1", "L2", "r1"]
+    assert all(partition(out, n, DAY).is_symlink() for n in ALL)
+    assert not (out / ".trash" / str(DAY)).exists()
 
 
 def test_version_is_durable_before_the_switch_and_the_switch_after(
