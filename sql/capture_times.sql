@@ -8,11 +8,12 @@
 -- on the register's clock, so on an autumn night the two 01:00 hours stay apart when UTC
 -- times are known. Internal.
 -- Inputs: captures, register_clocks.
+-- (Columns are cast: an empty pandas frame's text columns may arrive typed otherwise.)
 with timed as (
     select
-        captures.photo,
-        captures.store_id,
-        captures.register_id,
+        captures.photo::varchar as photo,
+        captures.store_id::varchar as store_id,
+        captures.register_id::varchar as register_id,
         captures.captured_at,
         -- the camera's own reading on the register's clock: a burst is one second of it
         case
@@ -20,13 +21,13 @@ with timed as (
             else captures.captured_at
         end as camera_at,
         register_clocks.offset_s,
-        captures.predicted_age,
-        captures.status,
-        captures.receipt_id
+        captures.predicted_age::double as predicted_age,
+        captures.status::varchar as status,
+        captures.receipt_id::varchar as receipt_id
     from captures
     inner join register_clocks
-        on captures.store_id = register_clocks.store_id
-        and captures.register_id = register_clocks.register_id
+        on captures.store_id::varchar = register_clocks.store_id
+        and captures.register_id::varchar = register_clocks.register_id
 ),
 
 final as (

@@ -19,11 +19,11 @@ with receipt_registers as (
 
 capture_registers as (
     select
-        store_id,
-        register_id,
+        store_id::varchar as store_id,
+        register_id::varchar as register_id,
         bool_and(captured_at_utc is not null) as utc_known
     from captures
-    group by store_id, register_id
+    group by all
 ),
 
 registers as (
