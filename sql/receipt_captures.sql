@@ -35,35 +35,40 @@ with recursive named as (
     ) = 1
 ),
 
--- Each free receipt's window [paid - $before_s, paid + $after_s] lies within two buckets.
+-- Time buckets as wide as the window (whole microseconds, so the arithmetic is exact): each
+-- free receipt's window [paid - $before_s, paid + $after_s] lies within two of them.
+bucket as (
+    select ceil(greatest($before_s + $after_s, 1) * 1e6)::bigint as width_us
+),
+
 pool_receipts as (
     select
-        receipt_id,
-        store_id,
-        register_id,
-        paid_on_clock,
-        unnest([first_bucket, first_bucket + 1]) as bucket
+        free.receipt_id,
+        free.store_id,
+        free.register_id,
+        free.paid_on_clock,
+        unnest([free.first_bucket, free.first_bucket + 1]) as bucket
     from (
         select
-            *,
-            floor(
-                epoch(paid_on_clock - to_seconds($before_s))
-                / greatest($before_s + $after_s, 1)
-            )::bigint as first_bucket
+            receipt_times.*,
+            epoch_us(receipt_times.paid_on_clock - to_seconds($before_s)) // bucket.width_us
+            as first_bucket
         from receipt_times
+        cross join bucket
         where not exists (select 1 from named where named.receipt_id = receipt_times.receipt_id)
     ) as free
 ),
 
 pool_shots as (
     select
-        photo,
-        store_id,
-        register_id,
-        captured_on_clock,
-        floor(epoch(captured_on_clock) / greatest($before_s + $after_s, 1))::bigint as bucket
+        capture_times.photo,
+        capture_times.store_id,
+        capture_times.register_id,
+        capture_times.captured_on_clock,
+        epoch_us(capture_times.captured_on_clock) // bucket.width_us as bucket
     from capture_times
-    where shot and receipt_id is null
+    cross join bucket
+    where capture_times.shot and capture_times.receipt_id is null
 ),
 
 candidates as (

@@ -21,7 +21,7 @@ with shots as (
         store_id,
         register_id,
         epoch_us(captured_on_clock) as captured_us,
-        floor(epoch(captured_on_clock) / $search_s)::bigint as bucket
+        epoch_us(captured_on_clock) // ($search_s * 1e6)::bigint as bucket
     from capture_times
     where shot
 ),
@@ -38,7 +38,7 @@ receipts as (
             store_id,
             register_id,
             epoch_us(paid_on_clock) as paid_us,
-            floor(epoch(paid_on_clock) / $search_s)::bigint as bucket
+            epoch_us(paid_on_clock) // ($search_s * 1e6)::bigint as bucket
         from receipt_times
     ) as timed
 ),
@@ -54,7 +54,7 @@ differences as (
         on shots.store_id = receipts.store_id
         and shots.register_id = receipts.register_id
         and shots.bucket = receipts.bucket
-    where abs(receipts.paid_us - shots.captured_us) <= $search_s * 1e6
+    where abs(receipts.paid_us - shots.captured_us) <= ($search_s * 1e6)::bigint
 ),
 
 bins as (
