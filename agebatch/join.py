@@ -49,10 +49,16 @@ STATEMENTS = (
     "cashier_compliance",
     "till_clocks",
 )
-INTERNAL = ("register_clocks", "receipt_times", "capture_times", "receipt_captures")
-PUBLISHED = tuple(
-    name for name in STATEMENTS if name not in (*INTERNAL, "restricted_sales", "till_clocks")
+INTERNAL = (
+    "register_clocks",
+    "receipt_times",
+    "capture_times",
+    "receipt_captures",
+    "restricted_sales",
 )
+# Returned only on request (join_day's with_till_clocks) until the pipeline publishes it.
+OPT_IN = ("till_clocks",)
+PUBLISHED = tuple(name for name in STATEMENTS if name not in INTERNAL + OPT_IN)
 # till_clocks: shots are set against receipts within this many seconds, in bins this wide.
 CLOCK_SEARCH_S = 300.0
 CLOCK_BIN_S = 10.0
@@ -162,7 +168,7 @@ def join_day(
     day: dt.date,
     lines: pa.Table,
     catalog: pa.Table,
-    captures: pd.DataFrame,
+    captures: pd.DataFrame | pa.Table,
     model_version: str,
     age_bounds: Sequence[int],
     window_before_s: float,
@@ -211,7 +217,7 @@ def join_day(
         statement = sql(name)
         used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", statement)}
         con.execute(f"create or replace table {name} as {statement}", used)
-    published = (*PUBLISHED, "till_clocks") if with_till_clocks else PUBLISHED
+    published = PUBLISHED + OPT_IN if with_till_clocks else PUBLISHED
     tables = {name: con.table(name).fetch_arrow_table() for name in published}
     for store_id, register_id, lag_s in con.execute(
         "select store_id, register_id, median_lag_s from till_clocks where drift_suspected"
@@ -242,8 +248,6 @@ _HISTORY_SCHEMA = pa.schema(
     + [(c, pa.int64()) for c in ("restricted_receipts", "flagged_receipts", "unchecked_receipts")]
     + [("day", pa.date32())]
 )
-
-
 _OFFSET_SCHEMA = pa.schema(
     [("store_id", pa.string()), ("register_id", pa.string()), ("offset_s", pa.float64())]
 )
