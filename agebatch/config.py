@@ -181,6 +181,11 @@ class RunConfig(PredictConfig):
     window_after_s: float = Field(
         5.0, ge=0, description="… or paid up to this many seconds before the photo"
     )
+    clock_offsets: OptionalPath = Field(
+        None,
+        description="camera clock offsets: CSV or Parquet with store_id,register_id,offset_s "
+        "(seconds a camera runs ahead of its till; an empty register_id covers the store)",
+    )
     age_groups: AgeBounds = Field(
         (18, 25, 35, 45, 55, 65), description="lower bounds of the age groups after the first"
     )

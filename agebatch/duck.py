@@ -14,6 +14,8 @@ def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that never reaches the network (no extension auto-install)."""
     con = duckdb.connect(config={"autoinstall_known_extensions": False})
     con.execute(f"set threads to {THREADS}")
+    # Times with a UTC offset are converted explicitly; the session zone must not leak in.
+    con.execute("set TimeZone = 'UTC'")
     return con
 
 

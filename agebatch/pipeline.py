@@ -22,6 +22,7 @@ from agebatch import __version__
 from agebatch.config import Region, RunConfig, age_group_labels
 from agebatch.duck import connect
 from agebatch.inputs.captures import Captures, find_captures
+from agebatch.inputs.clocks import read_clock_offsets
 from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
 from agebatch.inputs.transactions import read_catalog, read_transactions
 from agebatch.join import join_day
@@ -54,6 +55,7 @@ class Found:
     lines: pa.Table
     catalog: pa.Table
     face_regions: dict[RegionKey, Region] | None  # per camera, from face_regions
+    clock_offsets: pa.Table | None  # per camera, from clock_offsets
     seconds: float
 
 
@@ -94,6 +96,7 @@ class RunRecord:
     receipts_unreadable: int
     receipts_no_face: int
     alcohol_checks: int
+    clocks_off: list[str]
     find_s: float
     predict_s: float
     join_s: float
@@ -127,12 +130,13 @@ def start(model: AgeModel, day: dt.date) -> Run:
 def find(config: RunConfig, day: dt.date) -> Found:
     """Find the day's photos and read its transactions and catalog (fails fast on bad input)."""
     started = time.perf_counter()
-    captures = find_captures(config.day_folder(day))
-    lines = read_transactions(config.transactions, day)
+    captures = find_captures(config.day_folder(day), config.timezone)
+    lines = read_transactions(config.transactions, day, config.timezone)
     catalog = read_catalog(config.catalog)
     regions = read_face_regions(config.face_regions) if config.face_regions else None
+    offsets = read_clock_offsets(config.clock_offsets) if config.clock_offsets else None
     log.info("Read %d transaction lines and %d catalog items", lines.num_rows, catalog.num_rows)
-    return Found(captures, lines, catalog, regions, time.perf_counter() - started)
+    return Found(captures, lines, catalog, regions, offsets, time.perf_counter() - started)
 
 
 def predict(
@@ -182,6 +186,7 @@ def join(
             window_before_s=config.window_before_s,
             window_after_s=config.window_after_s,
             compliance=compliance_inputs(config, model.card, day),
+            clock_offsets=found.clock_offsets,
         )
     confusion = model.card.age_confusion
     tables["age_group_shares"] = add_corrected_shares(
@@ -217,6 +222,11 @@ def run_record(run: Run, found: Found, predicted: Predicted, joined: Joined) -> 
         receipts=len(status),
         **receipts,
         alcohol_checks=joined.tables["alcohol_checks"].num_rows,
+        clocks_off=[
+            f"{row['store_id']}/{row['register_id']}"
+            for row in joined.tables["till_clocks"].to_pylist()
+            if row["drift_suspected"]
+        ],
         find_s=round(found.seconds, 3),
         predict_s=round(stats.seconds, 3),
         join_s=round(joined.seconds, 3),

@@ -46,6 +46,13 @@ class Reason(StrEnum):
     NO_FACE = "no_face"
 
 
+class Clock(StrEnum):
+    """The clock a register's receipts and photos are matched on."""
+
+    UTC = "utc"  # every receipt and photo of the register carried a UTC offset
+    LOCAL = "local"  # the store's wall clock
+
+
 class Level(StrEnum):
     """The scope of an age_group_shares row."""
 
@@ -174,6 +181,21 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _rate("flagged_rate_28d", "flagged / restricted over the last 28 days"),
         Column("days_28d", pa.int32(), "published days the 28-day window really covers"),
     ),
+    "till_clocks": (
+        DAY,
+        STORE,
+        REGISTER,
+        Column("clock", pa.string(), "the clock matched on", allowed=_values(Clock)),
+        Column("offset_s", pa.float64(), "camera clock offset applied (seconds ahead of the till)"),
+        _count("receipts", "receipts paid at the register"),
+        _count("captures", "photos taken there (a burst in one second counts once)"),
+        _count("matched", "receipts that got a photo, by time or by manifest"),
+        _count("lagged", "photos whose lag to a payment was measured"),
+        _rate("median_lag_s", "median of paid_at - captured_at, seconds (positive: before paying)"),
+        _rate("p90_lag_s", "90th percentile of paid_at - captured_at, seconds"),
+        Column("threshold_s", pa.float64(), "half the match window: drift beyond it is flagged"),
+        Column("drift_suspected", pa.bool_(), "|median_lag_s| > threshold_s: check the camera"),
+    ),
     "runs": (
         DAY,
         Column("run_id", pa.string(), "one run of the day (a re-run adds a row)"),
@@ -192,6 +214,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
             for status in ReceiptStatus
         ),
         _count("alcohol_checks", "rows of alcohol_checks"),
+        Column(
+            "clocks_off",
+            pa.list_(pa.string()),
+            "registers whose camera clock looks off (till_clocks.drift_suspected), store/register",
+        ),
         Column("find_s", pa.float64(), "seconds finding photos and reading inputs"),
         Column("predict_s", pa.float64(), "seconds predicting ages"),
         Column("join_s", pa.float64(), "seconds matching and summing in DuckDB"),

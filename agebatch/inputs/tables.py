@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
@@ -11,15 +12,23 @@ from agebatch.duck import connect
 from agebatch.errors import InputError
 
 
-def read_table(path: Path, columns: dict[str, str], what: str) -> pa.Table:
-    """Read a Parquet or CSV file with typed columns (column -> DuckDB type), all required."""
+def read_table(
+    path: Path, columns: dict[str, str], what: str, nullable: Iterable[str] = ()
+) -> pa.Table:
+    """Read a Parquet or CSV file with typed columns (column -> DuckDB type); every column must
+    be there, and only those in `nullable` may have empty values."""
     with connect() as con:
-        load_table(con, "loaded", path, columns, what)
+        load_table(con, "loaded", path, columns, what, nullable)
         return con.table("loaded").fetch_arrow_table()
 
 
 def load_table(
-    con: duckdb.DuckDBPyConnection, name: str, path: Path, columns: dict[str, str], what: str
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    path: Path,
+    columns: dict[str, str],
+    what: str,
+    nullable: Iterable[str] = (),
 ) -> None:
     """Load a Parquet or CSV file as table `name` with typed columns, or say what is wrong."""
     if not path.is_file():
@@ -43,9 +52,10 @@ def load_table(
         )
     con.register(f"{name}_raw", rel)
     for column, type_ in columns.items():
+        empty = "false" if column in nullable else f'"{column}" is null'
         bad, example = con.execute(
             f'select count(*), any_value("{column}"::varchar) from {name}_raw '
-            f'where "{column}" is null or try_cast("{column}" as {type_}) is null'
+            f'where {empty} or (try_cast("{column}" as {type_}) is null and "{column}" is not null)'
         ).fetchall()[0]
         if bad:
             shown = "empty" if example is None else repr(example)

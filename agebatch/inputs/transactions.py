@@ -8,8 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from agebatch.duck import connect, sql
 from agebatch.errors import InputError
-from agebatch.inputs.tables import read_table
+from agebatch.inputs.tables import load_table, read_table
 
 # Column -> DuckDB type of each input table; every column is required, none may be null.
 TRANSACTION_COLUMNS = {
@@ -38,9 +39,23 @@ def transactions_file(folder: Path, day: dt.date) -> Path:
     )
 
 
-def read_transactions(folder: Path, day: dt.date) -> pa.Table:
-    """The day's line items, typed and checked."""
-    return read_table(transactions_file(folder, day), TRANSACTION_COLUMNS, "transactions")
+def read_transactions(folder: Path, day: dt.date, timezone: str) -> pa.Table:
+    """The day's line items, typed and checked; paid_at on the wall clock of `timezone`, and
+    paid_at_utc where the file's time carried a UTC offset (see sql/lines.sql)."""
+    path = transactions_file(folder, day)
+    with connect() as con:
+        text = {**TRANSACTION_COLUMNS, "paid_at": "varchar"}  # parsed below, offsets kept
+        load_table(con, "lines_raw", path, text, "transactions", nullable=("paid_at",))
+        bad, example = con.execute(
+            "select count(*), any_value(paid_at) from lines_raw "
+            "where try_cast(paid_at as timestamptz) is null"
+        ).fetchall()[0]
+        if bad:
+            raise InputError(
+                f"Transactions file {path}: column paid_at has {bad} value(s) that are empty or "
+                f"not of type timestamp (e.g. {example!r})."
+            )
+        return con.sql(sql("lines"), params={"timezone": timezone}).to_arrow_table()
 
 
 def read_catalog(path: Path) -> pa.Table:

@@ -18,6 +18,8 @@ def summary_rows(record: RunRecord) -> list[dict[str, object]]:
         if name in ("started_at", "agebatch_version"):
             continue
         shown = value.isoformat() if hasattr(value, "isoformat") else value
+        if isinstance(shown, list):
+            shown = ", ".join(shown) or "none"
         rows.append(
             {"measure": name, "value": round(shown, 2) if isinstance(shown, float) else shown}
         )

@@ -193,7 +193,7 @@ def test_demo_generates_runs_and_reports(
     assert run_demo(work, receipts=60, seed=1, model=brightness_model_path) == 0
     printed = capsys.readouterr().out
     tables = "age_group_purchases, age_group_shares, alcohol_checks, cashier_compliance"
-    assert f"{tables}, receipt_ages, runs." in printed
+    assert f"{tables}, receipt_ages, runs, till_clocks." in printed
     assert "Alcohol sales to review (alcohol_checks):" in printed
     assert "read_parquet(" in printed
     assert len(_read(work / "out", "receipt_ages")) == 60
