@@ -20,6 +20,7 @@ from agebatch.config import RunConfig
 from agebatch.errors import InputError
 from agebatch.predict.model import AgeModel, load_model
 from agebatch.reports.summary import summary_rows, top_cashiers
+from agebatch.runlog import to_run_log
 
 
 def _not_input_error(task, task_run, state) -> bool:
@@ -79,7 +80,12 @@ def publish(
 @flow(name="agebatch-nightly", log_prints=False)
 def nightly(config: RunConfig, day: dt.date | None = None) -> dict[str, object]:
     """Turn one day's checkout photos and transactions into published age analytics."""
-    day = day or config.yesterday()
+    with to_run_log():  # agebatch's own lines (counts, where it published) in this run's log
+        return _nightly(config, day or config.yesterday())
+
+
+def _nightly(config: RunConfig, day: dt.date) -> dict[str, object]:
+    """The flow's body: load → find → predict → join → publish, then the run's artifacts."""
     model = load(config)
     run = pipeline.start(model, day)
     found = find(config, day)

@@ -72,7 +72,6 @@ def run_demo(
     # Prefect keeps its state in the demo folder unless the user points it at a server.
     os.environ.setdefault("PREFECT_HOME", str(workdir / ".prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "agebatch")
     from agebatch.flows.nightly import nightly
 
     nightly(config=config, day=day)

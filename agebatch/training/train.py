@@ -33,6 +33,7 @@ from agebatch.errors import InputError
 from agebatch.predict.card import CARD_SCHEMA, ModelCard
 from agebatch.predict.images import load_faces
 from agebatch.predict.model import AgeModel, bundled_model_path, compute_device, load_model
+from agebatch.quiet import import_keras
 from agebatch.training.evaluate import (
     LabelledFaces,
     confusion_record,
@@ -382,8 +383,7 @@ def train(
     names = [p.name for p in faces.paths]
     is_val = validation_split(names, config.val_share, config.seed)
 
-    import keras
-
+    keras = import_keras()
     keras.utils.set_random_seed(config.seed)
     gpu = compute_device() == "GPU"
     card = base_card(config)
