@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 STATEMENTS = (
     "receipt_ages",
     "age_group_purchases",
+    "age_group_receipts",
     "age_group_shares",
     "restricted_sales",
     "alcohol_checks",
@@ -46,7 +47,7 @@ def join_day(
 ) -> dict[str, pa.Table]:
     """Match each receipt to its shopper's age, sum purchases per age group and list the
     restricted sales to review, in DuckDB; returns the tables to publish."""
-    groups = pd.DataFrame(age_group_labels(tuple(age_bounds)), columns=["label", "low", "high"])
+    groups = age_groups_frame(age_bounds)
     inputs = {
         "lines": lines,
         "catalog": catalog,
@@ -81,3 +82,12 @@ def join_day(
         tables["alcohol_checks"].num_rows,
     )
     return tables
+
+
+def age_groups_frame(age_bounds: Sequence[int]) -> pd.DataFrame:
+    """The age groups the SQL reads: label, [low, high) as numbers for matching ages, and the
+    whole-year bounds published beside each label (0 for the first group, null past the last)."""
+    groups = pd.DataFrame(age_group_labels(tuple(age_bounds)), columns=["label", "low", "high"])
+    groups["low_years"] = pd.array(groups["low"].clip(lower=0), dtype="Int32")
+    groups["high_years"] = pd.array(groups["high"].where(groups["high"] != float("inf")), "Int32")
+    return groups

@@ -1,7 +1,7 @@
 -- One row per receipt of the day with the age of the shopper photographed when paying.
 -- Inputs: lines (typed transactions), captures (photos with predicted_age and status: ok,
 -- unreadable, or no_face for a frame in which no shopper's face was found),
--- age_groups (label, low, high). Parameters: $day, $before_s, $after_s, $model_version.
+-- age_groups (label, low, high, low_years, high_years). Parameters: $day, $before_s, $after_s, $model_version.
 with receipts as (
     select
         receipt_id,
@@ -74,6 +74,8 @@ final as (
         matched.photo,
         matched.predicted_age,
         age_groups.label as age_group,
+        age_groups.low_years as age_group_low,
+        age_groups.high_years as age_group_high,
         -- matched, no_photo, or the capture's reason for having no age: unreadable, no_face
         case
             when matched.photo is null then 'no_photo'
