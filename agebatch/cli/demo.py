@@ -91,9 +91,10 @@ def run_demo(
     for back in range(days - 1, -1, -1):
         each = day - dt.timedelta(days=back)
         print(f"Generating {receipts} receipts for {each} from {source} under {data} …")
-        # Day after day, different receipts: the first day has the seed's own.
+        # Each day its own receipts; the last day always has the seed's own, so the latest day
+        # holds the same figures whatever --days says.
         samples.append(
-            make_sample_day(data, each, receipts=receipts, seed=seed + days - 1 - back, faces=faces)
+            make_sample_day(data, each, receipts=receipts, seed=seed + back, faces=faces)
         )
     sample = samples[-1]
     config = sample.config(out, model=model)
