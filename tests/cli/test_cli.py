@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import re
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -133,6 +134,18 @@ def _break(sample: SampleDay, problem: str, tmp_path: Path) -> tuple[list[str], 
         lines["paid_at"] = "soon"
         lines.to_parquet(tx)
         return [], "column paid_at has 1.* not of type timestamp"
+    if problem == "zoned times":
+        lines = pd.read_parquet(tx)
+        lines["paid_at"] = lines["paid_at"].dt.tz_localize("Europe/London")
+        lines.to_parquet(tx)
+        return [], "paid_at carries a time zone \\(a TIMESTAMP WITH TIME ZONE column\\)"
+    if problem == "zoned csv times":
+        lines = pd.read_parquet(tx)
+        lines["paid_at"] = lines["paid_at"].dt.strftime("%Y-%m-%dT%H:%M:%S")
+        lines.loc[3, "paid_at"] += "+01:00"
+        lines.to_csv(tx.with_suffix(".csv"), index=False)
+        tx.unlink()
+        return [], "paid_at carries a time zone \\(2026-11-24T.*\\+01:00\\); give the store's"
     if problem == "missing catalog":
         sample.catalog.unlink()
         return [], "Catalog file .* does not exist"
@@ -157,6 +170,8 @@ def _break(sample: SampleDay, problem: str, tmp_path: Path) -> tuple[list[str], 
         "unreadable transactions",
         "missing column",
         "wrong type",
+        "zoned times",
+        "zoned csv times",
         "missing catalog",
         "unreadable model",
         "bad face regions",
@@ -197,4 +212,5 @@ def test_run_reads_csv_transactions_and_parquet_catalog(
     # Photos live under S01/…, the tills now say 001: no receipt can match a photo.
     assert set(ages["status"]) == {"no_photo"}
     purchases = pd.read_parquet(tmp_path / "out" / "age_group_purchases")
-    assert purchases["revenue"].sum() == pytest.approx(lines["amount"].sum())
+    # Exact to the cent: revenue is DECIMAL(18, 2), the CSV's amounts are read as decimals.
+    assert purchases["revenue"].sum() == sum(Decimal(f"{a:.2f}") for a in lines["amount"])
