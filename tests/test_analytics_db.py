@@ -103,7 +103,20 @@ def test_a_reader_keeps_its_file_while_the_database_is_rewritten(out: Path, tmp_
     total = "select sum(revenue) from age_group_purchases"
     assert reader.sql(total).fetchone()[0] == Decimal("122.40")
     _publish(out, "age_group_purchases", NEW + dt.timedelta(days=1), _new_purchases("1.00"))
-    write_analytics_db(out, db)  # a new file renamed over the old one, never written in place
+    # A BI tool in another process holds the file open (DuckDB locks it): the new file is
+    # written beside it and renamed over it, never written in place.
+    hold = "import duckdb, sys, time; duckdb.connect(sys.argv[1], read_only=True); print('open')"
+    tool = subprocess.Popen(
+        [sys.executable, "-c", hold + "; sys.stdout.flush(); time.sleep(60)", str(db)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert tool.stdout.readline().strip() == "open"
+        write_analytics_db(out, db)
+    finally:
+        tool.kill()
+        tool.wait()
     assert reader.sql(total).fetchone()[0] == Decimal("123.40")  # views read today's files
     assert duckdb.connect(str(db), read_only=True).sql(total).fetchone()[0] == Decimal("123.40")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.duckdb", "out"]  # no scratch left
