@@ -172,6 +172,11 @@ class RunConfig(PredictConfig):
     )
     catalog: Path = Field(description="the product catalog, .parquet or .csv")
     out: Path = Field(description="the output root of the published Parquet datasets")
+    analytics_db: OptionalPath = Field(
+        None,
+        description="the DuckDB file with one view per dataset that each run refreshes for "
+        "analysts' tools (default: analytics.duckdb in the output root)",
+    )
     timezone: TimeZone = Field(
         "Europe/London", description="the chain's time zone (its nightly 'yesterday', schedule)"
     )

@@ -24,3 +24,8 @@ def sql(name: str) -> str:
     """The text of sql/<name>.sql (one statement, ending in `select * from final`), shipped as
     package data agebatch.sql."""
     return resources.files("agebatch.sql").joinpath(f"{name}.sql").read_text()
+
+
+def literal(text: str) -> str:
+    """A SQL string literal, for the places DuckDB cannot bind a parameter (a view's body)."""
+    return "'" + text.replace("'", "''") + "'"

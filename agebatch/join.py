@@ -30,6 +30,7 @@ STATEMENTS = (
     "receipt_captures",
     "receipt_ages",
     "age_group_purchases",
+    "age_group_receipts",
     "age_group_shares",
     "restricted_sales",
     "alcohol_checks",
@@ -74,7 +75,7 @@ def join_day(
     seconds a camera's clock runs ahead of its till's. Registers whose camera clock looks off
     (till_clocks.drift_suspected) are logged.
     """
-    groups = pd.DataFrame(age_group_labels(tuple(age_bounds)), columns=["label", "low", "high"])
+    groups = age_groups_frame(age_bounds)
     inputs = {
         "lines": _with_nulls(lines, "paid_at_utc"),
         "catalog": catalog,
@@ -134,3 +135,12 @@ def _with_nulls(table: pa.Table | pd.DataFrame, column: str) -> pa.Table | pd.Da
     if column in table.columns:
         return table
     return table.assign(**{column: pd.Series(pd.NaT, index=table.index, dtype="datetime64[us]")})
+
+
+def age_groups_frame(age_bounds: Sequence[int]) -> pd.DataFrame:
+    """The age groups the SQL reads: label, [low, high) as numbers for matching ages, and the
+    whole-year bounds published beside each label (0 for the first group, null past the last)."""
+    groups = pd.DataFrame(age_group_labels(tuple(age_bounds)), columns=["label", "low", "high"])
+    groups["low_years"] = pd.array(groups["low"].clip(lower=0), dtype="Int32")
+    groups["high_years"] = pd.array(groups["high"].where(groups["high"] != float("inf")), "Int32")
+    return groups

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agebatch import __version__
+from agebatch.analytics_db import write_analytics_db
 from agebatch.config import Region, RunConfig, age_group_labels
 from agebatch.duck import connect
 from agebatch.inputs.captures import Captures, find_captures
@@ -121,7 +122,7 @@ def start(model: AgeModel, day: dt.date) -> Run:
     return Run(
         run_id=new_run_id(),
         day=day,
-        started_at=dt.datetime.now().replace(microsecond=0),
+        started_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
         model_version=model.version,
         device=compute_device(),
     )
@@ -249,6 +250,11 @@ def publish(config: RunConfig, tables: Mapping[str, pa.Table], record: RunRecord
     return Published(final[0], folders)
 
 
+def refresh_analytics_db(config: RunConfig) -> Path:
+    """Rewrite the analytics database (one DuckDB view per dataset) over the output root."""
+    return write_analytics_db(config.out, config.analytics_db)[0]
+
+
 def run_day(
     config: RunConfig,
     day: dt.date,
@@ -261,4 +267,6 @@ def run_day(
     found = find(config, day)
     predicted = predict(config, found, model, progress and progress(len(found.captures.table)))
     joined = join(config, day, found, predicted, model)
-    return publish(config, joined.tables, run_record(run, found, predicted, joined))
+    published = publish(config, joined.tables, run_record(run, found, predicted, joined))
+    refresh_analytics_db(config)
+    return published

@@ -61,6 +61,11 @@ class Level(StrEnum):
 
 
 UNKNOWN_GROUP = "unknown"  # age_group of purchases on receipts without an age
+WITH_UNKNOWN = ("age_group_purchases", "age_group_receipts")  # tables that sum every receipt
+
+# Exact types: money to the cent, quantities to the gram (weighed goods), never binary floats.
+MONEY = pa.decimal128(18, 2)
+QUANTITY = pa.decimal128(12, 3)
 
 
 @dataclass(frozen=True)
@@ -91,10 +96,25 @@ REGISTER = Column("register_id", pa.string(), "till (register) in the store")
 CASHIER = Column("cashier_id", pa.string(), "cashier who rang the receipt up")
 RECEIPT = Column("receipt_id", pa.string(), "receipt")
 PAID_AT = Column(
-    "paid_at", pa.timestamp("us"), "when the receipt was paid, the store's local wall clock"
+    "paid_at",
+    pa.timestamp("us"),
+    "when the receipt was paid: the store's local wall clock (a UTC offset the till wrote is "
+    "converted to it)",
 )
 AGE = Column("predicted_age", pa.float64(), "the model's age of the shopper, years", True)
 AGE_GROUP = Column("age_group", pa.string(), "age group of predicted_age, e.g. 18-24", True)
+AGE_GROUP_LOW = Column(
+    "age_group_low",
+    pa.int32(),
+    "youngest age of the group, whole years (0 for the first group): order age groups by it",
+    nullable=True,
+)
+AGE_GROUP_HIGH = Column(
+    "age_group_high",
+    pa.int32(),
+    "first age past the group (a group holds low <= age < high); null for the last, open group",
+    nullable=True,
+)
 
 
 def _count(name: str, description: str) -> Column:
@@ -116,6 +136,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("photo", pa.string(), "the matched photo, relative to the day folder", True),
         AGE,
         AGE_GROUP,
+        AGE_GROUP_LOW,
+        AGE_GROUP_HIGH,
         Column(
             "status",
             pa.string(),
@@ -132,17 +154,47 @@ TABLES: dict[str, tuple[Column, ...]] = {
             pa.string(),
             f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age",
         ),
+        AGE_GROUP_LOW,
+        AGE_GROUP_HIGH,
         Column("category", pa.string(), "catalog category ('uncategorised': sku not in it)"),
-        _count("receipts", "receipts with items of the category (not additive across categories)"),
-        Column("units", pa.float64(), "units sold, net of returns"),
-        Column("revenue", pa.float64(), "line totals, net of returns"),
+        Column(
+            "age_restricted",
+            pa.bool_(),
+            "the lines' skus are age-restricted (alcohol) in the catalog; false for uncategorised",
+        ),
+        _count(
+            "category_receipts",
+            "receipts with lines of this category: a receipt counts once in every category it "
+            "bought, so never sum it across categories (use age_group_receipts.receipts)",
+        ),
+        Column("units", QUANTITY, "units (or kg of weighed goods) sold, net of returns"),
+        Column("revenue", MONEY, "line totals, net of returns"),
+    ),
+    "age_group_receipts": (
+        DAY,
+        STORE,
+        Column(
+            "age_group",
+            pa.string(),
+            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age",
+        ),
+        AGE_GROUP_LOW,
+        AGE_GROUP_HIGH,
+        _count("receipts", "receipts of the group: adds up to the store's and the day's receipts"),
+        Column("revenue", MONEY, "the receipts' line totals, net of returns"),
     ),
     "age_group_shares": (
         DAY,
         Column("level", pa.string(), "store or chain", allowed=_values(Level)),
         Column("store_id", pa.string(), "store (null at chain level)", nullable=True),
         Column("age_group", pa.string(), "age group"),
-        _count("receipts", "matched receipts whose shopper's age fell in the group"),
+        AGE_GROUP_LOW,
+        AGE_GROUP_HIGH,
+        _count(
+            "receipts",
+            "matched receipts whose shopper's age fell in the group (sum within one level: "
+            "chain rows repeat the stores' receipts)",
+        ),
         Column("share", pa.float64(), "receipts / all matched receipts of the scope"),
         _rate("corrected_share", "share corrected for the model's known confusion"),
         Column("correction", pa.string(), "how corrected_share was computed"),
@@ -156,8 +208,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         PAID_AT,
         AGE,
         Column("restricted_skus", pa.list_(pa.string()), "age-restricted skus sold"),
-        Column("restricted_units", pa.float64(), "age-restricted units, net of returns"),
-        Column("restricted_amount", pa.float64(), "amount of the age-restricted lines"),
+        Column("restricted_units", QUANTITY, "age-restricted units, net of returns"),
+        Column("restricted_amount", MONEY, "amount of the age-restricted lines"),
         Column("reason", pa.string(), "why the sale is to review", allowed=_values(Reason)),
         Column("legal_age", pa.float64(), "the store's legal age"),
         Column("challenge_age", pa.float64(), "the store's challenge age"),
@@ -199,7 +251,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "runs": (
         DAY,
         Column("run_id", pa.string(), "one run of the day (a re-run adds a row)"),
-        Column("started_at", pa.timestamp("us"), "when the run started, local time"),
+        Column("started_at", pa.timestamp("us", tz="UTC"), "when the run started (UTC)"),
         Column("agebatch_version", pa.string(), "agebatch version"),
         MODEL_VERSION,
         Column("device", pa.string(), "CPU or GPU"),
@@ -229,6 +281,33 @@ TABLES: dict[str, tuple[Column, ...]] = {
 PARTITION = DAY.name  # every table is partitioned by day; the value lives in the folder name
 
 
+@dataclass(frozen=True)
+class About:
+    """What one row of a published table is, and the columns that tell rows apart."""
+
+    grain: str
+    key: tuple[str, ...]
+
+
+ABOUT: dict[str, About] = {
+    "receipt_ages": About("receipt", ("day", "receipt_id")),
+    "age_group_purchases": About(
+        "store, age group, category and age_restricted",
+        ("day", "store_id", "age_group", "category", "age_restricted"),
+    ),
+    "age_group_receipts": About("store and age group", ("day", "store_id", "age_group")),
+    "age_group_shares": About(
+        "level (store, chain), store and age group", ("day", "level", "store_id", "age_group")
+    ),
+    "alcohol_checks": About("age-restricted sale to review", ("day", "receipt_id")),
+    "cashier_compliance": About(
+        "store and cashier with age-restricted sales that day", ("day", "store_id", "cashier_id")
+    ),
+    "till_clocks": About("store and register", ("day", "store_id", "register_id")),
+    "runs": About("run of the day (a re-run adds a row)", ("day", "run_id")),
+}
+
+
 def schema(table: str) -> pa.Schema:
     """The Arrow schema of a published table (its day column included)."""
     return pa.schema([column.field() for column in TABLES[table]])
@@ -242,7 +321,7 @@ def conform(table: str, data: pa.Table, age_groups: Mapping[str, object] | None 
     """The table cast to its schema, after checking names, order, nulls and allowed values.
 
     age_groups: the run's age-group labels, which age_group columns must hold (besides null and,
-    in age_group_purchases, 'unknown').
+    in the WITH_UNKNOWN tables, 'unknown').
     """
     target = schema(table)
     if data.column_names != target.names:
@@ -259,9 +338,7 @@ def conform(table: str, data: pa.Table, age_groups: Mapping[str, object] | None 
         values = data.column(column.name)
         allowed = column.allowed
         if column.name == "age_group" and age_groups is not None:
-            allowed = (
-                (*age_groups, UNKNOWN_GROUP) if table == "age_group_purchases" else (*age_groups,)
-            )
+            allowed = (*age_groups, UNKNOWN_GROUP) if table in WITH_UNKNOWN else (*age_groups,)
         if allowed is not None:
             found = set(pc.unique(values.drop_null()).to_pylist())
             if found - set(allowed):

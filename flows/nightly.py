@@ -77,6 +77,12 @@ def publish(
     return pipeline.publish(config, tables, record)
 
 
+@task(cache_policy=NO_CACHE, **_IO)
+def analytics_db(config: RunConfig) -> str:
+    """Refresh the DuckDB file analysts' tools open (one view per dataset over the output)."""
+    return str(pipeline.refresh_analytics_db(config))
+
+
 @flow(name="agebatch-nightly", log_prints=False)
 def nightly(config: RunConfig, day: dt.date | None = None) -> dict[str, object]:
     """Turn one day's checkout photos and transactions into published age analytics."""
@@ -92,6 +98,7 @@ def _nightly(config: RunConfig, day: dt.date) -> dict[str, object]:
     predicted = predict(config, found, model)
     joined = join(config, day, found, predicted, model)
     published = publish(config, joined.tables, pipeline.run_record(run, found, predicted, joined))
+    analytics_db(config)
     rows = summary_rows(published.record)
     create_table_artifact(
         table=rows,

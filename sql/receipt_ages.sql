@@ -1,6 +1,7 @@
 -- One row per receipt of the day with the age of the shopper photographed when paying: the
 -- photo receipt_captures pairs it with (one photo, one shopper; the rule is written there).
--- Inputs: receipt_times, receipt_captures, age_groups (label, low, high).
+-- Inputs: receipt_times, receipt_captures, age_groups (label, low, high, low_years,
+-- high_years).
 -- Parameters: $day, $model_version.
 with paired as (
     select
@@ -27,6 +28,8 @@ final as (
         paired.photo,
         paired.predicted_age,
         age_groups.label as age_group,
+        age_groups.low_years as age_group_low,
+        age_groups.high_years as age_group_high,
         -- matched, no_photo, or the capture's reason for having no age: unreadable, no_face
         case
             when paired.photo is null then 'no_photo'

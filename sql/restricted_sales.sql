@@ -19,8 +19,8 @@ restricted as (
     select
         receipt_id,
         list(distinct sku order by sku) filter (where quantity > 0) as restricted_skus,
-        sum(quantity) as restricted_units,
-        sum(amount)::double as restricted_amount
+        sum(quantity)::decimal(12, 3) as restricted_units,
+        sum(amount)::decimal(18, 2) as restricted_amount
     from restricted_lines
     group by receipt_id
     having sum(quantity) > 0

@@ -4,6 +4,7 @@ UTC offsets and the daylight-saving nights, on generated days in a real DuckDB."
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -105,7 +106,8 @@ def assert_one_to_one(
         lag_s = (paid - taken).total_seconds()
         assert -WINDOW_AFTER_S <= lag_s <= WINDOW_BEFORE_S, (row.receipt_id, row.photo, lag_s)
     revenue = sum(tables["age_group_purchases"]["revenue"].to_pylist())
-    assert revenue == pytest.approx(sum(lines["amount"].to_pylist()), abs=1e-6)
+    sales = sum(Decimal(str(amount)) for amount in lines["amount"].to_pylist())
+    assert revenue == sales  # exact: money is DECIMAL(18,2)
 
 
 def _utc_registers(lines: pa.Table, captures: pd.DataFrame) -> set[tuple[str, str]]:

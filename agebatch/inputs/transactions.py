@@ -20,7 +20,7 @@ TRANSACTION_COLUMNS = {
     "cashier_id": "varchar",
     "paid_at": "timestamp",
     "sku": "varchar",
-    "quantity": "double",
+    "quantity": "decimal(12, 3)",
     "amount": "decimal(18, 2)",
 }
 CATALOG_COLUMNS = {"sku": "varchar", "category": "varchar", "age_restricted": "boolean"}

@@ -53,7 +53,8 @@ def example_query(out: Path) -> str:
     """A shell command (Python + DuckDB) that shows the age-group purchases under out."""
     glob = out.resolve() / "age_group_purchases" / "*" / "*.parquet"
     query = (
-        "select day, age_group, sum(units) as units, round(sum(revenue), 2) as revenue "
-        f"from read_parquet('{glob}', hive_partitioning = true) group by all order by all"
+        "select day, age_group, sum(revenue) as revenue "
+        f"from read_parquet('{glob}', hive_partitioning = true) "
+        "group by day, age_group, age_group_low order by day, age_group_low nulls last"
     )
     return f'{sys.executable} -c "import duckdb; duckdb.sql(\\"{query}\\").show()"'
