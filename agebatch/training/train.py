@@ -36,6 +36,8 @@ from agebatch.predict.model import AgeModel, bundled_model_path, compute_device,
 from agebatch.training.evaluate import (
     LabelledFaces,
     confusion_record,
+    curve_measurable,
+    curve_record,
     evaluate,
     read_labelled,
     validation_faces,
@@ -645,9 +647,13 @@ def measure(
             "model_version": before["model_version"],
             **{key: before[key] for key in ERROR_KEYS},
         }
+    curve = curve_measurable(result) and curve_record(
+        result, faces_dir.name, "validation", model.card
+    )
     card = model.card.updated(
         error=error,
         age_confusion=confusion_record(faces, predicted, "validation"),
+        operating_curve=curve or None,
         training=training,
     )
     card.write(model_path)
