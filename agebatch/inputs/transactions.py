@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 
 from agebatch.errors import InputError
 from agebatch.inputs.tables import read_table
+from agebatch.schema import AgeCheck
 
 # Column -> DuckDB type of each input table; every column is required, none may be null.
 TRANSACTION_COLUMNS = {
@@ -22,6 +23,11 @@ TRANSACTION_COLUMNS = {
     "quantity": "double",
     "amount": "decimal(18, 2)",
 }
+# Optional: the till's age check on the receipt (id_seen, id_refused, not_asked; empty: not
+# recorded). Without the column the day records no age checks at all.
+AGE_CHECK = "age_check"
+RECORDED_CHECKS = (AgeCheck.ID_SEEN, AgeCheck.ID_REFUSED, AgeCheck.NOT_ASKED)
+CHECK_COLUMNS = {AGE_CHECK: "varchar"}
 CATALOG_COLUMNS = {"sku": "varchar", "category": "varchar", "age_restricted": "boolean"}
 
 
@@ -39,8 +45,54 @@ def transactions_file(folder: Path, day: dt.date) -> Path:
 
 
 def read_transactions(folder: Path, day: dt.date) -> pa.Table:
-    """The day's line items, typed and checked."""
-    return read_table(transactions_file(folder, day), TRANSACTION_COLUMNS, "transactions")
+    """The day's line items, typed and checked (with age_check when the file has it)."""
+    path = transactions_file(folder, day)
+    lines = read_table(path, TRANSACTION_COLUMNS, "transactions", optional=CHECK_COLUMNS)
+    if AGE_CHECK in lines.column_names:
+        _check_age_checks(lines, path)
+    return lines
+
+
+def receipt_checks(lines: pa.Table) -> pa.Table | None:
+    """One recorded age check per receipt (receipt_id, age_check), receipts with none left out;
+    None when the transactions have no age_check column (checks not recorded that day)."""
+    if AGE_CHECK not in lines.column_names:
+        return None
+    recorded = lines.select(["receipt_id", AGE_CHECK]).filter(pc.is_valid(lines[AGE_CHECK]))
+    checks = recorded.group_by("receipt_id").aggregate([(AGE_CHECK, "distinct")])
+    return pa.table(
+        {
+            "receipt_id": checks["receipt_id"],
+            AGE_CHECK: pc.list_element(checks[f"{AGE_CHECK}_distinct"], 0),
+            "outcomes": pc.list_value_length(checks[f"{AGE_CHECK}_distinct"]),
+        }
+    )
+
+
+def _check_age_checks(lines: pa.Table, path: Path) -> None:
+    """Known outcomes only, and one outcome per receipt (other lines may leave it empty)."""
+    found = set(pc.unique(lines[AGE_CHECK].drop_null()).to_pylist())
+    unknown = sorted(found - set(RECORDED_CHECKS))
+    if unknown:
+        raise InputError(
+            f"Transactions file {path}: column {AGE_CHECK} holds {unknown[0]!r}; allowed are "
+            f"{', '.join(RECORDED_CHECKS)} or empty (not recorded)."
+        )
+    checks = receipt_checks(lines)
+    torn = checks.filter(pc.greater(checks["outcomes"], 1))
+    if torn.num_rows:
+        receipt = torn["receipt_id"][0].as_py()
+        values = sorted(
+            lines.filter(pc.equal(lines["receipt_id"], receipt))[AGE_CHECK]
+            .drop_null()
+            .unique()
+            .to_pylist()
+        )
+        raise InputError(
+            f"Transactions file {path}: receipt {receipt} has the age checks "
+            f"{' and '.join(values)} on its lines; a receipt records one outcome (other lines "
+            "may leave it empty)."
+        )
 
 
 def read_catalog(path: Path) -> pa.Table:
