@@ -329,8 +329,9 @@ def base_card(config: TrainConfig) -> dict[str, Any]:
     named = {"name": f"agebatch-{config.arch}-trained", "version": f"{config.arch}-trained"}
     if config.arch == "default":
         card = ModelCard.read(bundled_model_path()).to_dict()
-        for stale in ("error", "age_confusion", "group_confusion", "test_time_augmentation"):
-            card.pop(stale, None)
+        stale = ("error", "age_confusion", "group_confusion", "test_time_augmentation")
+        for measured in (*stale, "operating_curve"):
+            card.pop(measured, None)
         card["architecture"]["fine_tuned_from"] = card["version"]
         return card | named
     size = config.image_size
