@@ -104,6 +104,9 @@ AgeBounds = Annotated[tuple[int, ...], _checked(parse_age_bounds)]
 FaceRegion = Annotated[Region, _checked(parse_region)]
 TimeZone = Annotated[str, _checked(parse_timezone)]
 OptionalPath = Annotated[Path | None, BeforeValidator(_none_if_empty)]
+OptionalShare = Annotated[
+    Annotated[float, Field(ge=0, le=1)] | None, BeforeValidator(_none_if_empty)
+]
 
 
 class PredictConfig(BaseModel):
@@ -207,6 +210,12 @@ class RunConfig(PredictConfig):
     policy: OptionalPath = Field(
         None, description="per-store ages: CSV or Parquet with store_id,legal_age,challenge_age"
     )
+    max_teen_miss: OptionalShare = Field(
+        None,
+        description="flag predicted ages below the lowest threshold whose measured share of "
+        "13-17-year-olds read at or above it is at most this (e.g. 0.10; from the model card's "
+        "operating curve), in every store, instead of the challenge age",
+    )
     face_regions: OptionalPath = Field(
         None,
         description="per-camera face regions: CSV or Parquet with "
@@ -217,6 +226,11 @@ class RunConfig(PredictConfig):
     def _ages_in_order(self) -> Self:
         if self.legal_age > self.challenge_age:
             raise ValueError("the legal age must be at most the challenge age")
+        if self.max_teen_miss is not None and self.margin > 0:
+            raise ValueError(
+                "max_teen_miss chooses the flag threshold from measured error rates, which a "
+                "margin would shift: give one of max_teen_miss and margin"
+            )
         return self
 
     def day_folder(self, day: dt.date) -> Path:

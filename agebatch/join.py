@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from agebatch.config import age_group_labels
 from agebatch.duck import sql
-from agebatch.reports.compliance import ComplianceInputs
+from agebatch.reports.compliance import CHECKS_SCHEMA, ComplianceInputs
 from agebatch.schema import ReceiptStatus
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,10 @@ def join_day(
         "policy": compliance.store_policies,
         "margins": compliance.error_margins,
         "history": compliance.history,
+        "curve": compliance.curve,
+        "age_checks": (
+            CHECKS_SCHEMA.empty_table() if compliance.age_checks is None else compliance.age_checks
+        ),
     }
     for name, table in inputs.items():
         con.register(name, table)
@@ -100,6 +104,8 @@ def join_day(
         "days_28d": compliance.days_28d,
         "search_s": CLOCK_SEARCH_S,
         "bin_s": CLOCK_BIN_S,
+        "flag_threshold": compliance.chosen_threshold,
+        "checks_recorded": compliance.age_checks is not None,
     }
     for name in STATEMENTS:
         statement = sql(name)

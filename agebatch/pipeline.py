@@ -25,12 +25,12 @@ from agebatch.duck import connect
 from agebatch.inputs.captures import Captures, find_captures
 from agebatch.inputs.clocks import read_clock_offsets
 from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
-from agebatch.inputs.transactions import read_catalog, read_transactions
+from agebatch.inputs.transactions import read_catalog, read_transactions, receipt_checks
 from agebatch.join import join_day
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
 from agebatch.publish import new_run_id, publish_day
-from agebatch.reports.compliance import compliance_inputs
+from agebatch.reports.compliance import ComplianceInputs, compliance_inputs
 from agebatch.reports.shares import add_corrected_shares
 from agebatch.schema import ReceiptStatus, conform, schema
 
@@ -58,6 +58,7 @@ class Found:
     face_regions: dict[RegionKey, Region] | None  # per camera, from face_regions
     clock_offsets: pa.Table | None  # per camera, from clock_offsets
     seconds: float
+    age_checks: pa.Table | None  # receipt_id, age_check; None: the day records none
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Joined:
 
     tables: dict[str, pa.Table]
     seconds: float
+    compliance: ComplianceInputs  # the policy, threshold and checks the report used
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,12 @@ class RunRecord:
     receipts_unreadable: int
     receipts_no_face: int
     alcohol_checks: int
+    age_checks_recorded: bool
+    missed_checks: int | None
+    max_teen_miss: float | None
+    flag_threshold: float | None
+    expected_teen_miss: float | None
+    expected_adult_flag: float | None
     clocks_off: list[str]
     find_s: float
     predict_s: float
@@ -137,7 +145,11 @@ def find(config: RunConfig, day: dt.date) -> Found:
     regions = read_face_regions(config.face_regions) if config.face_regions else None
     offsets = read_clock_offsets(config.clock_offsets) if config.clock_offsets else None
     log.info("Read %d transaction lines and %d catalog items", lines.num_rows, catalog.num_rows)
-    return Found(captures, lines, catalog, regions, offsets, time.perf_counter() - started)
+    checks = receipt_checks(lines)
+    if checks is None:
+        log.info("No age_check column in the transactions: missed ID checks are not counted")
+    seconds = time.perf_counter() - started
+    return Found(captures, lines, catalog, regions, offsets, seconds, checks)
 
 
 def predict(
@@ -175,6 +187,7 @@ def join(
     """Match receipts to ages, sum purchases per age group, list restricted sales to review;
     every table checked against its published schema."""
     started = time.perf_counter()
+    compliance = compliance_inputs(config, model.card, day, found.age_checks)
     with connect() as con:
         tables = join_day(
             con,
@@ -186,7 +199,7 @@ def join(
             age_bounds=config.age_groups,
             window_before_s=config.window_before_s,
             window_after_s=config.window_after_s,
-            compliance=compliance_inputs(config, model.card, day),
+            compliance=compliance,
             clock_offsets=found.clock_offsets,
         )
     confusion = model.card.age_confusion
@@ -198,7 +211,7 @@ def join(
     )
     groups = [label for label, *_ in age_group_labels(config.age_groups)]
     tables = {name: conform(name, table, groups) for name, table in tables.items()}
-    return Joined(tables, time.perf_counter() - started)
+    return Joined(tables, time.perf_counter() - started, compliance)
 
 
 def run_record(run: Run, found: Found, predicted: Predicted, joined: Joined) -> RunRecord:
@@ -208,6 +221,10 @@ def run_record(run: Run, found: Found, predicted: Predicted, joined: Joined) -> 
     receipts = {
         f"receipts_{value}": pc.sum(pc.equal(status, value)).as_py() or 0 for value in ReceiptStatus
     }
+    checks = joined.tables["alcohol_checks"]
+    compliance = joined.compliance
+    recorded = compliance.age_checks is not None
+    expected_teen_miss, expected_adult_flag = compliance.expected(compliance.flag_threshold)
     return RunRecord(
         day=run.day,
         run_id=run.run_id,
@@ -222,7 +239,13 @@ def run_record(run: Run, found: Found, predicted: Predicted, joined: Joined) -> 
         files_ignored=found.captures.ignored,
         receipts=len(status),
         **receipts,
-        alcohol_checks=joined.tables["alcohol_checks"].num_rows,
+        alcohol_checks=checks.num_rows,
+        age_checks_recorded=recorded,
+        missed_checks=(pc.sum(checks["missed_check"]).as_py() or 0) if recorded else None,
+        max_teen_miss=compliance.max_teen_miss,
+        flag_threshold=compliance.flag_threshold,
+        expected_teen_miss=expected_teen_miss,
+        expected_adult_flag=expected_adult_flag,
         clocks_off=[
             f"{row['store_id']}/{row['register_id']}"
             for row in joined.tables["till_clocks"].to_pylist()

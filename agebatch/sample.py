@@ -14,7 +14,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from agebatch.config import RunConfig
-from agebatch.schema import ReceiptStatus
+from agebatch.schema import AgeCheck, ReceiptStatus
 
 # sku prefix, category, age_restricted, price, buyers' typical ages (mean, spread)
 CATEGORIES = [
@@ -31,6 +31,15 @@ CATEGORIES = [
 ]
 SKUS_PER_CATEGORY = 4
 STRAY_FILES = ("Thumbs.db", "notes.txt")
+# What the till records when a restricted item is scanned, by the shopper's true age: most
+# young shoppers are asked, some are not, a few are refused; older ones mostly are not asked.
+# Empty (None): the till recorded nothing.
+CHECK_MIX = {
+    "young": {"id_seen": 0.72, "not_asked": 0.14, "id_refused": 0.1, None: 0.04},
+    "older": {"id_seen": 0.08, "not_asked": 0.9, None: 0.02},
+}
+YOUNG = 25  # Challenge 25: under this true age a shopper should be asked
+REFUSED_STILL_SOLD = 0.3  # share of refusals whose restricted items are not taken off
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,8 @@ class SampleDay:
     photos: Path  # PHOTOS root; the day is photos/<day>/
     transactions: Path  # folder holding <day>.parquet
     catalog: Path
-    truth: pd.DataFrame  # receipt_id, store_id, register_id, paid_at, photo, true_age, status
+    truth: pd.DataFrame  # receipt_id, store_id, register_id, paid_at, photo, true_age, status,
+    # age_check (what the till recorded; None: nothing, or the day records no checks)
 
     def config(self, out: Path, **settings: object) -> RunConfig:
         """The run configuration that reads this day and publishes to out."""
@@ -71,12 +81,14 @@ def make_sample_day(
     writer: FaceWriter | None = None,
     no_photo_share: float = 0.05,
     unreadable: int = 3,
+    age_checks: bool = True,
 ) -> SampleDay:
     """Write a day of checkout photos, its transactions and a catalog under root.
 
     Photos are drawn by `writer` (default: a generated cartoon face; tests pass their own), or
     are real faces from `faces` (labels.csv with file_name,real_age + final_files/), matched by
-    age.
+    age. With age_checks the transactions carry the till's age_check on receipts with
+    restricted items (CHECK_MIX), and most refused sales take the restricted items off again.
     """
     writer = writer or DrawnFaces()
     rng = np.random.default_rng(seed)
@@ -129,8 +141,38 @@ def make_sample_day(
         (day_dir / name).write_text("not a photo")
     columns = ["receipt_id", "store_id", "register_id", "cashier_id", "paid_at", "sku"]
     lines_df = pd.DataFrame(lines, columns=[*columns, "quantity", "amount"])
+    truth_df["age_check"] = None
+    if age_checks:
+        # Its own random stream, so that the rest of the day is the same with or without.
+        lines_df = _add_age_checks(lines_df, catalog, truth_df, np.random.default_rng([seed, 15]))
     lines_df.to_parquet(tx_dir / f"{day.isoformat()}.parquet", index=False)
     return SampleDay(day, photos_root, tx_dir, catalog_path, truth_df)
+
+
+def _add_age_checks(
+    lines: pd.DataFrame, catalog: pd.DataFrame, truth: pd.DataFrame, rng: np.random.Generator
+) -> pd.DataFrame:
+    """The till's age_check on every line of receipts with restricted items (truth gets it
+    too); refused receipts mostly get their restricted lines voided by negative lines."""
+    restricted = lines["sku"].isin(catalog.loc[catalog["age_restricted"], "sku"])
+    units = lines[restricted].groupby("receipt_id")["quantity"].sum()
+    young = truth.set_index("receipt_id")["true_age"] < YOUNG
+    outcomes = {}
+    for receipt in units.index[units > 0]:
+        mix = CHECK_MIX["young" if young[receipt] else "older"]
+        options = list(mix)
+        outcomes[receipt] = options[int(rng.choice(len(options), p=list(mix.values())))]
+    voids = []
+    for receipt, outcome in outcomes.items():
+        if outcome == AgeCheck.ID_REFUSED and rng.random() >= REFUSED_STILL_SOLD:
+            taken_off = lines[restricted & (lines["receipt_id"] == receipt)].copy()
+            taken_off[["quantity", "amount"]] *= -1
+            voids.append(taken_off)
+    lines = pd.concat([lines, *voids], ignore_index=True)
+    lines["age_check"] = lines["receipt_id"].map(outcomes).astype("string")
+    truth["age_check"] = truth["receipt_id"].map(outcomes).astype("object")
+    truth.loc[truth["age_check"].isna(), "age_check"] = None
+    return lines
 
 
 def _shopper_age(rng: np.random.Generator) -> float:

@@ -40,10 +40,24 @@ class Reason(StrEnum):
     """Why a restricted sale is on the review list."""
 
     UNDER_LEGAL_AGE = "under_legal_age"
-    UNDER_CHALLENGE_AGE = "under_challenge_age"
+    UNDER_CHALLENGE_AGE = "under_challenge_age"  # under the flag threshold (see flag_threshold)
     NO_PHOTO = "no_photo"
     UNREADABLE = "unreadable"
     NO_FACE = "no_face"
+    SOLD_AFTER_REFUSAL = "sold_after_refusal"  # the till recorded id_refused, yet it sold
+
+
+class AgeCheck(StrEnum):
+    """What the till recorded when it prompted for an age check on a receipt."""
+
+    ID_SEEN = "id_seen"  # the cashier saw ID and the shopper was old enough
+    ID_REFUSED = "id_refused"  # the sale was refused (no or under-age ID)
+    NOT_ASKED = "not_asked"  # the cashier confirmed the prompt without asking
+    NOT_RECORDED = "not_recorded"  # the receipt's age_check was empty
+
+
+# Recorded outcomes that mean nobody checked the shopper's ID.
+NO_CHECK = (AgeCheck.NOT_ASKED, AgeCheck.NOT_RECORDED)
 
 
 class Clock(StrEnum):
@@ -123,6 +137,10 @@ def _count(name: str, description: str) -> Column:
 
 def _rate(name: str, description: str) -> Column:
     return Column(name, pa.float64(), description, nullable=True)
+
+
+def _nullable_count(name: str, description: str) -> Column:
+    return Column(name, pa.int64(), description, nullable=True)
 
 
 TABLES: dict[str, tuple[Column, ...]] = {
@@ -214,6 +232,36 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("legal_age", pa.float64(), "the store's legal age"),
         Column("challenge_age", pa.float64(), "the store's challenge age"),
         Column("margin_years", pa.float64(), "years added to both ages for the model's error"),
+        Column(
+            "age_check",
+            pa.string(),
+            "the till's recorded age check; null: the day's transactions record none",
+            nullable=True,
+            allowed=_values(AgeCheck),
+        ),
+        Column(
+            "missed_check",
+            pa.bool_(),
+            "looked under the flag threshold and no check was recorded (not_asked, "
+            "not_recorded); null: checks not recorded",
+            nullable=True,
+        ),
+        Column(
+            "flag_threshold",
+            pa.float64(),
+            "predicted ages below this are flagged: challenge_age + margin_years, or the "
+            "threshold --max-teen-miss chose",
+        ),
+        _rate(
+            "expected_teen_miss",
+            "share of 13-17-year-olds the model card's curve reads at "
+            "or above flag_threshold; null: not on the card's curve",
+        ),
+        _rate(
+            "expected_adult_flag",
+            "share of adults 25+ the card's curve reads below "
+            "flag_threshold; null: not on the card's curve",
+        ),
         MODEL_VERSION,
     ),
     "cashier_compliance": (
@@ -224,13 +272,35 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _count("flagged_receipts", "of them, shopper looked under the challenge age"),
         _count("unchecked_receipts", "of them, no usable photo (no_photo, unreadable, no_face)"),
         _rate("flagged_rate", "flagged_receipts / restricted_receipts"),
+        _nullable_count(
+            "missed_receipts",
+            "of the flagged, no age check recorded (not_asked, not_recorded); null: the day's "
+            "transactions record no checks",
+        ),
+        _rate("missed_rate", "missed_receipts / flagged_receipts"),
+        _nullable_count(
+            "sold_after_refusal_receipts",
+            "restricted items sold although the till recorded id_refused; null: no checks",
+        ),
         _count("restricted_receipts_7d", "restricted receipts over the last 7 days"),
         _count("flagged_receipts_7d", "flagged receipts over the last 7 days"),
         _rate("flagged_rate_7d", "flagged / restricted over the last 7 days"),
+        _count("unchecked_receipts_7d", "unchecked receipts (no usable photo), last 7 days"),
+        _nullable_count(
+            "missed_receipts_7d", "missed receipts over the days of the last 7 that record checks"
+        ),
+        _rate("missed_rate_7d", "missed / flagged over the days of the last 7 that record checks"),
         Column("days_7d", pa.int32(), "published days the 7-day window really covers"),
         _count("restricted_receipts_28d", "restricted receipts over the last 28 days"),
         _count("flagged_receipts_28d", "flagged receipts over the last 28 days"),
         _rate("flagged_rate_28d", "flagged / restricted over the last 28 days"),
+        _count("unchecked_receipts_28d", "unchecked receipts (no usable photo), last 28 days"),
+        _nullable_count(
+            "missed_receipts_28d", "missed receipts over the days of the last 28 that record checks"
+        ),
+        _rate(
+            "missed_rate_28d", "missed / flagged over the days of the last 28 that record checks"
+        ),
         Column("days_28d", pa.int32(), "published days the 28-day window really covers"),
     ),
     "till_clocks": (
@@ -266,6 +336,19 @@ TABLES: dict[str, tuple[Column, ...]] = {
             for status in ReceiptStatus
         ),
         _count("alcohol_checks", "rows of alcohol_checks"),
+        Column(
+            "age_checks_recorded", pa.bool_(), "whether the transactions had an age_check column"
+        ),
+        _nullable_count(
+            "missed_checks", "rows of alcohol_checks with missed_check; null: none recorded"
+        ),
+        _rate("max_teen_miss", "the --max-teen-miss asked for; null: not given"),
+        _rate(
+            "flag_threshold",
+            "the flag threshold of stores without their own policy; null: it varies (--margin)",
+        ),
+        _rate("expected_teen_miss", "the card curve's teen miss at flag_threshold"),
+        _rate("expected_adult_flag", "the card curve's adult flag share at flag_threshold"),
         Column(
             "clocks_off",
             pa.list_(pa.string()),

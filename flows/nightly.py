@@ -108,8 +108,9 @@ def _nightly(config: RunConfig, day: dt.date) -> dict[str, object]:
     create_table_artifact(
         table=top_cashiers(joined.tables["cashier_compliance"]),
         key=f"agebatch-cashiers-{day.isoformat()}",
-        description=f"Cashiers with the highest share of flagged alcohol sales on {day}"
-        " (a list to review, not a verdict)",
+        description=f"Cashiers with the highest share of missed ID checks (where the tills "
+        f"record checks), else of flagged alcohol sales, on {day} (a list to review, not a "
+        "verdict)",
     )
     return {row["measure"]: row["value"] for row in rows}
 

@@ -133,7 +133,8 @@ def _query(out: Path, day: dt.date, table: str, select: str) -> list[tuple]:
 
 
 def _print_alcohol(out: Path, day: dt.date) -> None:
-    """Print the day's alcohol sales to review, by reason, and the cashiers with most flags."""
+    """Print the day's alcohol sales to review, by reason, the cashiers with most flags, the
+    flag threshold's expected error rates, and the missed ID checks."""
     reasons = _query(
         out, day, "alcohol_checks", "select reason, count(*) from t group by 1 order by 1"
     )
@@ -152,6 +153,32 @@ def _print_alcohol(out: Path, day: dt.date) -> None:
         print(
             f"  {store} {cashier}: {flagged} of {restricted} restricted sales flagged ({rate:.0%})"
         )
+    ((recorded, missed, threshold, teen_miss, adult_flag),) = _query(
+        out,
+        day,
+        "runs",
+        "select age_checks_recorded, missed_checks, flag_threshold, expected_teen_miss, "
+        "expected_adult_flag from t order by started_at desc limit 1",
+    )
+    if teen_miss is not None:
+        print(
+            f"Flag threshold {threshold:g} years: the model card expects {teen_miss:.0%} of "
+            f"13-17-year-olds to look older (missed) and {adult_flag:.0%} of adults 25+ flagged."
+        )
+    if not recorded:
+        print("Age checks were not recorded (no age_check column): missed checks not counted.")
+        return
+    print(f"Missed ID checks (young-looking shopper, no check recorded): {missed}")
+    cashiers = _query(
+        out,
+        day,
+        "cashier_compliance",
+        "select store_id, cashier_id, missed_receipts, flagged_receipts, missed_rate from t "
+        "where missed_receipts > 0 order by missed_rate desc, missed_receipts desc limit 3",
+    )
+    print("Cashiers with the highest missed-check rate (cashier_compliance):")
+    for store, cashier, missed, flagged, rate in cashiers:
+        print(f"  {store} {cashier}: {missed} of {flagged} flagged sales not checked ({rate:.0%})")
 
 
 def _print_shares(out: Path, day: dt.date, bounds: tuple[int, ...], truth) -> None:

@@ -39,6 +39,7 @@ METAVARS = {
     "age_groups": "A,B,…",
     "face_region": "X0,Y0,X1,Y1",
     "margin": "K",
+    "max_teen_miss": "SHARE",
     "policy": "FILE",
     "face_regions": "FILE",
     "model": "MODEL.keras",
@@ -56,6 +57,7 @@ GROUPS = {
     "challenge_age": "alcohol compliance policy",
     "margin": "alcohol compliance policy",
     "policy": "alcohol compliance policy",
+    "max_teen_miss": "alcohol compliance policy",
 }
 
 

@@ -13,12 +13,17 @@ from agebatch.errors import InputError
 
 
 def read_table(
-    path: Path, columns: dict[str, str], what: str, nullable: Iterable[str] = ()
+    path: Path,
+    columns: dict[str, str],
+    what: str,
+    nullable: Iterable[str] = (),
+    optional: dict[str, str] | None = None,
 ) -> pa.Table:
     """Read a Parquet or CSV file with typed columns (column -> DuckDB type); every column must
-    be there, and only those in `nullable` may have empty values."""
+    be there, and only those in `nullable` may have empty values; `optional` columns are kept
+    when the file has them, empty values as null."""
     with connect() as con:
-        load_table(con, "loaded", path, columns, what, nullable)
+        load_table(con, "loaded", path, columns, what, nullable, optional)
         return con.table("loaded").fetch_arrow_table()
 
 
@@ -29,8 +34,10 @@ def load_table(
     columns: dict[str, str],
     what: str,
     nullable: Iterable[str] = (),
+    optional: dict[str, str] | None = None,
 ) -> None:
-    """Load a Parquet or CSV file as table `name` with typed columns, or say what is wrong."""
+    """Load a Parquet or CSV file as table `name` with typed columns, or say what is wrong;
+    optional columns (may be absent, may be empty) follow the required ones when present."""
     if not path.is_file():
         raise InputError(f"{what.capitalize()} file {path} does not exist.")
     try:
@@ -63,6 +70,21 @@ def load_table(
                 f"{what.capitalize()} file {path}: column {column} has {bad} value(s) that are "
                 f"empty or not of type {type_} (e.g. {shown})."
             )
-    casts = ", ".join(f'cast("{c}" as {t}) as "{c}"' for c, t in columns.items())
-    con.execute(f"create or replace table {name} as select {casts} from {name}_raw")
+    present = {c: t for c, t in (optional or {}).items() if c in found}
+    for column, type_ in present.items():
+        value = f"nullif(trim(\"{column}\"::varchar), '')"
+        bad, example = con.execute(
+            f"select count(*), any_value({value}) from {name}_raw "
+            f"where {value} is not null and try_cast({value} as {type_}) is null"
+        ).fetchall()[0]
+        if bad:
+            raise InputError(
+                f"{what.capitalize()} file {path}: column {column} has {bad} value(s) that are "
+                f"not of type {type_} (e.g. {example!r})."
+            )
+    casts = [f'cast("{c}" as {t}) as "{c}"' for c, t in columns.items()]
+    casts += [
+        f'cast(nullif(trim("{c}"::varchar), \'\') as {t}) as "{c}"' for c, t in present.items()
+    ]
+    con.execute(f"create or replace table {name} as select {', '.join(casts)} from {name}_raw")
     con.unregister(f"{name}_raw")

@@ -27,13 +27,21 @@ def summary_rows(record: RunRecord) -> list[dict[str, object]]:
 
 
 def top_cashiers(compliance: pa.Table, n: int = 10) -> list[dict[str, object]]:
-    """The n cashiers with the highest flagged rate of restricted sales on the day."""
-    rows = sorted(
-        compliance.to_pylist(),
-        key=lambda r: (-r["flagged_rate"], -r["flagged_receipts"], r["store_id"], r["cashier_id"]),
-    )
-    keep = ("store_id", "cashier_id", "restricted_receipts", "flagged_receipts", "flagged_rate")
-    return [{k: round(r[k], 3) if k == "flagged_rate" else r[k] for k in keep} for r in rows[:n]]
+    """The n cashiers with the most missed ID checks on the day when the till recorded checks
+    (by missed rate), else with the highest flagged rate of restricted sales."""
+    rows = compliance.to_pylist()
+    recorded = any(r["missed_receipts"] is not None for r in rows)
+    keep = ["store_id", "cashier_id", "restricted_receipts", "flagged_receipts", "flagged_rate"]
+    if recorded:
+        keep += ["missed_receipts", "missed_rate"]
+        rows.sort(key=lambda r: (-(r["missed_rate"] or 0), -r["missed_receipts"]))
+    else:
+        rows.sort(key=lambda r: (-r["flagged_rate"], -r["flagged_receipts"]))
+    rates = ("flagged_rate", "missed_rate")
+    return [
+        {k: round(r[k], 3) if k in rates and r[k] is not None else r[k] for k in keep}
+        for r in rows[:n]
+    ]
 
 
 def print_summary(published: Published, out: Path) -> None:

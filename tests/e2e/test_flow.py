@@ -136,24 +136,40 @@ def test_flow_publishes_exact_figures(
     assert run["photos_per_s"] > 0 and run["model_version"] == "pattern-test-1"
     assert result["receipts_matched"] == statuses["matched"]
 
-    # Alcohol: receipts that sold restricted units, shopper under 25 or not seen.
+    # Alcohol: receipts that sold restricted units, shopper under 25 or not seen, or sold
+    # although the till recorded a refused ID.
     lines = pd.read_parquet(sample.transactions / f"{DAY}.parquet").merge(
         pd.read_csv(sample.catalog), on="sku"
     )
     units = lines[lines["age_restricted"]].groupby("receipt_id")["quantity"].sum()
     sold = truth.loc[units[units > 0].index]
-    review = sold[(sold["status"] != "matched") | (sold["age"] < 25)]
+    refused = sold["age_check"] == "id_refused"
+    flagged = (sold["status"] == "matched") & (sold["age"] < 25)
+    review = sold[(sold["status"] != "matched") | flagged | refused]
     checks = _read(tmp_path, "alcohol_checks").set_index("receipt_id")
     assert sorted(checks.index) == sorted(review.index) and len(checks) > 10
     expected_reason = np.where(
-        review["status"] != "matched",
-        review["status"],
-        np.where(review["age"] < 18, "under_legal_age", "under_challenge_age"),
+        review["age_check"] == "id_refused",
+        "sold_after_refusal",
+        np.where(
+            review["status"] != "matched",
+            review["status"],
+            np.where(review["age"] < 18, "under_legal_age", "under_challenge_age"),
+        ),
     )
     assert checks.loc[review.index, "reason"].tolist() == expected_reason.tolist()
+    recorded = review["age_check"].fillna("not_recorded")
+    assert checks.loc[review.index, "age_check"].tolist() == recorded.tolist()
+    missed = flagged.loc[review.index] & recorded.isin(["not_asked", "not_recorded"])
+    assert checks.loc[review.index, "missed_check"].tolist() == missed.tolist()
+    # The generated day has every outcome (empty too) and missed checks among the sales.
+    assert set(truth["age_check"].fillna("")) == {"id_seen", "id_refused", "not_asked", ""}
+    assert missed.sum() > 3 and set(recorded) >= {"id_seen", "not_asked", "not_recorded"}
     cashiers = _read(tmp_path, "cashier_compliance")
     assert cashiers["restricted_receipts"].sum() == len(sold)
-    assert cashiers["flagged_receipts"].sum() == (review["status"] == "matched").sum()
+    assert cashiers["flagged_receipts"].sum() == flagged.sum()
+    assert cashiers["missed_receipts"].sum() == missed.sum() == runs.iloc[0]["missed_checks"]
+    assert cashiers["sold_after_refusal_receipts"].sum() == refused.sum()
 
     artifacts = get_client(sync_client=True).read_artifacts(
         artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"agebatch-summary-{DAY}"]))
@@ -164,7 +180,8 @@ def test_flow_publishes_exact_figures(
     top = get_client(sync_client=True).read_artifacts(
         artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"agebatch-cashiers-{DAY}"]))
     )
-    rates = [row["flagged_rate"] for row in json.loads(top[0].data)]
+    # With age checks recorded, cashiers are ranked by their missed-check rate.
+    rates = [row["missed_rate"] or 0 for row in json.loads(top[0].data)]
     assert rates == sorted(rates, reverse=True) and len(rates) == len(cashiers)
 
 
@@ -211,6 +228,8 @@ def test_demo_generates_runs_and_reports(
     )
     assert f"{tables}, receipt_ages, runs, till_clocks." in printed
     assert "Alcohol sales to review (alcohol_checks):" in printed
+    missed = _read(work / "out", "alcohol_checks")["missed_check"].sum()
+    assert f"Missed ID checks (young-looking shopper, no check recorded): {missed}" in printed
     assert "read_parquet(" in printed
     assert len(_read(work / "out", "receipt_ages")) == 60
     # A folder that is not a demo folder is refused rather than overwritten.
