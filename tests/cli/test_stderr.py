@@ -41,11 +41,12 @@ def _env() -> dict[str, str]:
 
 
 def _run_args(sample: SampleDay, out: Path) -> list[str]:
-    # frames: the face detector (LiteRT, which prints the XNNPACK line) runs on every photo
+    # frames: the face detector (LiteRT, which prints the XNNPACK line) runs on every photo;
+    # batches of 16: the bar moves several times before the stage logs its summary
     return [
         "run", "--day", DAY.isoformat(), "--photos", str(sample.photos),
         "--transactions", str(sample.transactions), "--catalog", str(sample.catalog),
-        "--out", str(out), "--photo-kind", "frames",
+        "--out", str(out), "--photo-kind", "frames", "--batch-size", "16",
     ]  # fmt: skip
 
 
