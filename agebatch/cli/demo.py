@@ -102,6 +102,9 @@ def run_demo(
     # Prefect keeps its state in the demo folder unless the user points it at a server.
     os.environ.setdefault("PREFECT_HOME", str(workdir / ".prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect gives its temporary server 20 s to start; a fresh database on a busy 2-core
+    # machine can take longer (seen here), which would fail the quick start.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from agebatch.flows.nightly import nightly
 
     for each in samples:

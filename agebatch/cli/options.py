@@ -197,7 +197,6 @@ class ProgressBars:
 def configure_logging(verbose: bool) -> None:
     """Log lines on stderr (INFO for agebatch, DEBUG with --verbose); no telemetry, no chatter."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    verbose = verbose or quiet.verbose()  # AGEBATCH_VERBOSE=1 works like --verbose
     quiet.set_verbose(verbose)  # native chatter (agebatch.quiet), here and in child processes
     # Prefect's server sends usage telemetry unless told not to; the job talks to its API only.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

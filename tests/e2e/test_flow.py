@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import os
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.testing.utilities import prefect_test_harness
 
 from agebatch.config import age_group_labels, default_age_bounds
@@ -237,6 +245,39 @@ def test_demo_generates_runs_and_reports(
     (tmp_path / "precious" / "data.txt").write_text("keep")
     with pytest.raises(InputError, match="not an agebatch demo folder"):
         run_demo(tmp_path / "precious")
+
+
+def _run_log(flow_run_id: object, expect: str, timeout: float = 30) -> list[str]:
+    """The messages of a flow run's log on the server, once one starts with `expect` (logs
+    reach the API in batches, a little after the run ends)."""
+    client = get_client(sync_client=True)
+    run_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+    deadline = time.monotonic() + timeout
+    while True:
+        messages = [log.message for log in client.read_logs(log_filter=run_filter)]
+        if any(m.startswith(expect) for m in messages) or time.monotonic() > deadline:
+            return messages
+        time.sleep(0.5)
+
+
+def test_package_log_lines_reach_the_run_log(
+    harness: None, tmp_path: Path, brightness_model_path: Path
+) -> None:
+    """No PREFECT_LOGGING_EXTRA_LOGGERS and no CLI logging set up: the flow itself sends
+    agebatch's INFO lines to the run's log, and leaves the logger as it found it."""
+    assert "agebatch" not in os.environ.get("PREFECT_LOGGING_EXTRA_LOGGERS", "")
+    package = logging.getLogger("agebatch")
+    handlers, level = list(package.handlers), package.level
+    sample = make_sample_day(tmp_path / "data", DAY, receipts=30, writer=SolidFaces(), seed=2)
+    config = sample.config(tmp_path / "out", model=brightness_model_path)
+    state = nightly(config=config, day=DAY, return_state=True)
+    assert state.is_completed()
+    published = f"Published {DAY} to {tmp_path / 'out'}"  # the package's last line
+    messages = _run_log(state.state_details.flow_run_id, published)
+    assert published in messages, messages
+    assert [m for m in messages if m.startswith("Joined 30 receipts")], messages
+    assert [m for m in messages if m.startswith("Predicted ")], messages
+    assert package.handlers == handlers and package.level == level
 
 
 def _brightness_age(chip: np.ndarray) -> float:
