@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -31,6 +32,30 @@ CATEGORIES = [
 ]
 SKUS_PER_CATEGORY = 4
 STRAY_FILES = ("Thumbs.db", "notes.txt")
+
+
+@dataclass(frozen=True)
+class Preference:
+    """A planted preference: shoppers aged low to under high pick `item` (a sku or a category)
+    `factor` times as often each time they pick an item as shoppers of their age otherwise do."""
+
+    low: float
+    high: float
+    item: str
+    factor: float
+
+    def applies(self, age: float) -> bool:
+        """Whether a shopper of this (true) age has the preference."""
+        return self.low <= age < self.high
+
+
+# What the demo plants, so that a new user sees offers: items the groups would not otherwise
+# favour, picked 4 times as often (docs/offers.md measures how often they are found).
+DEMO_PREFERENCES = (
+    Preference(18, 25, "DAI002", 4.0),  # 18-24: one dairy product
+    Preference(35, 45, "HOU001", 4.0),  # 35-44: one household product
+    Preference(65, 200, "BAK002", 4.0),  # 65+: one bakery product
+)
 
 
 @dataclass(frozen=True)
@@ -71,12 +96,14 @@ def make_sample_day(
     writer: FaceWriter | None = None,
     no_photo_share: float = 0.05,
     unreadable: int = 3,
+    preferences: tuple[Preference, ...] = (),
 ) -> SampleDay:
     """Write a day of checkout photos, its transactions and a catalog under root.
 
     Photos are drawn by `writer` (default: a generated cartoon face; tests pass their own), or
     are real faces from `faces` (labels.csv with file_name,real_age + final_files/), matched by
-    age.
+    age. `preferences` plants what some ages buy more of (by true age); without them a seed
+    draws exactly the day it always drew.
     """
     writer = writer or DrawnFaces()
     rng = np.random.default_rng(seed)
@@ -115,7 +142,7 @@ def make_sample_day(
                 writer(day_dir / photo, age, rng)
             status = ReceiptStatus.MATCHED.value
         truth.append((receipt_id, store_id, register_id, paid_at, photo, age, status))
-        for sku, qty, amount in _basket(rng, catalog, age):
+        for sku, qty, amount in _basket(rng, catalog, age, preferences):
             lines.append((receipt_id, store_id, register_id, cashier_id, paid_at, sku, qty, amount))
 
     truth_df = pd.DataFrame(
@@ -133,6 +160,23 @@ def make_sample_day(
     return SampleDay(day, photos_root, tx_dir, catalog_path, truth_df)
 
 
+def confused_ages(
+    ages: Sequence[float], counts: Sequence[Sequence[int]], rng: np.random.Generator
+) -> np.ndarray:
+    """Ages as a model would read them: for each true age, a predicted whole year drawn from
+    the model's [true_year, predicted_year, count] confusion (a card's age_confusion; the
+    nearest true year that has counts), plus a uniform fraction of a year."""
+    table = np.asarray(counts, dtype=float).reshape(-1, 3)
+    years = np.unique(table[:, 0])
+    rows = {year: table[table[:, 0] == year] for year in years}
+    read = np.empty(len(ages))
+    for i, age in enumerate(ages):
+        year = years[int(np.abs(years - np.floor(age)).argmin())]
+        row = rows[year]
+        read[i] = rng.choice(row[:, 1], p=row[:, 2] / row[:, 2].sum()) + rng.random()
+    return read
+
+
 def _shopper_age(rng: np.random.Generator) -> float:
     """Shoppers' ages: mostly adults around 30-50, some teenagers, some elderly."""
     band = rng.choice(4, p=[0.08, 0.22, 0.55, 0.15])
@@ -141,18 +185,41 @@ def _shopper_age(rng: np.random.Generator) -> float:
 
 
 def _basket(
-    rng: np.random.Generator, catalog: pd.DataFrame, age: float
+    rng: np.random.Generator,
+    catalog: pd.DataFrame,
+    age: float,
+    preferences: tuple[Preference, ...] = (),
 ) -> list[tuple[str, int, float]]:
-    """A receipt's line items; what is bought depends on the shopper's age."""
+    """A receipt's line items; what is bought depends on the shopper's age (and preferences)."""
     weights = np.array([np.exp(-(((age - m) / s) ** 2) / 2) + 0.05 for *_, (m, s) in CATEGORIES])
+    planted = [p for p in preferences if p.applies(age)]
+    sku_weights = np.repeat(weights / SKUS_PER_CATEGORY, SKUS_PER_CATEGORY)
+    for preference in planted:
+        chosen = (catalog["sku"] == preference.item) | (catalog["category"] == preference.item)
+        sku_weights = np.where(chosen.to_numpy(), sku_weights * preference.factor, sku_weights)
     items = []
     for _ in range(int(rng.integers(1, 7))):
-        category = int(rng.choice(len(CATEGORIES), p=weights / weights.sum()))
-        row = catalog.iloc[category * SKUS_PER_CATEGORY + int(rng.integers(SKUS_PER_CATEGORY))]
+        if planted:
+            row = catalog.iloc[int(rng.choice(len(catalog), p=sku_weights / sku_weights.sum()))]
+        else:  # the original two draws, so that a day without preferences stays the same
+            category = int(rng.choice(len(CATEGORIES), p=weights / weights.sum()))
+            index = category * SKUS_PER_CATEGORY + int(rng.integers(SKUS_PER_CATEGORY))
+            row = catalog.iloc[index]
         qty = int(rng.integers(1, 4))
         sign = -1 if rng.random() < 0.02 else 1  # a few returns
         items.append((row["sku"], sign * qty, round(sign * qty * float(row["price"]), 2)))
     return items
+
+
+@dataclass(frozen=True)
+class NoPhotos:
+    """Writes no photo and draws nothing: for measurements that need only the lines and the
+    truth (the statuses in the truth are then what the photos would have given)."""
+
+    suffix: str = ".jpg"
+
+    def __call__(self, path: Path, age: float, rng: np.random.Generator) -> None:
+        """Write nothing."""
 
 
 class FaceWriter(Protocol):
