@@ -28,6 +28,7 @@ from agebatch.join import join_day
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
 from agebatch.publish import new_run_id, publish_day
+from agebatch.reports.affinity import affinity_inputs, affinity_tables
 from agebatch.reports.compliance import compliance_inputs
 from agebatch.reports.shares import add_corrected_shares
 from agebatch.schema import ReceiptStatus, conform, schema
@@ -167,8 +168,8 @@ def predict(
 def join(
     config: RunConfig, day: dt.date, found: Found, predicted: Predicted, model: AgeModel
 ) -> Joined:
-    """Match receipts to ages, sum purchases per age group, list restricted sales to review;
-    every table checked against its published schema."""
+    """Match receipts to ages, sum purchases per age group, list restricted sales to review,
+    sum the affinity window; every table checked against its published schema."""
     started = time.perf_counter()
     with connect() as con:
         tables = join_day(
@@ -183,6 +184,7 @@ def join(
             window_after_s=config.window_after_s,
             compliance=compliance_inputs(config, model.card, day),
         )
+        tables |= affinity_tables(con, day, affinity_inputs(config, model.card, day))
     confusion = model.card.age_confusion
     tables["age_group_shares"] = add_corrected_shares(
         tables["age_group_shares"],

@@ -41,6 +41,8 @@ METAVARS = {
     "policy": "FILE",
     "face_regions": "FILE",
     "model": "MODEL.keras",
+    "affinity_days": "DAYS",
+    "min_receipts": "N",
 }
 PARSERS: dict[str, Callable[[str], object]] = {
     "age_groups": parse_age_bounds,
@@ -55,6 +57,10 @@ GROUPS = {
     "challenge_age": "alcohol compliance policy",
     "margin": "alcohol compliance policy",
     "policy": "alcohol compliance policy",
+    "affinity_days": "offers (age_group_affinity)",
+    "min_receipts": "offers (age_group_affinity)",
+    "affinity_confidence": "offers (age_group_affinity)",
+    "affinity_correction": "offers (age_group_affinity)",
 }
 
 
