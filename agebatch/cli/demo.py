@@ -13,7 +13,7 @@ from agebatch.config import RunConfig, age_group_labels, yesterday
 from agebatch.errors import InputError
 from agebatch.reports.shares import group_of, shares, total_variation
 from agebatch.reports.summary import example_query
-from agebatch.sample import make_sample_day
+from agebatch.sample import DEMO_PREFERENCES, make_sample_day
 
 MARKER = ".agebatch-demo"
 
@@ -66,7 +66,9 @@ def run_demo(
     day = yesterday(RunConfig.model_fields["timezone"].default)
     source = f"real labelled faces from {faces}" if faces else "generated cartoon faces"
     print(f"Generating {receipts} receipts for {day} from {source} under {data} …")
-    sample = make_sample_day(data, day, receipts=receipts, seed=seed, faces=faces)
+    sample = make_sample_day(
+        data, day, receipts=receipts, seed=seed, faces=faces, preferences=DEMO_PREFERENCES
+    )
     config = sample.config(out, model=model)
 
     # Prefect keeps its state in the demo folder unless the user points it at a server.
@@ -80,6 +82,7 @@ def run_demo(
     print(f"\nPublished Parquet for {day} under {out}/: {tables}.")
     _print_shares(out, config.age_groups, sample.truth if faces else None)
     _print_alcohol(out)
+    _print_offers(out, config.age_groups, real_faces=faces is not None)
     print("\nQuery it yourself:")
     print(f"  {example_query(out)}")
     if not faces:
@@ -114,6 +117,29 @@ def _print_alcohol(out: Path) -> None:
     for store, cashier, flagged, restricted, rate in cashiers:
         print(
             f"  {store} {cashier}: {flagged} of {restricted} restricted sales flagged ({rate:.0%})"
+        )
+
+
+def _print_offers(out: Path, bounds: tuple[int, ...], real_faces: bool) -> None:
+    """Print the chain's first offer per group and kind, and what the generator planted."""
+    from agebatch.reports.offers import offer_lines, read_offers
+
+    _, table = read_offers(out)
+    print(
+        "\nWhat to offer each age group (age_group_affinity; each store: "
+        f"agebatch offers --out {out}):"
+    )
+    for line in offer_lines(table[table["level"] == "chain"], top=1)[1:]:
+        print(line)
+    planted = ", ".join(
+        f"{group_of([p.low], bounds)[0]} pick {p.item} {p.factor:g} times as often"
+        for p in DEMO_PREFERENCES
+    )
+    print(f"Planted in the generated day (by true age): {planted}.")
+    if not real_faces:
+        print(
+            "The drawn faces' ages are not the shoppers' ages, so these offers need not show "
+            "the planted ones; with --faces DIR they can."
         )
 
 
