@@ -115,6 +115,7 @@ def make_sample_day(
     catalog_path = root / "catalog.csv"
     catalog[["sku", "category", "age_restricted"]].to_csv(catalog_path, index=False)
     labelled = _labelled_faces(faces) if faces is not None else None
+    shelf = _Shelf.of(catalog)
 
     lines, truth = [], []
     registers_list = [
@@ -142,7 +143,7 @@ def make_sample_day(
                 writer(day_dir / photo, age, rng)
             status = ReceiptStatus.MATCHED.value
         truth.append((receipt_id, store_id, register_id, paid_at, photo, age, status))
-        for sku, qty, amount in _basket(rng, catalog, age, preferences):
+        for sku, qty, amount in _basket(rng, shelf, age, preferences):
             lines.append((receipt_id, store_id, register_id, cashier_id, paid_at, sku, qty, amount))
 
     truth_df = pd.DataFrame(
@@ -184,30 +185,57 @@ def _shopper_age(rng: np.random.Generator) -> float:
     return float(rng.integers(low, high))
 
 
+@dataclass(frozen=True)
+class _Shelf:
+    """The catalog as plain lists for drawing baskets (a pandas row per line is slow)."""
+
+    skus: list[str]
+    categories: list[str]
+    prices: list[float]
+
+    @classmethod
+    def of(cls, catalog: pd.DataFrame) -> _Shelf:
+        """The shelf of a catalog from make_catalog."""
+        return cls(
+            catalog["sku"].tolist(),
+            catalog["category"].tolist(),
+            catalog["price"].astype(float).tolist(),
+        )
+
+    def chosen(self, item: str) -> np.ndarray:
+        """Which skus a planted item names (a sku, or every sku of a category)."""
+        return np.array(
+            [
+                item in (sku, category)
+                for sku, category in zip(self.skus, self.categories, strict=True)
+            ]
+        )
+
+
 def _basket(
     rng: np.random.Generator,
-    catalog: pd.DataFrame,
+    shelf: _Shelf,
     age: float,
     preferences: tuple[Preference, ...] = (),
 ) -> list[tuple[str, int, float]]:
     """A receipt's line items; what is bought depends on the shopper's age (and preferences)."""
     weights = np.array([np.exp(-(((age - m) / s) ** 2) / 2) + 0.05 for *_, (m, s) in CATEGORIES])
+    skus, prices = shelf.skus, shelf.prices
     planted = [p for p in preferences if p.applies(age)]
     sku_weights = np.repeat(weights / SKUS_PER_CATEGORY, SKUS_PER_CATEGORY)
     for preference in planted:
-        chosen = (catalog["sku"] == preference.item) | (catalog["category"] == preference.item)
-        sku_weights = np.where(chosen.to_numpy(), sku_weights * preference.factor, sku_weights)
+        chosen = shelf.chosen(preference.item)
+        sku_weights = np.where(chosen, sku_weights * preference.factor, sku_weights)
     items = []
     for _ in range(int(rng.integers(1, 7))):
         if planted:
-            row = catalog.iloc[int(rng.choice(len(catalog), p=sku_weights / sku_weights.sum()))]
+            index = int(rng.choice(len(skus), p=sku_weights / sku_weights.sum()))
         else:  # the original two draws, so that a day without preferences stays the same
             category = int(rng.choice(len(CATEGORIES), p=weights / weights.sum()))
             index = category * SKUS_PER_CATEGORY + int(rng.integers(SKUS_PER_CATEGORY))
-            row = catalog.iloc[index]
         qty = int(rng.integers(1, 4))
         sign = -1 if rng.random() < 0.02 else 1  # a few returns
-        items.append((row["sku"], sign * qty, round(sign * qty * float(row["price"]), 2)))
+        items.append((skus[index], sign * qty, round(sign * qty * prices[index], 2)))
     return items
 
 
