@@ -26,6 +26,7 @@ from agebatch.reports.affinity import (
     affinity_history,
     affinity_of,
     design_effect,
+    offer_ranks,
     wilson,
 )
 from agebatch.reports.shares import corrected_shares, group_confusion, group_of
@@ -132,6 +133,28 @@ def test_noise_free_day_ranks_exactly_the_planted_items() -> None:
         "Wilson 95% interval of the group's share of buyers; offers need >= 20 receipts; "
         "correction: none"
     )
+
+
+def test_the_chain_sums_its_stores() -> None:
+    one, two = _day(PLANTED, store="S1"), _day({"25-34": {"P2": 60}}, receipts=50, store="S2")
+    lines, ages = (pd.concat(parts) for parts in zip(one, two, strict=True))
+    table = affinity_of(lines, CATALOG, ages, DAY, _inputs())[REPORT].to_pandas()
+    stores, chain = (table[table["level"] == level] for level in ("store", "chain"))
+    key = ["age_group", "item_kind", "item"]
+    summed = stores.groupby(key)["receipts"].sum()
+    assert chain.set_index(key)["receipts"].sort_index().equals(summed.sort_index())
+    per_store = stores.drop_duplicates(["store_id", "age_group"])
+    group_totals = per_store.groupby("age_group")["group_receipts"].sum()
+    assert chain.groupby("age_group")["group_receipts"].max().equals(group_totals)
+    assert (chain["all_receipts"] == 700 + 350).all()
+    # 25-34 bought P2 on 10 of 100 receipts at S1 and 50 of 50 at S2; 200 receipts bought it.
+    p2 = table[(table["level"] == "chain") & (table["item"] == "P2")].set_index("age_group")
+    assert p2.loc["25-34", ["receipts", "buyer_receipts", "group_receipts"]].tolist() == [
+        60,
+        200,
+        150,
+    ]
+    assert p2.loc["25-34", "lift"] == pytest.approx((60 / 200) / (150 / 1050))
 
 
 def test_wilson_interval_matches_the_textbook_values() -> None:
@@ -271,6 +294,77 @@ def test_offers_obey_their_rules_whatever_the_day(
     pd.testing.assert_frame_equal(_sorted(again, key), _sorted(first, key))
 
 
+def test_a_small_sample_with_a_high_lift_ranks_below_a_sure_one() -> None:
+    frame = pd.DataFrame(
+        {
+            "level": "store",
+            "store_id": "S1",
+            "age_group": "18-24",
+            "item_kind": "sku",
+            "item": ["small", "sure", "tied", "thin"],
+            "receipts": [21, 400, 400, 19],
+            "lift": [4.0, 2.5, 2.6, 9.0],
+            "lift_low": [1.2, 2.2, 2.2, 5.0],
+        }
+    )
+    assert offer_ranks(frame, 20).tolist() == [3, 2, 1, pd.NA]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["S1", "S2", None]),
+            st.sampled_from(GROUPS[:3]),
+            st.sampled_from(["category", "sku"]),
+            st.floats(0.2, 5),
+            st.floats(0, 2),
+            st.integers(0, 60),
+        ),
+        max_size=40,
+    ),
+    min_receipts=st.integers(1, 40),
+    order=st.randoms(use_true_random=False),
+)
+def test_ranks_are_the_order_of_the_lower_ends_whatever_the_row_order(
+    rows: list, min_receipts: int, order
+) -> None:
+    frame = pd.DataFrame(
+        [
+            {
+                "level": "chain" if store is None else "store",
+                "store_id": store,
+                "age_group": group,
+                "item_kind": kind,
+                "item": f"i{i}",
+                "receipts": receipts,
+                "lift": lift,
+                "lift_low": lift * share,
+            }
+            for i, (store, group, kind, lift, share, receipts) in enumerate(rows)
+        ],
+        columns=[
+            "level",
+            "store_id",
+            "age_group",
+            "item_kind",
+            "item",
+            "receipts",
+            "lift",
+            "lift_low",
+        ],
+    )
+    ranks = offer_ranks(frame, min_receipts)
+    eligible = (frame["receipts"] >= min_receipts) & (frame["lift_low"] > 1)
+    assert ranks.notna().equals(eligible)
+    keys = [frame["level"], frame["store_id"].fillna("-"), frame["age_group"], frame["item_kind"]]
+    for _, one in frame[eligible].groupby([k[eligible] for k in keys]):
+        expected = one.sort_values(["lift_low", "lift", "item"], ascending=[False, False, True])
+        assert ranks[expected.index].tolist() == list(range(1, len(one) + 1))
+    shuffled = frame.sample(frac=1, random_state=order.randint(0, 2**31))
+    assert offer_ranks(shuffled, min_receipts).reindex(frame.index).equals(ranks)
+
+
 def _counts_of(lines: pd.DataFrame, ages: pd.DataFrame, inputs: AffinityInputs) -> pa.Table:
     """The window's counts before add_affinity, from the SQL."""
     from agebatch.duck import connect, sql
@@ -325,6 +419,14 @@ def test_window_sums_only_published_days_and_says_how_many(tmp_path: Path) -> No
     assert rows.loc[("65+", "P1"), "receipts"] == 4 * 10  # not the 90 of the days outside
     assert rows.loc[("65+", "P1"), "group_receipts"] == 4 * 100
     assert (table["days_covered"] == 4).all()
+
+    # The SQL keeps to the window too, whatever days it is handed.
+    everything, _ = affinity_history(tmp_path, DAY + dt.timedelta(days=2), 40, GROUPS)
+    handed = set(everything.column("day").to_pylist())
+    assert {DAY - dt.timedelta(days=28), DAY + dt.timedelta(days=1)} <= handed
+    inputs = _inputs(history=everything, days_covered=covered)
+    again = affinity_of(lines, CATALOG, ages, DAY, inputs)[REPORT].to_pandas()
+    pd.testing.assert_frame_equal(again, table)
 
     # A shorter window leaves the days before it out.
     history, covered = affinity_history(tmp_path, DAY, 7, GROUPS)
