@@ -27,6 +27,13 @@ WHOLE_FRAME: Region = (0.0, 0.0, 1.0, 1.0)
 ENV_PREFIX = "AGEBATCH_"
 
 
+class AffinityCorrection(StrEnum):
+    """How age_group_affinity allows for the model's confusion between neighbouring groups."""
+
+    CONFUSION = "confusion"  # buyers' and shoppers' group counts corrected with the card's
+    NONE = "none"  # the predicted groups as they are
+
+
 class PhotoKind(StrEnum):
     """What the cameras save: aligned face crops, whole frames, or told apart automatically."""
 
@@ -220,6 +227,27 @@ class RunConfig(PredictConfig):
         None,
         description="per-camera face regions: CSV or Parquet with "
         "store_id,register_id,x0,y0,x1,y1 (an empty register_id covers the store)",
+    )
+
+    affinity_days: int = Field(
+        28,
+        ge=1,
+        description="age_group_affinity sums the published days of this many days, the run's "
+        "day included",
+    )
+    min_receipts: int = Field(
+        20,
+        ge=1,
+        description="age_group_affinity ranks an item for a group only when at least this many "
+        "of the group's receipts bought it in the window",
+    )
+    affinity_confidence: float = Field(
+        0.95, gt=0, lt=1, description="confidence level of age_group_affinity's lift intervals"
+    )
+    affinity_correction: AffinityCorrection = Field(
+        AffinityCorrection.CONFUSION,
+        description="allow for the model's confusion of neighbouring age groups in "
+        "age_group_affinity (confusion: with the model card's; none: predicted groups as they are)",
     )
 
     @model_validator(mode="after")

@@ -30,6 +30,7 @@ from agebatch.join import join_day
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
 from agebatch.publish import new_run_id, publish_day
+from agebatch.reports.affinity import affinity_inputs, affinity_tables
 from agebatch.reports.compliance import ComplianceInputs, compliance_inputs
 from agebatch.reports.shares import add_corrected_shares
 from agebatch.schema import ReceiptStatus, conform, schema
@@ -184,8 +185,8 @@ def predict(
 def join(
     config: RunConfig, day: dt.date, found: Found, predicted: Predicted, model: AgeModel
 ) -> Joined:
-    """Match receipts to ages, sum purchases per age group, list restricted sales to review;
-    every table checked against its published schema."""
+    """Match receipts to ages, sum purchases per age group, list restricted sales to review,
+    sum the affinity window; every table checked against its published schema."""
     started = time.perf_counter()
     compliance = compliance_inputs(config, model.card, day, found.age_checks)
     with connect() as con:
@@ -202,6 +203,7 @@ def join(
             compliance=compliance,
             clock_offsets=found.clock_offsets,
         )
+        tables |= affinity_tables(con, day, affinity_inputs(config, model.card, day))
     confusion = model.card.age_confusion
     tables["age_group_shares"] = add_corrected_shares(
         tables["age_group_shares"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -40,6 +41,30 @@ CHECK_MIX = {
 }
 YOUNG = 25  # Challenge 25: under this true age a shopper should be asked
 REFUSED_STILL_SOLD = 0.3  # share of refusals whose restricted items are not taken off
+
+
+@dataclass(frozen=True)
+class Preference:
+    """A planted preference: shoppers aged low to under high pick `item` (a sku or a category)
+    `factor` times as often each time they pick an item as shoppers of their age otherwise do."""
+
+    low: float
+    high: float
+    item: str
+    factor: float
+
+    def applies(self, age: float) -> bool:
+        """Whether a shopper of this (true) age has the preference."""
+        return self.low <= age < self.high
+
+
+# What the demo plants, so that a new user sees offers: items the groups would not otherwise
+# favour, picked 4 times as often (docs/offers.md measures how often they are found).
+DEMO_PREFERENCES = (
+    Preference(18, 25, "DAI002", 4.0),  # 18-24: one dairy product
+    Preference(35, 45, "HOU001", 4.0),  # 35-44: one household product
+    Preference(65, 200, "BAK002", 4.0),  # 65+: one bakery product
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +107,7 @@ def make_sample_day(
     no_photo_share: float = 0.05,
     unreadable: int = 3,
     age_checks: bool = True,
+    preferences: tuple[Preference, ...] = (),
 ) -> SampleDay:
     """Write a day of checkout photos, its transactions and a catalog under root.
 
@@ -89,6 +115,8 @@ def make_sample_day(
     are real faces from `faces` (labels.csv with file_name,real_age + final_files/), matched by
     age. With age_checks the transactions carry the till's age_check on receipts with
     restricted items (CHECK_MIX), and most refused sales take the restricted items off again.
+    `preferences` plants what some ages buy more of (by true age); without them a seed
+    draws exactly the day it always drew.
     """
     writer = writer or DrawnFaces()
     rng = np.random.default_rng(seed)
@@ -100,6 +128,7 @@ def make_sample_day(
     catalog_path = root / "catalog.csv"
     catalog[["sku", "category", "age_restricted"]].to_csv(catalog_path, index=False)
     labelled = _labelled_faces(faces) if faces is not None else None
+    shelf = _Shelf.of(catalog)
 
     lines, truth = [], []
     registers_list = [
@@ -127,7 +156,7 @@ def make_sample_day(
                 writer(day_dir / photo, age, rng)
             status = ReceiptStatus.MATCHED.value
         truth.append((receipt_id, store_id, register_id, paid_at, photo, age, status))
-        for sku, qty, amount in _basket(rng, catalog, age):
+        for sku, qty, amount in _basket(rng, shelf, age, preferences):
             lines.append((receipt_id, store_id, register_id, cashier_id, paid_at, sku, qty, amount))
 
     truth_df = pd.DataFrame(
@@ -175,6 +204,23 @@ def _add_age_checks(
     return lines
 
 
+def confused_ages(
+    ages: Sequence[float], counts: Sequence[Sequence[int]], rng: np.random.Generator
+) -> np.ndarray:
+    """Ages as a model would read them: for each true age, a predicted whole year drawn from
+    the model's [true_year, predicted_year, count] confusion (a card's age_confusion; the
+    nearest true year that has counts), plus a uniform fraction of a year."""
+    table = np.asarray(counts, dtype=float).reshape(-1, 3)
+    years = np.unique(table[:, 0])
+    rows = {year: table[table[:, 0] == year] for year in years}
+    read = np.empty(len(ages))
+    for i, age in enumerate(ages):
+        year = years[int(np.abs(years - np.floor(age)).argmin())]
+        row = rows[year]
+        read[i] = rng.choice(row[:, 1], p=row[:, 2] / row[:, 2].sum()) + rng.random()
+    return read
+
+
 def _shopper_age(rng: np.random.Generator) -> float:
     """Shoppers' ages: mostly adults around 30-50, some teenagers, some elderly."""
     band = rng.choice(4, p=[0.08, 0.22, 0.55, 0.15])
@@ -182,19 +228,69 @@ def _shopper_age(rng: np.random.Generator) -> float:
     return float(rng.integers(low, high))
 
 
+@dataclass(frozen=True)
+class _Shelf:
+    """The catalog as plain lists for drawing baskets (a pandas row per line is slow)."""
+
+    skus: list[str]
+    categories: list[str]
+    prices: list[float]
+
+    @classmethod
+    def of(cls, catalog: pd.DataFrame) -> _Shelf:
+        """The shelf of a catalog from make_catalog."""
+        return cls(
+            catalog["sku"].tolist(),
+            catalog["category"].tolist(),
+            catalog["price"].astype(float).tolist(),
+        )
+
+    def chosen(self, item: str) -> np.ndarray:
+        """Which skus a planted item names (a sku, or every sku of a category)."""
+        return np.array(
+            [
+                item in (sku, category)
+                for sku, category in zip(self.skus, self.categories, strict=True)
+            ]
+        )
+
+
 def _basket(
-    rng: np.random.Generator, catalog: pd.DataFrame, age: float
+    rng: np.random.Generator,
+    shelf: _Shelf,
+    age: float,
+    preferences: tuple[Preference, ...] = (),
 ) -> list[tuple[str, int, float]]:
-    """A receipt's line items; what is bought depends on the shopper's age."""
+    """A receipt's line items; what is bought depends on the shopper's age (and preferences)."""
     weights = np.array([np.exp(-(((age - m) / s) ** 2) / 2) + 0.05 for *_, (m, s) in CATEGORIES])
+    skus, prices = shelf.skus, shelf.prices
+    planted = [p for p in preferences if p.applies(age)]
+    sku_weights = np.repeat(weights / SKUS_PER_CATEGORY, SKUS_PER_CATEGORY)
+    for preference in planted:
+        chosen = shelf.chosen(preference.item)
+        sku_weights = np.where(chosen, sku_weights * preference.factor, sku_weights)
     items = []
     for _ in range(int(rng.integers(1, 7))):
-        category = int(rng.choice(len(CATEGORIES), p=weights / weights.sum()))
-        row = catalog.iloc[category * SKUS_PER_CATEGORY + int(rng.integers(SKUS_PER_CATEGORY))]
+        if planted:
+            index = int(rng.choice(len(skus), p=sku_weights / sku_weights.sum()))
+        else:  # the original two draws, so that a day without preferences stays the same
+            category = int(rng.choice(len(CATEGORIES), p=weights / weights.sum()))
+            index = category * SKUS_PER_CATEGORY + int(rng.integers(SKUS_PER_CATEGORY))
         qty = int(rng.integers(1, 4))
         sign = -1 if rng.random() < 0.02 else 1  # a few returns
-        items.append((row["sku"], sign * qty, round(sign * qty * float(row["price"]), 2)))
+        items.append((skus[index], sign * qty, round(sign * qty * prices[index], 2)))
     return items
+
+
+@dataclass(frozen=True)
+class NoPhotos:
+    """Writes no photo and draws nothing: for measurements that need only the lines and the
+    truth (the statuses in the truth are then what the photos would have given)."""
+
+    suffix: str = ".jpg"
+
+    def __call__(self, path: Path, age: float, rng: np.random.Generator) -> None:
+        """Write nothing."""
 
 
 class FaceWriter(Protocol):

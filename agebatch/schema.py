@@ -74,6 +74,14 @@ class Level(StrEnum):
     CHAIN = "chain"
 
 
+class ItemKind(StrEnum):
+    """What an item of age_group_item_receipts / age_group_affinity is."""
+
+    ALL = "all"  # every matched receipt of the group (the total shares are taken of)
+    CATEGORY = "category"  # a catalog category
+    SKU = "sku"  # a product
+
+
 UNKNOWN_GROUP = "unknown"  # age_group of purchases on receipts without an age
 WITH_UNKNOWN = ("age_group_purchases", "age_group_receipts")  # tables that sum every receipt
 
@@ -216,6 +224,59 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("share", pa.float64(), "receipts / all matched receipts of the scope"),
         _rate("corrected_share", "share corrected for the model's known confusion"),
         Column("correction", pa.string(), "how corrected_share was computed"),
+    ),
+    "age_group_item_receipts": (
+        DAY,
+        STORE,
+        Column("age_group", pa.string(), "age group of the shoppers (matched receipts only)"),
+        Column(
+            "item_kind",
+            pa.string(),
+            "category, sku, or all (item 'all': every matched receipt of the group)",
+            allowed=_values(ItemKind),
+        ),
+        Column("item", pa.string(), "the category or sku ('all' for item_kind all)"),
+        Column("category", pa.string(), "the item's catalog category ('all' for item_kind all)"),
+        _count("receipts", "the group's receipts that bought the item (net units > 0)"),
+    ),
+    "age_group_affinity": (
+        DAY,
+        Column("level", pa.string(), "store or chain", allowed=_values(Level)),
+        Column("store_id", pa.string(), "store (null at chain level)", nullable=True),
+        Column("age_group", pa.string(), "age group of the shoppers (predicted)"),
+        Column(
+            "item_kind",
+            pa.string(),
+            "category or sku",
+            allowed=(ItemKind.CATEGORY.value, ItemKind.SKU.value),
+        ),
+        Column("item", pa.string(), "the category or sku"),
+        Column("category", pa.string(), "the item's catalog category"),
+        _count("receipts", "the group's receipts that bought the item over the window"),
+        _count("group_receipts", "the group's matched receipts over the window"),
+        _count("buyer_receipts", "matched receipts of every group that bought the item"),
+        _count("all_receipts", "matched receipts of the scope over the window"),
+        Column("buyer_share", pa.float64(), "the group's share of the item's buyers"),
+        Column("shopper_share", pa.float64(), "the group's share of all the scope's shoppers"),
+        _rate(
+            "lift",
+            "buyer_share / shopper_share: how many times as likely as the scope's shoppers as a "
+            "whole a shopper of the group is to buy the item",
+        ),
+        _rate("lift_low", "lower end of the lift's interval (Wilson score, see method)"),
+        _rate("lift_high", "upper end of the lift's interval"),
+        Column(
+            "offer_rank",
+            pa.int32(),
+            "rank among the group's offers of this item_kind in the scope, 1 first (lift_low "
+            "> 1 and receipts >= the minimum); null: not an offer",
+            nullable=True,
+        ),
+        Column(
+            "days_covered", pa.int32(), "published days the window really covers, this one included"
+        ),
+        Column("window_days", pa.int32(), "days the window spans (affinity_days)"),
+        Column("method", pa.string(), "interval, minimum receipts and correction used"),
     ),
     "alcohol_checks": (
         DAY,
@@ -385,6 +446,14 @@ ABOUT: dict[str, About] = {
     "alcohol_checks": About("age-restricted sale to review", ("day", "receipt_id")),
     "cashier_compliance": About(
         "store and cashier with age-restricted sales that day", ("day", "store_id", "cashier_id")
+    ),
+    "age_group_item_receipts": About(
+        "store, age group and item (category or sku)",
+        ("day", "store_id", "age_group", "item_kind", "item"),
+    ),
+    "age_group_affinity": About(
+        "level (store, chain), store, age group and item over the window",
+        ("day", "level", "store_id", "age_group", "item_kind", "item"),
     ),
     "till_clocks": About("store and register", ("day", "store_id", "register_id")),
     "runs": About("run of the day (a re-run adds a row)", ("day", "run_id")),

@@ -19,6 +19,7 @@ from agebatch import pipeline
 from agebatch.config import RunConfig
 from agebatch.errors import InputError
 from agebatch.predict.model import AgeModel, load_model
+from agebatch.reports.offers import offer_rows
 from agebatch.reports.summary import summary_rows, top_cashiers
 from agebatch.runlog import to_run_log
 
@@ -111,6 +112,12 @@ def _nightly(config: RunConfig, day: dt.date) -> dict[str, object]:
         description=f"Cashiers with the highest share of missed ID checks (where the tills "
         f"record checks), else of flagged alcohol sales, on {day} (a list to review, not a "
         "verdict)",
+    )
+    create_table_artifact(
+        table=offer_rows(joined.tables["age_group_affinity"]),
+        key=f"agebatch-offers-{day.isoformat()}",
+        description=f"What each age group buys more often than the shoppers as a whole, up to "
+        f"{day} (age_group_affinity's first offers; ages are estimates, lifts correlations)",
     )
     return {row["measure"]: row["value"] for row in rows}
 

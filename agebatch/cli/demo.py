@@ -16,7 +16,7 @@ from agebatch.config import RunConfig, age_group_labels, yesterday
 from agebatch.errors import InputError
 from agebatch.reports.shares import group_of, shares, total_variation
 from agebatch.reports.summary import example_query
-from agebatch.sample import make_sample_day
+from agebatch.sample import DEMO_PREFERENCES, make_sample_day
 
 MARKER = ".agebatch-demo"
 
@@ -94,7 +94,14 @@ def run_demo(
         # Each day its own receipts; the last day always has the seed's own, so the latest day
         # holds the same figures whatever --days says.
         samples.append(
-            make_sample_day(data, each, receipts=receipts, seed=seed + back, faces=faces)
+            make_sample_day(
+                data,
+                each,
+                receipts=receipts,
+                seed=seed + back,
+                faces=faces,
+                preferences=DEMO_PREFERENCES,
+            )
         )
     sample = samples[-1]
     config = sample.config(out, model=model)
@@ -115,6 +122,7 @@ def run_demo(
     print(f"Views over every dataset, for SQL tools: {default_path(out)}")
     _print_shares(out, day, config.age_groups, sample.truth if faces else None)
     _print_alcohol(out, day)
+    _print_offers(out, config.age_groups, real_faces=faces is not None)
     print("\nQuery it yourself:")
     print(f"  {example_query(out)}")
     print(f"  duckdb -readonly {default_path(out)}    (the DuckDB CLI: pip install duckdb-cli)")
@@ -182,6 +190,29 @@ def _print_alcohol(out: Path, day: dt.date) -> None:
     print("Cashiers with the highest missed-check rate (cashier_compliance):")
     for store, cashier, missed, flagged, rate in cashiers:
         print(f"  {store} {cashier}: {missed} of {flagged} flagged sales not checked ({rate:.0%})")
+
+
+def _print_offers(out: Path, bounds: tuple[int, ...], real_faces: bool) -> None:
+    """Print the chain's first offer per group and kind, and what the generator planted."""
+    from agebatch.reports.offers import offer_lines, read_offers
+
+    _, table = read_offers(out)
+    print(
+        "\nWhat to offer each age group (age_group_affinity; each store: "
+        f"agebatch offers --out {out}):"
+    )
+    for line in offer_lines(table[table["level"] == "chain"], top=1)[1:]:
+        print(line)
+    planted = ", ".join(
+        f"{group_of([p.low], bounds)[0]} pick {p.item} {p.factor:g} times as often"
+        for p in DEMO_PREFERENCES
+    )
+    print(f"Planted in the generated day (by true age): {planted}.")
+    if not real_faces:
+        print(
+            "The drawn faces' ages are not the shoppers' ages, so these offers need not show "
+            "the planted ones; with --faces DIR they can."
+        )
 
 
 def _print_shares(out: Path, day: dt.date, bounds: tuple[int, ...], truth) -> None:

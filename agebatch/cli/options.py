@@ -43,6 +43,8 @@ METAVARS = {
     "policy": "FILE",
     "face_regions": "FILE",
     "model": "MODEL.keras",
+    "affinity_days": "DAYS",
+    "min_receipts": "N",
 }
 PARSERS: dict[str, Callable[[str], object]] = {
     "age_groups": parse_age_bounds,
@@ -58,6 +60,10 @@ GROUPS = {
     "margin": "alcohol compliance policy",
     "policy": "alcohol compliance policy",
     "max_teen_miss": "alcohol compliance policy",
+    "affinity_days": "offers (age_group_affinity)",
+    "min_receipts": "offers (age_group_affinity)",
+    "affinity_confidence": "offers (age_group_affinity)",
+    "affinity_correction": "offers (age_group_affinity)",
 }
 
 

@@ -251,7 +251,7 @@ def test_work_pool_deployment_runs_on_a_worker(
         assert flow_run["work_queue_name"] == "default"  # taken from the pool by the worker
         messages = _run_log(api, flow_run["id"], f"Published {DAY.isoformat()} to {out}")
         assert [m for m in messages if m.startswith("Joined 60 receipts")], messages
-        assert f"Published {DAY.isoformat()} to {out}" in messages
+        assert [m for m in messages if m.startswith(f"Published {DAY.isoformat()} to {out}")]
     finally:
         worker.terminate()
         worker.wait(timeout=30)

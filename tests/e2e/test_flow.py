@@ -179,6 +179,18 @@ def test_flow_publishes_exact_figures(
     assert cashiers["missed_receipts"].sum() == missed.sum() == runs.iloc[0]["missed_checks"]
     assert cashiers["sold_after_refusal_receipts"].sum() == refused.sum()
 
+    # The affinity's daily counts: every matched receipt once per store and group, and the
+    # window of this first day covers only it.
+    items = _read(tmp_path, "age_group_item_receipts")
+    everyone = items[items["item_kind"] == "all"].set_index(["store_id", "age_group"])["receipts"]
+    matched_truth = truth[truth["status"] == "matched"]
+    expected_groups = matched_truth.groupby(["store_id", "age_group"]).size()
+    assert everyone.sort_index().to_dict() == expected_groups.sort_index().to_dict()
+    affinity = _read(tmp_path, "age_group_affinity")
+    assert len(affinity) > 0 and (affinity["days_covered"] == 1).all()
+    ranked = affinity[affinity["offer_rank"].notna()]
+    assert (ranked["receipts"] >= 20).all() and (ranked["lift_low"] > 1).all()
+
     artifacts = get_client(sync_client=True).read_artifacts(
         artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"agebatch-summary-{DAY}"]))
     )
@@ -191,6 +203,12 @@ def test_flow_publishes_exact_figures(
     # With age checks recorded, cashiers are ranked by their missed-check rate.
     rates = [row["missed_rate"] or 0 for row in json.loads(top[0].data)]
     assert rates == sorted(rates, reverse=True) and len(rates) == len(cashiers)
+    offers = get_client(sync_client=True).read_artifacts(
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"agebatch-offers-{DAY}"]))
+    )
+    shown = json.loads(offers[0].data)
+    assert len(shown) == (ranked["offer_rank"] <= 3).sum()
+    assert all(row["lift_low"] > 1 and " as often as " in row["in_words"] for row in shown)
 
 
 def test_rerun_replaces_exactly_that_day(
@@ -231,10 +249,12 @@ def test_demo_generates_runs_and_reports(
     assert run_demo(work, receipts=60, seed=1, model=brightness_model_path) == 0
     printed = capsys.readouterr().out
     tables = (
-        "age_group_purchases, age_group_receipts, age_group_shares, alcohol_checks, "
-        "cashier_compliance"
+        "age_group_affinity, age_group_item_receipts, age_group_purchases, age_group_receipts, "
+        "age_group_shares, alcohol_checks, cashier_compliance"
     )
     assert f"{tables}, receipt_ages, runs, till_clocks." in printed
+    assert "What to offer each age group (age_group_affinity" in printed
+    assert "Planted in the generated day (by true age): 18-24 pick DAI002 4 times" in printed
     assert "Alcohol sales to review (alcohol_checks):" in printed
     missed = _read(work / "out", "alcohol_checks")["missed_check"].sum()
     assert f"Missed ID checks (young-looking shopper, no check recorded): {missed}" in printed
