@@ -60,7 +60,35 @@ class Level(StrEnum):
     CHAIN = "chain"
 
 
+class CoverageMeasure(StrEnum):
+    """A share the coverage gate watches per store (agebatch/reports/coverage.py)."""
+
+    PHOTOS_UNREADABLE = "photos_unreadable"  # of the store's photos
+    PHOTOS_NO_FACE = "photos_no_face"  # of the store's photos
+    RECEIPTS_NO_PHOTO = "receipts_no_photo"  # of the store's receipts
+
+
+class Verdict(StrEnum):
+    """What the coverage gate made of one store's share."""
+
+    OK = "ok"  # at most its limit
+    OVER_LIMIT = "over_limit"  # above the trailing median by more than the margin
+    TOO_FEW = "too_few"  # too few photos or receipts that day to judge
+
+
+class Gate(StrEnum):
+    """The coverage gate's decision on a published day."""
+
+    PASSED = "passed"  # no store's share over its limit
+    ACCEPTED = "accepted"  # some were, published anyway (--accept-low-coverage)
+
+
 UNKNOWN_GROUP = "unknown"  # age_group of purchases on receipts without an age
+# age_group (and, in age_group_purchases, category) of the row that holds a store's cells of
+# fewer than k receipts, merged (agebatch/reports/privacy.py)
+SUPPRESSED = "suppressed"
+# Tables whose rows name a receipt or a cashier: published under --restricted-out when given.
+RESTRICTED = ("receipt_ages", "alcohol_checks", "cashier_compliance")
 
 
 @dataclass(frozen=True)
@@ -130,9 +158,14 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(
             "age_group",
             pa.string(),
-            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age",
+            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age; "
+            f"'{SUPPRESSED}': the store's cells of fewer than k receipts, merged",
         ),
-        Column("category", pa.string(), "catalog category ('uncategorised': sku not in it)"),
+        Column(
+            "category",
+            pa.string(),
+            f"catalog category ('uncategorised': sku not in it; '{SUPPRESSED}': merged cells)",
+        ),
         _count("receipts", "receipts with items of the category (not additive across categories)"),
         Column("units", pa.float64(), "units sold, net of returns"),
         Column("revenue", pa.float64(), "line totals, net of returns"),
@@ -141,7 +174,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
         DAY,
         Column("level", pa.string(), "store or chain", allowed=_values(Level)),
         Column("store_id", pa.string(), "store (null at chain level)", nullable=True),
-        Column("age_group", pa.string(), "age group"),
+        Column(
+            "age_group",
+            pa.string(),
+            f"age group; '{SUPPRESSED}': the store's groups of fewer than k receipts, merged",
+        ),
         _count("receipts", "matched receipts whose shopper's age fell in the group"),
         Column("share", pa.float64(), "receipts / all matched receipts of the scope"),
         _rate("corrected_share", "share corrected for the model's known confusion"),
@@ -196,6 +233,26 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("threshold_s", pa.float64(), "half the match window: drift beyond it is flagged"),
         Column("drift_suspected", pa.bool_(), "|median_lag_s| > threshold_s: check the camera"),
     ),
+    "store_coverage": (
+        DAY,
+        STORE,
+        Column(
+            "measure",
+            pa.string(),
+            "the share watched: photos_unreadable, photos_no_face (of the store's photos), "
+            "receipts_no_photo (of its receipts)",
+            allowed=_values(CoverageMeasure),
+        ),
+        _count("affected", "photos (receipts) of the store with that status"),
+        _count("total", "the store's photos (receipts) that day"),
+        _rate("share", "affected / total (null when total is 0)"),
+        Column("baseline", pa.float64(), "median share over the store's earlier published days"),
+        Column("history_days", pa.int32(), "earlier published days the median is over (0: none)"),
+        Column(
+            "limit_share", pa.float64(), "baseline + coverage_margin: a higher share is refused"
+        ),
+        Column("verdict", pa.string(), "ok, over_limit or too_few", allowed=_values(Verdict)),
+    ),
     "runs": (
         DAY,
         Column("run_id", pa.string(), "one run of the day (a re-run adds a row)"),
@@ -219,6 +276,27 @@ TABLES: dict[str, tuple[Column, ...]] = {
             pa.list_(pa.string()),
             "registers whose camera clock looks off (till_clocks.drift_suspected), store/register",
         ),
+        Column(
+            "coverage_gate",
+            pa.string(),
+            "passed, or accepted: published with --accept-low-coverage although refused",
+            allowed=_values(Gate),
+        ),
+        Column(
+            "coverage_over",
+            pa.list_(pa.string()),
+            "store shares over their limit (store_coverage), 'store measure share > limit'",
+        ),
+        Column(
+            "photos_deleted_days",
+            pa.list_(pa.string()),
+            "days whose photos this run deleted (--retention-days), YYYY-MM-DD",
+        ),
+        Column(
+            "published_at",
+            pa.timestamp("us", tz="UTC"),
+            "when the record was written, the moment before the day's commit (UTC)",
+        ),
         Column("find_s", pa.float64(), "seconds finding photos and reading inputs"),
         Column("predict_s", pa.float64(), "seconds predicting ages"),
         Column("join_s", pa.float64(), "seconds matching and summing in DuckDB"),
@@ -241,8 +319,8 @@ class SchemaError(Exception):
 def conform(table: str, data: pa.Table, age_groups: Mapping[str, object] | None = None) -> pa.Table:
     """The table cast to its schema, after checking names, order, nulls and allowed values.
 
-    age_groups: the run's age-group labels, which age_group columns must hold (besides null and,
-    in age_group_purchases, 'unknown').
+    age_groups: the run's age-group labels, which age_group columns must hold (besides null,
+    'suppressed' in the two aggregates and, in age_group_purchases, 'unknown').
     """
     target = schema(table)
     if data.column_names != target.names:
@@ -260,7 +338,11 @@ def conform(table: str, data: pa.Table, age_groups: Mapping[str, object] | None 
         allowed = column.allowed
         if column.name == "age_group" and age_groups is not None:
             allowed = (
-                (*age_groups, UNKNOWN_GROUP) if table == "age_group_purchases" else (*age_groups,)
+                (*age_groups, UNKNOWN_GROUP, SUPPRESSED)
+                if table == "age_group_purchases"
+                else (*age_groups, SUPPRESSED)
+                if table == "age_group_shares"
+                else (*age_groups,)
             )
         if allowed is not None:
             found = set(pc.unique(values.drop_null()).to_pylist())

@@ -41,6 +41,9 @@ METAVARS = {
     "policy": "FILE",
     "face_regions": "FILE",
     "model": "MODEL.keras",
+    "restricted_out": "DIR",
+    "min_cell_receipts": "K",
+    "retention_days": "N",
 }
 PARSERS: dict[str, Callable[[str], object]] = {
     "age_groups": parse_age_bounds,
@@ -55,6 +58,13 @@ GROUPS = {
     "challenge_age": "alcohol compliance policy",
     "margin": "alcohol compliance policy",
     "policy": "alcohol compliance policy",
+    "restricted_out": "privacy",
+    "min_cell_receipts": "privacy",
+    "retention_days": "privacy",
+    "coverage_margin": "coverage gate",
+    "coverage_days": "coverage gate",
+    "coverage_min_count": "coverage gate",
+    "accept_low_coverage": "coverage gate",
 }
 
 

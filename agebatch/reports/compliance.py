@@ -53,13 +53,14 @@ class ComplianceInputs:
 
 def compliance_inputs(config: RunConfig, card: ModelCard, day: dt.date) -> ComplianceInputs:
     """The policy of the run's config and what the report needs: per-store ages, margins,
-    history of the 27 days before `day` under config.out."""
+    history of the 27 days before `day` where cashier_compliance is published (the
+    restricted root; days published before it was set, under config.out)."""
     margins = error_margins(card)
     if config.margin > 0 and margins.num_rows == 0:
         raise InputError(
             f"--margin needs the model's error per age band, and the card of {card.name} has none."
         )
-    history, days_7d, days_28d = compliance_history(config.out, day)
+    history, days_7d, days_28d = compliance_history(config.restricted_root(), day, config.out)
     return ComplianceInputs(
         **{name: getattr(config, name) for name in ComplianceInputs.POLICY},
         store_policies=read_policy(config.policy) if config.policy else POLICY_SCHEMA.empty_table(),
@@ -80,14 +81,16 @@ def error_margins(card: ModelCard) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=MARGIN_SCHEMA)
 
 
-def compliance_history(out: Path, day: dt.date) -> tuple[pa.Table, int, int]:
-    """The report's 27 earlier days as published under out, and the days each window covers."""
+def compliance_history(out: Path, day: dt.date, *older: Path) -> tuple[pa.Table, int, int]:
+    """The report's 27 earlier days as published under out (or, for a day out lacks, the
+    first of the older roots that has it), and the days each window covers."""
     frames, found = [], []
     columns = HISTORY_SCHEMA.names[1:]  # the day lives in the folder name
     for back in range(1, 28):
         earlier = day - dt.timedelta(days=back)
-        folder = partition(out, REPORT, earlier)
-        if folder.is_dir():
+        folders = [partition(root, REPORT, earlier) for root in (out, *older)]
+        folder = next((f for f in folders if f.is_dir()), None)
+        if folder is not None:
             table = pq.read_table(folder, columns=columns)
             days = pa.array([earlier] * table.num_rows, pa.date32())
             frames.append(table.add_column(0, "day", days).cast(HISTORY_SCHEMA))
