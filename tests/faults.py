@@ -59,18 +59,14 @@ def run_agebatch(
 _MAIN = "import sys; from agebatch.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-def _record(run_id: str):
-    """A run record with nothing but its identity."""
+def bare_record(run_id: str, day: dt.date = DAY, published_at: dt.datetime | None = None):
+    """A run record with nothing but its identity (and, if given, when it was published)."""
     from agebatch.pipeline import RunRecord
 
-    counts = {
-        f.name: 0
-        for f in dataclasses.fields(RunRecord)
-        if f.type in ("int", "float") and f.name != "day"
-    }
+    counts = {f.name: 0 for f in dataclasses.fields(RunRecord) if f.type in ("int", "float")}
     return RunRecord(
         **counts,
-        day=DAY,
+        day=day,
         run_id=run_id,
         started_at=dt.datetime(2026, 11, 25, 2, 30),
         agebatch_version="test",
@@ -80,7 +76,7 @@ def _record(run_id: str):
         coverage_gate="passed",
         coverage_over=[],
         photos_deleted_days=[],
-        published_at=None,
+        published_at=published_at,
     )
 
 
@@ -96,14 +92,14 @@ def publish_twice(out: Path, big_rows: int, fsize: int | None) -> dict[str, obje
 
     config = RunConfig.build({"photos": out, "transactions": out, "catalog": out, "out": out})
     small = {"numbers": pa.table({"x": [1.0, 2.0], "run": ["first", "first"]})}
-    publish(config, small, _record("first"))
+    publish(config, small, bare_record("first"))
     rng = np.random.default_rng(0)
     big = {"numbers": pa.table({"x": rng.random(big_rows), "run": ["second"] * big_rows})}
     if fsize is not None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
     error = None
     try:
-        publish(config, big, _record("second"))
+        publish(config, big, bare_record("second"))
     except OutputError as failure:
         error = str(failure)
     seen = pq.read_table(out / "numbers" / f"day={DAY}").column("run").to_pylist()
