@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from agebatch import __version__
 from agebatch.config import Region, RunConfig, age_group_labels
 from agebatch.duck import connect
+from agebatch.errors import OutputError
 from agebatch.inputs.captures import Captures, find_captures
 from agebatch.inputs.clocks import read_clock_offsets
 from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
@@ -312,7 +313,13 @@ def publish(config: RunConfig, tables: Mapping[str, pa.Table], record: RunRecord
         if failure is None:
             raise
         raise failure from None
-    delete_photos(config, due)
+    try:
+        delete_photos(config, due)
+    except OSError as error:  # the day is published; the photos stay due for the next run
+        raise OutputError(
+            f"Published {record.day}, but could not delete the photos of "
+            f"{', '.join(day.isoformat() for day in due)} ({error}): the next run tries again."
+        ) from None
     return Published(final[0], folders)
 
 
