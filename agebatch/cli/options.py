@@ -45,6 +45,9 @@ METAVARS = {
     "model": "MODEL.keras",
     "affinity_days": "DAYS",
     "min_receipts": "N",
+    "restricted_out": "DIR",
+    "min_cell_receipts": "K",
+    "retention_days": "N",
 }
 PARSERS: dict[str, Callable[[str], object]] = {
     "age_groups": parse_age_bounds,
@@ -64,6 +67,13 @@ GROUPS = {
     "min_receipts": "offers (age_group_affinity)",
     "affinity_confidence": "offers (age_group_affinity)",
     "affinity_correction": "offers (age_group_affinity)",
+    "restricted_out": "privacy",
+    "min_cell_receipts": "privacy",
+    "retention_days": "privacy",
+    "coverage_margin": "coverage gate",
+    "coverage_days": "coverage gate",
+    "coverage_min_count": "coverage gate",
+    "accept_low_coverage": "coverage gate",
 }
 
 
