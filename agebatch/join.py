@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from agebatch.config import age_group_labels
 from agebatch.duck import sql
 from agebatch.reports.compliance import ComplianceInputs
-from agebatch.schema import ReceiptStatus
+from agebatch.schema import UNCHECKED, ReceiptStatus
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ def join_day(
         "days_28d": compliance.days_28d,
         "search_s": CLOCK_SEARCH_S,
         "bin_s": CLOCK_BIN_S,
+        "unchecked": [status.value for status in UNCHECKED],
     }
     for name in STATEMENTS:
         statement = sql(name)

@@ -21,6 +21,9 @@ class PhotoStatus(StrEnum):
     OK = "ok"  # an age was predicted
     UNREADABLE = "unreadable"  # not an image, truncated or corrupt
     NO_FACE = "no_face"  # a whole frame in which no shopper's face was found
+    # not opened or not decoded: outside the day folder, not a regular file, over the pixel
+    # budget, a colour mode not converted, or over the time budget (docs/hostile-inputs.md)
+    REFUSED = "refused"
 
 
 class ReceiptStatus(StrEnum):
@@ -30,10 +33,16 @@ class ReceiptStatus(StrEnum):
     NO_PHOTO = "no_photo"  # no capture at the till in the match window
     UNREADABLE = "unreadable"  # its photo could not be decoded
     NO_FACE = "no_face"  # its photo showed no shopper's face
+    REFUSED = "refused"  # its photo was refused (not opened or not decoded, see PhotoStatus)
 
 
 # Receipts whose sale nobody can check from a photo.
-UNCHECKED = (ReceiptStatus.NO_PHOTO, ReceiptStatus.UNREADABLE, ReceiptStatus.NO_FACE)
+UNCHECKED = (
+    ReceiptStatus.NO_PHOTO,
+    ReceiptStatus.UNREADABLE,
+    ReceiptStatus.NO_FACE,
+    ReceiptStatus.REFUSED,
+)
 
 
 class Reason(StrEnum):
@@ -44,6 +53,7 @@ class Reason(StrEnum):
     NO_PHOTO = "no_photo"
     UNREADABLE = "unreadable"
     NO_FACE = "no_face"
+    REFUSED = "refused"
 
 
 class Clock(StrEnum):
@@ -170,7 +180,10 @@ TABLES: dict[str, tuple[Column, ...]] = {
         CASHIER,
         _count("restricted_receipts", "receipts with age-restricted sales"),
         _count("flagged_receipts", "of them, shopper looked under the challenge age"),
-        _count("unchecked_receipts", "of them, no usable photo (no_photo, unreadable, no_face)"),
+        _count(
+            "unchecked_receipts",
+            "of them, no usable photo (no_photo, unreadable, no_face, refused)",
+        ),
         _rate("flagged_rate", "flagged_receipts / restricted_receipts"),
         _count("restricted_receipts_7d", "restricted receipts over the last 7 days"),
         _count("flagged_receipts_7d", "flagged receipts over the last 7 days"),
@@ -206,6 +219,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _count("photos_found", "photos of the day"),
         _count("photos_decoded", "readable photos, faceless ones included"),
         _count("photos_unreadable", "photos that could not be decoded"),
+        _count(
+            "photos_refused",
+            "photos not opened or not decoded: outside the day folder, not a regular file, over "
+            "the pixel or time budget, or a colour mode not converted (reasons in the log)",
+        ),
         _count("photos_no_face", "frames in which no shopper's face was found"),
         _count("files_ignored", "files in the day folder that are not photos of the layout"),
         _count("receipts", "receipts of the day"),

@@ -1,5 +1,5 @@
 -- Age-restricted sales a manager should review: the shopper looked under the challenge age,
--- or no usable photo shows who bought (no_photo, unreadable, no_face: an unchecked sale).
+-- or no usable photo shows who bought (no_photo, unreadable, no_face, refused: unchecked).
 -- A list to review, not a verdict.
 -- Input: restricted_sales.
 with final as (

@@ -2,7 +2,8 @@
 -- looking shopper or had no usable photo, and the same over the last 7 and 28 days.
 -- Inputs: restricted_sales, history (earlier days of this table: day, store_id, cashier_id,
 -- restricted_receipts, flagged_receipts, unchecked_receipts). Parameters: $day,
--- $days_7d and $days_28d (how many days each window really covers, this one included).
+-- $days_7d and $days_28d (how many days each window really covers, this one included),
+-- $unchecked (the reasons that mean no usable photo: agebatch.schema.UNCHECKED).
 with today as (
     select
         $day::date as day,
@@ -12,9 +13,7 @@ with today as (
         count(*) filter (
             where reason in ('under_legal_age', 'under_challenge_age')
         ) as flagged_receipts,
-        count(*) filter (
-            where reason in ('no_photo', 'unreadable', 'no_face')
-        ) as unchecked_receipts
+        count(*) filter (where list_contains($unchecked, reason)) as unchecked_receipts
     from restricted_sales
     group by store_id, cashier_id
 ),

@@ -2,8 +2,8 @@
 -- (what is published), and paid_at_utc (naive UTC), set only where the input time carried a
 -- UTC offset ('2026-10-25T01:30:00+01:00', '…Z'); such a time's wall clock is read in
 -- $timezone. Times without an offset are taken as the wall clock, as written (the repeated
--- autumn hour and the spring gap included). Input: lines_raw (typed, paid_at still text).
--- Parameter: $timezone.
+-- autumn hour and the spring gap included). source_row: the line's row in the file (for
+-- messages; not passed on). Input: lines_raw (typed, paid_at still text). Parameter: $timezone.
 with parsed as (
     select
         *,
@@ -26,7 +26,8 @@ final as (
         case when has_offset then timezone('UTC', paid_at::timestamptz) end as paid_at_utc,
         sku,
         quantity,
-        amount
+        amount,
+        source_row
     from parsed
 )
 

@@ -27,7 +27,8 @@ final as (
         paired.photo,
         paired.predicted_age,
         age_groups.label as age_group,
-        -- matched, no_photo, or the capture's reason for having no age: unreadable, no_face
+        -- matched, no_photo, or the capture's reason for having no age: unreadable, no_face,
+        -- refused
         case
             when paired.photo is null then 'no_photo'
             when paired.capture_status = 'ok' then 'matched'
