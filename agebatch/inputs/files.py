@@ -41,21 +41,27 @@ def open_inside(path: Path, inside: Path | None = None) -> BinaryIO:
             raise Refusal(f"{what} that resolves outside the day folder")
         target, flags = real, flags | _NO_FOLLOW
     try:
+        # Not even opened unless it is a regular file (opening a device can act on it).
+        _check_regular(os.stat(target, follow_symlinks=inside is None).st_mode)
         fd = os.open(target, flags)
     except OSError as error:
         if error.errno == errno.ELOOP:  # the checked file became a link
             raise Refusal("a link that appeared after it was checked") from None
         raise
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise Refusal(f"not a regular file (a {_kind(mode)})")
+        _check_regular(os.fstat(fd).st_mode)  # what was opened, if it changed since
         if inside is not None and not _opened_path(fd, real).is_relative_to(inside):
             raise Refusal("a path that resolves outside the day folder once opened")
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+
+
+def _check_regular(mode: int) -> None:
+    """Refuse a file that is not a regular file, saying what it is."""
+    if not stat.S_ISREG(mode):
+        raise Refusal(f"not a regular file (a {_kind(mode)})")
 
 
 def _kind(mode: int) -> str:
@@ -66,6 +72,7 @@ def _kind(mode: int) -> str:
         stat.S_ISBLK: "block device",
         stat.S_ISSOCK: "socket",
         stat.S_ISDIR: "folder",
+        stat.S_ISLNK: "link",  # where the checked name became one
     }
     return next((name for test, name in kinds.items() if test(mode)), "special file")
 

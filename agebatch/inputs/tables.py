@@ -1,13 +1,14 @@
 """Read a CSV or Parquet input with typed columns, or say in one sentence what is wrong.
 
 Every row of the file is read and checked, not a sample: a CSV's dialect is fixed (comma,
-double quotes, a header line, UTF-8) rather than sniffed, and DuckDB's strict mode fails on
-the first line with the wrong number of fields, a bad byte or an unclosed quote, anywhere in
-the file; the sentence names that line.
+double quotes, a header line, UTF-8) and its columns are the header's, so DuckDB's sniffer
+never runs, and DuckDB's strict mode fails on the first line with the wrong number of fields,
+a bad byte or an unclosed quote, anywhere in the file; the sentence names that line.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,10 +21,12 @@ from agebatch.errors import InputError
 
 # Fixed, not sniffed: DuckDB's sniffer reads a sample of rows, and a file whose first quote comes
 # after it was read with no quote character at all (a cashier id `"C1` taken literally;
-# duckdb/duckdb#11838). Types are checked per column below, so every field is read as text.
+# duckdb/duckdb#11838); it may also take '#' for a comment mark and drop the lines that start
+# with it, and it fails without a line number on a bad line inside its sample. Columns come
+# from the header line (read_csv_header) as text; their types are checked per column below.
 CSV_OPTIONS: dict[str, object] = {
+    "auto_detect": False,
     "header": True,
-    "all_varchar": True,
     "delimiter": ",",
     "quotechar": '"',
     "escapechar": '"',
@@ -63,7 +66,8 @@ def load_table(
         if path.suffix.lower() == ".parquet":
             rel = con.read_parquet(str(path))
         elif path.suffix.lower() == ".csv":
-            rel = con.read_csv(str(path), **CSV_OPTIONS)
+            names = dict.fromkeys(read_csv_header(path, what), "varchar")
+            rel = con.read_csv(str(path), columns=names, **CSV_OPTIONS)
         else:
             raise InputError(f"{what.capitalize()} file {path} must be .parquet or .csv.")
         missing = [c for c in columns if c not in rel.columns]
@@ -93,6 +97,28 @@ def load_table(
     row = f", rowid + 1 as {SOURCE_ROW}" if rows else ""
     con.execute(f"create or replace table {name} as select {casts}{row} from {read} order by rowid")
     con.execute(f"drop table {read}")
+
+
+def read_csv_header(path: Path, what: str) -> list[str]:
+    """The column names on a CSV file's first line (UTF-8, quotes allowed), each once."""
+    with path.open("rb") as file:
+        first = file.readline(1 << 20)
+    try:
+        line = first.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise InputError(f"{what.capitalize()} file {path}: line 1 is not UTF-8 text.") from None
+    if not line:
+        raise InputError(f"{what.capitalize()} file {path} is empty: it needs a header line.")
+    try:
+        names = next(csv.reader([line], strict=True))
+    except csv.Error as error:
+        raise InputError(
+            f"{what.capitalize()} file {path}: line 1 (the header) cannot be read ({error})."
+        ) from None
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputError(f"{what.capitalize()} file {path} names the column(s) {repeated} twice.")
+    return names
 
 
 def where(path: Path, row: int) -> str:
