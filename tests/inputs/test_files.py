@@ -76,14 +76,23 @@ def test_a_named_pipe_is_refused_at_once_not_waited_on(day: Path) -> None:
     assert str(outcome[0]) == "not a regular file (a named pipe)"
 
 
+def _pretend(monkeypatch: pytest.MonkeyPatch, path: Path, seen: os.stat_result) -> None:
+    """Make the look before opening `path` see `seen` (as if the file changed just after)."""
+    stat = os.stat
+
+    def look(target: object, *args: object, **kwargs: object) -> os.stat_result:
+        return seen if str(target) == str(path) else stat(target, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(files.os, "stat", look)
+
+
 def test_a_pipe_swapped_in_after_the_look_is_not_waited_on(
     day: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The look before opening saw a regular file; by the open, the name is a named pipe.
     pipe = day / "S1" / "R1" / "pipe.jpg"
     os.mkfifo(pipe)
-    regular = os.stat(day / "S1" / "R1" / "a.jpg")
-    monkeypatch.setattr(files.os, "stat", lambda path, follow_symlinks: regular)
+    _pretend(monkeypatch, pipe, os.stat(day / "S1" / "R1" / "a.jpg"))
     outcome: list[BaseException | bytes] = []
 
     def attempt() -> None:
@@ -125,8 +134,7 @@ def test_a_link_swapped_in_after_the_check_is_not_followed(
     with pytest.raises(Refusal, match=r"not a regular file \(a link\)"):
         _read(photo, day)
     # ... and if it becomes a link between that look and the open, the open does not follow it.
-    stat = os.stat
-    monkeypatch.setattr(files.os, "stat", lambda path, follow_symlinks: stat(path))
+    _pretend(monkeypatch, photo, os.stat(photo))
     with pytest.raises(Refusal, match="a link that appeared after it was checked"):
         _read(photo, day)
 

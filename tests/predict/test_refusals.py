@@ -179,6 +179,25 @@ def test_a_decode_stuck_for_good_does_not_keep_the_interpreter_from_exiting(day:
     assert done.stdout.strip() == "['refused', 'ok']"
 
 
+@pytest.mark.parametrize("processes", [False, True])
+def test_the_time_budget_holds_in_decode_processes_too(
+    day: Path, brightness_model, processes: bool
+) -> None:
+    # A real decode (a 2,000 x 2,000 PNG and a face search) takes far longer than 1 ms; no
+    # monkeypatching, so it also runs in spawned decode processes.
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (2000, 2000, 3), np.uint8)).save(
+        day / "slow.png", compress_level=1
+    )
+    paths = [day / "slow.png"] * 4
+    options = {"photo_kind": "frames", "workers": 2, "batch_size": 2, "decode_processes": processes}
+    strict = PredictConfig(**options, decode_timeout_s=0.001)
+    predictions, stats = predict_paths(paths, brightness_model, strict, inside=day)
+    assert {p.reason for p in predictions} == {"decoding took over 0.001 s (given up)"}
+    assert stats.refused == 4
+    relaxed, _ = predict_paths(paths, brightness_model, PredictConfig(**options), inside=day)
+    assert {p.status for p in relaxed} == {"no_face"}  # read in full within 30 s
+
+
 def test_a_named_pipe_among_photos_ends_in_seconds_counted(
     day: Path, brightness_model, caplog: pytest.LogCaptureFixture
 ) -> None:
