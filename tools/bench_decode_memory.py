@@ -5,7 +5,8 @@
 Each photo is written as a PNG (flat noise, so it compresses like a photo), then read in a
 fresh process by agebatch.predict.images.read_rgb, once with the run's default limits
 (PredictConfig().max_pixels) and once with none (Pillow's own limit); the process's peak
-resident memory above what it held before the read is printed (Linux ru_maxrss).
+resident memory during the read above what it held before it is printed (Linux: VmHWM after
+resetting it through /proc/self/clear_refs, minus VmRSS before).
 """
 
 from __future__ import annotations
@@ -20,21 +21,24 @@ import numpy as np
 from PIL import Image
 
 _MEASURE = """
-import resource, sys
+import sys
 from pathlib import Path
 from agebatch.config import PredictConfig
 from agebatch.predict.images import read_rgb
 from agebatch.predict.opening import Limits
 from agebatch.inputs.files import Refusal
+def status(field):
+    text = Path("/proc/self/status").read_text()
+    return int(text.split(field + ":")[1].split()[0])  # KiB
 limits = Limits(max_pixels=PredictConfig().max_pixels) if sys.argv[2] == "budget" else Limits()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+Path("/proc/self/clear_refs").write_text("5")  # the peak starts again from now
+before = status("VmRSS")
 try:
     image = read_rgb(Path(sys.argv[1]), limits=limits)
     outcome = "decoded" if image is not None else "unreadable"
 except Refusal as refusal:
     outcome = f"refused: {refusal}"
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(f"{(peak - before) / 1024:.0f}\\t{outcome}")
+print(f"{(status('VmHWM') - before) / 1024:.0f}\t{outcome}")
 """
 
 

@@ -26,10 +26,9 @@ from agebatch.predict.opening import (
     FORMATS,
     NO_LIMITS,
     Limits,
-    Overrun,
     check_pixels,
     to_rgb,
-    watched,
+    watched_map,
 )
 from agebatch.schema import PhotoStatus
 
@@ -54,12 +53,16 @@ def read_rgb(
     colour mode that cannot be converted honestly (opening.to_rgb).
     """
     try:
-        with open_inside(path, limits.inside) as file, Image.open(file, formats=FORMATS) as image:
+        with open_inside(path, limits.inside) as file:
+            # Not closed by a `with` of its own: closing would drop the pixels, and an RGB photo
+            # is returned as it was decoded, without a copy (the budget bounds the memory).
+            image = Image.open(file, formats=FORMATS)
             if max_side is not None and image.format in ("JPEG", "MPO"):
                 image.draft("RGB", (max_side, max_side))
             check_pixels(image, limits.max_pixels)  # the size to decode, from the header
             image.load()
-            return to_rgb(ImageOps.exif_transpose(image))
+            ImageOps.exif_transpose(image, in_place=True)
+            return to_rgb(image)
     except _BOMB as error:
         raise Refusal(f"over Pillow's pixel limit ({error})") from None
     except _UNREADABLE as error:
@@ -199,18 +202,16 @@ def face_input(image: Image.Image, spec: InputSpec, region: Region, finder: Face
 def load_photos(items: Sequence[tuple[Path, Region]], spec: InputSpec) -> list[Decoded]:
     """load_photo for a chunk of (path, region) pairs: one call per worker keeps IPC small.
 
-    With a time budget (spec.limits.seconds), a photo still decoding when it is spent is refused
-    and the chunk goes on (opening.watched: the stuck decode is left behind, not stopped).
+    With a time budget (spec.limits.seconds), a photo still being read when it is spent is
+    refused and the chunk goes on (opening.watched_map: the stuck read is left behind, not
+    stopped).
     """
-    return [load_watched(path, spec, region) for path, region in items]
 
+    def load(item: tuple[Path, Region]) -> Decoded:
+        return load_photo(item[0], spec, item[1])
 
-def load_watched(path: Path, spec: InputSpec, region: Region = WHOLE_FRAME) -> Decoded:
-    """load_photo within the spec's time budget: refused once it is spent."""
     seconds = spec.limits.seconds
     if seconds is None:
-        return load_photo(path, spec, region)
-    try:
-        return watched(lambda: load_photo(path, spec, region), seconds)
-    except Overrun:
-        return Decoded(None, PhotoStatus.REFUSED, f"decoding took over {seconds:g} s (given up)")
+        return [load(item) for item in items]
+    reason = f"decoding took over {seconds:g} s (given up)"
+    return watched_map(load, items, seconds, lambda _: Decoded(None, PhotoStatus.REFUSED, reason))

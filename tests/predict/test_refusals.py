@@ -23,7 +23,7 @@ from PIL import Image
 from agebatch.config import PredictConfig
 from agebatch.predict import images
 from agebatch.predict.images import InputSpec, load_photo, load_photos
-from agebatch.predict.opening import Limits
+from agebatch.predict.opening import Limits, watched_map
 from agebatch.predict.stage import predict_paths
 
 CROPS = InputSpec(size=(64, 64), crop=None, resample="bilinear", photos="crops", padding=0.2)
@@ -227,3 +227,20 @@ def test_load_photos_without_a_time_budget_is_load_photo(day: Path) -> None:
     plain = load_photos(items, CROPS)
     assert [d.status for d in watched] == [d.status for d in plain] == ["ok", "unreadable"]
     assert np.array_equal(watched[0].pixels, plain[0].pixels)
+
+
+def test_a_given_up_run_leaves_the_rest_of_its_chunk_to_the_new_thread() -> None:
+    release, calls, threads = threading.Event(), [], {}
+
+    def call(item: int) -> int:
+        calls.append(item)
+        if item == 1:
+            threads[item] = threading.current_thread()
+            release.wait()
+        return item * 10
+
+    assert watched_map(call, [0, 1, 2, 3], 0.2, lambda item: -item) == [0, -1, 20, 30]
+    release.set()
+    threads[1].join(timeout=10)
+    assert not threads[1].is_alive()  # its call returned and the thread ended
+    assert sorted(calls) == [0, 1, 2, 3]  # items 2 and 3 were read once, by the new thread
