@@ -136,6 +136,19 @@ class PredictConfig(BaseModel):
         description="decode in processes instead of threads (faster with many cores, e.g. "
         "beside a GPU)",
     )
+    max_pixels: int = Field(
+        25_000_000,
+        ge=1,
+        description="a photo with more pixels than this (width x height, read from its header "
+        "before decoding) is refused: bounds each decode's memory, well under Pillow's own "
+        "limit of 89,478,485",
+    )
+    decode_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="a photo still being read (decode and face search) after this many seconds "
+        "is refused and the run moves on",
+    )
     photo_kind: PhotoKind = Field(
         PhotoKind.AUTO,
         description="what the photos are: aligned face crops, whole camera frames (the "

@@ -69,7 +69,7 @@ class Found:
 
 @dataclass(frozen=True)
 class Predicted:
-    """The day's captures with predicted_age and status (ok / unreadable / no_face)."""
+    """The day's captures with predicted_age and status (ok / unreadable / no_face / refused)."""
 
     captures: pd.DataFrame
     stats: PredictStats
@@ -105,6 +105,7 @@ class RunRecord:
     photos_found: int
     photos_decoded: int
     photos_unreadable: int
+    photos_refused: int
     photos_no_face: int
     files_ignored: int
     receipts: int
@@ -112,6 +113,7 @@ class RunRecord:
     receipts_no_photo: int
     receipts_unreadable: int
     receipts_no_face: int
+    receipts_refused: int
     alcohol_checks: int
     age_checks_recorded: bool
     missed_checks: int | None
@@ -183,7 +185,8 @@ def predict(
     model: AgeModel,
     progress: Progress | None = None,
 ) -> Predicted:
-    """The day's captures with predicted_age and status (ok / unreadable / no_face) added."""
+    """The day's captures with predicted_age and status (ok / unreadable / no_face / refused)
+    added."""
     captures = found.captures.table
     paths = [found.captures.folder / photo for photo in captures["photo"]]
     regions = regions_for(
@@ -192,14 +195,17 @@ def predict(
         found.face_regions,
         config.face_region,
     )
-    predictions, stats = predict_paths(paths, model, config, regions=regions, progress=progress)
+    predictions, stats = predict_paths(
+        paths, model, config, regions=regions, progress=progress, inside=found.captures.folder
+    )
     aged = captures.copy()
     aged["predicted_age"] = pd.array([p.age for p in predictions], dtype="Float64")
     aged["status"] = pd.array([str(p.status) for p in predictions], dtype="string")
     log.info(
-        "Predicted %d photos (%d unreadable, %d without a face) at %.1f photos/s",
+        "Predicted %d photos (%d unreadable, %d refused, %d without a face) at %.1f photos/s",
         stats.photos,
         stats.unreadable,
+        stats.refused,
         stats.no_face,
         stats.photos_per_s,
     )
@@ -273,6 +279,7 @@ def run_record(
         photos_found=len(found.captures.table),
         photos_decoded=stats.decoded,
         photos_unreadable=stats.unreadable,
+        photos_refused=stats.refused,
         photos_no_face=stats.no_face,
         files_ignored=found.captures.ignored,
         receipts=len(status),

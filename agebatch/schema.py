@@ -21,6 +21,9 @@ class PhotoStatus(StrEnum):
     OK = "ok"  # an age was predicted
     UNREADABLE = "unreadable"  # not an image, truncated or corrupt
     NO_FACE = "no_face"  # a whole frame in which no shopper's face was found
+    # not opened or not decoded: outside the day folder, not a regular file, over the pixel
+    # budget, a colour mode not converted, or over the time budget (docs/hostile-inputs.md)
+    REFUSED = "refused"
 
 
 class ReceiptStatus(StrEnum):
@@ -30,10 +33,7 @@ class ReceiptStatus(StrEnum):
     NO_PHOTO = "no_photo"  # no capture at the till in the match window
     UNREADABLE = "unreadable"  # its photo could not be decoded
     NO_FACE = "no_face"  # its photo showed no shopper's face
-
-
-# Receipts whose sale nobody can check from a photo.
-UNCHECKED = (ReceiptStatus.NO_PHOTO, ReceiptStatus.UNREADABLE, ReceiptStatus.NO_FACE)
+    REFUSED = "refused"  # its photo was refused (not opened or not decoded, see PhotoStatus)
 
 
 class Reason(StrEnum):
@@ -44,6 +44,7 @@ class Reason(StrEnum):
     NO_PHOTO = "no_photo"
     UNREADABLE = "unreadable"
     NO_FACE = "no_face"
+    REFUSED = "refused"  # its photo was refused
     SOLD_AFTER_REFUSAL = "sold_after_refusal"  # the till recorded id_refused, yet it sold
 
 
@@ -95,6 +96,7 @@ class CoverageMeasure(StrEnum):
 
     PHOTOS_UNREADABLE = "photos_unreadable"  # of the store's photos
     PHOTOS_NO_FACE = "photos_no_face"  # of the store's photos
+    PHOTOS_REFUSED = "photos_refused"  # of the store's photos (links out, pipes, budgets)
     RECEIPTS_NO_PHOTO = "receipts_no_photo"  # of the store's receipts
 
 
@@ -380,7 +382,10 @@ TABLES: dict[str, tuple[Column, ...]] = {
         CASHIER,
         _count("restricted_receipts", "receipts with age-restricted sales"),
         _count("flagged_receipts", "of them, shopper looked under the challenge age"),
-        _count("unchecked_receipts", "of them, no usable photo (no_photo, unreadable, no_face)"),
+        _count(
+            "unchecked_receipts",
+            "of them, no usable photo (no_photo, unreadable, no_face, refused)",
+        ),
         _rate("flagged_rate", "flagged_receipts / restricted_receipts"),
         _nullable_count(
             "missed_receipts",
@@ -434,8 +439,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(
             "measure",
             pa.string(),
-            "the share watched: photos_unreadable, photos_no_face (of the store's photos), "
-            "receipts_no_photo (of its receipts)",
+            "the share watched: photos_unreadable, photos_no_face, photos_refused (of the store's "
+            "photos), receipts_no_photo (of its receipts)",
             allowed=_values(CoverageMeasure),
         ),
         _count("affected", "photos (receipts) of the store with that status"),
@@ -458,6 +463,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _count("photos_found", "photos of the day"),
         _count("photos_decoded", "readable photos, faceless ones included"),
         _count("photos_unreadable", "photos that could not be decoded"),
+        _count(
+            "photos_refused",
+            "photos not opened or not decoded: outside the day folder, not a regular file, over "
+            "the pixel or time budget, or a colour mode not converted (reasons in the log)",
+        ),
         _count("photos_no_face", "frames in which no shopper's face was found"),
         _count("files_ignored", "files in the day folder that are not photos of the layout"),
         _count("receipts", "receipts of the day"),

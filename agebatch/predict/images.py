@@ -14,12 +14,21 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from agebatch.config import WHOLE_FRAME, PhotoKind, Region
+from agebatch.inputs.files import Refusal, open_inside
 from agebatch.predict.faces import (
     FRAME_ZOOMS,
     FaceFinder,
     aligned_crop_chips,
     face_chip,
     is_face_crop,
+)
+from agebatch.predict.opening import (
+    FORMATS,
+    NO_LIMITS,
+    Limits,
+    check_pixels,
+    to_rgb,
+    watched_map,
 )
 from agebatch.schema import PhotoStatus
 
@@ -29,21 +38,33 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Pillow raises these for files that are not images, truncated or corrupt.
-_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+_UNREADABLE = (OSError, ValueError, SyntaxError)
+# Pillow's own limit (its error over twice MAX_IMAGE_PIXELS, its warning when warnings are errors).
+_BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
-def read_rgb(path: Path, max_side: int | None = None) -> Image.Image | None:
+def read_rgb(
+    path: Path, max_side: int | None = None, limits: Limits = NO_LIMITS
+) -> Image.Image | None:
     """Decode an image upright (EXIF orientation applied) as RGB; None when unreadable.
 
     With max_side, JPEGs are decoded at a reduced scale that stays above it (much faster).
+    Raises Refusal for a file `limits` refuse (files.open_inside, opening.check_pixels) and for a
+    colour mode that cannot be converted honestly (opening.to_rgb).
     """
     try:
-        with Image.open(path) as image:
-            if max_side is not None and image.format == "JPEG":
+        with open_inside(path, limits.inside) as file:
+            # Not closed by a `with` of its own: closing would drop the pixels, and an RGB photo
+            # is returned as it was decoded, without a copy (the budget bounds the memory).
+            image = Image.open(file, formats=FORMATS)
+            if max_side is not None and image.format in ("JPEG", "MPO"):
                 image.draft("RGB", (max_side, max_side))
+            check_pixels(image, limits.max_pixels)  # the size to decode, from the header
             image.load()
-            upright = ImageOps.exif_transpose(image)
-            return upright.convert("RGB")
+            ImageOps.exif_transpose(image, in_place=True)
+            return to_rgb(image)
+    except _BOMB as error:
+        raise Refusal(f"over Pillow's pixel limit ({error})") from None
     except _UNREADABLE as error:
         log.debug("Unreadable photo %s: %s", path, error)
         return None
@@ -68,8 +89,13 @@ def load_face(
     crop: tuple[float, float, float, float] | None = None,
     resample: str = "bilinear",
 ) -> np.ndarray | None:
-    """A photo that already is a face crop, ready for the model; None when unreadable."""
-    image = read_rgb(path, max_side=2 * max(size))
+    """A photo that already is a face crop, ready for the model; None when unreadable or
+    refused (training and benchmarks read trusted folders)."""
+    try:
+        image = read_rgb(path, max_side=2 * max(size))
+    except Refusal as refusal:
+        log.debug("Refused photo %s: %s", path, refusal)
+        return None
     return None if image is None else to_model_input(image, size, crop, resample)
 
 
@@ -92,14 +118,19 @@ class InputSpec:
     resample: str  # PIL resampling that shrinks the crop to size
     photos: PhotoKind
     padding: float  # dlib chip padding, for cards without an aligned-crop box
+    limits: Limits = NO_LIMITS  # where a photo may lie, its pixel and time budgets
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "photos", PhotoKind(self.photos))
 
     @classmethod
-    def from_card(cls, card: ModelCard, photos: PhotoKind | str) -> InputSpec:
+    def from_card(
+        cls, card: ModelCard, photos: PhotoKind | str, limits: Limits = NO_LIMITS
+    ) -> InputSpec:
         """The spec a model card asks for, for photos of the given kind."""
-        return cls(card.size, card.crop, card.resample, PhotoKind(photos), card.face.padding)
+        return cls(
+            card.size, card.crop, card.resample, PhotoKind(photos), card.face.padding, limits
+        )
 
 
 @dataclass(frozen=True)
@@ -112,6 +143,7 @@ class Decoded:
 
     pixels: np.ndarray | None
     status: PhotoStatus
+    reason: str = ""  # why a photo was refused, in words
 
 
 _local = threading.local()
@@ -131,14 +163,16 @@ def load_photo(path: Path, spec: InputSpec, region: Region = WHOLE_FRAME) -> Dec
     auto: a photo is a crop when faces.is_face_crop says so (small, about square, no face or one
     big centred face), else a frame. A frame without a face in `region` is status no_face.
     """
-    if spec.photos == PhotoKind.CROPS:
-        pixels = load_face(path, spec.size, spec.crop, spec.resample)
-        if pixels is None:
-            return Decoded(None, PhotoStatus.UNREADABLE)
-        return Decoded(pixels[None], PhotoStatus.OK)
-    image = read_rgb(path)
+    crops = spec.photos == PhotoKind.CROPS
+    try:
+        image = read_rgb(path, 2 * max(spec.size) if crops else None, spec.limits)
+    except Refusal as refusal:
+        return Decoded(None, PhotoStatus.REFUSED, str(refusal))
     if image is None:
         return Decoded(None, PhotoStatus.UNREADABLE)
+    if crops:
+        pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
+        return Decoded(pixels[None], PhotoStatus.OK)
     try:
         return face_input(image, spec, region, worker_finder())
     except ValueError as error:  # e.g. a 1-pixel image: decoded, but nothing to look at
@@ -166,5 +200,18 @@ def face_input(image: Image.Image, spec: InputSpec, region: Region, finder: Face
 
 
 def load_photos(items: Sequence[tuple[Path, Region]], spec: InputSpec) -> list[Decoded]:
-    """load_photo for a chunk of (path, region) pairs: one call per worker keeps IPC small."""
-    return [load_photo(path, spec, region) for path, region in items]
+    """load_photo for a chunk of (path, region) pairs: one call per worker keeps IPC small.
+
+    With a time budget (spec.limits.seconds), a photo still being read when it is spent is
+    refused and the chunk goes on (opening.watched_map: the stuck read is left behind, not
+    stopped).
+    """
+
+    def load(item: tuple[Path, Region]) -> Decoded:
+        return load_photo(item[0], spec, item[1])
+
+    seconds = spec.limits.seconds
+    if seconds is None:
+        return [load(item) for item in items]
+    reason = f"decoding took over {seconds:g} s (given up)"
+    return watched_map(load, items, seconds, lambda _: Decoded(None, PhotoStatus.REFUSED, reason))

@@ -16,6 +16,7 @@ import numpy as np
 from agebatch.config import WHOLE_FRAME, PredictConfig, Region
 from agebatch.predict.images import Decoded, InputSpec, load_photos
 from agebatch.predict.model import AgeModel
+from agebatch.predict.opening import Limits
 from agebatch.schema import PhotoStatus
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Prediction:
 
     age: float | None
     status: PhotoStatus
+    reason: str = ""  # why a photo was refused
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class PredictStats:
     unreadable: int
     seconds: float
     no_face: int = 0
+    refused: int = 0  # not opened or not decoded (opening.Refusal, or over the time budget)
 
     @property
     def photos_per_s(self) -> float:
@@ -54,23 +57,30 @@ def predict_paths(
     *,
     regions: Sequence[Region] | None = None,
     progress: Progress | None = None,
+    inside: Path | None = None,
 ) -> tuple[list[Prediction], PredictStats]:
     """Predict an age for every path, in order; unreadable files and frames without a face are
-    skipped, never guessed. config: photo kind, batch size and decode workers (the model is
-    given); regions: the shopper region of each path (default: the whole frame)."""
+    skipped, never guessed, and refused photos (each logged with its reason) never opened or
+    given up. config: photo kind, batch size, decode workers, pixel and time budgets (the model
+    is given); regions: the shopper region of each path (default: the whole frame); inside: the
+    folder photos must lie in (the day folder; None: anywhere)."""
     started = time.perf_counter()
     results: list[Prediction] = []
-    for batch in stream_predictions(paths, model, config, regions=regions):
+    for batch in stream_predictions(paths, model, config, regions=regions, inside=inside):
         results.extend(batch)
         if progress is not None:
             progress(len(batch))
-    unreadable = sum(1 for r in results if r.status == PhotoStatus.UNREADABLE)
+    count = {status: sum(1 for r in results if r.status == status) for status in PhotoStatus}
+    for path, result in zip(paths, results, strict=True):
+        if result.status == PhotoStatus.REFUSED:
+            log.warning("Refused photo %s: %s", path, result.reason)
     stats = PredictStats(
         photos=len(results),
-        decoded=len(results) - unreadable,
-        unreadable=unreadable,
+        decoded=len(results) - count[PhotoStatus.UNREADABLE] - count[PhotoStatus.REFUSED],
+        unreadable=count[PhotoStatus.UNREADABLE],
         seconds=time.perf_counter() - started,
-        no_face=sum(1 for r in results if r.status == PhotoStatus.NO_FACE),
+        no_face=count[PhotoStatus.NO_FACE],
+        refused=count[PhotoStatus.REFUSED],
     )
     return results, stats
 
@@ -81,6 +91,7 @@ def stream_predictions(
     config: PredictConfig,
     *,
     regions: Sequence[Region] | None = None,
+    inside: Path | None = None,
 ) -> Iterator[list[Prediction]]:
     """Yield predictions batch by batch; batch k+1 is decoded while the model runs batch k.
 
@@ -93,7 +104,9 @@ def stream_predictions(
     """
     if regions is not None and len(regions) != len(paths):
         raise ValueError("regions must have one region per path")
-    decode = partial(load_photos, spec=InputSpec.from_card(model.card, config.photo_kind))
+    limits = Limits(inside, config.max_pixels, config.decode_timeout_s)
+    spec = InputSpec.from_card(model.card, config.photo_kind, limits)
+    decode = partial(load_photos, spec=spec)
     items = list(zip(paths, regions or [WHOLE_FRAME] * len(paths), strict=True))
     batch_size, workers = config.batch_size, config.workers
     with _decoder(workers, config.decode_processes) as pool:
@@ -130,7 +143,7 @@ def _run_batch(futures: list[Future[list[Decoded]]], model: AgeModel) -> list[Pr
     results, start = [], 0
     for item in decoded:
         if item.pixels is None:
-            results.append(Prediction(None, item.status))
+            results.append(Prediction(None, item.status, item.reason))
             continue
         views = len(item.pixels)
         results.append(Prediction(float(ages[start : start + views].mean()), PhotoStatus.OK))

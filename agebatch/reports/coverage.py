@@ -1,6 +1,6 @@
 """The coverage gate: refuse to publish a day whose photos or matches collapsed at a store.
 
-Per store, three shares of the day — unreadable photos and photos without a face (of the
+Per store, four shares of the day — unreadable, faceless and refused photos (of the
 store's photos), receipts without a photo (of its receipts) — are set against the median of the
 same share over the store's earlier published days (`store_coverage`, up to coverage_days back).
 A share more than coverage_margin above its median is over the limit, and the day is refused
@@ -33,6 +33,7 @@ TABLE = "store_coverage"
 COUNTED = {
     CoverageMeasure.PHOTOS_UNREADABLE: ("photos", PhotoStatus.UNREADABLE),
     CoverageMeasure.PHOTOS_NO_FACE: ("photos", PhotoStatus.NO_FACE),
+    CoverageMeasure.PHOTOS_REFUSED: ("photos", PhotoStatus.REFUSED),
     CoverageMeasure.RECEIPTS_NO_PHOTO: ("receipts", ReceiptStatus.NO_PHOTO),
 }
 
@@ -152,6 +153,7 @@ def explain(row: dict[str, object]) -> str:
     what = {
         PhotoStatus.UNREADABLE: "are unreadable",
         PhotoStatus.NO_FACE: "show no face",
+        PhotoStatus.REFUSED: "were refused (links out, pipes, over a budget)",
         ReceiptStatus.NO_PHOTO: "have no photo",
     }[status]
     days = row["history_days"]

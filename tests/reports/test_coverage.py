@@ -135,3 +135,23 @@ def test_the_gate_judges_against_the_stores_own_history(tmp_path: Path, brightne
         no_photo = [r for r in rows if r["measure"] == "receipts_no_photo"]
         assert {r["history_days"] for r in no_photo} == {3}
         assert all(r["baseline"] > 0.3 and r["verdict"] == "ok" for r in no_photo)
+
+
+def test_a_store_whose_photos_are_refused_is_refused(
+    tmp_path: Path, brightness_model_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # A camera whose files are links to faces elsewhere: each photo is refused unopened (a
+    # counted skip), and a store of refusals is a collapsed store like one of unreadable photos.
+    sample = _day(tmp_path, DAY)
+    elsewhere = tmp_path / "elsewhere.png"
+    photos = sorted((sample.photos / sample.day.isoformat() / "S02").rglob("*.png"))
+    elsewhere.write_bytes(photos[0].read_bytes())
+    for photo in photos[1:]:
+        photo.unlink()
+        photo.symlink_to(elsewhere)
+    out = tmp_path / "out"
+    assert main(_args(sample, out, brightness_model_path)) == 3
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    refused, total = len(photos) - 1, len(photos)
+    assert f"S02 {refused} of {total} photos ({refused / total:.1%}) were refused" in err
+    assert "S01" not in err and not list(out.rglob("*.parquet"))
