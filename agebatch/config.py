@@ -187,6 +187,11 @@ class RunConfig(PredictConfig):
         description="the DuckDB file with one view per dataset that each run refreshes for "
         "analysts' tools (default: analytics.duckdb in the output root)",
     )
+    reports: OptionalPath = Field(
+        None,
+        description="where each day's HTML report goes, in a folder per day (<day>/index.html "
+        "for the chain, store-<id>.html per store) (default: reports in the output root)",
+    )
     timezone: TimeZone = Field(
         "Europe/London", description="the chain's time zone (its nightly 'yesterday', schedule)"
     )
@@ -264,6 +269,10 @@ class RunConfig(PredictConfig):
     def day_folder(self, day: dt.date) -> Path:
         """The folder holding one day's photos."""
         return self.photos / day.isoformat()
+
+    def reports_folder(self, day: dt.date) -> Path:
+        """The folder of one day's HTML report pages."""
+        return (self.reports or self.out / "reports") / day.isoformat()
 
     def yesterday(self) -> dt.date:
         """The day before today in the chain's time zone: the day a nightly run processes."""

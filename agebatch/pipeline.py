@@ -32,6 +32,7 @@ from agebatch.predict.stage import PredictStats, Progress, predict_paths
 from agebatch.publish import new_run_id, publish_day
 from agebatch.reports.affinity import affinity_inputs, affinity_tables
 from agebatch.reports.compliance import ComplianceInputs, compliance_inputs
+from agebatch.reports.html import ReportPages, write_pages
 from agebatch.reports.shares import add_corrected_shares
 from agebatch.schema import ReceiptStatus, conform, schema
 
@@ -124,6 +125,7 @@ class Published:
 
     record: RunRecord
     folders: dict[str, Path]
+    report: Path | None = None  # the chain's HTML report page, once written
 
 
 def start(model: AgeModel, day: dt.date) -> Run:
@@ -280,6 +282,11 @@ def refresh_analytics_db(config: RunConfig) -> Path:
     return write_analytics_db(config.out, config.analytics_db)[0]
 
 
+def write_report(config: RunConfig, day: dt.date, model: AgeModel) -> ReportPages:
+    """Write the published day's HTML report: the chain's page and one page per store."""
+    return write_pages(config.out, day, config.reports_folder(day), card=model.card)
+
+
 def run_day(
     config: RunConfig,
     day: dt.date,
@@ -294,4 +301,5 @@ def run_day(
     joined = join(config, day, found, predicted, model)
     published = publish(config, joined.tables, run_record(run, found, predicted, joined))
     refresh_analytics_db(config)
-    return published
+    pages = write_report(config, day, model)
+    return dataclasses.replace(published, report=pages.chain)

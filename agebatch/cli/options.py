@@ -45,6 +45,7 @@ METAVARS = {
     "model": "MODEL.keras",
     "affinity_days": "DAYS",
     "min_receipts": "N",
+    "reports": "DIR",
 }
 PARSERS: dict[str, Callable[[str], object]] = {
     "age_groups": parse_age_bounds,

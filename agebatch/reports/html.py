@@ -183,10 +183,10 @@ def _model_error(card: ModelCard | None, version: object) -> str:
     bands = ", ".join(
         f"{band.replace('-', DASH)}: {mae:.1f}" for band, mae in error.mae_by_band.items()
     )
-    measured = f" on {where}" if where else ""
+    measured = f", measured on {where}" if where else ""
     return (
         f"Ages are the model's estimates: {version} is off by {error.mae:.1f} years on average "
-        f"(mean absolute error measured{measured}); by age band, in years: {bands}."
+        f"(mean absolute error; by age band, in years: {bands}){measured}."
     )
 
 
