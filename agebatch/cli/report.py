@@ -21,7 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "offers. With --store, the page holds that store's figures only.",
     )
     report.add_argument("--out", type=Path, required=True, help="the output root (OUT)")
-    report.add_argument("--html", type=Path, required=True, help="the page to write (FILE.html)")
+    report.add_argument(
+        "--html", type=Path, required=True, metavar="FILE", help="the page to write (.html)"
+    )
     report.add_argument("--day", type=DAY, help="YYYY-MM-DD (default: the latest published)")
     report.add_argument(
         "--days",

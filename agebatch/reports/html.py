@@ -24,6 +24,8 @@ from agebatch.reports.report_data import (
     category_mix,
     correction_note,
     coverage,
+    for_store,
+    read_chain,
     read_report,
     share_table,
 )
@@ -552,11 +554,16 @@ def write_report(
 ) -> tuple[Path, ReportData]:
     """Write the page of a day (the chain's, or one store's) to path; return it and its data."""
     data = read_report(out, day, days, store)
+    return _write(path, render(data, card)), data
+
+
+def _write(path: Path, page: str) -> Path:
+    """Write a page whole: a reader never sees half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(render(data, card), encoding="utf-8")
-    temporary.replace(path)  # a reader never sees half a page
-    return path, data
+    temporary.write_text(page, encoding="utf-8")
+    temporary.replace(path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -573,11 +580,13 @@ def write_pages(
     out: Path, day: dt.date, folder: Path, days: int = REPORT_DAYS, card: ModelCard | None = None
 ) -> ReportPages:
     """Write the chain's page (index.html) and one page per store (store-<id>.html)."""
-    chain, data = write_report(out, folder / "index.html", day, days, None, card)
+    every = read_chain(out, day, days)  # read once; each page is cut from it
+    chain = _write(folder / "index.html", render(for_store(every, None), card))
     stores = {
-        store: write_report(out, folder / _store_file(store), day, days, store, card)[0]
-        for store in data.stores
+        store: _write(folder / _store_file(store), render(for_store(every, store), card))
+        for store in every.stores
     }
+    data = for_store(every, None)
     log.info("Wrote the report of %s to %s (the chain and %d stores)", day, folder, len(stores))
     return ReportPages(folder, chain, stores, headline(data))
 

@@ -9,7 +9,7 @@ rows and the run's chain-wide counts are left out, so nothing of another store r
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -101,6 +101,12 @@ def read_report(
 ) -> ReportData:
     """The figures of a page for day (default: the latest published) and the days-long trend
     that ends on it; for one store when store is given."""
+    return for_store(read_chain(out, day, days), store)
+
+
+def read_chain(out: Path, day: dt.date | None = None, days: int = 28) -> ReportData:
+    """The chain page's figures (every store's and the chain's) of day (default: the latest
+    published) and the trend of the days published up to it, at most `days` of them."""
     if days < 1:
         raise InputError(f"--days {days} must be at least 1.")
     published = published_days(out)
@@ -113,44 +119,54 @@ def read_report(
             f"{published[-1]}."
         )
     shares = read_day(out, SHARES, day)
-    every_store = sorted(shares["store_id"].dropna().unique())
-    if store is not None and store not in every_store:
-        raise InputError(
-            f"Store {store!r} has no figures on {day}; stores: {', '.join(every_store)}."
-        )
-    stores = [store] if store else every_store
-    if store:
-        shares = _stores_only(shares, stores)
-    purchases = _stores_only(_required(out, "age_group_purchases", day), stores)
-    statuses = _stores_only(_required(out, "receipt_ages", day), stores)[["store_id", "status"]]
+    purchases = _required(out, "age_group_purchases", day)
     runs = _required(out, "runs", day).sort_values("started_at")
-    run = {k: _plain(v) for k, v in runs.iloc[-1].to_dict().items() if k in RUN_COLUMNS}
     trend_days = [d for d in published if d <= day][-days:]
     groups = sorted(
         (set(shares["age_group"]) | set(purchases["age_group"])) - {UNKNOWN_GROUP}, key=group_order
     )
     return ReportData(
         day=day,
-        store=store,
-        stores=stores,
+        store=None,
+        stores=sorted(shares["store_id"].dropna().unique()),
         groups=groups,
         shares=shares,
-        receipts=_stores_only(read_day(out, "age_group_receipts", day), stores),
+        receipts=read_day(out, "age_group_receipts", day),
         purchases=purchases,
-        statuses=statuses,
-        checks=_stores_only(_required(out, "alcohol_checks", day), stores),
-        cashiers=_stores_only(_required(out, "cashier_compliance", day), stores),
-        run=run,
-        affinity=_affinity(out, day, store),
-        trend=_trend(out, trend_days, store),
+        statuses=_required(out, "receipt_ages", day)[["store_id", "status"]],
+        checks=_required(out, "alcohol_checks", day),
+        cashiers=_required(out, "cashier_compliance", day),
+        run={k: _plain(v) for k, v in runs.iloc[-1].to_dict().items() if k in RUN_COLUMNS},
+        affinity=read_day(out, "age_group_affinity", day),
+        trend=_trend(out, trend_days),
         trend_days=trend_days,
     )
 
 
-def _affinity(out: Path, day: dt.date, store: str | None) -> pd.DataFrame | None:
-    """The day's age_group_affinity: every row on the chain page, the store's on its own."""
-    frame = read_day(out, "age_group_affinity", day)
-    return _stores_only(frame, [store]) if store and frame is not None else frame
+def for_store(data: ReportData, store: str | None) -> ReportData:
+    """The figures of one store's page (its rows only), or the chain page's when store is
+    None; the trend is the page's scope's: the store's rows, or the chain's."""
+    if store is None:
+        chain = data.trend[data.trend["level"] == Level.CHAIN.value]
+        return replace(data, trend=chain.reset_index(drop=True))
+    if store not in data.stores:
+        raise InputError(
+            f"Store {store!r} has no figures on {data.day}; stores: {', '.join(data.stores)}."
+        )
+    only = [store]
+    return replace(
+        data,
+        store=store,
+        stores=only,
+        shares=_stores_only(data.shares, only),
+        receipts=_stores_only(data.receipts, only),
+        purchases=_stores_only(data.purchases, only),
+        statuses=_stores_only(data.statuses, only),
+        checks=_stores_only(data.checks, only),
+        cashiers=_stores_only(data.cashiers, only),
+        affinity=_stores_only(data.affinity, only),
+        trend=_stores_only(data.trend, only),
+    )
 
 
 def _required(out: Path, table: str, day: dt.date) -> pd.DataFrame:
@@ -168,19 +184,16 @@ def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
-def _trend(out: Path, days: list[dt.date], store: str | None) -> pd.DataFrame:
-    """The scope's shares over the days: day, age_group, receipts, share, corrected_share."""
+def _trend(out: Path, days: list[dt.date]) -> pd.DataFrame:
+    """The shares of every scope over the days: day, level, store_id, age_group, receipts,
+    share, corrected_share."""
     frames = []
     for each in days:
-        table = read_day(out, SHARES, each)
-        rows = (
-            table[table["store_id"] == store]
-            if store
-            else table[table["level"] == Level.CHAIN.value]
-        )
+        rows = read_day(out, SHARES, each)
         if "corrected_share" not in rows:  # published before shares were corrected
             rows = rows.assign(corrected_share=None)
-        frames.append(rows[["age_group", "receipts", "share", "corrected_share"]].assign(day=each))
+        columns = ["level", "store_id", "age_group", "receipts", "share", "corrected_share"]
+        frames.append(rows[columns].assign(day=each))
     return pd.concat(frames, ignore_index=True)
 
 
