@@ -201,6 +201,7 @@ def test_a_store_page_holds_that_store_only(two_weeks: Published) -> None:
         assert "the chain" not in html  # no chain figure: they hold the other stores'
         own = _rows(out, "receipt_ages", day, f"select count(*) from t where store_id = '{store}'")
         assert int(page.table("coverage")[store][-1]) == own[0][0]
+        assert f"<dt>receipts</dt><dd>{own[0][0]}</dd>" in html  # the headline too
     # The pages the run wrote are held to the same rule.
     written = (out / "reports" / day.isoformat() / "store-S01.html").read_text()
     assert "S02" not in written and "S03" not in written
