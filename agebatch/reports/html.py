@@ -206,13 +206,16 @@ def _shares_section(data: ReportData, card: ModelCard | None) -> list[Html]:
     ]
     for scope in data.scopes:
         table = share_table(data, scope)
+        parts.append(Html(f"<h3>{esc(_capital(_scope_name(scope)))}</h3>"))
+        if not table["receipts"].sum():
+            parts.append(_p(f"No receipt of {_scope_name(scope)} had an age on {data.day}."))
+            continue
         series = [("receipts", list(table["share"]))]
         if table["corrected_share"].notna().any():
             series.append(("receipts, corrected", _optional(table["corrected_share"])))
         if data.receipts is not None:
             series.append(("revenue", _optional(table["revenue_share"])))
         label = f"Age-group shares, {_scope_name(scope)}, {data.day}"
-        parts.append(Html(f"<h3>{esc(_capital(_scope_name(scope)))}</h3>"))
         parts.append(bar_chart(f"shares:{scope}", label, data.groups, series))
         rows = [
             (
@@ -257,10 +260,15 @@ def _trend_section(data: ReportData) -> list[Html]:
             f"Share of receipts with an age, {_scope_name(scope)}, on the {len(days)} published "
             f"day{'s' if len(days) != 1 else ''} from {first} to {data.day} (raw, uncorrected)."
         ),
+    ]
+    if not groups:
+        parts.append(_p(f"No receipt of {_scope_name(scope)} had an age on these days."))
+        return parts
+    parts.append(
         line_chart(
             f"trend:{scope}", f"Age-group shares over the days, {_scope_name(scope)}", days, series
-        ),
-    ]
+        )
+    )
     rows = [
         (day, *(_rate(wide.at[d, g]) for g in groups))
         for day, d in zip(days, data.trend_days, strict=True)

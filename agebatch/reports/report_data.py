@@ -120,6 +120,7 @@ def read_chain(out: Path, day: dt.date | None = None, days: int = 28) -> ReportD
         )
     shares = read_day(out, SHARES, day)
     purchases = _required(out, "age_group_purchases", day)
+    statuses = _required(out, "receipt_ages", day)[["store_id", "status"]]
     runs = _required(out, "runs", day).sort_values("started_at")
     trend_days = [d for d in published if d <= day][-days:]
     groups = sorted(
@@ -128,12 +129,13 @@ def read_chain(out: Path, day: dt.date | None = None, days: int = 28) -> ReportD
     return ReportData(
         day=day,
         store=None,
-        stores=sorted(shares["store_id"].dropna().unique()),
+        # Every store with receipts, those whose receipts all lack an age (no shares) too.
+        stores=sorted(statuses["store_id"].dropna().unique()),
         groups=groups,
         shares=shares,
         receipts=read_day(out, "age_group_receipts", day),
         purchases=purchases,
-        statuses=_required(out, "receipt_ages", day)[["store_id", "status"]],
+        statuses=statuses,
         checks=_required(out, "alcohol_checks", day),
         cashiers=_required(out, "cashier_compliance", day),
         run={k: _plain(v) for k, v in runs.iloc[-1].to_dict().items() if k in RUN_COLUMNS},

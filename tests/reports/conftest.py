@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,11 +72,13 @@ def publish_days(
     stores: int = 3,
     age_checks: bool = True,
     rename: dict[str, str] | None = None,
+    blind: tuple[str, ...] = (),
     **settings: object,
 ) -> Published:
     """Generate `days` days ending on DAY (drawn grey faces the brightness model reads), run
     each through the pipeline into root/out; `rename` changes store and cashier ids in the
-    inputs first (photo folders and transactions)."""
+    inputs first (photo folders and transactions); the cameras of the `blind` stores took no
+    photos."""
     loaded = load_model(model)
     out, published = root / "out", []
     for back in range(days - 1, -1, -1):
@@ -90,6 +93,8 @@ def publish_days(
             age_checks=age_checks,
             preferences=DEMO_PREFERENCES,
         )
+        for store in blind:
+            shutil.rmtree(sample.photos / day.isoformat() / store)
         if rename:
             _rename(sample.photos / day.isoformat(), sample.transactions / f"{day}.parquet", rename)
         config: RunConfig = sample.config(out, model=model, photo_kind="crops", **settings)

@@ -228,8 +228,22 @@ def test_hostile_ids_are_only_text(tmp_path: Path, carded_model_path: Path) -> N
 def test_days_without_the_optional_tables_still_make_a_page(
     tmp_path: Path, carded_model_path: Path
 ) -> None:
-    published = publish_days(tmp_path, carded_model_path, 1, receipts=60, age_checks=False)
+    published = publish_days(
+        tmp_path, carded_model_path, 1, receipts=60, age_checks=False, blind=("S02",)
+    )
     day = published.day
+    # S02's camera took no photo: no shares, but its receipts, coverage and page are there.
+    written = published.out / "reports" / day.isoformat()
+    s02 = read_page((written / "store-S02.html").read_text())
+    assert f"No receipt of store S02 had an age on {day}." in "".join(s02.text)
+    assert "No receipt of store S02 had an age on these days." in "".join(s02.text)
+    assert ("shares", "S02") not in s02.tables and s02.marks["coverage"]
+    every_chart = [read_page(p.read_text()).marks for p in written.glob("*.html")]
+    assert all(marks for page in every_chart for marks in page.values())  # none drawn empty
+    counted = _rows(
+        published.out, "receipt_ages", day, "select count(*) from t where store_id = 'S02'"
+    )
+    assert s02.table("coverage")["S02"] == ["0", str(counted[0][0]), "0", "0", str(counted[0][0])]
     for table in ("age_group_affinity", "age_group_receipts"):  # as an older agebatch published
         (published.out / table / f"day={day}").unlink()
     html, page = _page(published)
@@ -239,6 +253,7 @@ def test_days_without_the_optional_tables_still_make_a_page(
     assert "missed 28 days" not in page.header("cashiers", "S01")
     for chart in ("shares:chain", "trend:chain", "mix:chain", "coverage"):
         assert page.marks[chart], chart
+    assert page.table("coverage")["S02"][0] == "0"  # the chain's page has S02 too
 
 
 def test_report_command(two_weeks: Published, tmp_path: Path, capsys) -> None:
