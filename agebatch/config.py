@@ -114,6 +114,7 @@ OptionalPath = Annotated[Path | None, BeforeValidator(_none_if_empty)]
 OptionalShare = Annotated[
     Annotated[float, Field(ge=0, le=1)] | None, BeforeValidator(_none_if_empty)
 ]
+OptionalInt = Annotated[int | None, BeforeValidator(_none_if_empty)]
 
 
 class PredictConfig(BaseModel):
@@ -190,7 +191,8 @@ class RunConfig(PredictConfig):
     reports: OptionalPath = Field(
         None,
         description="where each day's HTML report goes, in a folder per day (<day>/index.html "
-        "for the chain, store-<id>.html per store) (default: reports in the output root)",
+        "for the chain, store-<id>.html per store) (default: reports in the restricted root if "
+        "there is one, else in the output root)",
     )
     timezone: TimeZone = Field(
         "Europe/London", description="the chain's time zone (its nightly 'yesterday', schedule)"
@@ -254,6 +256,45 @@ class RunConfig(PredictConfig):
         description="allow for the model's confusion of neighbouring age groups in "
         "age_group_affinity (confusion: with the model card's; none: predicted groups as they are)",
     )
+    restricted_out: OptionalPath = Field(
+        None,
+        description="a separate output root for the tables that name receipts or cashiers "
+        "(receipt_ages, alcohol_checks, cashier_compliance), so that out holds aggregates "
+        "only (default: they are published under out with the rest)",
+    )
+    min_cell_receipts: int = Field(
+        5,
+        ge=1,
+        description="k: cells of age_group_purchases and age_group_shares with fewer receipts "
+        "are merged into a 'suppressed' row per store (1: publish every cell)",
+    )
+    coverage_margin: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="refuse to publish a day when a store's share of unreadable or faceless "
+        "photos, or of receipts without a photo, is more than this above its trailing median "
+        "(0.2 = 20 percentage points)",
+    )
+    coverage_days: int = Field(
+        28, ge=1, description="earlier days of a store the trailing median is taken over"
+    )
+    coverage_min_count: int = Field(
+        20,
+        ge=1,
+        description="a store's share is judged only when it has at least this many photos "
+        "(or receipts) that day",
+    )
+    accept_low_coverage: bool = Field(
+        False,
+        description="publish a day even when the coverage gate refuses it (recorded in runs)",
+    )
+    retention_days: OptionalInt = Field(
+        None,
+        ge=1,
+        description="after a successful run, delete the photos of every other day published "
+        "at least this many days ago (default: keep photos)",
+    )
 
     @model_validator(mode="after")
     def _ages_in_order(self) -> Self:
@@ -266,13 +307,18 @@ class RunConfig(PredictConfig):
             )
         return self
 
+    def restricted_root(self) -> Path:
+        """Where the tables that name receipts or cashiers are published."""
+        return self.restricted_out or self.out
+
     def day_folder(self, day: dt.date) -> Path:
         """The folder holding one day's photos."""
         return self.photos / day.isoformat()
 
     def reports_folder(self, day: dt.date) -> Path:
         """The folder of one day's HTML report pages."""
-        return (self.reports or self.out / "reports") / day.isoformat()
+        # The pages list receipts and cashiers: with a restricted root they go there too.
+        return (self.reports or self.restricted_root() / "reports") / day.isoformat()
 
     def yesterday(self) -> dt.date:
         """The day before today in the chain's time zone: the day a nightly run processes."""

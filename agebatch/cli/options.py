@@ -46,6 +46,9 @@ METAVARS = {
     "affinity_days": "DAYS",
     "min_receipts": "N",
     "reports": "DIR",
+    "restricted_out": "DIR",
+    "min_cell_receipts": "K",
+    "retention_days": "N",
 }
 PARSERS: dict[str, Callable[[str], object]] = {
     "age_groups": parse_age_bounds,
@@ -65,6 +68,13 @@ GROUPS = {
     "min_receipts": "offers (age_group_affinity)",
     "affinity_confidence": "offers (age_group_affinity)",
     "affinity_correction": "offers (age_group_affinity)",
+    "restricted_out": "privacy",
+    "min_cell_receipts": "privacy",
+    "retention_days": "privacy",
+    "coverage_margin": "coverage gate",
+    "coverage_days": "coverage gate",
+    "coverage_min_count": "coverage gate",
+    "accept_low_coverage": "coverage gate",
 }
 
 

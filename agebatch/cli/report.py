@@ -33,6 +33,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     report.add_argument("--store", help="one store's page, for its manager (default: the chain)")
     report.add_argument(
+        "--restricted-out",
+        type=Path,
+        metavar="DIR",
+        help="where the run published receipt_ages, alcohol_checks and cashier_compliance, if "
+        "not under --out (the run's --restricted-out)",
+    )
+    report.add_argument(
         "--model",
         type=Path,
         metavar="MODEL.keras",
@@ -48,7 +55,9 @@ def command(args: argparse.Namespace) -> int:
     from agebatch.reports.html import write_report
 
     card = ModelCard.read(args.model or bundled_model_path())
-    path, data = write_report(args.out, args.html, args.day, args.days, args.store, card)
+    path, data = write_report(
+        args.out, args.html, args.day, args.days, args.store, card, args.restricted_out
+    )
     who = f"store {data.store}" if data.store else f"the chain and {len(data.stores)} stores"
     print(f"Wrote the report of {data.day} ({who}, trend over {len(data.trend_days)} days):")
     print(f"  {path.resolve().as_uri()}")

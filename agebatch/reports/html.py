@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from agebatch.predict.card import ModelCard
-from agebatch.reports.offers import DASH, TIMES, group_order, top_offers, window_note
+from agebatch.reports.offers import DASH, TIMES, top_offers, window_note
 from agebatch.reports.report_data import (
     CHAIN,
     ReportData,
@@ -25,12 +25,13 @@ from agebatch.reports.report_data import (
     correction_note,
     coverage,
     for_store,
+    group_key,
     read_chain,
     read_report,
     share_table,
 )
 from agebatch.reports.svg import Html, bar_chart, esc, line_chart, percent, stacked_chart
-from agebatch.schema import UNKNOWN_GROUP, AgeCheck, Level, Reason, ReceiptStatus
+from agebatch.schema import SUPPRESSED, UNKNOWN_GROUP, AgeCheck, Level, Reason, ReceiptStatus
 
 log = logging.getLogger(__name__)
 
@@ -194,13 +195,18 @@ def _model_error(card: ModelCard | None, version: object) -> str:
 
 def _shares_section(data: ReportData, card: ModelCard | None) -> list[Html]:
     """Age-group share of receipts (raw and corrected) and of revenue, per scope."""
-    correction = correction_note(data)
+    merged = (
+        f" '{SUPPRESSED}': the groups of fewer receipts than the run's minimum (k), merged so "
+        "that no small group can be singled out; a scope with such a row is not corrected."
+        if SUPPRESSED in data.groups
+        else ""
+    )
     parts = [
         Html("<h2 id=shares>Who shops: age-group shares</h2>"),
         _p(
             "Share of the receipts with an age (a photo the model read), raw and corrected for "
-            f"the model's confusion of neighbouring groups (correction: {correction}), and share "
-            "of those receipts' revenue (not corrected)."
+            "the model's confusion of neighbouring groups (the correction is named under each "
+            f"table), and share of those receipts' revenue (not corrected).{merged}"
         ),
         _p(_model_error(card, data.run.get("model_version"))),
     ]
@@ -230,6 +236,7 @@ def _shares_section(data: ReportData, card: ModelCard | None) -> list[Html]:
         ]
         header = ["age group", "receipts", "share", "corrected share", "revenue", "revenue share"]
         parts.append(_table(header, rows, name="shares", scope=scope))
+        parts.append(_p(f"Correction: {correction_note(data, scope)}."))
     if data.receipts is None:
         parts.append(
             _p(
@@ -251,7 +258,7 @@ def _trend_section(data: ReportData) -> list[Html]:
     days = [d.isoformat() for d in data.trend_days]
     wide = data.trend.pivot_table(index="day", columns="age_group", values="share", aggfunc="sum")
     wide = wide.reindex(index=data.trend_days)
-    groups = sorted(wide.columns, key=group_order)
+    groups = sorted(wide.columns, key=group_key)
     series = [(group, _optional(wide[group])) for group in groups]
     first = data.trend_days[0]
     parts = [
@@ -500,7 +507,7 @@ def _offers_section(data: ReportData) -> list[Html]:
         ]
         header = ["age group", "kind", "rank", "item", "lift", "interval", "receipts"]
         parts.append(_table(header, table_rows, name="offers", scope=scope, text_columns=(3,)))
-        without = [g for g in data.groups if g not in set(rows["age_group"])]
+        without = [g for g in data.groups if g not in {*rows["age_group"], SUPPRESSED}]
         if without:
             parts.append(_p("No offers for " + ", ".join(without) + "."))
     return parts
@@ -559,9 +566,11 @@ def write_report(
     days: int = REPORT_DAYS,
     store: str | None = None,
     card: ModelCard | None = None,
+    restricted: Path | None = None,
 ) -> tuple[Path, ReportData]:
-    """Write the page of a day (the chain's, or one store's) to path; return it and its data."""
-    data = read_report(out, day, days, store)
+    """Write the page of a day (the chain's, or one store's) to path; return it and its data
+    (restricted: the root of the tables naming receipts and cashiers, if not out)."""
+    data = read_report(out, day, days, store, restricted)
     return _write(path, render(data, card)), data
 
 
@@ -585,10 +594,15 @@ class ReportPages:
 
 
 def write_pages(
-    out: Path, day: dt.date, folder: Path, days: int = REPORT_DAYS, card: ModelCard | None = None
+    out: Path,
+    day: dt.date,
+    folder: Path,
+    days: int = REPORT_DAYS,
+    card: ModelCard | None = None,
+    restricted: Path | None = None,
 ) -> ReportPages:
     """Write the chain's page (index.html) and one page per store (store-<id>.html)."""
-    every = read_chain(out, day, days)  # read once; each page is cut from it
+    every = read_chain(out, day, days, restricted)  # read once; each page is cut from it
     chain = _write(folder / "index.html", render(for_store(every, None), card))
     stores = {
         store: _write(folder / _store_file(store), render(for_store(every, store), card))

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from agebatch.errors import InputError
 from agebatch.publish import partition
 from agebatch.reports.offers import group_order
-from agebatch.schema import UNKNOWN_GROUP, Level, ReceiptStatus
+from agebatch.schema import SUPPRESSED, UNKNOWN_GROUP, Level, ReceiptStatus
 
 SHARES = "age_group_shares"
 CHAIN = "chain"  # the scope of the chain's rows, in the page's own words
@@ -31,7 +31,7 @@ class ReportData:
     day: dt.date
     store: str | None  # the one store of a manager's page; None: the chain and every store
     stores: list[str]  # the stores shown
-    groups: list[str]  # age-group labels, youngest first
+    groups: list[str]  # age-group labels, youngest first ('suppressed' last, if any)
     shares: pd.DataFrame  # age_group_shares of the day (chain rows only on the chain page)
     receipts: pd.DataFrame | None  # age_group_receipts of the day; None: not published
     purchases: pd.DataFrame  # age_group_purchases of the day
@@ -96,17 +96,35 @@ def _stores_only(frame: pd.DataFrame | None, stores: list[str]) -> pd.DataFrame 
     return frame[frame["store_id"].isin(stores)].reset_index(drop=True)
 
 
+def group_key(label: str) -> tuple[int, float]:
+    """Where an age-group label sorts: the age groups youngest first, then the merged small
+    groups ('suppressed'), then receipts without an age ('unknown')."""
+    if label == SUPPRESSED:
+        return (1, 0.0)
+    if label == UNKNOWN_GROUP:
+        return (2, 0.0)
+    return (0, group_order(label))
+
+
 def read_report(
-    out: Path, day: dt.date | None = None, days: int = 28, store: str | None = None
+    out: Path,
+    day: dt.date | None = None,
+    days: int = 28,
+    store: str | None = None,
+    restricted: Path | None = None,
 ) -> ReportData:
     """The figures of a page for day (default: the latest published) and the days-long trend
-    that ends on it; for one store when store is given."""
-    return for_store(read_chain(out, day, days), store)
+    that ends on it; for one store when store is given. The tables naming receipts and
+    cashiers are read from restricted (--restricted-out) when given, else from out."""
+    return for_store(read_chain(out, day, days, restricted), store)
 
 
-def read_chain(out: Path, day: dt.date | None = None, days: int = 28) -> ReportData:
+def read_chain(
+    out: Path, day: dt.date | None = None, days: int = 28, restricted: Path | None = None
+) -> ReportData:
     """The chain page's figures (every store's and the chain's) of day (default: the latest
     published) and the trend of the days published up to it, at most `days` of them."""
+    restricted = restricted or out
     if days < 1:
         raise InputError(f"--days {days} must be at least 1.")
     published = published_days(out)
@@ -120,11 +138,11 @@ def read_chain(out: Path, day: dt.date | None = None, days: int = 28) -> ReportD
         )
     shares = read_day(out, SHARES, day)
     purchases = _required(out, "age_group_purchases", day)
-    statuses = _required(out, "receipt_ages", day)[["store_id", "status"]]
+    statuses = _required(restricted, "receipt_ages", day)[["store_id", "status"]]
     runs = _required(out, "runs", day).sort_values("started_at")
     trend_days = [d for d in published if d <= day][-days:]
     groups = sorted(
-        (set(shares["age_group"]) | set(purchases["age_group"])) - {UNKNOWN_GROUP}, key=group_order
+        (set(shares["age_group"]) | set(purchases["age_group"])) - {UNKNOWN_GROUP}, key=group_key
     )
     return ReportData(
         day=day,
@@ -136,8 +154,8 @@ def read_chain(out: Path, day: dt.date | None = None, days: int = 28) -> ReportD
         receipts=read_day(out, "age_group_receipts", day),
         purchases=purchases,
         statuses=statuses,
-        checks=_required(out, "alcohol_checks", day),
-        cashiers=_required(out, "cashier_compliance", day),
+        checks=_required(restricted, "alcohol_checks", day),
+        cashiers=_required(restricted, "cashier_compliance", day),
         run={k: _plain(v) for k, v in runs.iloc[-1].to_dict().items() if k in RUN_COLUMNS},
         affinity=read_day(out, "age_group_affinity", day),
         trend=_trend(out, trend_days),
@@ -228,10 +246,17 @@ def share_table(data: ReportData, scope: str) -> pd.DataFrame:
     return result.assign(revenue=revenue, revenue_share=revenue / total if total else None)
 
 
-def correction_note(data: ReportData) -> str:
-    """How the corrected shares were made, as the published table says."""
-    notes = sorted(set(data.shares["correction"].dropna())) if "correction" in data.shares else []
-    return "; ".join(notes) or "none"
+def correction_note(data: ReportData, scope: str) -> str:
+    """How a scope's corrected shares were made, as the published table says."""
+    if "correction" not in data.shares:
+        return "none (published before shares were corrected)"
+    shares = data.shares
+    rows = (
+        shares[shares["level"] == Level.CHAIN.value]
+        if scope == CHAIN
+        else shares[(shares["level"] == Level.STORE.value) & (shares["store_id"] == scope)]
+    )
+    return "; ".join(sorted(set(rows["correction"].dropna()))) or "none"
 
 
 def category_mix(data: ReportData, scope: str) -> pd.DataFrame:
@@ -243,8 +268,7 @@ def category_mix(data: ReportData, scope: str) -> pd.DataFrame:
     revenue = purchases.assign(revenue=purchases["revenue"].map(float)).pivot_table(
         index="age_group", columns="category", values="revenue", aggfunc="sum", fill_value=0.0
     )
-    order = [g for g in data.groups if g in revenue.index]
-    order += [UNKNOWN_GROUP] if UNKNOWN_GROUP in revenue.index else []
+    order = sorted(revenue.index, key=group_key)
     return revenue.reindex(order).clip(lower=0.0)
 
 

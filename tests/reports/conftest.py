@@ -114,7 +114,9 @@ def _publish(config: RunConfig, day: dt.date, model: AgeModel) -> None:
     found = pipeline.find(config, day)
     predicted = pipeline.predict(config, found, model)
     joined = pipeline.join(config, day, found, predicted, model)
-    pipeline.publish(config, joined.tables, pipeline.run_record(run, found, predicted, joined))
+    gated = pipeline.gate(config, day, predicted, joined)
+    record = pipeline.run_record(run, found, predicted, joined, gated)
+    pipeline.publish(config, gated.tables, record)
 
 
 def _rename(day_dir: Path, transactions: Path, rename: dict[str, str]) -> None:
