@@ -201,6 +201,12 @@ class RunConfig(PredictConfig):
         description="the DuckDB file with one view per dataset that each run refreshes for "
         "analysts' tools (default: analytics.duckdb in the output root)",
     )
+    reports: OptionalPath = Field(
+        None,
+        description="where each day's HTML report goes, in a folder per day (<day>/index.html "
+        "for the chain, store-<id>.html per store) (default: reports in the restricted root if "
+        "there is one, else in the output root)",
+    )
     timezone: TimeZone = Field(
         "Europe/London", description="the chain's time zone (its nightly 'yesterday', schedule)"
     )
@@ -321,6 +327,11 @@ class RunConfig(PredictConfig):
     def day_folder(self, day: dt.date) -> Path:
         """The folder holding one day's photos."""
         return self.photos / day.isoformat()
+
+    def reports_folder(self, day: dt.date) -> Path:
+        """The folder of one day's HTML report pages."""
+        # The pages list receipts and cashiers: with a restricted root they go there too.
+        return (self.reports or self.restricted_root() / "reports") / day.isoformat()
 
     def yesterday(self) -> dt.date:
         """The day before today in the chain's time zone: the day a nightly run processes."""

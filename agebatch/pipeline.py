@@ -36,6 +36,7 @@ from agebatch.reports.affinity import affinity_inputs, affinity_tables
 from agebatch.reports.compliance import ComplianceInputs, compliance_inputs
 from agebatch.reports.coverage import TABLE as STORE_COVERAGE
 from agebatch.reports.coverage import Coverage, check_coverage
+from agebatch.reports.html import ReportPages, write_pages
 from agebatch.reports.shares import add_corrected_shares
 from agebatch.retention import delete_photos, due_days
 from agebatch.schema import RESTRICTED, ReceiptStatus, conform, schema
@@ -143,6 +144,7 @@ class Published:
 
     record: RunRecord
     folders: dict[str, Path]
+    report: Path | None = None  # the chain's HTML report page, once written
 
 
 def start(model: AgeModel, day: dt.date) -> Run:
@@ -361,6 +363,14 @@ def refresh_analytics_db(config: RunConfig) -> Path:
     return write_analytics_db(config.out, config.analytics_db)[0]
 
 
+def write_report(config: RunConfig, day: dt.date, model: AgeModel) -> ReportPages:
+    """Write the published day's HTML report: the chain's page and one page per store."""
+    folder = config.reports_folder(day)
+    return write_pages(
+        config.out, day, folder, card=model.card, restricted=config.restricted_root()
+    )
+
+
 def run_day(
     config: RunConfig,
     day: dt.date,
@@ -377,4 +387,5 @@ def run_day(
     gated = gate(config, day, predicted, joined)
     published = publish(config, gated.tables, run_record(run, found, predicted, joined, gated))
     refresh_analytics_db(config)
-    return published
+    pages = write_report(config, day, model)
+    return dataclasses.replace(published, report=pages.chain)

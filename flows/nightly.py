@@ -13,13 +13,14 @@ import time
 
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from agebatch import pipeline
 from agebatch.config import RunConfig
 from agebatch.errors import InputError
 from agebatch.predict.model import AgeModel, load_model
+from agebatch.reports.html import ReportPages, report_markdown
 from agebatch.reports.offers import offer_rows
 from agebatch.reports.summary import summary_rows, top_cashiers
 from agebatch.runlog import to_run_log
@@ -99,6 +100,12 @@ def analytics_db(config: RunConfig) -> str:
     return str(pipeline.refresh_analytics_db(config))
 
 
+@task(cache_policy=NO_CACHE, **_IO)
+def report(config: RunConfig, day: dt.date, model: AgeModel) -> ReportPages:
+    """Write the day's HTML report: the chain's page and one page per store."""
+    return pipeline.write_report(config, day, model)
+
+
 @flow(name="agebatch-nightly", log_prints=False)
 def nightly(config: RunConfig, day: dt.date | None = None) -> dict[str, object]:
     """Turn one day's checkout photos and transactions into published age analytics."""
@@ -118,6 +125,7 @@ def _nightly(config: RunConfig, day: dt.date) -> dict[str, object]:
     record = pipeline.run_record(run, found, predicted, joined, gated)
     published = publish(config, gated.tables, record)
     analytics_db(config)
+    pages = report(config, day, model)
     rows = summary_rows(published.record)
     create_table_artifact(
         table=rows,
@@ -137,7 +145,12 @@ def _nightly(config: RunConfig, day: dt.date) -> dict[str, object]:
         description=f"What each age group buys more often than the shoppers as a whole, up to "
         f"{day} (age_group_affinity's first offers; ages are estimates, lifts correlations)",
     )
-    return {row["measure"]: row["value"] for row in rows}
+    create_markdown_artifact(
+        markdown=report_markdown(pages, day),
+        key=f"agebatch-report-{day.isoformat()}",
+        description=f"The HTML report of {day}: headline figures and where the pages are",
+    )
+    return {**{row["measure"]: row["value"] for row in rows}, "report": str(pages.chain)}
 
 
 def _progress_lines(total: int, every_s: float = 10.0):

@@ -1,5 +1,5 @@
 """The `agebatch` command: run · backfill · catalog · predict · evaluate · train · demo ·
-bench · offers.
+bench · offers · report.
 
 One module per command (run.py holds run and backfill); each adds its parser and handler.
 """
@@ -10,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from agebatch.cli import bench, catalog, demo, evaluate, offers, predict, run, train
+from agebatch.cli import bench, catalog, demo, evaluate, offers, predict, report, run, train
 from agebatch.cli.options import configure_logging
 from agebatch.errors import CoverageRefused, InputError
 
-COMMANDS = (run, catalog, predict, evaluate, train, demo, bench, offers)
+COMMANDS = (run, catalog, predict, evaluate, train, demo, bench, offers, report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -45,6 +45,7 @@ METAVARS = {
     "model": "MODEL.keras",
     "affinity_days": "DAYS",
     "min_receipts": "N",
+    "reports": "DIR",
     "restricted_out": "DIR",
     "min_cell_receipts": "K",
     "retention_days": "N",

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -221,6 +222,26 @@ def test_flow_publishes_exact_figures(
     assert len(shown) == (ranked["offer_rank"] <= 3).sum()
     assert all(row["lift_low"] > 1 and " as often as " in row["in_words"] for row in shown)
 
+    # The day's report: the chain's page and one per store, and an artifact that says where.
+    pages = tmp_path / "reports" / DAY.isoformat()
+    assert sorted(p.name for p in pages.iterdir()) == [
+        "index.html",
+        "store-S01.html",
+        "store-S02.html",
+        "store-S03.html",
+    ]
+    assert result["report"] == str(pages / "index.html")
+    assert f"agebatch report: the chain, {DAY}" in (pages / "index.html").read_text()
+    (report,) = get_client(sync_client=True).read_artifacts(
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"agebatch-report-{DAY}"]))
+    )
+    assert report.type == "markdown"
+    markdown = re.sub(r"\\(.)", r"\1", report.data)  # markdown's escapes undone
+    assert "- **receipts**: 300" in markdown
+    assert f"- **alcohol sales to review**: {len(checks)}" in markdown
+    assert f"Chain: {pages / 'index.html'}" in markdown
+    assert f"- S02: {pages / 'store-S02.html'}" in markdown
+
 
 def test_rerun_replaces_exactly_that_day(
     harness: None, sample: SampleDay, tmp_path: Path, brightness_model_path: Path
@@ -270,6 +291,10 @@ def test_demo_generates_runs_and_reports(
     missed = _read(work / "out", "alcohol_checks")["missed_check"].sum()
     assert f"Missed ID checks (young-looking shopper, no check recorded): {missed}" in printed
     assert "read_parquet(" in printed
+    (folder,) = (work / "out" / "reports").iterdir()  # the demo's day: yesterday
+    report = folder / "index.html"
+    assert f"The report of {folder.name}, to open in a browser" in printed
+    assert report.as_uri() in printed and report.is_file()
     assert len(_read(work / "out", "receipt_ages")) == 60
     # A folder that is not a demo folder is refused rather than overwritten.
     (tmp_path / "precious").mkdir()
