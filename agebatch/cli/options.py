@@ -45,6 +45,10 @@ METAVARS = {
     "model": "MODEL.keras",
     "affinity_days": "DAYS",
     "min_receipts": "N",
+    "dask_workers": "N",
+    "dask_address": "tcp://HOST:PORT",
+    "shard_size": "N",
+    "gpu_limit": "NAME",
 }
 PARSERS: dict[str, Callable[[str], object]] = {
     "age_groups": parse_age_bounds,
@@ -64,6 +68,10 @@ GROUPS = {
     "min_receipts": "offers (age_group_affinity)",
     "affinity_confidence": "offers (age_group_affinity)",
     "affinity_correction": "offers (age_group_affinity)",
+    "dask_workers": "Dask (docs/dask.md)",
+    "dask_address": "Dask (docs/dask.md)",
+    "shard_size": "Dask (docs/dask.md)",
+    "gpu_limit": "Dask (docs/dask.md)",
 }
 
 
