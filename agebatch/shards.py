@@ -15,8 +15,12 @@ until every shard has its file; after a successful publish the day's staging fol
 deleted (`discard`), since receipt_ages then holds the same ages. The files carry photo names,
 ages and statuses, never pixels.
 
-Each start of a shard leaves an empty marker under `<staging>/attempts/<run_id>/`, so a shard
-Dask ran again after losing its worker is counted (runs.shards_retried).
+Each start of a shard leaves a marker (the worker's pid) under `<staging>/attempts/<run_id>/`,
+so a shard Dask ran again after losing its worker is counted (runs.shards_retried).
+
+Test hook (nothing else may set it; unset, it costs one environment lookup per shard):
+``AGEBATCH_SHARD_KILL=1`` in a worker's environment SIGKILLs that worker process once it has
+predicted a shard and before it stages the ages, the worst moment to lose a worker.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import hashlib
 import logging
 import os
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -51,6 +56,7 @@ log = logging.getLogger(__name__)
 
 SHARDS = ".shards"
 ATTEMPTS = "attempts"
+KILL_ENV = "AGEBATCH_SHARD_KILL"
 # Bumped when what a staged file means changes, so files of an older layout are not reused.
 LAYOUT = "agebatch.shard/1"
 STAGED = pa.schema(
@@ -191,6 +197,8 @@ def run_shard(config: RunConfig, job: ShardJob, shard: Shard) -> ShardOutcome:
     paths = [job.folder / photo for photo in shard.photos]
     with gpu_slot(config.gpu_limit):
         predictions, stats = predict_paths(paths, model, config, regions=list(shard.regions))
+    if os.environ.get(KILL_ENV) == "1":
+        os.kill(os.getpid(), signal.SIGKILL)
     table = pa.table(
         {
             "photo": list(shard.photos),
