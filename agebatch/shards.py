@@ -349,14 +349,15 @@ def _loaded_model(path: str, version: str, size: int, mtime_ns: int) -> AgeModel
 
 
 @contextmanager
-def gpu_slot(limit: str) -> Iterator[None]:
+def gpu_slot(limit: str, device: str | None = None) -> Iterator[None]:
     """Hold one slot of the Prefect global concurrency limit `limit` while the block runs the
-    model on a GPU; on a CPU, or with no limit named, hold nothing."""
-    if not limit or compute_device() != "GPU":
+    model on a GPU (device: default, the one Keras sees); on a CPU, or with no limit, none."""
+    if not limit or (device or compute_device()) != "GPU":
         yield
         return
+    # Prefect documents this error for strict=True but exports it only from here.
+    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
     from prefect.concurrency.sync import concurrency
-    from prefect.exceptions import ConcurrencySlotAcquisitionError
 
     try:
         slot = concurrency(limit, occupy=1, strict=True)

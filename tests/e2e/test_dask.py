@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,8 @@ import pandas as pd
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
+from agebatch import shards
+from agebatch.errors import InputError
 from agebatch.flows import nightly as flow_module
 from agebatch.flows.nightly import nightly
 from agebatch.sample import SampleDay, make_sample_day
@@ -254,3 +258,34 @@ def test_dask_workers_starts_a_local_cluster_of_that_many_processes(tmp_path: Pa
         workers = runner.client.scheduler_info()["workers"].values()
         assert [w["nthreads"] for w in workers] == [1, 1]
         assert all(w["host"] == "127.0.0.1" for w in workers)
+
+
+def test_the_gpu_slot_waits_for_the_prefect_limit(harness: None) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    missing = pytest.raises(InputError, match="prefect gcl create agebatch-test-gpu")
+    with missing, shards.gpu_slot("agebatch-test-gpu", device="GPU"):
+        pass
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name="agebatch-test-gpu", limit=1)
+        )
+    events: list[tuple[str, float]] = []
+    holding = threading.Event()
+
+    def first() -> None:
+        with shards.gpu_slot("agebatch-test-gpu", device="GPU"):
+            holding.set()
+            time.sleep(1.5)
+            events.append(("first out", time.monotonic()))
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    holding.wait(30)
+    with shards.gpu_slot("agebatch-test-gpu", device="GPU"):
+        events.append(("second in", time.monotonic()))
+    thread.join()
+    assert [name for name, _ in events] == ["first out", "second in"]
+    with shards.gpu_slot("agebatch-test-gpu", device="CPU"):  # a CPU takes no slot
+        pass
