@@ -41,10 +41,29 @@ def command_run(args: argparse.Namespace) -> int:
     from agebatch.reports.summary import print_summary
 
     config = run_config(args)
+    if config.sharded:
+        run_flow(config, args.day or config.yesterday())
+        return 0
     with ProgressBars() as bars:
         published = run_day(config, args.day or config.yesterday(), progress=bars.new)
     print_summary(published, config.out)
     return 0
+
+
+def run_flow(config: RunConfig, day: dt.date) -> None:
+    """Run one day through the nightly flow, whose predict stage runs in shards on Dask (a
+    Prefect task runner needs a flow run: the API of PREFECT_API_URL, else a temporary one)."""
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from agebatch.flows.nightly import nightly
+
+    figures = nightly(config=config, day=day)
+    width = max(len(name) for name in figures)
+    for name, value in figures.items():
+        print(f"  {name:<{width}}  {value}")
+    print(f"Published {day} under {config.out}/")
 
 
 def command_backfill(args: argparse.Namespace) -> int:
@@ -56,12 +75,15 @@ def command_backfill(args: argparse.Namespace) -> int:
     if args.end < args.start:
         raise InputError(f"--end {args.end} is before --start {args.start}.")
     config = run_config(args)
-    model = load_model(config.model)
+    model = None if config.sharded else load_model(config.model)
     days = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
     failed: list[str] = []
     for day in days:
         print(f"== {day}", file=sys.stderr)
         try:
+            if config.sharded:
+                run_flow(config, day)
+                continue
             with ProgressBars() as bars:
                 published = run_day(config, day, model=model, progress=bars.new)
         except InputError as error:
