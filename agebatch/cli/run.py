@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from agebatch.cli.options import DAY, ProgressBars, add_config_options, run_config
 from agebatch.config import RunConfig
@@ -53,17 +56,39 @@ def command_run(args: argparse.Namespace) -> int:
 def run_flow(config: RunConfig, day: dt.date) -> None:
     """Run one day through the nightly flow, whose predict stage runs in shards on Dask (a
     Prefect task runner needs a flow run: the API of PREFECT_API_URL, else a temporary one)."""
-    import os
-
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from agebatch.flows.nightly import nightly
 
-    figures = nightly(config=config, day=day)
+    with _prefect_api():
+        figures = nightly(config=config, day=day)
     width = max(len(name) for name in figures)
     for name, value in figures.items():
         print(f"  {name:<{width}}  {value}")
     print(f"Published {day} under {config.out}/")
+
+
+@contextmanager
+def _prefect_api() -> Iterator[None]:
+    """The Prefect API of PREFECT_API_URL, else one temporary local server for the flow and its
+    Dask workers (without a URL each worker process would start a server of its own)."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    server = SubprocessASGIServer()
+    server.start(timeout=120)
+    before = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = server.api_url  # inherited by local worker processes
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        if before is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
 
 
 def command_backfill(args: argparse.Namespace) -> int:
