@@ -278,14 +278,18 @@ def collect(
         reused=sum(1 for o in outcomes if o.reused),
         retried=sum(1 for s in shards if attempts[s.fingerprint] > 1),
     )
+    predicted = [o for o in outcomes if not o.reused]
+    busy = sum(o.seconds for o in predicted)
     log.info(
-        "Shards of %s: %d, %d reused from staging, %d retried; %d photos decoded by this run, "
-        "the model loaded %d time(s)",
+        "Shards of %s: %d, %d reused from staging, %d retried; %d photos decoded by this run on "
+        "%d worker process(es), %.1f photos/s per worker while busy (model loads included, %d)",
         job.day,
         counts.total,
         counts.reused,
         counts.retried,
         sum(o.decoded_now for o in outcomes),
+        len({o.worker_pid for o in predicted}),
+        sum(o.decoded_now for o in predicted) / busy if busy else 0.0,
         sum(o.model_loaded for o in outcomes),
     )
     return ages, counts

@@ -64,7 +64,8 @@ def predict_shard(
     config: RunConfig, job: shards.ShardJob, shard: shards.Shard
 ) -> shards.ShardOutcome:
     """On a Dask worker: predict one shard and stage its ages, or reuse those staged before."""
-    return shards.run_shard(config, job, shard)
+    with to_run_log():  # the worker's lines in this task run's log
+        return shards.run_shard(config, job, shard)
 
 
 def predict_in_shards(
