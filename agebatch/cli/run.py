@@ -70,7 +70,7 @@ def run_flow(config: RunConfig, day: dt.date) -> None:
 
 @contextmanager
 def _prefect_api() -> Iterator[None]:
-    """The Prefect API of PREFECT_API_URL, else one temporary local server for the flow and its
+    """The Prefect API of PREFECT_API_URL, else Prefect's temporary local server, shared with the
     Dask workers (without a URL each worker process would start a server of its own)."""
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -78,17 +78,12 @@ def _prefect_api() -> Iterator[None]:
     if PREFECT_API_URL.value():
         yield
         return
+    # The instance Prefect itself would start; it stops at exit, after the run's logs are sent.
     server = SubprocessASGIServer()
     server.start(timeout=120)
-    before = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = server.api_url  # inherited by local worker processes
-    try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            yield
-    finally:
-        if before is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        server.stop()
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        yield
 
 
 def command_backfill(args: argparse.Namespace) -> int:
