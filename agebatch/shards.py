@@ -231,10 +231,11 @@ def run_shard(config: RunConfig, job: ShardJob, shard: Shard) -> ShardOutcome:
 def read_staged(path: Path, shard: Shard) -> pa.Table | None:
     """The shard's staged ages, or None when there is no whole file for exactly its photos."""
     try:
-        table = pq.read_table(path, schema=STAGED)
-    except (OSError, pa.ArrowInvalid):
+        file = pq.ParquetFile(path)
+        table = file.read().cast(STAGED)
+        meta = (file.schema_arrow.metadata or {}).get(b"fingerprint", b"").decode()
+    except (OSError, pa.ArrowInvalid, ValueError):
         return None
-    meta = (pq.read_schema(path).metadata or {}).get(b"fingerprint", b"").decode()
     if meta != shard.fingerprint or tuple(table.column("photo").to_pylist()) != shard.photos:
         return None
     return table

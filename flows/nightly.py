@@ -79,6 +79,8 @@ def predict_in_shards(
             runner.submit(predict_shard, {"config": config, "job": job, "shard": shard})
             for shard in day_shards
         ]
+        for future in futures:  # every shard finishes (and stages) before a failure is raised
+            future.wait()
         outcomes = [future.result() for future in futures]
     return pipeline.from_shards(found, job, day_shards, outcomes, time.perf_counter() - started)
 

@@ -7,6 +7,7 @@ the brightness model's grey squares, read as crops.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import threading
@@ -30,6 +31,7 @@ from tests.conftest import DAY
 from tests.pictures import SolidFaces
 
 pytestmark = pytest.mark.slow
+VERSION = "brightness-test-1"  # the brightness model's card
 SHARD_SIZE = 5  # 60 receipts over 6 registers: about 12 shards
 
 
@@ -222,6 +224,30 @@ def test_a_changed_photo_repredicts_only_its_shard(
     assert got.at[matched["receipt_id"], "age_group"] == "65+"
     others = got.index != matched["receipt_id"]
     pd.testing.assert_frame_equal(got[others], expected[expected.index != matched["receipt_id"]])
+
+
+def test_a_shard_that_keeps_failing_fails_the_run_and_publishes_nothing(
+    harness: None,
+    cluster: str,
+    sample: SampleDay,
+    tmp_path: Path,
+    brightness_model_path: Path,
+) -> None:
+    from agebatch import pipeline
+
+    out = tmp_path / "out"
+    config = sample.config(out, model=brightness_model_path, photo_kind="crops")
+    config = config.model_copy(update={"shard_size": SHARD_SIZE})
+    run = pipeline.Run("planned", DAY, dt.datetime.now(dt.UTC), VERSION, "CPU")
+    job, planned = pipeline.plan_shards(config, pipeline.find(config, DAY), run)
+    # A folder where one shard's staging file must go: that shard fails on every attempt.
+    (job.staging / f"{planned[3].fingerprint}.parquet").mkdir(parents=True)
+
+    with pytest.raises(IsADirectoryError):
+        _run(sample, out, brightness_model_path, dask_address=cluster)
+    assert not (out / "receipt_ages").exists() and not (out / "runs").exists()
+    staged = {p.stem for p in job.staging.glob("*.parquet") if p.is_file()}
+    assert staged == {s.fingerprint for s in planned} - {planned[3].fingerprint}
 
 
 def test_a_worker_killed_mid_shard_is_retried_and_the_day_published_whole(
