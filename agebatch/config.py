@@ -116,6 +116,7 @@ OptionalShare = Annotated[
 ]
 OptionalCount = Annotated[Annotated[int, Field(ge=1)] | None, BeforeValidator(_none_if_empty)]
 OptionalText = Annotated[str | None, BeforeValidator(_none_if_empty)]
+OptionalInt = Annotated[int | None, BeforeValidator(_none_if_empty)]
 
 
 class PredictConfig(BaseModel):
@@ -251,6 +252,45 @@ class RunConfig(PredictConfig):
         description="allow for the model's confusion of neighbouring age groups in "
         "age_group_affinity (confusion: with the model card's; none: predicted groups as they are)",
     )
+    restricted_out: OptionalPath = Field(
+        None,
+        description="a separate output root for the tables that name receipts or cashiers "
+        "(receipt_ages, alcohol_checks, cashier_compliance), so that out holds aggregates "
+        "only (default: they are published under out with the rest)",
+    )
+    min_cell_receipts: int = Field(
+        5,
+        ge=1,
+        description="k: cells of age_group_purchases and age_group_shares with fewer receipts "
+        "are merged into a 'suppressed' row per store (1: publish every cell)",
+    )
+    coverage_margin: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="refuse to publish a day when a store's share of unreadable or faceless "
+        "photos, or of receipts without a photo, is more than this above its trailing median "
+        "(0.2 = 20 percentage points)",
+    )
+    coverage_days: int = Field(
+        28, ge=1, description="earlier days of a store the trailing median is taken over"
+    )
+    coverage_min_count: int = Field(
+        20,
+        ge=1,
+        description="a store's share is judged only when it has at least this many photos "
+        "(or receipts) that day",
+    )
+    accept_low_coverage: bool = Field(
+        False,
+        description="publish a day even when the coverage gate refuses it (recorded in runs)",
+    )
+    retention_days: OptionalInt = Field(
+        None,
+        ge=1,
+        description="after a successful run, delete the photos of every other day published "
+        "at least this many days ago (default: keep photos)",
+    )
 
     dask_workers: OptionalCount = Field(
         None,
@@ -295,6 +335,10 @@ class RunConfig(PredictConfig):
     def sharded(self) -> bool:
         """Whether the predict stage runs in shards on a Dask cluster."""
         return self.dask_workers is not None or self.dask_address is not None
+
+    def restricted_root(self) -> Path:
+        """Where the tables that name receipts or cashiers are published."""
+        return self.restricted_out or self.out
 
     def day_folder(self, day: dt.date) -> Path:
         """The folder holding one day's photos."""

@@ -22,6 +22,7 @@ from agebatch import __version__
 from agebatch.analytics_db import write_analytics_db
 from agebatch.config import Region, RunConfig, age_group_labels
 from agebatch.duck import connect
+from agebatch.errors import OutputError
 from agebatch.inputs.captures import Captures, find_captures
 from agebatch.inputs.clocks import read_clock_offsets
 from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
@@ -29,11 +30,15 @@ from agebatch.inputs.transactions import read_catalog, read_transactions, receip
 from agebatch.join import join_day
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
-from agebatch.publish import new_run_id, publish_day
+from agebatch.preflight import Room, check_outputs, write_failure
+from agebatch.publish import new_run_id, publish_day, publish_split
 from agebatch.reports.affinity import affinity_inputs, affinity_tables
 from agebatch.reports.compliance import ComplianceInputs, compliance_inputs
+from agebatch.reports.coverage import TABLE as STORE_COVERAGE
+from agebatch.reports.coverage import Coverage, check_coverage
 from agebatch.reports.shares import add_corrected_shares
-from agebatch.schema import ReceiptStatus, conform, schema
+from agebatch.retention import delete_photos, due_days
+from agebatch.schema import RESTRICTED, ReceiptStatus, conform, schema
 from agebatch.shards import Shard, ShardCounts, ShardJob, ShardOutcome, add_ages, collect, plan
 from agebatch.shards import stats_of as shard_stats
 
@@ -83,6 +88,14 @@ class Joined:
 
 
 @dataclass(frozen=True)
+class Gated:
+    """The day's tables to publish, store_coverage included, once the coverage gate let them."""
+
+    tables: dict[str, pa.Table]
+    coverage: Coverage
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """One row of the `runs` table; its fields are the table's columns (see agebatch.schema)."""
 
@@ -110,6 +123,10 @@ class RunRecord:
     expected_teen_miss: float | None
     expected_adult_flag: float | None
     clocks_off: list[str]
+    coverage_gate: str
+    coverage_over: list[str]
+    photos_deleted_days: list[str]  # filled in by publish
+    published_at: dt.datetime | None  # filled in by publish
     find_s: float
     predict_s: float
     join_s: float
@@ -157,6 +174,13 @@ def find(config: RunConfig, day: dt.date) -> Found:
         log.info("No age_check column in the transactions: missed ID checks are not counted")
     seconds = time.perf_counter() - started
     return Found(captures, lines, catalog, regions, offsets, seconds, checks)
+
+
+def preflight(config: RunConfig, found: Found) -> Room:
+    """Before any photo is decoded: every output root writable, with room for the day."""
+    room = check_outputs(config, len(pc.unique(found.lines["receipt_id"])))
+    log.info("Output folders writable; the day needs about %d bytes", room.needed)
+    return room
 
 
 def predict(
@@ -250,6 +274,7 @@ def join(
             window_after_s=config.window_after_s,
             compliance=compliance,
             clock_offsets=found.clock_offsets,
+            min_cell_receipts=config.min_cell_receipts,
         )
         tables |= affinity_tables(con, day, affinity_inputs(config, model.card, day))
     confusion = model.card.age_confusion
@@ -264,8 +289,19 @@ def join(
     return Joined(tables, time.perf_counter() - started, compliance)
 
 
-def run_record(run: Run, found: Found, predicted: Predicted, joined: Joined) -> RunRecord:
-    """The run's row of `runs`, from what each stage returned (publish_s filled in later)."""
+def gate(config: RunConfig, day: dt.date, predicted: Predicted, joined: Joined) -> Gated:
+    """The coverage gate: raises CoverageRefused when a store's photos or matches collapsed
+    (unless accept_low_coverage); else the tables to publish, store_coverage added."""
+    coverage = check_coverage(config, day, predicted.captures, joined.tables["receipt_ages"])
+    return Gated(
+        {**joined.tables, STORE_COVERAGE: conform(STORE_COVERAGE, coverage.table)}, coverage
+    )
+
+
+def run_record(
+    run: Run, found: Found, predicted: Predicted, joined: Joined, gated: Gated
+) -> RunRecord:
+    """The run's row of `runs`, from what each stage returned (publish fills in the rest)."""
     stats = predicted.stats
     status = joined.tables["receipt_ages"].column("status")
     receipts = {
@@ -301,6 +337,10 @@ def run_record(run: Run, found: Found, predicted: Predicted, joined: Joined) -> 
             for row in joined.tables["till_clocks"].to_pylist()
             if row["drift_suspected"]
         ],
+        coverage_gate=gated.coverage.gate.value,
+        coverage_over=gated.coverage.over,
+        photos_deleted_days=[],
+        published_at=None,
         find_s=round(found.seconds, 3),
         predict_s=round(stats.seconds, 3),
         join_s=round(joined.seconds, 3),
@@ -313,16 +353,50 @@ def run_record(run: Run, found: Found, predicted: Predicted, joined: Joined) -> 
 
 
 def publish(config: RunConfig, tables: Mapping[str, pa.Table], record: RunRecord) -> Published:
-    """Write the day's tables and its run record to the output folder, whole or not at all."""
+    """Write the day's tables and its run record to the output folder(s), whole or not at all;
+    then delete the photos of days past their retention (listed in the record)."""
     started = time.perf_counter()
+    due = due_days(config, record.day, dt.datetime.now(dt.UTC))
     final: list[RunRecord] = []
 
     def record_table() -> pa.Table:
         # Asked for once the tables are written, so publish_s covers writing them.
-        final.append(dataclasses.replace(record, publish_s=round(time.perf_counter() - started, 3)))
+        final.append(
+            dataclasses.replace(
+                record,
+                photos_deleted_days=[day.isoformat() for day in due],
+                published_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+                publish_s=round(time.perf_counter() - started, 3),
+            )
+        )
         return final[0].table()
 
-    folders = publish_day(config.out, record.day, tables, record_table, record.run_id)
+    roots = [config.out, config.restricted_root()]
+    try:
+        if config.restricted_out and config.restricted_out.resolve() != config.out.resolve():
+            folders = publish_split(
+                config.out,
+                config.restricted_out,
+                record.day,
+                tables,
+                RESTRICTED,
+                record_table,
+                record.run_id,
+            )
+        else:
+            folders = publish_day(config.out, record.day, tables, record_table, record.run_id)
+    except OSError as error:
+        failure = write_failure(error, record.day, roots)
+        if failure is None:
+            raise
+        raise failure from None
+    try:
+        delete_photos(config, due)
+    except OSError as error:  # the day is published; the photos stay due for the next run
+        raise OutputError(
+            f"Published {record.day}, but could not delete the photos of "
+            f"{', '.join(day.isoformat() for day in due)} ({error}): the next run tries again."
+        ) from None
     return Published(final[0], folders)
 
 
@@ -341,8 +415,10 @@ def run_day(
     model = model or load_model(config.model)
     run = start(model, day)
     found = find(config, day)
+    preflight(config, found)
     predicted = predict(config, found, model, progress and progress(len(found.captures.table)))
     joined = join(config, day, found, predicted, model)
-    published = publish(config, joined.tables, run_record(run, found, predicted, joined))
+    gated = gate(config, day, predicted, joined)
+    published = publish(config, gated.tables, run_record(run, found, predicted, joined, gated))
     refresh_analytics_db(config)
     return published

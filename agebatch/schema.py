@@ -90,6 +90,37 @@ MONEY = pa.decimal128(18, 2)
 QUANTITY = pa.decimal128(12, 3)
 
 
+class CoverageMeasure(StrEnum):
+    """A share the coverage gate watches per store (agebatch/reports/coverage.py)."""
+
+    PHOTOS_UNREADABLE = "photos_unreadable"  # of the store's photos
+    PHOTOS_NO_FACE = "photos_no_face"  # of the store's photos
+    RECEIPTS_NO_PHOTO = "receipts_no_photo"  # of the store's receipts
+
+
+class Verdict(StrEnum):
+    """What the coverage gate made of one store's share."""
+
+    OK = "ok"  # at most its limit
+    OVER_LIMIT = "over_limit"  # above the trailing median by more than the margin
+    TOO_FEW = "too_few"  # too few photos or receipts that day to judge
+
+
+class Gate(StrEnum):
+    """The coverage gate's decision on a published day."""
+
+    PASSED = "passed"  # no store's share over its limit
+    ACCEPTED = "accepted"  # some were, published anyway (--accept-low-coverage)
+
+
+# age_group (and, in age_group_purchases, category) of the row that holds a store's cells of
+# fewer than k receipts, merged (sql/k_anonymous_*.sql)
+SUPPRESSED = "suppressed"
+WITH_SUPPRESSED = ("age_group_purchases", "age_group_receipts", "age_group_shares")
+# Tables whose rows name a receipt or a cashier: published under --restricted-out when given.
+RESTRICTED = ("receipt_ages", "alcohol_checks", "cashier_compliance")
+
+
 @dataclass(frozen=True)
 class Column:
     """One published column: name, Arrow type, meaning, whether it may be null, allowed values."""
@@ -178,15 +209,22 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(
             "age_group",
             pa.string(),
-            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age",
+            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age; "
+            f"'{SUPPRESSED}': the store's cells of fewer than k receipts, merged",
         ),
         AGE_GROUP_LOW,
         AGE_GROUP_HIGH,
-        Column("category", pa.string(), "catalog category ('uncategorised': sku not in it)"),
+        Column(
+            "category",
+            pa.string(),
+            f"catalog category ('uncategorised': sku not in it; '{SUPPRESSED}': merged cells)",
+        ),
         Column(
             "age_restricted",
             pa.bool_(),
-            "the lines' skus are age-restricted (alcohol) in the catalog; false for uncategorised",
+            "the lines' skus are age-restricted (alcohol) in the catalog; false for "
+            f"uncategorised; null in the '{SUPPRESSED}' row, which may hold both",
+            nullable=True,
         ),
         _count(
             "category_receipts",
@@ -202,18 +240,29 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(
             "age_group",
             pa.string(),
-            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age",
+            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age; "
+            f"'{SUPPRESSED}': the store's groups of fewer than k receipts, merged",
         ),
         AGE_GROUP_LOW,
         AGE_GROUP_HIGH,
         _count("receipts", "receipts of the group: adds up to the store's and the day's receipts"),
-        Column("revenue", MONEY, "the receipts' line totals, net of returns"),
+        Column(
+            "revenue",
+            MONEY,
+            "the sum of the group's published age_group_purchases cells (their revenue, net of "
+            f"returns); in the '{SUPPRESSED}' row the rest of the store's sales (that row has 0 "
+            "receipts when only small purchase cells were merged)",
+        ),
     ),
     "age_group_shares": (
         DAY,
         Column("level", pa.string(), "store or chain", allowed=_values(Level)),
         Column("store_id", pa.string(), "store (null at chain level)", nullable=True),
-        Column("age_group", pa.string(), "age group"),
+        Column(
+            "age_group",
+            pa.string(),
+            f"age group; '{SUPPRESSED}': the store's groups of fewer than k receipts, merged",
+        ),
         AGE_GROUP_LOW,
         AGE_GROUP_HIGH,
         _count(
@@ -379,6 +428,26 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("threshold_s", pa.float64(), "half the match window: drift beyond it is flagged"),
         Column("drift_suspected", pa.bool_(), "|median_lag_s| > threshold_s: check the camera"),
     ),
+    "store_coverage": (
+        DAY,
+        STORE,
+        Column(
+            "measure",
+            pa.string(),
+            "the share watched: photos_unreadable, photos_no_face (of the store's photos), "
+            "receipts_no_photo (of its receipts)",
+            allowed=_values(CoverageMeasure),
+        ),
+        _count("affected", "photos (receipts) of the store with that status"),
+        _count("total", "the store's photos (receipts) that day"),
+        _rate("share", "affected / total (null when total is 0)"),
+        Column("baseline", pa.float64(), "median share over the store's earlier published days"),
+        Column("history_days", pa.int32(), "earlier published days the median is over (0: none)"),
+        Column(
+            "limit_share", pa.float64(), "baseline + coverage_margin: a higher share is refused"
+        ),
+        Column("verdict", pa.string(), "ok, over_limit or too_few", allowed=_values(Verdict)),
+    ),
     "runs": (
         DAY,
         Column("run_id", pa.string(), "one run of the day (a re-run adds a row)"),
@@ -414,6 +483,27 @@ TABLES: dict[str, tuple[Column, ...]] = {
             "clocks_off",
             pa.list_(pa.string()),
             "registers whose camera clock looks off (till_clocks.drift_suspected), store/register",
+        ),
+        Column(
+            "coverage_gate",
+            pa.string(),
+            "passed, or accepted: published with --accept-low-coverage although refused",
+            allowed=_values(Gate),
+        ),
+        Column(
+            "coverage_over",
+            pa.list_(pa.string()),
+            "store shares over their limit (store_coverage), 'store measure share > limit'",
+        ),
+        Column(
+            "photos_deleted_days",
+            pa.list_(pa.string()),
+            "days whose photos this run deleted (--retention-days), YYYY-MM-DD",
+        ),
+        Column(
+            "published_at",
+            pa.timestamp("us", tz="UTC"),
+            "when the record was written, the moment before the day's commit (UTC)",
         ),
         Column("find_s", pa.float64(), "seconds finding photos and reading inputs"),
         Column("predict_s", pa.float64(), "seconds predicting ages"),
@@ -466,6 +556,9 @@ ABOUT: dict[str, About] = {
         ("day", "level", "store_id", "age_group", "item_kind", "item"),
     ),
     "till_clocks": About("store and register", ("day", "store_id", "register_id")),
+    "store_coverage": About(
+        "store and coverage measure (the gate's figures)", ("day", "store_id", "measure")
+    ),
     "runs": About("run of the day (a re-run adds a row)", ("day", "run_id")),
 }
 
@@ -482,8 +575,8 @@ class SchemaError(Exception):
 def conform(table: str, data: pa.Table, age_groups: Mapping[str, object] | None = None) -> pa.Table:
     """The table cast to its schema, after checking names, order, nulls and allowed values.
 
-    age_groups: the run's age-group labels, which age_group columns must hold (besides null and,
-    in the WITH_UNKNOWN tables, 'unknown').
+    age_groups: the run's age-group labels, which age_group columns must hold (besides null,
+    'suppressed' in the aggregates that merge small cells and 'unknown' in WITH_UNKNOWN).
     """
     target = schema(table)
     if data.column_names != target.names:
@@ -500,7 +593,9 @@ def conform(table: str, data: pa.Table, age_groups: Mapping[str, object] | None 
         values = data.column(column.name)
         allowed = column.allowed
         if column.name == "age_group" and age_groups is not None:
-            allowed = (*age_groups, UNKNOWN_GROUP) if table in WITH_UNKNOWN else (*age_groups,)
+            extra = (UNKNOWN_GROUP,) if table in WITH_UNKNOWN else ()
+            extra += (SUPPRESSED,) if table in WITH_SUPPRESSED else ()
+            allowed = (*age_groups, *extra)
         if allowed is not None:
             found = set(pc.unique(values.drop_null()).to_pylist())
             if found - set(allowed):

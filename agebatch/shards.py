@@ -5,7 +5,7 @@ A day's photos are split into shards: one store's register each, cut into runs o
 decodes its photos next to the files, predicts them with the model it loaded once
 (`worker_model`), and writes the ages to a staging Parquet file
 
-    OUT/.shards/<day>/<model_version>/<fingerprint>.parquet
+    OUT/.shards/<day>/<model_version>/<fingerprint>.parquet   (the --restricted-out root if set)
 
 written whole (a temporary file renamed into place). The fingerprint is a hash of the day, the
 model version, the settings that change ages (photo kind, each photo's face region) and every
@@ -136,7 +136,8 @@ def plan(
 ) -> tuple[ShardJob, list[Shard]]:
     """Split a day's captures into shards (store, register, then `shard_size` photos) and
     fingerprint each from its photos' names, sizes and times and the settings that change ages."""
-    staging = staging_folder(config.out, day, model_version)
+    # Per-photo ages belong with receipt_ages: under the restricted root when there is one.
+    staging = staging_folder(config.restricted_root(), day, model_version)
     job = ShardJob(day, folder, staging, model_version, run_id)
     settings = f"{LAYOUT}|{day}|{model_version}|{config.photo_kind.value}"
     rows = sorted(

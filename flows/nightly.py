@@ -1,4 +1,5 @@
-"""The `agebatch-nightly` flow: find → predict → join → publish, one day per run.
+"""The `agebatch-nightly` flow: find → preflight → predict → join → gate → publish, one day
+per run.
 
 Two parameters: `day` (default: yesterday in the chain's time zone) and `config`, the one run
 configuration (agebatch.config.RunConfig; a form in the Prefect UI, fixed by the deployment).
@@ -51,6 +52,12 @@ def find(config: RunConfig, day: dt.date) -> pipeline.Found:
     return pipeline.find(config, day)
 
 
+@task(cache_policy=NO_CACHE, **_IO)
+def preflight(config: RunConfig, found: pipeline.Found) -> None:
+    """Check the output folders can take the day before any photo is decoded."""
+    pipeline.preflight(config, found)
+
+
 @task(cache_policy=NO_CACHE)
 def predict(config: RunConfig, found: pipeline.Found, model: AgeModel) -> pipeline.Predicted:
     """Predict an age for every photo, logging progress lines."""
@@ -88,7 +95,7 @@ def predict_in_shards(
 @task(cache_policy=NO_CACHE, **_IO)
 def discard_shards(config: RunConfig, day: dt.date) -> None:
     """Delete the published day's staged shards."""
-    shards.discard(config.out, day.isoformat())
+    shards.discard(config.restricted_root(), day.isoformat())
 
 
 @task(cache_policy=NO_CACHE)
@@ -101,6 +108,14 @@ def join(
 ) -> pipeline.Joined:
     """Match receipts to ages, sum purchases per age group, list restricted sales, in DuckDB."""
     return pipeline.join(config, day, found, predicted, model)
+
+
+@task(cache_policy=NO_CACHE, **_IO)
+def gate(
+    config: RunConfig, day: dt.date, predicted: pipeline.Predicted, joined: pipeline.Joined
+) -> pipeline.Gated:
+    """Refuse the day when a store's photos or matches collapsed (the coverage gate)."""
+    return pipeline.gate(config, day, predicted, joined)
 
 
 @task(cache_policy=NO_CACHE, **_IO)
@@ -129,12 +144,15 @@ def _nightly(config: RunConfig, day: dt.date) -> dict[str, object]:
     model = load(config)
     run = pipeline.start(model, day)
     found = find(config, day)
+    preflight(config, found)
     if config.sharded:
         predicted = predict_in_shards(config, found, run)
     else:
         predicted = predict(config, found, model)
     joined = join(config, day, found, predicted, model)
-    published = publish(config, joined.tables, pipeline.run_record(run, found, predicted, joined))
+    gated = gate(config, day, predicted, joined)
+    record = pipeline.run_record(run, found, predicted, joined, gated)
+    published = publish(config, gated.tables, record)
     if config.sharded:
         discard_shards(config, day)
     analytics_db(config)

@@ -126,11 +126,22 @@ def test_flow_publishes_exact_figures(
         ["store_id", "age_group", "category", "age_restricted"]
     )
     assert not published.index.duplicated().any()
-    published = published.sort_index()
+    # Cells of 5 receipts or more are published as they are; the others of each store are
+    # summed in its remainder row ('suppressed'), so the store's sales still add up.
+    kept = published.drop(index="suppressed", level="age_group").sort_index()
     expected = purchases.sort_index()
-    assert published.index.equals(expected.index)
+    assert (kept["category_receipts"] >= 5).all() and kept.index.isin(expected.index).all()
+    large = expected[expected["category_receipts"] >= 5].index
+    assert kept.index.equals(large.intersection(kept.index))
     for column in ("category_receipts", "units", "revenue"):  # exact: counts and decimals
-        assert published[column].tolist() == expected[column].tolist(), column
+        assert kept[column].tolist() == expected.loc[kept.index, column].tolist(), column
+    rest = expected.drop(kept.index).groupby("store_id")[["units", "revenue"]].sum()
+    remainders = published.xs("suppressed", level="age_group").droplevel(
+        ["category", "age_restricted"]
+    )
+    assert (rest.index == remainders.index).all() and (remainders["category_receipts"] >= 5).all()
+    assert remainders["units"].tolist() == rest["units"].tolist()
+    assert remainders["revenue"].tolist() == rest["revenue"].tolist()
 
     runs = _read(tmp_path, "runs")
     assert len(runs) == 1
@@ -252,7 +263,7 @@ def test_demo_generates_runs_and_reports(
         "age_group_affinity, age_group_item_receipts, age_group_purchases, age_group_receipts, "
         "age_group_shares, alcohol_checks, cashier_compliance"
     )
-    assert f"{tables}, receipt_ages, runs, till_clocks." in printed
+    assert f"{tables}, receipt_ages, runs, store_coverage, till_clocks." in printed
     assert "What to offer each age group (age_group_affinity" in printed
     assert "Planted in the generated day (by true age): 18-24 pick DAI002 4 times" in printed
     assert "Alcohol sales to review (alcohol_checks):" in printed
@@ -371,3 +382,28 @@ def test_flow_on_frames_no_face_two_faces_and_exif(
     _run(sample, tmp_path / "out2", brightness_model_path, face_regions=regions)
     again = _read(tmp_path / "out2", "receipt_ages").set_index("receipt_id")
     assert again.at[two_id, "predicted_age"] == pytest.approx(small_age, abs=0.5)
+
+
+def test_a_refused_day_fails_the_flow_run_with_the_reason(
+    harness: None, tmp_path: Path, brightness_model_path: Path
+) -> None:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from agebatch.errors import CoverageRefused
+
+    sample = make_sample_day(tmp_path / "day", DAY, receipts=60, stores=1, writer=SolidFaces())
+    for photo in (sample.photos / DAY.isoformat()).rglob("*.png"):
+        photo.write_bytes(b"not an image")
+    state = nightly(
+        config=sample.config(tmp_path / "out", model=brightness_model_path),
+        day=DAY,
+        return_state=True,
+    )
+    assert state.is_failed()
+    with pytest.raises(CoverageRefused, match="are unreadable, against no history"):
+        state.result()
+    run = get_client(sync_client=True).read_flow_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    )[0]
+    assert run.state.is_failed() and "Refused to publish" in run.state.message
+    assert not list((tmp_path / "out").rglob("*.parquet"))
