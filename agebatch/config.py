@@ -114,6 +114,8 @@ OptionalPath = Annotated[Path | None, BeforeValidator(_none_if_empty)]
 OptionalShare = Annotated[
     Annotated[float, Field(ge=0, le=1)] | None, BeforeValidator(_none_if_empty)
 ]
+OptionalCount = Annotated[Annotated[int, Field(ge=1)] | None, BeforeValidator(_none_if_empty)]
+OptionalText = Annotated[str | None, BeforeValidator(_none_if_empty)]
 OptionalInt = Annotated[int | None, BeforeValidator(_none_if_empty)]
 
 
@@ -309,6 +311,29 @@ class RunConfig(PredictConfig):
         "at least this many days ago (default: keep photos)",
     )
 
+    dask_workers: OptionalCount = Field(
+        None,
+        description="predict the day in shards on a local Dask cluster of this many worker "
+        "processes (docs/dask.md); unset: one process, no shards",
+    )
+    dask_address: OptionalText = Field(
+        None,
+        description="predict the day in shards on the running Dask scheduler at this address, "
+        "e.g. tcp://10.0.0.5:8786 (docs/dask.md)",
+    )
+    shard_size: int = Field(
+        5000,
+        ge=1,
+        description="with Dask: at most this many photos per shard; a shard holds one store's "
+        "register (or part of it)",
+    )
+    gpu_limit: str = Field(
+        "agebatch-gpu",
+        description="the Prefect global concurrency limit a flow run holds one slot of while "
+        "its model runs on a GPU (create it with: prefect gcl create NAME --limit 1); empty: "
+        "none",
+    )
+
     @model_validator(mode="after")
     def _ages_in_order(self) -> Self:
         if self.legal_age > self.challenge_age:
@@ -318,7 +343,17 @@ class RunConfig(PredictConfig):
                 "max_teen_miss chooses the flag threshold from measured error rates, which a "
                 "margin would shift: give one of max_teen_miss and margin"
             )
+        if self.dask_workers is not None and self.dask_address is not None:
+            raise ValueError(
+                "dask_workers starts a local cluster and dask_address names a running one: "
+                "give one of them"
+            )
         return self
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the predict stage runs in shards on a Dask cluster."""
+        return self.dask_workers is not None or self.dask_address is not None
 
     def restricted_root(self) -> Path:
         """Where the tables that name receipts or cashiers are published."""

@@ -40,6 +40,8 @@ from agebatch.reports.html import ReportPages, write_pages
 from agebatch.reports.shares import add_corrected_shares
 from agebatch.retention import delete_photos, due_days
 from agebatch.schema import RESTRICTED, ReceiptStatus, conform, schema
+from agebatch.shards import Shard, ShardCounts, ShardJob, ShardOutcome, add_ages, collect, plan
+from agebatch.shards import stats_of as shard_stats
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class Predicted:
 
     captures: pd.DataFrame
     stats: PredictStats
+    shards: ShardCounts | None = None  # None: predicted in one process, without shards
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,9 @@ class RunRecord:
     join_s: float
     publish_s: float
     photos_per_s: float
+    shards_total: int | None = None
+    shards_reused: int | None = None
+    shards_retried: int | None = None
 
     def table(self) -> pa.Table:
         """The record as a one-row table of the runs schema."""
@@ -212,6 +218,48 @@ def predict(
         stats.photos_per_s,
     )
     return Predicted(aged, stats)
+
+
+def plan_shards(config: RunConfig, found: Found, run: Run) -> tuple[ShardJob, list[Shard]]:
+    """The day's photos in shards for a Dask cluster (agebatch.shards), with their regions."""
+    captures = found.captures.table
+    regions = regions_for(
+        list(captures["store_id"]),
+        list(captures["register_id"]),
+        found.face_regions,
+        config.face_region,
+    )
+    return plan(
+        config,
+        captures,
+        found.captures.folder,
+        regions,
+        run.day.isoformat(),
+        run.model_version,
+        run.run_id,
+    )
+
+
+def from_shards(
+    found: Found,
+    job: ShardJob,
+    shards: list[Shard],
+    outcomes: list[ShardOutcome],
+    seconds: float,
+) -> Predicted:
+    """The day's captures with the ages every shard staged, once all of them succeeded."""
+    ages, counts = collect(job, shards, outcomes)
+    aged = add_ages(found.captures.table, ages)
+    stats = shard_stats(aged, seconds)
+    log.info(
+        "Predicted %d photos in %d shards (%d unreadable, %d without a face) at %.1f photos/s",
+        stats.photos,
+        counts.total,
+        stats.unreadable,
+        stats.no_face,
+        stats.photos_per_s,
+    )
+    return Predicted(aged, stats, counts)
 
 
 def join(
@@ -307,6 +355,9 @@ def run_record(
         join_s=round(joined.seconds, 3),
         publish_s=0.0,
         photos_per_s=round(stats.photos_per_s, 2),
+        shards_total=predicted.shards and predicted.shards.total,
+        shards_reused=predicted.shards and predicted.shards.reused,
+        shards_retried=predicted.shards and predicted.shards.retried,
     )
 
 

@@ -520,6 +520,16 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("join_s", pa.float64(), "seconds matching and summing in DuckDB"),
         Column("publish_s", pa.float64(), "seconds writing and publishing"),
         Column("photos_per_s", pa.float64(), "photos per second through the predict stage"),
+        _nullable_count(
+            "shards_total", "shards of the day on the Dask cluster; null: one process, no shards"
+        ),
+        _nullable_count(
+            "shards_reused",
+            "shards whose staged ages an earlier attempt of the day left (not predicted again)",
+        ),
+        _nullable_count(
+            "shards_retried", "shards started more than once in this run (a worker lost mid-shard)"
+        ),
     ),
 }
 PARTITION = DAY.name  # every table is partitioned by day; the value lives in the folder name

@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from agebatch import pipeline
+from agebatch import pipeline, shards
 from agebatch.config import RunConfig
 from agebatch.errors import InputError
 from agebatch.predict.model import AgeModel, load_model
@@ -63,7 +63,40 @@ def preflight(config: RunConfig, found: pipeline.Found) -> None:
 def predict(config: RunConfig, found: pipeline.Found, model: AgeModel) -> pipeline.Predicted:
     """Predict an age for every photo, logging progress lines."""
     progress = _progress_lines(len(found.captures.table))
-    return pipeline.predict(config, found, model, progress)
+    with shards.gpu_slot(config.gpu_limit):
+        return pipeline.predict(config, found, model, progress)
+
+
+@task(cache_policy=NO_CACHE)
+def predict_shard(
+    config: RunConfig, job: shards.ShardJob, shard: shards.Shard
+) -> shards.ShardOutcome:
+    """On a Dask worker: predict one shard and stage its ages, or reuse those staged before."""
+    with to_run_log():  # the worker's lines in this task run's log
+        return shards.run_shard(config, job, shard)
+
+
+def predict_in_shards(
+    config: RunConfig, found: pipeline.Found, run: pipeline.Run
+) -> pipeline.Predicted:
+    """Predict the day's shards on the Dask cluster; goes on only once every shard succeeded."""
+    started = time.perf_counter()
+    job, day_shards = pipeline.plan_shards(config, found, run)
+    with shards.task_runner(config) as runner:
+        futures = [
+            runner.submit(predict_shard, {"config": config, "job": job, "shard": shard})
+            for shard in day_shards
+        ]
+        for future in futures:  # every shard finishes (and stages) before a failure is raised
+            future.wait()
+        outcomes = [future.result() for future in futures]
+    return pipeline.from_shards(found, job, day_shards, outcomes, time.perf_counter() - started)
+
+
+@task(cache_policy=NO_CACHE, **_IO)
+def discard_shards(config: RunConfig, day: dt.date) -> None:
+    """Delete the published day's staged shards."""
+    shards.discard(config.restricted_root(), day.isoformat())
 
 
 @task(cache_policy=NO_CACHE)
@@ -119,11 +152,16 @@ def _nightly(config: RunConfig, day: dt.date) -> dict[str, object]:
     run = pipeline.start(model, day)
     found = find(config, day)
     preflight(config, found)
-    predicted = predict(config, found, model)
+    if config.sharded:
+        predicted = predict_in_shards(config, found, run)
+    else:
+        predicted = predict(config, found, model)
     joined = join(config, day, found, predicted, model)
     gated = gate(config, day, predicted, joined)
     record = pipeline.run_record(run, found, predicted, joined, gated)
     published = publish(config, gated.tables, record)
+    if config.sharded:
+        discard_shards(config, day)
     analytics_db(config)
     pages = report(config, day, model)
     rows = summary_rows(published.record)
