@@ -52,6 +52,7 @@ STATUS_WORDS = {
     ReceiptStatus.NO_PHOTO: "no photo",
     ReceiptStatus.UNREADABLE: "photo unreadable",
     ReceiptStatus.NO_FACE: "no face in the photo",
+    ReceiptStatus.REFUSED: "photo refused",
 }
 
 STYLE = """
@@ -94,6 +95,8 @@ def reason_words(row: dict | pd.Series) -> str:
         return "the photo could not be read"
     if reason == Reason.NO_FACE:
         return "no face found in the photo"
+    if reason == Reason.REFUSED:
+        return "the photo was refused (outside the day folder, not a file, or over a budget)"
     if reason == Reason.SOLD_AFTER_REFUSAL:
         return "sold although the till recorded a refused ID"
     return str(reason)
@@ -313,7 +316,7 @@ def _mix_section(data: ReportData) -> list[Html]:
 
 
 def _coverage_section(data: ReportData) -> list[Html]:
-    """Receipts per store: matched, no photo, unreadable, no face."""
+    """Receipts per store: matched, no photo, unreadable, no face, refused."""
     counts = coverage(data)
     statuses = list(counts.columns)
     words = [STATUS_WORDS[ReceiptStatus(s)] for s in statuses]
@@ -325,7 +328,8 @@ def _coverage_section(data: ReportData) -> list[Html]:
         Html("<h2 id=coverage>Coverage: which receipts got an age</h2>"),
         _p(
             "Receipts per store by what the photo gave: an age (matched), no photo at the till "
-            "in the match window, a photo that could not be read, or no face found in it."
+            "in the match window, a photo that could not be read, no face found in it, or a photo "
+            "refused unopened (outside the day folder, not a file, or over a budget)."
         ),
         stacked_chart("coverage", f"Coverage per store, {data.day}", words, rows),
     ]

@@ -273,7 +273,8 @@ def category_mix(data: ReportData, scope: str) -> pd.DataFrame:
 
 
 def coverage(data: ReportData) -> pd.DataFrame:
-    """Receipts per store and status (matched, no_photo, unreadable, no_face) of the day."""
+    """Receipts per store and status (matched, no_photo, unreadable, no_face, refused) of the
+    day."""
     counts = data.statuses.groupby(["store_id", "status"]).size().unstack(fill_value=0)
     columns = [status.value for status in ReceiptStatus]
     return counts.reindex(index=data.stores, columns=columns, fill_value=0).astype(int)

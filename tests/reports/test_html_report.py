@@ -254,7 +254,8 @@ def test_days_without_the_optional_tables_still_make_a_page(
     counted = _rows(
         published.out, "receipt_ages", day, "select count(*) from t where store_id = 'S02'"
     )
-    assert s02.table("coverage")["S02"] == ["0", str(counted[0][0]), "0", "0", str(counted[0][0])]
+    n = str(counted[0][0])
+    assert s02.table("coverage")["S02"] == ["0", n, "0", "0", "0", n]
     for table in ("age_group_affinity", "age_group_receipts"):  # as an older agebatch published
         (published.out / table / f"day={day}").unlink()
     html, page = _page(published)
@@ -299,3 +300,14 @@ def test_with_a_restricted_root_the_pages_stay_there(
     checks = _rows(restricted, "alcohol_checks", day, "select store_id, count(*) from t group by 1")
     for store, n in checks:
         assert len(review[("review", store)]) - 1 == n
+
+
+def test_every_status_and_reason_has_plain_words() -> None:
+    # A status or reason added to the schema must be said in words on the page, not crash it.
+    from agebatch.reports.html import STATUS_WORDS, reason_words
+    from agebatch.schema import Reason, ReceiptStatus
+
+    assert set(STATUS_WORDS) == set(ReceiptStatus)
+    row = {"legal_age": 18.0, "flag_threshold": 25.0}
+    for reason in Reason:
+        assert reason_words({**row, "reason": reason}) != str(reason)
