@@ -27,6 +27,17 @@ WHOLE_FRAME: Region = (0.0, 0.0, 1.0, 1.0)
 ENV_PREFIX = "AGEBATCH_"
 
 
+THREAD_WORKERS_MAX = 4  # more decode workers than this decode in processes by default
+
+
+class Acceleration(StrEnum):
+    """Whether the model runs XLA-compiled in mixed precision on the device (see predict.device)."""
+
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
 class PhotoKind(StrEnum):
     """What the cameras save: aligned face crops, whole frames, or told apart automatically."""
 
@@ -104,6 +115,7 @@ AgeBounds = Annotated[tuple[int, ...], _checked(parse_age_bounds)]
 FaceRegion = Annotated[Region, _checked(parse_region)]
 TimeZone = Annotated[str, _checked(parse_timezone)]
 OptionalPath = Annotated[Path | None, BeforeValidator(_none_if_empty)]
+OptionalBool = Annotated[bool | None, BeforeValidator(_none_if_empty)]
 
 
 class PredictConfig(BaseModel):
@@ -120,21 +132,39 @@ class PredictConfig(BaseModel):
         ge=1,
         description="photos decoded in parallel (default: the number of CPU cores)",
     )
-    decode_processes: bool = Field(
-        False,
-        description="decode in processes instead of threads (faster with many cores, e.g. "
-        "beside a GPU)",
+    decode_processes: OptionalBool = Field(
+        None,
+        description="decode in processes instead of threads (default: processes when there are "
+        f"more than {THREAD_WORKERS_MAX} decode workers: threads wait on each other for Python's "
+        "GIL)",
+    )
+    accelerate: Acceleration = Field(
+        Acceleration.AUTO,
+        description="run the model compiled with XLA, in mixed precision, fed uint8 batches "
+        "copied to the device: auto (on a GPU), on (also on a CPU, to test it), off",
     )
     photo_kind: PhotoKind = Field(
         PhotoKind.AUTO,
         description="what the photos are: aligned face crops, whole camera frames (the "
-        "shopper's face is found), or auto: told apart photo by photo",
+        "shopper's face is found), or auto: told apart camera by camera",
+    )
+    auto_sample: int = Field(
+        16,
+        ge=1,
+        description="with photo kind auto: how many photos of each camera (its first, by name) "
+        "decide whether the camera saves crops or frames",
     )
     face_region: FaceRegion = Field(
         WHOLE_FRAME,
         description="in frames, the shopper is the largest face centred in this part of the "
         "frame (fractions x0,y0,x1,y1 of width and height)",
     )
+
+    def decodes_in_processes(self) -> bool:
+        """Whether photos are decoded in processes: as set, else with many workers."""
+        if self.decode_processes is None:
+            return self.workers > THREAD_WORKERS_MAX
+        return self.decode_processes and self.workers > 1
 
     @classmethod
     def build(cls, values: Mapping[str, Any]) -> Self:

@@ -150,7 +150,10 @@ def predict(
         found.face_regions,
         config.face_region,
     )
-    predictions, stats = predict_paths(paths, model, config, regions=regions, progress=progress)
+    cameras = list(zip(captures["store_id"], captures["register_id"], strict=True))
+    predictions, stats = predict_paths(
+        paths, model, config, regions=regions, cameras=cameras, progress=progress
+    )
     aged = captures.copy()
     aged["predicted_age"] = pd.array([p.age for p in predictions], dtype="Float64")
     aged["status"] = pd.array([str(p.status) for p in predictions], dtype="string")

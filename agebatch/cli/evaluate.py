@@ -37,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(use --split calibration, then measure on --split holdout)",
     )
     add_config_options(
-        evaluate, PredictConfig, only=("model", "batch_size", "workers", "decode_processes")
+        evaluate,
+        PredictConfig,
+        only=("model", "batch_size", "workers", "decode_processes", "accelerate"),
     )
     evaluate.set_defaults(handler=command)
 
