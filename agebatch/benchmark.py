@@ -235,6 +235,7 @@ def bench(
     faces: Path | None = None,
     per_camera: int = PHOTOS_PER_CAMERA,
     repeats: int = 3,
+    find_names: int = FIND_NAMES,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, object]:
     """Every figure of `agebatch bench` (module docstring); keys as in its --json file."""
@@ -278,8 +279,8 @@ def bench(
             )
         )
     stage_peak = peak_rss_mb()
-    say(f"writing {FIND_NAMES} names to find")
-    names = write_names(workdir / "names")
+    say(f"writing {find_names} names to find")
+    names = write_names(workdir / "names", find_names, per_camera)
     find_runs = [find_files(names) for _ in range(repeats)]
     best = {name: max(run.rate for run in values) for name, values in runs.items()}
     cpu = {name: min(run.cpu_ms for run in values) for name, values in runs.items()}
@@ -300,6 +301,7 @@ def bench(
         "auto_ips": round(best["auto"], 1) if "auto" in best else None,
         "auto_over_crops": round(best["auto"] / best[kind.value], 3) if "auto" in best else None,
         "find_files_per_s": round(max(find_runs), 1),
+        "find_names": find_names,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "stage_peak_rss_mb": round(stage_peak, 1),
         "peak_rss_children_mb": round(peak_rss_mb(resource.RUSAGE_CHILDREN), 1),

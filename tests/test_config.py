@@ -113,3 +113,24 @@ def test_the_flow_takes_the_day_and_one_config_object() -> None:
     assert set(definition["properties"]) == set(RunConfig.model_fields)
     assert definition["properties"]["window_before_s"]["default"] == 120.0
     assert set(PredictConfig.model_fields) < set(RunConfig.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("workers", "setting", "processes"),
+    [(2, None, False), (4, None, False), (5, None, True), (16, None, True),
+     (16, False, False), (2, True, True), (1, True, False)],
+)  # fmt: skip
+def test_decoding_in_processes_by_default_only_with_many_workers(
+    workers: int, setting: bool | None, processes: bool
+) -> None:
+    config = PredictConfig.build({"workers": workers, "decode_processes": setting})
+    assert config.decodes_in_processes() is processes
+    assert PredictConfig.build({"decode_processes": ""}).decode_processes is None  # env unset
+
+
+def test_auto_sample_and_acceleration_settings() -> None:
+    assert PredictConfig.build({"auto_sample": "8", "accelerate": "on"}).auto_sample == 8
+    with pytest.raises(InputError, match="auto_sample"):
+        PredictConfig.build({"auto_sample": 0})
+    with pytest.raises(InputError, match="accelerate"):
+        PredictConfig.build({"accelerate": "sometimes"})

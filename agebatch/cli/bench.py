@@ -11,7 +11,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from agebatch.benchmark import PHOTOS_PER_CAMERA, bench
+from agebatch.benchmark import FIND_NAMES, PHOTOS_PER_CAMERA, bench
 from agebatch.cli.options import add_config_options, predict_config
 from agebatch.config import PhotoKind, PredictConfig
 from agebatch.errors import InputError
@@ -50,6 +50,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs of each figure, best kept (default: 3)"
     )
+    parser.add_argument(
+        "--find-names",
+        type=int,
+        default=FIND_NAMES,
+        help="names in the day whose files are found (default: %(default)s)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where the day is written (default: a temp dir)"
@@ -60,8 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def command(args: argparse.Namespace) -> int:
     """Write the day, measure, print the figures (and write them as JSON)."""
-    if args.photos < 1 or args.per_camera < 1 or args.repeats < 1:
-        raise InputError("--photos, --per-camera and --repeats must be at least 1.")
+    if min(args.photos, args.per_camera, args.repeats, args.find_names) < 1:
+        raise InputError("--photos, --per-camera, --repeats and --find-names must be at least 1.")
     config = predict_config(args)
     model = load_model(config.model)
     with tempfile.TemporaryDirectory(prefix="agebatch-bench-") as scratch:
@@ -74,6 +80,7 @@ def command(args: argparse.Namespace) -> int:
             faces=args.faces,
             per_camera=args.per_camera,
             repeats=args.repeats,
+            find_names=args.find_names,
             say=lambda line: print(f"# {line}", flush=True),
         )
     print(f"device: {figures['device']}, model {model.version}")
