@@ -2,8 +2,11 @@
 
 In one run, on the same photos: the model alone on ready tensors, decoding alone on one core,
 the whole predict stage from files to ages (and, for crops, the stage under `auto`), finding
-the files of a day of FIND_NAMES names, and the peak memory. Rates are photos per second, the
-best of `repeats` interleaved runs (the machine's other work moves single runs).
+the files of a day of FIND_NAMES names, and the peak memory. Each repeat runs them one after
+the other; rates (photos per second) are the best of the repeats, ratios the median of each
+repeat's ratio. CPU milliseconds per photo (all threads and decode processes) are given too:
+they do not depend on what else the machine runs, and their ratios are what the wall-clock
+ratios become on cores kept busy.
 """
 
 from __future__ import annotations
@@ -209,6 +212,12 @@ def stage(day: BenchDay, model: AgeModel, config: PredictConfig, statuses: dict[
     return len(predictions)
 
 
+def paired(runs: Sequence[Timed], against: Sequence[Timed]) -> float:
+    """The median over repeats of one rate over another measured just before it (a ratio of
+    neighbours in time moves less with the machine's other work than a ratio of bests)."""
+    return round(float(np.median([a.rate / b.rate for a, b in zip(runs, against, strict=True)])), 3)
+
+
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     """The peak resident memory so far in MiB (of this process, or of its largest child)."""
     return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
@@ -284,6 +293,7 @@ def bench(
     find_runs = [find_files(names) for _ in range(repeats)]
     best = {name: max(run.rate for run in values) for name, values in runs.items()}
     cpu = {name: min(run.cpu_ms for run in values) for name, values in runs.items()}
+    auto = "auto" in runs
     return {
         "device": device_name(config),
         "kind": str(kind),
@@ -297,9 +307,11 @@ def bench(
         "model_only_ips": round(best["model_only"], 1),
         "decode_ips_per_core": round(best["decode"], 1),
         "predict_stage_ips": round(best[kind.value], 1),
-        "stage_over_model": round(best[kind.value] / best["model_only"], 3),
-        "auto_ips": round(best["auto"], 1) if "auto" in best else None,
-        "auto_over_crops": round(best["auto"] / best[kind.value], 3) if "auto" in best else None,
+        "stage_over_model": paired(runs[kind.value], runs["model_only"]),
+        "auto_ips": round(best["auto"], 1) if auto else None,
+        "auto_over_crops": paired(runs["auto"], runs[kind.value]) if auto else None,
+        "stage_over_model_cpu": round(cpu["model_only"] / cpu[kind.value], 3),
+        "auto_over_crops_cpu": round(cpu[kind.value] / cpu["auto"], 3) if auto else None,
         "find_files_per_s": round(max(find_runs), 1),
         "find_names": find_names,
         "peak_rss_mb": round(peak_rss_mb(), 1),
