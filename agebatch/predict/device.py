@@ -63,6 +63,7 @@ class DeviceModel(AgeModel):
         keras_model.compile(jit_compile=keras.backend.backend() in ("tensorflow", "jax"))
         super().__init__(model.card, keras_model, model.path)
         self._accelerated = self
+        self._device = compute_device()
         log.info(
             "Model %s runs XLA-compiled in %s on %s", model.version, MIXED_POLICY, compute_device()
         )
@@ -75,7 +76,7 @@ class DeviceModel(AgeModel):
             part = np.asarray(images[start : start + PREDICT_CHUNK], dtype=np.uint8)
             padded = np.zeros((bucket(len(part)), *part.shape[1:]), dtype=np.uint8)
             padded[: len(part)] = part
-            chunks.append((to_device(padded), len(part)))
+            chunks.append((to_device(padded, self._device), len(part)))
         return Staged(chunks)
 
     def predict(self, images: Any) -> np.ndarray:
@@ -98,15 +99,15 @@ def bucket(rows: int) -> int:
     return max(MIN_BUCKET, 1 << max(0, rows - 1).bit_length())
 
 
-def to_device(batch: np.ndarray) -> Any:
-    """The batch copied to the device the backend computes on (a GPU when there is one)."""
+def to_device(batch: np.ndarray, device: str) -> Any:
+    """The batch copied to the device ("GPU" or "CPU") the backend computes on."""
     import keras
 
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        with tf.device("/GPU:0" if compute_device() == "GPU" else "/CPU:0"):
+        with tf.device(f"/{device}:0"):
             return tf.identity(batch)
     if backend == "jax":
         import jax
