@@ -81,16 +81,19 @@ def write_day(
         pool.append(target)
     folder = root / DAY.isoformat()
     step = max(1, 14 * 3600 // max(1, per_camera))  # 08:00-22:00
-    paths, cameras = [], []
+    paths: list[Path] = []
+    cameras: list[tuple[str, str]] = []
     for i in range(photos):
         camera = i // per_camera
-        store, register = f"S{camera // REGISTERS_PER_STORE + 1:03d}", f"R{camera % 4 + 1}"
+        if i % per_camera == 0:  # one tuple per camera, shared by its photos (as in a table)
+            where = (f"S{camera // REGISTERS_PER_STORE + 1:03d}", f"R{camera % 4 + 1}")
+        store, register = where
         taken = dt.datetime.combine(DAY, dt.time(8)) + dt.timedelta(seconds=step * (i % per_camera))
         path = folder / store / register / f"{taken:%Y%m%dT%H%M%S}_{i}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         _link(pool[i % len(pool)], path)
         paths.append(path)
-        cameras.append((store, register))
+        cameras.append(where)
     return BenchDay(folder, paths, cameras)
 
 

@@ -126,7 +126,12 @@ class PredictConfig(BaseModel):
     model: OptionalPath = Field(
         None, description="a .keras age model with its card beside it (default: the bundled one)"
     )
-    batch_size: int = Field(64, ge=1, description="photos per model call")
+    batch_size: int = Field(
+        256,
+        ge=1,
+        description="photos per model call (256: the least CPU per photo of 32-256 measured on "
+        "a 2-core CPU, see docs/throughput.md; the size GPUs want)",
+    )
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,

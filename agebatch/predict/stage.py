@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int], None]  # called with the number of photos just finished
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per photo of the day: kept small
 class Prediction:
     """The model's answer for one photo: an age, or None with the reason."""
 
@@ -121,19 +121,21 @@ def stream_predictions(
             judge = partial(_spread, pool, crop_votes, workers)
             verdicts = decide(paths, cameras, config.auto_sample, judge)
         reads = readings(cameras or [None] * len(paths), verdicts, config.photo_kind)
-        items: list[PhotoItem] = list(
-            zip(paths, regions or [WHOLE_FRAME] * len(paths), reads, strict=True)
-        )
+        where = regions or [WHOLE_FRAME] * len(paths)
         decode = partial(load_photos, spec=spec)
-        batches = [
-            items[start : start + config.batch_size]
-            for start in range(0, len(items), config.batch_size)
-        ]
+        starts = range(0, len(paths), config.batch_size)
+
+        def batch(k: int) -> list[PhotoItem]:
+            # Made when submitted: nothing per photo is held for the whole day but the inputs.
+            span = range(starts[k], min(len(paths), starts[k] + config.batch_size))
+            return [(paths[i], where[i], reads[i]) for i in span]
+
+        batches = len(starts)
         if not batches:
             return
-        decoding = [pool.submit(decode, chunk) for chunk in _chunks(batches[0], workers)]
+        decoding = [pool.submit(decode, chunk) for chunk in _chunks(batch(0), workers)]
         running: tuple[Future[np.ndarray] | None, list[tuple[PhotoStatus, int]]] | None = None
-        for k in range(len(batches)):
+        for k in range(batches):
             decoded = [item for future in decoding for item in future.result()]
             layout = [(d.status, 0 if d.pixels is None else len(d.pixels)) for d in decoded]
             pixels = [d.pixels for d in decoded if d.pixels is not None]
@@ -143,8 +145,8 @@ def stream_predictions(
             previous = running and (_result(running[0]), running[1])
             model_run = None if staged is None else model_thread.submit(runner.predict, staged)
             running, staged = (model_run, layout), None
-            if k + 1 < len(batches):
-                decoding = [pool.submit(decode, c) for c in _chunks(batches[k + 1], workers)]
+            if k + 1 < batches:
+                decoding = [pool.submit(decode, c) for c in _chunks(batch(k + 1), workers)]
             if previous:
                 yield _predictions(*previous)
         if running is not None:
