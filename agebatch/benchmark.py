@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from agebatch.config import WHOLE_FRAME, PhotoKind, PredictConfig
+from agebatch.config import WHOLE_FRAME, PhotoKind, PredictConfig, RunConfig
 from agebatch.errors import InputError
 from agebatch.inputs.captures import find_captures
 from agebatch.predict.device import accelerates, for_run
@@ -202,7 +202,7 @@ def decode_alone(paths: Sequence[Path], spec: InputSpec, reading: Reading) -> in
 def find_files(folder: Path) -> float:
     """Names/s of finding a day's photos (find_captures: walk, parse names, build the table)."""
     started = time.perf_counter()
-    found = find_captures(folder)
+    found = find_captures(folder, RunConfig.model_fields["timezone"].default)
     return len(found.table) / (time.perf_counter() - started)
 
 

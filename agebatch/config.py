@@ -38,6 +38,13 @@ class Acceleration(StrEnum):
     OFF = "off"
 
 
+class AffinityCorrection(StrEnum):
+    """How age_group_affinity allows for the model's confusion between neighbouring groups."""
+
+    CONFUSION = "confusion"  # buyers' and shoppers' group counts corrected with the card's
+    NONE = "none"  # the predicted groups as they are
+
+
 class PhotoKind(StrEnum):
     """What the cameras save: aligned face crops, whole frames, or told apart automatically."""
 
@@ -116,6 +123,9 @@ FaceRegion = Annotated[Region, _checked(parse_region)]
 TimeZone = Annotated[str, _checked(parse_timezone)]
 OptionalPath = Annotated[Path | None, BeforeValidator(_none_if_empty)]
 OptionalBool = Annotated[bool | None, BeforeValidator(_none_if_empty)]
+OptionalShare = Annotated[
+    Annotated[float, Field(ge=0, le=1)] | None, BeforeValidator(_none_if_empty)
+]
 
 
 class PredictConfig(BaseModel):
@@ -207,6 +217,11 @@ class RunConfig(PredictConfig):
     )
     catalog: Path = Field(description="the product catalog, .parquet or .csv")
     out: Path = Field(description="the output root of the published Parquet datasets")
+    analytics_db: OptionalPath = Field(
+        None,
+        description="the DuckDB file with one view per dataset that each run refreshes for "
+        "analysts' tools (default: analytics.duckdb in the output root)",
+    )
     timezone: TimeZone = Field(
         "Europe/London", description="the chain's time zone (its nightly 'yesterday', schedule)"
     )
@@ -215,6 +230,11 @@ class RunConfig(PredictConfig):
     )
     window_after_s: float = Field(
         5.0, ge=0, description="… or paid up to this many seconds before the photo"
+    )
+    clock_offsets: OptionalPath = Field(
+        None,
+        description="camera clock offsets: CSV or Parquet with store_id,register_id,offset_s "
+        "(seconds a camera runs ahead of its till; an empty register_id covers the store)",
     )
     age_groups: AgeBounds = Field(
         (18, 25, 35, 45, 55, 65), description="lower bounds of the age groups after the first"
@@ -232,16 +252,48 @@ class RunConfig(PredictConfig):
     policy: OptionalPath = Field(
         None, description="per-store ages: CSV or Parquet with store_id,legal_age,challenge_age"
     )
+    max_teen_miss: OptionalShare = Field(
+        None,
+        description="flag predicted ages below the lowest threshold whose measured share of "
+        "13-17-year-olds read at or above it is at most this (e.g. 0.10; from the model card's "
+        "operating curve), in every store, instead of the challenge age",
+    )
     face_regions: OptionalPath = Field(
         None,
         description="per-camera face regions: CSV or Parquet with "
         "store_id,register_id,x0,y0,x1,y1 (an empty register_id covers the store)",
     )
 
+    affinity_days: int = Field(
+        28,
+        ge=1,
+        description="age_group_affinity sums the published days of this many days, the run's "
+        "day included",
+    )
+    min_receipts: int = Field(
+        20,
+        ge=1,
+        description="age_group_affinity ranks an item for a group only when at least this many "
+        "of the group's receipts bought it in the window",
+    )
+    affinity_confidence: float = Field(
+        0.95, gt=0, lt=1, description="confidence level of age_group_affinity's lift intervals"
+    )
+    affinity_correction: AffinityCorrection = Field(
+        AffinityCorrection.CONFUSION,
+        description="allow for the model's confusion of neighbouring age groups in "
+        "age_group_affinity (confusion: with the model card's; none: predicted groups as they are)",
+    )
+
     @model_validator(mode="after")
     def _ages_in_order(self) -> Self:
         if self.legal_age > self.challenge_age:
             raise ValueError("the legal age must be at most the challenge age")
+        if self.max_teen_miss is not None and self.margin > 0:
+            raise ValueError(
+                "max_teen_miss chooses the flag threshold from measured error rates, which a "
+                "margin would shift: give one of max_teen_miss and margin"
+            )
         return self
 
     def day_folder(self, day: dt.date) -> Path:

@@ -19,16 +19,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agebatch import __version__
+from agebatch.analytics_db import write_analytics_db
 from agebatch.config import Region, RunConfig, age_group_labels
 from agebatch.duck import connect
 from agebatch.inputs.captures import Captures, find_captures
+from agebatch.inputs.clocks import read_clock_offsets
 from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
-from agebatch.inputs.transactions import read_catalog, read_transactions
+from agebatch.inputs.transactions import read_catalog, read_transactions, receipt_checks
 from agebatch.join import join_day
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
 from agebatch.publish import new_run_id, publish_day
-from agebatch.reports.compliance import compliance_inputs
+from agebatch.reports.affinity import affinity_inputs, affinity_tables
+from agebatch.reports.compliance import ComplianceInputs, compliance_inputs
 from agebatch.reports.shares import add_corrected_shares
 from agebatch.schema import ReceiptStatus, conform, schema
 
@@ -54,7 +57,9 @@ class Found:
     lines: pa.Table
     catalog: pa.Table
     face_regions: dict[RegionKey, Region] | None  # per camera, from face_regions
+    clock_offsets: pa.Table | None  # per camera, from clock_offsets
     seconds: float
+    age_checks: pa.Table | None  # receipt_id, age_check; None: the day records none
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Joined:
 
     tables: dict[str, pa.Table]
     seconds: float
+    compliance: ComplianceInputs  # the policy, threshold and checks the report used
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,13 @@ class RunRecord:
     receipts_unreadable: int
     receipts_no_face: int
     alcohol_checks: int
+    age_checks_recorded: bool
+    missed_checks: int | None
+    max_teen_miss: float | None
+    flag_threshold: float | None
+    expected_teen_miss: float | None
+    expected_adult_flag: float | None
+    clocks_off: list[str]
     find_s: float
     predict_s: float
     join_s: float
@@ -118,7 +131,7 @@ def start(model: AgeModel, day: dt.date) -> Run:
     return Run(
         run_id=new_run_id(),
         day=day,
-        started_at=dt.datetime.now().replace(microsecond=0),
+        started_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
         model_version=model.version,
         device=compute_device(),
     )
@@ -127,12 +140,17 @@ def start(model: AgeModel, day: dt.date) -> Run:
 def find(config: RunConfig, day: dt.date) -> Found:
     """Find the day's photos and read its transactions and catalog (fails fast on bad input)."""
     started = time.perf_counter()
-    captures = find_captures(config.day_folder(day))
-    lines = read_transactions(config.transactions, day)
+    captures = find_captures(config.day_folder(day), config.timezone)
+    lines = read_transactions(config.transactions, day, config.timezone)
     catalog = read_catalog(config.catalog)
     regions = read_face_regions(config.face_regions) if config.face_regions else None
+    offsets = read_clock_offsets(config.clock_offsets) if config.clock_offsets else None
     log.info("Read %d transaction lines and %d catalog items", lines.num_rows, catalog.num_rows)
-    return Found(captures, lines, catalog, regions, time.perf_counter() - started)
+    checks = receipt_checks(lines)
+    if checks is None:
+        log.info("No age_check column in the transactions: missed ID checks are not counted")
+    seconds = time.perf_counter() - started
+    return Found(captures, lines, catalog, regions, offsets, seconds, checks)
 
 
 def predict(
@@ -170,9 +188,10 @@ def predict(
 def join(
     config: RunConfig, day: dt.date, found: Found, predicted: Predicted, model: AgeModel
 ) -> Joined:
-    """Match receipts to ages, sum purchases per age group, list restricted sales to review;
-    every table checked against its published schema."""
+    """Match receipts to ages, sum purchases per age group, list restricted sales to review,
+    sum the affinity window; every table checked against its published schema."""
     started = time.perf_counter()
+    compliance = compliance_inputs(config, model.card, day, found.age_checks)
     with connect() as con:
         tables = join_day(
             con,
@@ -184,8 +203,10 @@ def join(
             age_bounds=config.age_groups,
             window_before_s=config.window_before_s,
             window_after_s=config.window_after_s,
-            compliance=compliance_inputs(config, model.card, day),
+            compliance=compliance,
+            clock_offsets=found.clock_offsets,
         )
+        tables |= affinity_tables(con, day, affinity_inputs(config, model.card, day))
     confusion = model.card.age_confusion
     tables["age_group_shares"] = add_corrected_shares(
         tables["age_group_shares"],
@@ -195,7 +216,7 @@ def join(
     )
     groups = [label for label, *_ in age_group_labels(config.age_groups)]
     tables = {name: conform(name, table, groups) for name, table in tables.items()}
-    return Joined(tables, time.perf_counter() - started)
+    return Joined(tables, time.perf_counter() - started, compliance)
 
 
 def run_record(run: Run, found: Found, predicted: Predicted, joined: Joined) -> RunRecord:
@@ -205,6 +226,10 @@ def run_record(run: Run, found: Found, predicted: Predicted, joined: Joined) -> 
     receipts = {
         f"receipts_{value}": pc.sum(pc.equal(status, value)).as_py() or 0 for value in ReceiptStatus
     }
+    checks = joined.tables["alcohol_checks"]
+    compliance = joined.compliance
+    recorded = compliance.age_checks is not None
+    expected_teen_miss, expected_adult_flag = compliance.expected(compliance.flag_threshold)
     return RunRecord(
         day=run.day,
         run_id=run.run_id,
@@ -219,7 +244,18 @@ def run_record(run: Run, found: Found, predicted: Predicted, joined: Joined) -> 
         files_ignored=found.captures.ignored,
         receipts=len(status),
         **receipts,
-        alcohol_checks=joined.tables["alcohol_checks"].num_rows,
+        alcohol_checks=checks.num_rows,
+        age_checks_recorded=recorded,
+        missed_checks=(pc.sum(checks["missed_check"]).as_py() or 0) if recorded else None,
+        max_teen_miss=compliance.max_teen_miss,
+        flag_threshold=compliance.flag_threshold,
+        expected_teen_miss=expected_teen_miss,
+        expected_adult_flag=expected_adult_flag,
+        clocks_off=[
+            f"{row['store_id']}/{row['register_id']}"
+            for row in joined.tables["till_clocks"].to_pylist()
+            if row["drift_suspected"]
+        ],
         find_s=round(found.seconds, 3),
         predict_s=round(stats.seconds, 3),
         join_s=round(joined.seconds, 3),
@@ -242,6 +278,11 @@ def publish(config: RunConfig, tables: Mapping[str, pa.Table], record: RunRecord
     return Published(final[0], folders)
 
 
+def refresh_analytics_db(config: RunConfig) -> Path:
+    """Rewrite the analytics database (one DuckDB view per dataset) over the output root."""
+    return write_analytics_db(config.out, config.analytics_db)[0]
+
+
 def run_day(
     config: RunConfig,
     day: dt.date,
@@ -254,4 +295,6 @@ def run_day(
     found = find(config, day)
     predicted = predict(config, found, model, progress and progress(len(found.captures.table)))
     joined = join(config, day, found, predicted, model)
-    return publish(config, joined.tables, run_record(run, found, predicted, joined))
+    published = publish(config, joined.tables, run_record(run, found, predicted, joined))
+    refresh_analytics_db(config)
+    return published

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -14,7 +15,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from agebatch.config import RunConfig
-from agebatch.schema import ReceiptStatus
+from agebatch.schema import AgeCheck, ReceiptStatus
 
 # sku prefix, category, age_restricted, price, buyers' typical ages (mean, spread)
 CATEGORIES = [
@@ -31,6 +32,39 @@ CATEGORIES = [
 ]
 SKUS_PER_CATEGORY = 4
 STRAY_FILES = ("Thumbs.db", "notes.txt")
+# What the till records when a restricted item is scanned, by the shopper's true age: most
+# young shoppers are asked, some are not, a few are refused; older ones mostly are not asked.
+# Empty (None): the till recorded nothing.
+CHECK_MIX = {
+    "young": {"id_seen": 0.72, "not_asked": 0.14, "id_refused": 0.1, None: 0.04},
+    "older": {"id_seen": 0.08, "not_asked": 0.9, None: 0.02},
+}
+YOUNG = 25  # Challenge 25: under this true age a shopper should be asked
+REFUSED_STILL_SOLD = 0.3  # share of refusals whose restricted items are not taken off
+
+
+@dataclass(frozen=True)
+class Preference:
+    """A planted preference: shoppers aged low to under high pick `item` (a sku or a category)
+    `factor` times as often each time they pick an item as shoppers of their age otherwise do."""
+
+    low: float
+    high: float
+    item: str
+    factor: float
+
+    def applies(self, age: float) -> bool:
+        """Whether a shopper of this (true) age has the preference."""
+        return self.low <= age < self.high
+
+
+# What the demo plants, so that a new user sees offers: items the groups would not otherwise
+# favour, picked 4 times as often (docs/offers.md measures how often they are found).
+DEMO_PREFERENCES = (
+    Preference(18, 25, "DAI002", 4.0),  # 18-24: one dairy product
+    Preference(35, 45, "HOU001", 4.0),  # 35-44: one household product
+    Preference(65, 200, "BAK002", 4.0),  # 65+: one bakery product
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +75,8 @@ class SampleDay:
     photos: Path  # PHOTOS root; the day is photos/<day>/
     transactions: Path  # folder holding <day>.parquet
     catalog: Path
-    truth: pd.DataFrame  # receipt_id, store_id, register_id, paid_at, photo, true_age, status
+    truth: pd.DataFrame  # receipt_id, store_id, register_id, paid_at, photo, true_age, status,
+    # age_check (what the till recorded; None: nothing, or the day records no checks)
 
     def config(self, out: Path, **settings: object) -> RunConfig:
         """The run configuration that reads this day and publishes to out."""
@@ -71,12 +106,17 @@ def make_sample_day(
     writer: FaceWriter | None = None,
     no_photo_share: float = 0.05,
     unreadable: int = 3,
+    age_checks: bool = True,
+    preferences: tuple[Preference, ...] = (),
 ) -> SampleDay:
     """Write a day of checkout photos, its transactions and a catalog under root.
 
     Photos are drawn by `writer` (default: a generated cartoon face; tests pass their own), or
     are real faces from `faces` (labels.csv with file_name,real_age + final_files/), matched by
-    age.
+    age. With age_checks the transactions carry the till's age_check on receipts with
+    restricted items (CHECK_MIX), and most refused sales take the restricted items off again.
+    `preferences` plants what some ages buy more of (by true age); without them a seed
+    draws exactly the day it always drew.
     """
     writer = writer or DrawnFaces()
     rng = np.random.default_rng(seed)
@@ -88,6 +128,7 @@ def make_sample_day(
     catalog_path = root / "catalog.csv"
     catalog[["sku", "category", "age_restricted"]].to_csv(catalog_path, index=False)
     labelled = _labelled_faces(faces) if faces is not None else None
+    shelf = _Shelf.of(catalog)
 
     lines, truth = [], []
     registers_list = [
@@ -115,7 +156,7 @@ def make_sample_day(
                 writer(day_dir / photo, age, rng)
             status = ReceiptStatus.MATCHED.value
         truth.append((receipt_id, store_id, register_id, paid_at, photo, age, status))
-        for sku, qty, amount in _basket(rng, catalog, age):
+        for sku, qty, amount in _basket(rng, shelf, age, preferences):
             lines.append((receipt_id, store_id, register_id, cashier_id, paid_at, sku, qty, amount))
 
     truth_df = pd.DataFrame(
@@ -129,8 +170,55 @@ def make_sample_day(
         (day_dir / name).write_text("not a photo")
     columns = ["receipt_id", "store_id", "register_id", "cashier_id", "paid_at", "sku"]
     lines_df = pd.DataFrame(lines, columns=[*columns, "quantity", "amount"])
+    truth_df["age_check"] = None
+    if age_checks:
+        # Its own random stream, so that the rest of the day is the same with or without.
+        lines_df = _add_age_checks(lines_df, catalog, truth_df, np.random.default_rng([seed, 15]))
     lines_df.to_parquet(tx_dir / f"{day.isoformat()}.parquet", index=False)
     return SampleDay(day, photos_root, tx_dir, catalog_path, truth_df)
+
+
+def _add_age_checks(
+    lines: pd.DataFrame, catalog: pd.DataFrame, truth: pd.DataFrame, rng: np.random.Generator
+) -> pd.DataFrame:
+    """The till's age_check on every line of receipts with restricted items (truth gets it
+    too); refused receipts mostly get their restricted lines voided by negative lines."""
+    restricted = lines["sku"].isin(catalog.loc[catalog["age_restricted"], "sku"])
+    units = lines[restricted].groupby("receipt_id")["quantity"].sum()
+    young = truth.set_index("receipt_id")["true_age"] < YOUNG
+    outcomes = {}
+    for receipt in units.index[units > 0]:
+        mix = CHECK_MIX["young" if young[receipt] else "older"]
+        options = list(mix)
+        outcomes[receipt] = options[int(rng.choice(len(options), p=list(mix.values())))]
+    voids = []
+    for receipt, outcome in outcomes.items():
+        if outcome == AgeCheck.ID_REFUSED and rng.random() >= REFUSED_STILL_SOLD:
+            taken_off = lines[restricted & (lines["receipt_id"] == receipt)].copy()
+            taken_off[["quantity", "amount"]] *= -1
+            voids.append(taken_off)
+    lines = pd.concat([lines, *voids], ignore_index=True)
+    lines["age_check"] = lines["receipt_id"].map(outcomes).astype("string")
+    truth["age_check"] = truth["receipt_id"].map(outcomes).astype("object")
+    truth.loc[truth["age_check"].isna(), "age_check"] = None
+    return lines
+
+
+def confused_ages(
+    ages: Sequence[float], counts: Sequence[Sequence[int]], rng: np.random.Generator
+) -> np.ndarray:
+    """Ages as a model would read them: for each true age, a predicted whole year drawn from
+    the model's [true_year, predicted_year, count] confusion (a card's age_confusion; the
+    nearest true year that has counts), plus a uniform fraction of a year."""
+    table = np.asarray(counts, dtype=float).reshape(-1, 3)
+    years = np.unique(table[:, 0])
+    rows = {year: table[table[:, 0] == year] for year in years}
+    read = np.empty(len(ages))
+    for i, age in enumerate(ages):
+        year = years[int(np.abs(years - np.floor(age)).argmin())]
+        row = rows[year]
+        read[i] = rng.choice(row[:, 1], p=row[:, 2] / row[:, 2].sum()) + rng.random()
+    return read
 
 
 def _shopper_age(rng: np.random.Generator) -> float:
@@ -140,19 +228,69 @@ def _shopper_age(rng: np.random.Generator) -> float:
     return float(rng.integers(low, high))
 
 
+@dataclass(frozen=True)
+class _Shelf:
+    """The catalog as plain lists for drawing baskets (a pandas row per line is slow)."""
+
+    skus: list[str]
+    categories: list[str]
+    prices: list[float]
+
+    @classmethod
+    def of(cls, catalog: pd.DataFrame) -> _Shelf:
+        """The shelf of a catalog from make_catalog."""
+        return cls(
+            catalog["sku"].tolist(),
+            catalog["category"].tolist(),
+            catalog["price"].astype(float).tolist(),
+        )
+
+    def chosen(self, item: str) -> np.ndarray:
+        """Which skus a planted item names (a sku, or every sku of a category)."""
+        return np.array(
+            [
+                item in (sku, category)
+                for sku, category in zip(self.skus, self.categories, strict=True)
+            ]
+        )
+
+
 def _basket(
-    rng: np.random.Generator, catalog: pd.DataFrame, age: float
+    rng: np.random.Generator,
+    shelf: _Shelf,
+    age: float,
+    preferences: tuple[Preference, ...] = (),
 ) -> list[tuple[str, int, float]]:
-    """A receipt's line items; what is bought depends on the shopper's age."""
+    """A receipt's line items; what is bought depends on the shopper's age (and preferences)."""
     weights = np.array([np.exp(-(((age - m) / s) ** 2) / 2) + 0.05 for *_, (m, s) in CATEGORIES])
+    skus, prices = shelf.skus, shelf.prices
+    planted = [p for p in preferences if p.applies(age)]
+    sku_weights = np.repeat(weights / SKUS_PER_CATEGORY, SKUS_PER_CATEGORY)
+    for preference in planted:
+        chosen = shelf.chosen(preference.item)
+        sku_weights = np.where(chosen, sku_weights * preference.factor, sku_weights)
     items = []
     for _ in range(int(rng.integers(1, 7))):
-        category = int(rng.choice(len(CATEGORIES), p=weights / weights.sum()))
-        row = catalog.iloc[category * SKUS_PER_CATEGORY + int(rng.integers(SKUS_PER_CATEGORY))]
+        if planted:
+            index = int(rng.choice(len(skus), p=sku_weights / sku_weights.sum()))
+        else:  # the original two draws, so that a day without preferences stays the same
+            category = int(rng.choice(len(CATEGORIES), p=weights / weights.sum()))
+            index = category * SKUS_PER_CATEGORY + int(rng.integers(SKUS_PER_CATEGORY))
         qty = int(rng.integers(1, 4))
         sign = -1 if rng.random() < 0.02 else 1  # a few returns
-        items.append((row["sku"], sign * qty, round(sign * qty * float(row["price"]), 2)))
+        items.append((skus[index], sign * qty, round(sign * qty * prices[index], 2)))
     return items
+
+
+@dataclass(frozen=True)
+class NoPhotos:
+    """Writes no photo and draws nothing: for measurements that need only the lines and the
+    truth (the statuses in the truth are then what the photos would have given)."""
+
+    suffix: str = ".jpg"
+
+    def __call__(self, path: Path, age: float, rng: np.random.Generator) -> None:
+        """Write nothing."""
 
 
 class FaceWriter(Protocol):

@@ -40,10 +40,31 @@ class Reason(StrEnum):
     """Why a restricted sale is on the review list."""
 
     UNDER_LEGAL_AGE = "under_legal_age"
-    UNDER_CHALLENGE_AGE = "under_challenge_age"
+    UNDER_CHALLENGE_AGE = "under_challenge_age"  # under the flag threshold (see flag_threshold)
     NO_PHOTO = "no_photo"
     UNREADABLE = "unreadable"
     NO_FACE = "no_face"
+    SOLD_AFTER_REFUSAL = "sold_after_refusal"  # the till recorded id_refused, yet it sold
+
+
+class AgeCheck(StrEnum):
+    """What the till recorded when it prompted for an age check on a receipt."""
+
+    ID_SEEN = "id_seen"  # the cashier saw ID and the shopper was old enough
+    ID_REFUSED = "id_refused"  # the sale was refused (no or under-age ID)
+    NOT_ASKED = "not_asked"  # the cashier confirmed the prompt without asking
+    NOT_RECORDED = "not_recorded"  # the receipt's age_check was empty
+
+
+# Recorded outcomes that mean nobody checked the shopper's ID.
+NO_CHECK = (AgeCheck.NOT_ASKED, AgeCheck.NOT_RECORDED)
+
+
+class Clock(StrEnum):
+    """The clock a register's receipts and photos are matched on."""
+
+    UTC = "utc"  # every receipt and photo of the register carried a UTC offset
+    LOCAL = "local"  # the store's wall clock
 
 
 class Level(StrEnum):
@@ -53,7 +74,20 @@ class Level(StrEnum):
     CHAIN = "chain"
 
 
+class ItemKind(StrEnum):
+    """What an item of age_group_item_receipts / age_group_affinity is."""
+
+    ALL = "all"  # every matched receipt of the group (the total shares are taken of)
+    CATEGORY = "category"  # a catalog category
+    SKU = "sku"  # a product
+
+
 UNKNOWN_GROUP = "unknown"  # age_group of purchases on receipts without an age
+WITH_UNKNOWN = ("age_group_purchases", "age_group_receipts")  # tables that sum every receipt
+
+# Exact types: money to the cent, quantities to the gram (weighed goods), never binary floats.
+MONEY = pa.decimal128(18, 2)
+QUANTITY = pa.decimal128(12, 3)
 
 
 @dataclass(frozen=True)
@@ -84,10 +118,25 @@ REGISTER = Column("register_id", pa.string(), "till (register) in the store")
 CASHIER = Column("cashier_id", pa.string(), "cashier who rang the receipt up")
 RECEIPT = Column("receipt_id", pa.string(), "receipt")
 PAID_AT = Column(
-    "paid_at", pa.timestamp("us"), "when the receipt was paid, the store's local wall clock"
+    "paid_at",
+    pa.timestamp("us"),
+    "when the receipt was paid: the store's local wall clock (a UTC offset the till wrote is "
+    "converted to it)",
 )
 AGE = Column("predicted_age", pa.float64(), "the model's age of the shopper, years", True)
 AGE_GROUP = Column("age_group", pa.string(), "age group of predicted_age, e.g. 18-24", True)
+AGE_GROUP_LOW = Column(
+    "age_group_low",
+    pa.int32(),
+    "youngest age of the group, whole years (0 for the first group): order age groups by it",
+    nullable=True,
+)
+AGE_GROUP_HIGH = Column(
+    "age_group_high",
+    pa.int32(),
+    "first age past the group (a group holds low <= age < high); null for the last, open group",
+    nullable=True,
+)
 
 
 def _count(name: str, description: str) -> Column:
@@ -96,6 +145,10 @@ def _count(name: str, description: str) -> Column:
 
 def _rate(name: str, description: str) -> Column:
     return Column(name, pa.float64(), description, nullable=True)
+
+
+def _nullable_count(name: str, description: str) -> Column:
+    return Column(name, pa.int64(), description, nullable=True)
 
 
 TABLES: dict[str, tuple[Column, ...]] = {
@@ -109,6 +162,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("photo", pa.string(), "the matched photo, relative to the day folder", True),
         AGE,
         AGE_GROUP,
+        AGE_GROUP_LOW,
+        AGE_GROUP_HIGH,
         Column(
             "status",
             pa.string(),
@@ -125,20 +180,103 @@ TABLES: dict[str, tuple[Column, ...]] = {
             pa.string(),
             f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age",
         ),
+        AGE_GROUP_LOW,
+        AGE_GROUP_HIGH,
         Column("category", pa.string(), "catalog category ('uncategorised': sku not in it)"),
-        _count("receipts", "receipts with items of the category (not additive across categories)"),
-        Column("units", pa.float64(), "units sold, net of returns"),
-        Column("revenue", pa.float64(), "line totals, net of returns"),
+        Column(
+            "age_restricted",
+            pa.bool_(),
+            "the lines' skus are age-restricted (alcohol) in the catalog; false for uncategorised",
+        ),
+        _count(
+            "category_receipts",
+            "receipts with lines of this category: a receipt counts once in every category it "
+            "bought, so never sum it across categories (use age_group_receipts.receipts)",
+        ),
+        Column("units", QUANTITY, "units (or kg of weighed goods) sold, net of returns"),
+        Column("revenue", MONEY, "line totals, net of returns"),
+    ),
+    "age_group_receipts": (
+        DAY,
+        STORE,
+        Column(
+            "age_group",
+            pa.string(),
+            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age",
+        ),
+        AGE_GROUP_LOW,
+        AGE_GROUP_HIGH,
+        _count("receipts", "receipts of the group: adds up to the store's and the day's receipts"),
+        Column("revenue", MONEY, "the receipts' line totals, net of returns"),
     ),
     "age_group_shares": (
         DAY,
         Column("level", pa.string(), "store or chain", allowed=_values(Level)),
         Column("store_id", pa.string(), "store (null at chain level)", nullable=True),
         Column("age_group", pa.string(), "age group"),
-        _count("receipts", "matched receipts whose shopper's age fell in the group"),
+        AGE_GROUP_LOW,
+        AGE_GROUP_HIGH,
+        _count(
+            "receipts",
+            "matched receipts whose shopper's age fell in the group (sum within one level: "
+            "chain rows repeat the stores' receipts)",
+        ),
         Column("share", pa.float64(), "receipts / all matched receipts of the scope"),
         _rate("corrected_share", "share corrected for the model's known confusion"),
         Column("correction", pa.string(), "how corrected_share was computed"),
+    ),
+    "age_group_item_receipts": (
+        DAY,
+        STORE,
+        Column("age_group", pa.string(), "age group of the shoppers (matched receipts only)"),
+        Column(
+            "item_kind",
+            pa.string(),
+            "category, sku, or all (item 'all': every matched receipt of the group)",
+            allowed=_values(ItemKind),
+        ),
+        Column("item", pa.string(), "the category or sku ('all' for item_kind all)"),
+        Column("category", pa.string(), "the item's catalog category ('all' for item_kind all)"),
+        _count("receipts", "the group's receipts that bought the item (net units > 0)"),
+    ),
+    "age_group_affinity": (
+        DAY,
+        Column("level", pa.string(), "store or chain", allowed=_values(Level)),
+        Column("store_id", pa.string(), "store (null at chain level)", nullable=True),
+        Column("age_group", pa.string(), "age group of the shoppers (predicted)"),
+        Column(
+            "item_kind",
+            pa.string(),
+            "category or sku",
+            allowed=(ItemKind.CATEGORY.value, ItemKind.SKU.value),
+        ),
+        Column("item", pa.string(), "the category or sku"),
+        Column("category", pa.string(), "the item's catalog category"),
+        _count("receipts", "the group's receipts that bought the item over the window"),
+        _count("group_receipts", "the group's matched receipts over the window"),
+        _count("buyer_receipts", "matched receipts of every group that bought the item"),
+        _count("all_receipts", "matched receipts of the scope over the window"),
+        Column("buyer_share", pa.float64(), "the group's share of the item's buyers"),
+        Column("shopper_share", pa.float64(), "the group's share of all the scope's shoppers"),
+        _rate(
+            "lift",
+            "buyer_share / shopper_share: how many times as likely as the scope's shoppers as a "
+            "whole a shopper of the group is to buy the item",
+        ),
+        _rate("lift_low", "lower end of the lift's interval (Wilson score, see method)"),
+        _rate("lift_high", "upper end of the lift's interval"),
+        Column(
+            "offer_rank",
+            pa.int32(),
+            "rank among the group's offers of this item_kind in the scope, 1 first (lift_low "
+            "> 1 and receipts >= the minimum); null: not an offer",
+            nullable=True,
+        ),
+        Column(
+            "days_covered", pa.int32(), "published days the window really covers, this one included"
+        ),
+        Column("window_days", pa.int32(), "days the window spans (affinity_days)"),
+        Column("method", pa.string(), "interval, minimum receipts and correction used"),
     ),
     "alcohol_checks": (
         DAY,
@@ -149,12 +287,42 @@ TABLES: dict[str, tuple[Column, ...]] = {
         PAID_AT,
         AGE,
         Column("restricted_skus", pa.list_(pa.string()), "age-restricted skus sold"),
-        Column("restricted_units", pa.float64(), "age-restricted units, net of returns"),
-        Column("restricted_amount", pa.float64(), "amount of the age-restricted lines"),
+        Column("restricted_units", QUANTITY, "age-restricted units, net of returns"),
+        Column("restricted_amount", MONEY, "amount of the age-restricted lines"),
         Column("reason", pa.string(), "why the sale is to review", allowed=_values(Reason)),
         Column("legal_age", pa.float64(), "the store's legal age"),
         Column("challenge_age", pa.float64(), "the store's challenge age"),
         Column("margin_years", pa.float64(), "years added to both ages for the model's error"),
+        Column(
+            "age_check",
+            pa.string(),
+            "the till's recorded age check; null: the day's transactions record none",
+            nullable=True,
+            allowed=_values(AgeCheck),
+        ),
+        Column(
+            "missed_check",
+            pa.bool_(),
+            "looked under the flag threshold and no check was recorded (not_asked, "
+            "not_recorded); null: checks not recorded",
+            nullable=True,
+        ),
+        Column(
+            "flag_threshold",
+            pa.float64(),
+            "predicted ages below this are flagged: challenge_age + margin_years, or the "
+            "threshold --max-teen-miss chose",
+        ),
+        _rate(
+            "expected_teen_miss",
+            "share of 13-17-year-olds the model card's curve reads at "
+            "or above flag_threshold; null: not on the card's curve",
+        ),
+        _rate(
+            "expected_adult_flag",
+            "share of adults 25+ the card's curve reads below "
+            "flag_threshold; null: not on the card's curve",
+        ),
         MODEL_VERSION,
     ),
     "cashier_compliance": (
@@ -165,19 +333,56 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _count("flagged_receipts", "of them, shopper looked under the challenge age"),
         _count("unchecked_receipts", "of them, no usable photo (no_photo, unreadable, no_face)"),
         _rate("flagged_rate", "flagged_receipts / restricted_receipts"),
+        _nullable_count(
+            "missed_receipts",
+            "of the flagged, no age check recorded (not_asked, not_recorded); null: the day's "
+            "transactions record no checks",
+        ),
+        _rate("missed_rate", "missed_receipts / flagged_receipts"),
+        _nullable_count(
+            "sold_after_refusal_receipts",
+            "restricted items sold although the till recorded id_refused; null: no checks",
+        ),
         _count("restricted_receipts_7d", "restricted receipts over the last 7 days"),
         _count("flagged_receipts_7d", "flagged receipts over the last 7 days"),
         _rate("flagged_rate_7d", "flagged / restricted over the last 7 days"),
+        _count("unchecked_receipts_7d", "unchecked receipts (no usable photo), last 7 days"),
+        _nullable_count(
+            "missed_receipts_7d", "missed receipts over the days of the last 7 that record checks"
+        ),
+        _rate("missed_rate_7d", "missed / flagged over the days of the last 7 that record checks"),
         Column("days_7d", pa.int32(), "published days the 7-day window really covers"),
         _count("restricted_receipts_28d", "restricted receipts over the last 28 days"),
         _count("flagged_receipts_28d", "flagged receipts over the last 28 days"),
         _rate("flagged_rate_28d", "flagged / restricted over the last 28 days"),
+        _count("unchecked_receipts_28d", "unchecked receipts (no usable photo), last 28 days"),
+        _nullable_count(
+            "missed_receipts_28d", "missed receipts over the days of the last 28 that record checks"
+        ),
+        _rate(
+            "missed_rate_28d", "missed / flagged over the days of the last 28 that record checks"
+        ),
         Column("days_28d", pa.int32(), "published days the 28-day window really covers"),
+    ),
+    "till_clocks": (
+        DAY,
+        STORE,
+        REGISTER,
+        Column("clock", pa.string(), "the clock matched on", allowed=_values(Clock)),
+        Column("offset_s", pa.float64(), "camera clock offset applied (seconds ahead of the till)"),
+        _count("receipts", "receipts paid at the register"),
+        _count("captures", "photos taken there (a burst in one second counts once)"),
+        _count("matched", "receipts that got a photo, by time or by manifest"),
+        _count("lagged", "photos whose lag to a payment was measured"),
+        _rate("median_lag_s", "median of paid_at - captured_at, seconds (positive: before paying)"),
+        _rate("p90_lag_s", "90th percentile of paid_at - captured_at, seconds"),
+        Column("threshold_s", pa.float64(), "half the match window: drift beyond it is flagged"),
+        Column("drift_suspected", pa.bool_(), "|median_lag_s| > threshold_s: check the camera"),
     ),
     "runs": (
         DAY,
         Column("run_id", pa.string(), "one run of the day (a re-run adds a row)"),
-        Column("started_at", pa.timestamp("us"), "when the run started, local time"),
+        Column("started_at", pa.timestamp("us", tz="UTC"), "when the run started (UTC)"),
         Column("agebatch_version", pa.string(), "agebatch version"),
         MODEL_VERSION,
         Column("device", pa.string(), "CPU or GPU"),
@@ -192,6 +397,24 @@ TABLES: dict[str, tuple[Column, ...]] = {
             for status in ReceiptStatus
         ),
         _count("alcohol_checks", "rows of alcohol_checks"),
+        Column(
+            "age_checks_recorded", pa.bool_(), "whether the transactions had an age_check column"
+        ),
+        _nullable_count(
+            "missed_checks", "rows of alcohol_checks with missed_check; null: none recorded"
+        ),
+        _rate("max_teen_miss", "the --max-teen-miss asked for; null: not given"),
+        _rate(
+            "flag_threshold",
+            "the flag threshold of stores without their own policy; null: it varies (--margin)",
+        ),
+        _rate("expected_teen_miss", "the card curve's teen miss at flag_threshold"),
+        _rate("expected_adult_flag", "the card curve's adult flag share at flag_threshold"),
+        Column(
+            "clocks_off",
+            pa.list_(pa.string()),
+            "registers whose camera clock looks off (till_clocks.drift_suspected), store/register",
+        ),
         Column("find_s", pa.float64(), "seconds finding photos and reading inputs"),
         Column("predict_s", pa.float64(), "seconds predicting ages"),
         Column("join_s", pa.float64(), "seconds matching and summing in DuckDB"),
@@ -200,6 +423,41 @@ TABLES: dict[str, tuple[Column, ...]] = {
     ),
 }
 PARTITION = DAY.name  # every table is partitioned by day; the value lives in the folder name
+
+
+@dataclass(frozen=True)
+class About:
+    """What one row of a published table is, and the columns that tell rows apart."""
+
+    grain: str
+    key: tuple[str, ...]
+
+
+ABOUT: dict[str, About] = {
+    "receipt_ages": About("receipt", ("day", "receipt_id")),
+    "age_group_purchases": About(
+        "store, age group, category and age_restricted",
+        ("day", "store_id", "age_group", "category", "age_restricted"),
+    ),
+    "age_group_receipts": About("store and age group", ("day", "store_id", "age_group")),
+    "age_group_shares": About(
+        "level (store, chain), store and age group", ("day", "level", "store_id", "age_group")
+    ),
+    "alcohol_checks": About("age-restricted sale to review", ("day", "receipt_id")),
+    "cashier_compliance": About(
+        "store and cashier with age-restricted sales that day", ("day", "store_id", "cashier_id")
+    ),
+    "age_group_item_receipts": About(
+        "store, age group and item (category or sku)",
+        ("day", "store_id", "age_group", "item_kind", "item"),
+    ),
+    "age_group_affinity": About(
+        "level (store, chain), store, age group and item over the window",
+        ("day", "level", "store_id", "age_group", "item_kind", "item"),
+    ),
+    "till_clocks": About("store and register", ("day", "store_id", "register_id")),
+    "runs": About("run of the day (a re-run adds a row)", ("day", "run_id")),
+}
 
 
 def schema(table: str) -> pa.Schema:
@@ -215,7 +473,7 @@ def conform(table: str, data: pa.Table, age_groups: Mapping[str, object] | None 
     """The table cast to its schema, after checking names, order, nulls and allowed values.
 
     age_groups: the run's age-group labels, which age_group columns must hold (besides null and,
-    in age_group_purchases, 'unknown').
+    in the WITH_UNKNOWN tables, 'unknown').
     """
     target = schema(table)
     if data.column_names != target.names:
@@ -232,9 +490,7 @@ def conform(table: str, data: pa.Table, age_groups: Mapping[str, object] | None 
         values = data.column(column.name)
         allowed = column.allowed
         if column.name == "age_group" and age_groups is not None:
-            allowed = (
-                (*age_groups, UNKNOWN_GROUP) if table == "age_group_purchases" else (*age_groups,)
-            )
+            allowed = (*age_groups, UNKNOWN_GROUP) if table in WITH_UNKNOWN else (*age_groups,)
         if allowed is not None:
             found = set(pc.unique(values.drop_null()).to_pylist())
             if found - set(allowed):

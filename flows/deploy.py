@@ -4,7 +4,12 @@ Serve it (a long-running process that starts scheduled and requested runs) with:
 
     python -m agebatch.flows.deploy --photos P --transactions T --catalog C --out O
 
-then run any day with `prefect deployment run 'agebatch-nightly/nightly' --param day=YYYY-MM-DD`.
+or register it with a work pool, whose workers (`prefect worker start --pool POOL`) run it:
+
+    python -m agebatch.flows.deploy --work-pool POOL --photos P --transactions T ...
+
+then run any day with
+`prefect deployment run 'agebatch-nightly/nightly' --param day=YYYY-MM-DD --watch`.
 Every option of `agebatch run` is accepted and fixed for every run of the deployment; each can
 also come from its AGEBATCH_<SETTING> environment variable (flags win). Settings left unset keep
 the config's defaults, evaluated when a run starts.
@@ -37,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("AGEBATCH_CRON", DEFAULT_CRON),
         help="when the nightly run starts, in the config's time zone (default: %(default)s)",
     )
+    parser.add_argument(
+        "--work-pool",
+        default=os.environ.get("AGEBATCH_WORK_POOL"),
+        metavar="POOL",
+        help="register the deployment with this Prefect work pool and exit, instead of serving "
+        "it; a worker of the pool (`prefect worker start --pool POOL`, in an environment where "
+        "agebatch is installed) runs its flow runs",
+    )
     add_config_options(parser, RunConfig, required=False)
     return parser
 
@@ -51,10 +64,10 @@ def deployment_parameters(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Register the deployment with the Prefect API and serve its runs until stopped."""
+    """Register the deployment with the Prefect API; serve its runs until stopped, or leave
+    them to the workers of --work-pool."""
     args = build_parser().parse_args(argv)
-    # Package logs (progress, counts) go to the Prefect run log; no usage data leaves.
-    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "agebatch")
+    # No usage data leaves; agebatch's log lines reach the run log by the flow itself.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from prefect.deployments.runner import EntrypointType
@@ -68,13 +81,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     except InputError as error:
         raise SystemExit(f"agebatch deploy: error: {error}") from None
     timezone = RunConfig.model_validate(parameters["config"]).timezone
-    nightly.serve(
-        name=DEPLOYMENT,
-        schedules=[Cron(args.cron, timezone=timezone)],
-        parameters=parameters,
-        description="Yesterday's checkout photos -> ages -> age-group analytics (Parquet).",
-        tags=["agebatch"],
-        entrypoint_type=EntrypointType.MODULE_PATH,
+    deployment = {
+        "name": DEPLOYMENT,
+        "schedules": [Cron(args.cron, timezone=timezone)],
+        "parameters": parameters,
+        "description": "Yesterday's checkout photos -> ages -> age-group analytics (Parquet).",
+        "tags": ["agebatch"],
+        # The flow is imported from the installed package: no code storage, no image.
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+    }
+    if args.work_pool is None:
+        nightly.serve(**deployment)
+        return
+    nightly.deploy(
+        **deployment, work_pool_name=args.work_pool, print_next_steps=False, ignore_warnings=True
+    )
+    print(
+        f"Deployment 'agebatch-nightly/{DEPLOYMENT}' registered with work pool "
+        f"{args.work_pool!r}. Its runs start when a worker of the pool is running:\n"
+        f"  prefect worker start --pool {args.work_pool}\n"
+        f"Run a day: prefect deployment run 'agebatch-nightly/{DEPLOYMENT}' "
+        "--param day=YYYY-MM-DD --watch"
     )
 
 

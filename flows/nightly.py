@@ -19,7 +19,9 @@ from agebatch import pipeline
 from agebatch.config import RunConfig
 from agebatch.errors import InputError
 from agebatch.predict.model import AgeModel, load_model
+from agebatch.reports.offers import offer_rows
 from agebatch.reports.summary import summary_rows, top_cashiers
+from agebatch.runlog import to_run_log
 
 
 def _not_input_error(task, task_run, state) -> bool:
@@ -76,16 +78,28 @@ def publish(
     return pipeline.publish(config, tables, record)
 
 
+@task(cache_policy=NO_CACHE, **_IO)
+def analytics_db(config: RunConfig) -> str:
+    """Refresh the DuckDB file analysts' tools open (one view per dataset over the output)."""
+    return str(pipeline.refresh_analytics_db(config))
+
+
 @flow(name="agebatch-nightly", log_prints=False)
 def nightly(config: RunConfig, day: dt.date | None = None) -> dict[str, object]:
     """Turn one day's checkout photos and transactions into published age analytics."""
-    day = day or config.yesterday()
+    with to_run_log():  # agebatch's own lines (counts, where it published) in this run's log
+        return _nightly(config, day or config.yesterday())
+
+
+def _nightly(config: RunConfig, day: dt.date) -> dict[str, object]:
+    """The flow's body: load → find → predict → join → publish, then the run's artifacts."""
     model = load(config)
     run = pipeline.start(model, day)
     found = find(config, day)
     predicted = predict(config, found, model)
     joined = join(config, day, found, predicted, model)
     published = publish(config, joined.tables, pipeline.run_record(run, found, predicted, joined))
+    analytics_db(config)
     rows = summary_rows(published.record)
     create_table_artifact(
         table=rows,
@@ -95,8 +109,15 @@ def nightly(config: RunConfig, day: dt.date | None = None) -> dict[str, object]:
     create_table_artifact(
         table=top_cashiers(joined.tables["cashier_compliance"]),
         key=f"agebatch-cashiers-{day.isoformat()}",
-        description=f"Cashiers with the highest share of flagged alcohol sales on {day}"
-        " (a list to review, not a verdict)",
+        description=f"Cashiers with the highest share of missed ID checks (where the tills "
+        f"record checks), else of flagged alcohol sales, on {day} (a list to review, not a "
+        "verdict)",
+    )
+    create_table_artifact(
+        table=offer_rows(joined.tables["age_group_affinity"]),
+        key=f"agebatch-offers-{day.isoformat()}",
+        description=f"What each age group buys more often than the shoppers as a whole, up to "
+        f"{day} (age_group_affinity's first offers; ages are estimates, lifts correlations)",
     )
     return {row["measure"]: row["value"] for row in rows}
 

@@ -46,6 +46,8 @@ final as (
         scopes.level,
         scopes.store_id,
         age_groups.label as age_group,
+        age_groups.low_years as age_group_low,
+        age_groups.high_years as age_group_high,
         coalesce(counts.receipts, 0) as receipts,
         coalesce(counts.receipts, 0) / sum(coalesce(counts.receipts, 0)) over (
             partition by scopes.level, scopes.store_id
@@ -59,4 +61,4 @@ final as (
 )
 
 select * from final
-order by level desc, store_id, age_group
+order by level desc, store_id, age_group_low

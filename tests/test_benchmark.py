@@ -14,6 +14,8 @@ from agebatch.config import PhotoKind
 from agebatch.inputs.captures import find_captures
 from tests.conftest import write_labelled_faces
 
+ZONE = "UTC"
+
 KEYS = {
     "model_only_ips",
     "decode_ips_per_core",
@@ -28,7 +30,7 @@ KEYS = {
 
 def test_the_day_is_a_day_the_job_reads(tmp_path: Path) -> None:
     day = write_day(tmp_path, photos=25, kind=PhotoKind.CROPS, per_camera=10)
-    found = find_captures(day.folder).table
+    found = find_captures(day.folder, ZONE).table
     assert len(found) == 25 and found["photo"].is_unique
     cameras = list(zip(found["store_id"], found["register_id"], strict=True))
     assert sorted(cameras) == sorted(day.cameras)
@@ -45,7 +47,7 @@ def test_a_big_day_is_links_to_a_thousand_pictures(tmp_path: Path) -> None:
 
 def test_names_to_find(tmp_path: Path) -> None:
     folder = write_names(tmp_path, names=1234, per_camera=500)
-    table = find_captures(folder).table
+    table = find_captures(folder, ZONE).table
     assert len(table) == 1234 and table["store_id"].nunique() == 1
     assert sorted(table["register_id"].unique()) == ["R1", "R2", "R3"]
 

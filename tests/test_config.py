@@ -26,6 +26,9 @@ ONCE = {
     "time zone": r"Europe/London",
     "photo kinds": r"[\"']frames[\"']",
     "batch size 256": r"batch[_-]size[\s\S]{0,40}?\b256\b",
+    "affinity window 28 days": r"affinity[_-]days[\s\S]{0,60}?\b28\b",
+    "minimum receipts 20": r"min[_-]receipts[\s\S]{0,60}?\b20\b",
+    "affinity confidence 0.95": r"confidence[\s\S]{0,60}?\b0\.95\b",
 }
 # (TrainConfig's batch size, 64, is training's own setting: not checked here.)
 ELSEWHERE: dict[str, tuple[str, ...]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pandas as pd
 import pyarrow as pa
@@ -183,5 +184,73 @@ def test_purchases_put_receipts_without_age_in_unknown_and_add_up() -> None:
     lines = _lines(("r1", "S1", "R1", PAID), ("r2", "S1", "R2", PAID))
     tables = _join(lines, captures)
     purchases = tables["age_group_purchases"].to_pandas().set_index("age_group")
-    assert purchases.loc["25-34", "receipts"] == 1 and purchases.loc["unknown", "receipts"] == 1
-    assert purchases["revenue"].sum() == pytest.approx(9.0)
+    assert purchases.loc["25-34", "category_receipts"] == 1
+    assert purchases.loc["unknown", "category_receipts"] == 1
+    assert purchases["revenue"].sum() == Decimal("9.00")  # exact: DECIMAL(18, 2)
+    assert purchases.loc["25-34", ["age_group_low", "age_group_high"]].tolist() == [25, 35]
+    assert purchases.loc["unknown", ["age_group_low", "age_group_high"]].isna().all()
+    receipts = tables["age_group_receipts"].to_pandas().set_index("age_group")
+    assert receipts["receipts"].to_dict() == {"25-34": 1, "unknown": 1}
+    assert receipts["revenue"].to_dict() == {"25-34": Decimal("4.50"), "unknown": Decimal("4.50")}
+
+
+def test_purchases_split_a_category_by_age_restriction_and_receipts_add_up() -> None:
+    # r1 buys beer and alcohol-free beer (one category, two restrictions) and bread; r2 bread.
+    catalog = pa.table(
+        {
+            "sku": ["BEE000", "BEE001", "BAK000"],
+            "category": ["beer", "beer", "bakery"],
+            "age_restricted": [True, False, False],
+        }
+    )
+    lines = pa.Table.from_pylist(
+        [
+            {
+                "receipt_id": r,
+                "store_id": "S1",
+                "register_id": "R1",
+                "cashier_id": "C1",
+                "paid_at": PAID,
+                "sku": sku,
+                "quantity": Decimal(q),
+                "amount": Decimal(a),
+            }
+            for r, sku, q, a in [
+                ("r1", "BEE000", "2", "9.00"),
+                ("r1", "BEE001", "1", "1.10"),
+                ("r1", "BAK000", "0.455", "1.37"),
+                ("r2", "BAK000", "1", "1.20"),
+                ("r2", "SKU404", "1", "0.10"),
+            ]
+        ]
+    )
+    with connect() as con:
+        tables = join_day(
+            con,
+            day=DAY,
+            lines=lines,
+            catalog=catalog,
+            captures=captures_frame(),
+            model_version="m1",
+            age_bounds=default_age_bounds(),
+            window_before_s=120.0,
+            window_after_s=5.0,
+            compliance=compliance(),
+        )
+    purchases = tables["age_group_purchases"].to_pylist()
+    rows = {(p["category"], p["age_restricted"]): p for p in purchases}
+    assert set(rows) == {
+        ("beer", True),
+        ("beer", False),
+        ("bakery", False),
+        ("uncategorised", False),
+    }
+    assert rows[("beer", True)]["revenue"] == Decimal("9.00")
+    assert rows[("bakery", False)]["units"] == Decimal("1.455")  # weighed goods stay exact
+    assert rows[("bakery", False)]["category_receipts"] == 2
+    # Summed over categories the category counts say 5 receipts; the day had 2.
+    assert sum(p["category_receipts"] for p in purchases) == 5
+    (receipts,) = tables["age_group_receipts"].to_pylist()
+    assert (receipts["age_group"], receipts["receipts"]) == ("unknown", 2)
+    assert receipts["revenue"] == sum(p["revenue"] for p in purchases) == Decimal("12.77")
+    assert tables["alcohol_checks"].column("restricted_amount").to_pylist() == [Decimal("9.00")]

@@ -1,10 +1,12 @@
-"""Publishing: a day is swapped in whole; a failure leaves the previous version intact."""
+"""Publishing: a day is one version behind links, switched in whole by one rename."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -13,99 +15,383 @@ from agebatch import publish as publish_module
 from agebatch.errors import InputError
 from agebatch.publish import partition, publish_day
 from tests.conftest import DAY
+from tests.publishing import (
+    TABLES,
+    Killed,
+    day_runs,
+    day_tables,
+    day_view,
+    killed_at,
+    publish,
+    run_record,
+    whole_day,
+)
+
+OTHER = DAY - dt.timedelta(days=1)
+ALL = [*TABLES, "runs"]
 
 
-def _tables(version: int) -> dict[str, pa.Table]:
-    return {
-        "receipt_ages": pa.table({"receipt_id": ["a", "b"], "version": [version, version]}),
-        "age_group_purchases": pa.table({"age_group": ["<18"], "version": [version]}),
-    }
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """The output folder; tests keep probes beside it."""
+    return tmp_path / "out"
 
 
-def _record(version: int):
-    return lambda: pa.table({"run_id": [f"run{version}"]})
+def _versions(out: Path, day: dt.date = DAY) -> list[str]:
+    folder = out / ".versions" / day.isoformat()
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
-def _snapshot(out: Path) -> dict[str, bytes]:
+def _day_files(out: Path, day: dt.date) -> dict[str, bytes]:
+    """What a reader of the day's folders gets, file by file."""
     return {
         str(p.relative_to(out)): p.read_bytes()
-        for p in out.rglob("*.parquet")
-        if ".staging" not in p.parts
+        for table in ALL
+        for p in sorted(partition(out, table, day).glob("*"))
     }
 
 
-def test_publish_writes_hive_partitions_without_day_column(tmp_path: Path) -> None:
-    published = publish_day(tmp_path, DAY, _tables(1), _record(1), "run1")
-    assert published["receipt_ages"] == tmp_path / "receipt_ages" / f"day={DAY}"
-    table = pq.read_table(published["receipt_ages"] / "part-0.parquet")
-    assert table.column_names == ["receipt_id", "version"]
-    assert [p.name for p in published["runs"].iterdir()] == ["run-run1.parquet"]
+def _pandas_runs(out: Path, table: str) -> dict[str, list[str]]:
+    """Run ids per day of one table, read with pandas as the README says."""
+    frame = pd.read_parquet(out / table)
+    return {str(day): sorted(group["run_id"]) for day, group in frame.groupby("day", observed=True)}
 
 
-@pytest.mark.parametrize("failing_call", [1, 2, 3, 4, 5, 6])
-def test_failure_while_swapping_leaves_previous_day_intact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_call: int
+def test_first_publish_lays_out_links_pointer_and_version(out: Path) -> None:
+    tables = day_tables("r1")
+    tables["receipt_ages"] = tables["receipt_ages"].append_column("day", pa.array([DAY] * 5))
+    published = publish_day(out, DAY, tables, lambda: run_record("r1"), "r1")
+
+    assert published == {name: out / name / f"day={DAY}" for name in ALL}
+    for name in ALL:
+        assert os.readlink(published[name]) == f"../.days/{DAY}/{name}"
+    assert os.readlink(out / ".days" / str(DAY)) == f"../.versions/{DAY}/r1"
+    version = out / ".versions" / str(DAY) / "r1"
+    assert sorted(str(p.relative_to(version)) for p in version.rglob("*.parquet")) == sorted(
+        [f"{name}/part-0.parquet" for name in TABLES] + ["runs/run-r1.parquet"]
+    )
+    # The day lives in the folder name only.
+    assert pq.read_table(published["receipt_ages"]).column_names == ["row", "run_id"]
+    assert sorted(p.name for p in (out / ".staging").iterdir()) == ["locks"]
+
+
+def test_readers_see_exactly_one_runs_tables(out: Path) -> None:
+    publish(out, OTHER, "o1")
+    publish(out, DAY, "r1")
+    publish(out, DAY, "r2")
+
+    assert whole_day(out, DAY) == "r2" and whole_day(out, OTHER) == "o1"
+    for name, rows in TABLES.items():
+        assert _pandas_runs(out, name) == {str(OTHER): ["o1"] * rows, str(DAY): ["r2"] * rows}
+        assert pq.read_table(partition(out, name, DAY)).num_rows == rows
+    assert _pandas_runs(out, "runs") == {str(OTHER): ["o1"], str(DAY): ["r1", "r2"]}
+
+
+def test_a_recursive_glob_does_not_follow_the_links(out: Path) -> None:
+    """Why the README says `*/*.parquet`: DuckDB's `**` skips linked folders."""
+    import duckdb
+
+    publish(out, DAY, "r1")
+    publish(out, DAY, "r2")
+    with pytest.raises(duckdb.IOException, match="No files found"):
+        duckdb.sql(f"select * from read_parquet('{out}/receipt_ages/**/*.parquet')").fetchall()
+    # From OUT itself it would reach every kept version: the previous one too.
+    files = duckdb.sql(f"select file from glob('{out}/**/receipt_ages/*.parquet')").fetchall()
+    assert sorted(Path(f).parent.parent.name for (f,) in files) == ["r1", "r2"]
+
+
+def test_republish_replaces_exactly_that_day(out: Path) -> None:
+    publish(out, OTHER, "o1")
+    other = _day_files(out, OTHER)
+    other_pointer = os.readlink(out / ".days" / str(OTHER))
+    publish(out, DAY, "r1")
+    publish(out, DAY, "r2")
+    assert _versions(out) == ["r1", "r2"]  # the previous version stays for open readers
+    publish(out, DAY, "r3")
+
+    assert whole_day(out, DAY) == "r3"
+    assert _versions(out) == ["r2", "r3"]
+    assert _day_files(out, OTHER) == other
+    assert os.readlink(out / ".days" / str(OTHER)) == other_pointer
+    assert _versions(out, OTHER) == ["o1"]
+
+
+def test_runs_of_the_day_accumulate(out: Path) -> None:
+    for run_id in ("r1", "r2", "r3"):
+        publish(out, DAY, run_id)
+    assert day_runs(out, DAY) == ["r1", "r2", "r3"]
+    assert sorted(p.name for p in partition(out, "runs", DAY).iterdir()) == [
+        "run-r1.parquet",
+        "run-r2.parquet",
+        "run-r3.parquet",
+    ]
+
+
+def test_a_run_id_publishes_a_day_once(out: Path) -> None:
+    publish(out, DAY, "r1")
+    with pytest.raises(ValueError, match="Run r1 has already published 2026-11-24"):
+        publish(out, DAY, "r1")
+    assert day_runs(out, DAY) == ["r1"]
+
+
+@pytest.mark.parametrize("bad", [{"runs": pa.table({"x": [1]})}, {"../up": pa.table({"x": [1]})}])
+def test_table_names_that_would_clash_are_refused(out: Path, bad: dict) -> None:
+    with pytest.raises(ValueError):
+        publish_day(out, DAY, bad, lambda: run_record("r1"), "r1")
+
+
+def test_concurrent_publish_of_the_same_day_is_refused(out: Path) -> None:
+    publish(out, DAY, "r1")
+    with (
+        publish_module._day_lock(out, DAY),
+        pytest.raises(InputError) as refused,
+    ):
+        publish(out, DAY, "r2")
+    assert str(refused.value) == f"Another run is publishing {DAY} to {out} right now."
+    assert whole_day(out, DAY) == "r1" and _versions(out) == ["r1"]
+    publish(out, OTHER, "o1")  # another day is not held up
+
+
+@pytest.mark.parametrize("broken", ["record", "replace", "symlink", "fsync"])
+def test_failure_before_the_switch_leaves_the_previous_day(
+    out: Path, monkeypatch: pytest.MonkeyPatch, broken: str
 ) -> None:
-    publish_day(tmp_path, DAY, _tables(1), _record(1), "run1")
-    before = _snapshot(tmp_path)
-    calls = {"n": 0}
-    real_replace = os.replace
+    publish(out, DAY, "r1")
+    before = _day_files(out, DAY)
 
-    def flaky_replace(src, dst):
-        calls["n"] += 1
-        if calls["n"] == failing_call:
-            raise OSError("disk full (injected)")
-        return real_replace(src, dst)
+    def fail(*args, **kwargs):
+        raise OSError("disk full (injected)")
 
-    monkeypatch.setattr(publish_module.os, "replace", flaky_replace)
+    if broken == "record":
+        record = fail
+    else:
+        monkeypatch.setattr(publish_module.os, broken, fail)
+        record = lambda: run_record("r2")  # noqa: E731
     with pytest.raises(OSError, match="injected"):
-        publish_day(tmp_path, DAY, _tables(2), _record(2), "run2")
-    assert _snapshot(tmp_path) == before
-    assert not list((tmp_path / ".staging").glob(f"{DAY}-*"))
+        publish_day(out, DAY, day_tables("r2"), record, "r2")
+    monkeypatch.undo()
+
+    assert _day_files(out, DAY) == before
+    assert whole_day(out, DAY) == "r1" and day_runs(out, DAY) == ["r1"]
+    assert _versions(out) == ["r1"]  # its own half-written version removed
+    assert not list((out / ".days").glob("*.tmp-*"))
 
 
-def test_failure_while_writing_leaves_previous_day_intact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_failure_after_the_switch_keeps_the_new_day(
+    out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    publish_day(tmp_path, DAY, _tables(1), _record(1), "run1")
-    before = _snapshot(tmp_path)
+    publish(out, DAY, "r1")
+    real_fsync_dir = publish_module._fsync_dir
 
-    def broken_record() -> pa.Table:
-        raise RuntimeError("crash while staging (injected)")
+    def fsync_dir(path: Path) -> None:
+        if path.name == ".days":
+            raise OSError("I/O error (injected)")
+        real_fsync_dir(path)
 
-    with pytest.raises(RuntimeError):
-        publish_day(tmp_path, DAY, _tables(2), broken_record, "run2")
-    assert _snapshot(tmp_path) == before
+    monkeypatch.setattr(publish_module, "_fsync_dir", fsync_dir)
+    with pytest.raises(OSError, match="injected"):
+        publish(out, DAY, "r2")
+    monkeypatch.undo()
+    # Readers already saw r2: its version must stay, whatever the caller is told.
+    assert whole_day(out, DAY) == "r2" and day_runs(out, DAY) == ["r1", "r2"]
+    assert _versions(out) == ["r1", "r2"]
 
 
-def test_first_publish_that_fails_leaves_no_partial_day(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("step", ["written:alcohol_checks", "synced:version", "pointer-created"])
+def test_leftovers_of_a_killed_run_are_removed_by_the_next(out: Path, step: str) -> None:
+    publish(out, DAY, "r1")
+    with killed_at(_step_number(out, step)) as passed, pytest.raises(Killed):
+        publish(out, DAY, "k1")
+    assert passed[-1] == step
+    assert _versions(out) == ["k1", "r1"]  # what the kill left, invisible to readers
+    assert whole_day(out, DAY) == "r1" and day_runs(out, DAY) == ["r1"]
+
+    publish(out, DAY, "r2")
+    assert _versions(out) == ["r1", "r2"]
+    assert not list((out / ".days").glob("*.tmp-*"))
+    assert whole_day(out, DAY) == "r2" and day_runs(out, DAY) == ["r1", "r2"]
+
+
+def _step_number(out: Path, name: str) -> int:
+    """Number of the named step in a re-publish of DAY, counted on a copy of the same history."""
+    probe = out.parent / "probe"
+    publish(probe, DAY, "r1")
+    with killed_at(0) as passed:
+        publish(probe, DAY, "k1")
+    return passed.index(name) + 1
+
+
+def test_kill_after_the_switch_keeps_the_new_day(out: Path) -> None:
+    publish(out, DAY, "r1")
+    with killed_at(_step_number(out, "switched")), pytest.raises(Killed):
+        publish(out, DAY, "k1")
+    assert whole_day(out, DAY) == "k1" and day_runs(out, DAY) == ["k1", "r1"]
+
+
+def test_a_table_a_newer_run_does_not_write_loses_the_day(out: Path) -> None:
+    publish(out, OTHER, "o1")
+    publish(out, DAY, "r1")
+    publish(out, DAY, "r2", names=["receipt_ages", "age_group_purchases"])
+
+    view = day_view(out, DAY)
+    assert view == {name: "r2" if name in ("receipt_ages", "age_group_purchases") else None
+                    for name in TABLES}  # fmt: skip
+    assert _pandas_runs(out, "alcohol_checks") == {str(OTHER): ["o1", "o1"]}
+    link = partition(out, "alcohol_checks", DAY)
+    assert link.is_symlink() and not link.exists()  # dangling: no reader lists it
+    publish(out, DAY, "r3")  # writing it again brings it back
+    assert whole_day(out, DAY) == "r3"
+
+
+def test_first_publish_killed_before_the_switch_shows_no_day(out: Path) -> None:
+    publish(out, OTHER, "o1")
+    probe = out.parent / "probe"
+    with killed_at(0) as passed:
+        publish(probe, DAY, "p1")
+    with killed_at(passed.index("pointer-created") + 1), pytest.raises(Killed):
+        publish(out, DAY, "k1")
+    assert partition(out, "receipt_ages", DAY).is_symlink()  # linked, still dangling
+    assert whole_day(out, DAY) is None and day_runs(out, DAY) == []
+    assert _pandas_runs(out, "receipt_ages") == {str(OTHER): ["o1"] * 5}
+    publish(out, DAY, "r1")
+    assert whole_day(out, DAY) == "r1" and _versions(out) == ["r1"]
+
+
+def _old_layout_day(out: Path, day: dt.date, run_id: str, records: list[str]) -> None:
+    """A day as the old publish_day left it: real day folders, every record in runs."""
+    for name, table in day_tables(run_id).items():
+        partition(out, name, day).mkdir(parents=True)
+        pq.write_table(table, partition(out, name, day) / "part-0.parquet")
+    _old_records(partition(out, "runs", day), records)
+
+
+def _old_records(folder: Path, records: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for run_id in records:
+        pq.write_table(run_record(run_id), folder / f"run-{run_id}.parquet")
+
+
+def test_old_layout_is_read_and_adopted_by_the_next_publish(out: Path) -> None:
+    _old_layout_day(out, OTHER, "o1", ["o1"])
+    _old_layout_day(out, DAY, "L2", ["L1", "L2"])
+    assert whole_day(out, DAY) == "L2" and day_runs(out, DAY) == ["L1", "L2"]
+    other = _day_files(out, OTHER)
+
+    publish(out, DAY, "r1")
+    assert whole_day(out, DAY) == "r1" and day_runs(out, DAY) == ["L1", "L2", "r1"]
+    for name in ALL:
+        assert os.readlink(partition(out, name, DAY)) == f"../.days/{DAY}/{name}"
+    [adopted] = [v for v in _versions(out) if v.startswith("legacy-")]
+    assert _versions(out) == [adopted, "r1"]
+    assert not (out / ".trash" / str(DAY)).exists()
+    # The other day keeps its real folders until it is published again, and reads the same.
+    assert _day_files(out, OTHER) == other and whole_day(out, OTHER) == "o1"
+    assert not partition(out, "runs", OTHER).is_symlink()
+    assert _pandas_runs(out, "runs") == {str(OTHER): ["o1"], str(DAY): ["L1", "L2", "r1"]}
+
+
+def test_old_staging_leftovers_give_back_the_days_run_records(out: Path) -> None:
+    """The issue's case: the old swap was killed with `runs` moved aside into staging."""
+    _old_layout_day(out, DAY, "Lk", [])
+    (out / "runs" / f"day={DAY}").rmdir()  # moved aside, never moved back
+    staging = out / ".staging" / f"{DAY}-Lk"
+    _old_records(partition(staging / ".previous", "runs", DAY), ["L0", "L1"])
+    _old_records(partition(staging, "runs", DAY), ["L0", "L1", "Lk"])  # Lk never published
+    (partition(staging, "runs", DAY) / "run-L0.parquet").write_bytes(b"PAR1 half a copy")
+    killed_while_writing = out / ".staging" / f"{DAY}-Lz"
+    partition(killed_while_writing, "receipt_ages", DAY).mkdir(parents=True)
+    assert day_runs(out, DAY) == []  # what readers saw after the old kill
+
+    publish(out, DAY, "r1")
+    assert day_runs(out, DAY) == ["L0", "L1", "r1"]
+    assert whole_day(out, DAY) == "r1"
+    assert sorted(p.name for p in (out / ".staging").iterdir()) == ["locks"]
+
+
+def test_adoption_killed_after_its_switch_is_finished_next_time(out: Path) -> None:
+    _old_layout_day(out, DAY, "L2", ["L1", "L2"])
+    probe = out.parent / "probe"
+    _old_layout_day(probe, DAY, "L2", ["L1", "L2"])
+    with killed_at(0) as passed:
+        publish(probe, DAY, "p1")
+    exchanged = [n for n in passed if n.startswith("exchanged:")]
+    with killed_at(passed.index(exchanged[1]) + 1), pytest.raises(Killed):
+        publish(out, DAY, "k1")
+    # Two tables are links now, the rest still real folders: all show the same run.
+    assert sum(partition(out, n, DAY).is_symlink() for n in ALL) == 2
+    assert whole_day(out, DAY) == "L2" and day_runs(out, DAY) == ["L1", "L2"]
+
+    publish(out, DAY, "r1")
+    assert whole_day(out, DAY) == "r1" and day_runs(out, DAY) == ["L1", "L2", "r1"]
+    assert all(partition(out, n, DAY).is_symlink() for n in ALL)
+
+
+def test_old_layout_is_adopted_where_folders_cannot_be_exchanged_atomically(
+    out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_replace = os.replace
-    calls = {"n": 0}
-
-    def fail_second(src, dst):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise OSError("injected")
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(publish_module.os, "replace", fail_second)
-    with pytest.raises(OSError):
-        publish_day(tmp_path, DAY, _tables(1), _record(1), "run1")
-    assert not partition(tmp_path, "receipt_ages", DAY).exists()
-    assert _snapshot(tmp_path) == {}
+    monkeypatch.setattr(publish_module, "_rename_exchange", lambda a, b: False)
+    _old_layout_day(out, DAY, "L2", ["L1", "L2"])
+    publish(out, DAY, "r1")
+    assert whole_day(out, DAY) == "r1" and day_runs(out, DAY) == ["L1", "L2", "r1"]
+    assert all(partition(out, n, DAY).is_symlink() for n in ALL)
+    assert not (out / ".trash" / str(DAY)).exists()
 
 
-def test_republish_keeps_run_history_and_replaces_tables(tmp_path: Path) -> None:
-    publish_day(tmp_path, DAY, _tables(1), _record(1), "run1")
-    publish_day(tmp_path, DAY, _tables(2), _record(2), "run2")
-    ages = pq.read_table(partition(tmp_path, "receipt_ages", DAY))
-    assert ages.column("version").to_pylist() == [2, 2]
-    runs = sorted(p.name for p in partition(tmp_path, "runs", DAY).iterdir())
-    assert runs == ["run-run1.parquet", "run-run2.parquet"]
+def test_version_is_durable_before_the_switch_and_the_switch_after(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to name the fsynced files")
+    publish(out, DAY, "r1")
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        events.append(("replace", str(Path(dst).absolute())))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(publish_module.os, "fsync", fsync)
+    monkeypatch.setattr(publish_module.os, "replace", replace)
+    publish(out, DAY, "r2")
+    monkeypatch.undo()
+
+    pointer = str((out / ".days" / str(DAY)).absolute())
+    switch = events.index(("replace", pointer))
+    synced_before = {path for kind, path in events[:switch] if kind == "fsync"}
+    version = (out / ".versions" / str(DAY) / "r2").resolve()
+    must = {str(p) for p in [version, *version.rglob("*"), version.parent, version.parent.parent]}
+    assert must - synced_before == set()
+    assert ("fsync", str((out / ".days").resolve())) in events[switch + 1 :]
 
 
-def test_concurrent_publish_of_the_same_day_is_refused(tmp_path: Path) -> None:
-    with publish_module._day_lock(tmp_path, DAY), pytest.raises(InputError, match="Another run"):
-        publish_day(tmp_path, DAY, _tables(1), _record(1), "run1")
+def test_steps_cost_nothing_without_the_test_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(publish_module.KILL_AT_ENV, raising=False)
+    monkeypatch.delenv(publish_module.SLOW_ENV, raising=False)
+    assert not publish_module._Steps().active
+    monkeypatch.setenv(publish_module.KILL_AT_ENV, "switched")
+    assert publish_module._Steps().active
+
+
+def test_compliance_history_reads_published_days_through_the_links(out: Path) -> None:
+    from agebatch.reports.compliance import REPORT, compliance_history
+
+    table = pa.table(
+        {
+            "store_id": ["S1"],
+            "cashier_id": ["C1"],
+            "restricted_receipts": [4],
+            "flagged_receipts": [1],
+            "unchecked_receipts": [0],
+        }
+    )
+    publish_day(out, OTHER, {REPORT: table}, lambda: run_record("o1"), "o1")
+    publish_day(out, OTHER, {REPORT: table}, lambda: run_record("o2"), "o2")
+    history, days_7d, days_28d = compliance_history(out, DAY)
+    assert history is not None and history.column("restricted_receipts").to_pylist() == [4]
+    assert (days_7d, days_28d) == (2, 2)
+    runs = pq.read_table(partition(out, "runs", OTHER)).column("run_id").to_pylist()
+    assert sorted(runs) == ["o1", "o2"]

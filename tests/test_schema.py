@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
@@ -25,6 +26,8 @@ def _receipts(**changes: list) -> pa.Table:
         "photo": ["a.jpg", None],
         "predicted_age": [30.5, None],
         "age_group": ["25-34", None],
+        "age_group_low": [25, None],
+        "age_group_high": [35, None],
         "status": ["matched", "no_photo"],
         "model_version": ["m1", "m1"],
         **changes,
@@ -44,7 +47,7 @@ def test_a_good_table_gets_its_exact_types_and_descriptions() -> None:
     ("table", "message"),
     [
         (_receipts().drop_columns(["photo"]), "has columns"),
-        (_receipts().select([1, 0, *range(2, 11)]), "has columns"),  # order matters
+        (_receipts().select([1, 0, *range(2, 13)]), "has columns"),  # order matters
         (_receipts(status=["matched", "lost"]), r"status holds \['lost'\]"),
         (_receipts(age_group=["25-34", "30s"]), r"age_group holds \['30s'\]"),
         (_receipts(receipt_id=["r1", None]), "receipt_id has 1 null"),
@@ -62,13 +65,18 @@ def test_purchases_also_allow_the_unknown_group() -> None:
             "day": [DAY],
             "store_id": ["S1"],
             "age_group": ["unknown"],
+            "age_group_low": pa.array([None], pa.int32()),
+            "age_group_high": pa.array([None], pa.int32()),
             "category": ["beer"],
-            "receipts": [1],
-            "units": [1.0],
-            "revenue": [4.5],
+            "age_restricted": [True],
+            "category_receipts": [1],
+            "units": [Decimal("1.5")],
+            "revenue": [Decimal("4.5")],
         }
     )
-    assert conform("age_group_purchases", table, ["<18"]).num_rows == 1
+    conformed = conform("age_group_purchases", table, ["<18"])
+    assert conformed.schema.field("revenue").type == pa.decimal128(18, 2)
+    assert conformed.column("units").to_pylist() == [Decimal("1.500")]
     with pytest.raises(SchemaError, match="unknown"):
         conform("age_group_shares", _shares("unknown"), ["<18"])
 
@@ -80,6 +88,8 @@ def _shares(group: str) -> pa.Table:
             "level": ["chain"],
             "store_id": pa.array([None], pa.string()),
             "age_group": [group],
+            "age_group_low": [0],
+            "age_group_high": [18],
             "receipts": [1],
             "share": [1.0],
             "corrected_share": pa.array([None], pa.float64()),

@@ -1,4 +1,5 @@
-"""The `agebatch` command: run · backfill · predict · evaluate · train · demo · bench.
+"""The `agebatch` command: run · backfill · catalog · predict · evaluate · train · demo ·
+bench · offers.
 
 One module per command (run.py holds run and backfill); each adds its parser and handler.
 """
@@ -9,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from agebatch.cli import bench, demo, evaluate, predict, run, train
+from agebatch.cli import bench, catalog, demo, evaluate, offers, predict, run, train
 from agebatch.cli.options import configure_logging
 from agebatch.errors import InputError
 
-COMMANDS = (run, predict, evaluate, train, demo, bench)
+COMMANDS = (run, catalog, predict, evaluate, train, demo, bench, offers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,6 +36,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="store the model's age confusion on these faces in its card, for corrected shares "
         "(use --split calibration, then measure on --split holdout)",
     )
+    evaluate.add_argument(
+        "--write-curve",
+        action="store_true",
+        help="store the operating curve (teen miss and adult flag rates for flag thresholds "
+        "20-35) in the model's card, for agebatch run --max-teen-miss",
+    )
+    evaluate.add_argument(
+        "--write-error",
+        action="store_true",
+        help="store the MAE overall and per band (what --margin reads) in the model's card",
+    )
     add_config_options(
         evaluate,
         PredictConfig,
@@ -45,14 +56,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    """Measure, print the table, and write the JSON and the card's confusion when asked."""
+    """Measure, print the table, and write the JSON and the card's error, confusion and curve
+    when asked."""
     from agebatch.predict.model import load_model
     from agebatch.training.evaluate import (
+        confusion_record,
+        curve_record,
+        error_record,
         evaluate,
         format_table,
         read_labelled,
+        update_card,
         validation_faces,
-        write_confusion,
     )
 
     config = predict_config(args)
@@ -69,6 +84,15 @@ def command(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         print(f"Wrote {args.json}")
+    changes = {}
+    faces_name = args.faces.resolve().name
+    if args.write_error:
+        changes["error"] = error_record(result, faces_name, args.split, model.card)
+    if args.write_curve:
+        changes["operating_curve"] = curve_record(result, faces_name, args.split, model.card)
     if args.write_confusion:
-        print(f"Wrote the age confusion to {write_confusion(model, faces, predicted, args.split)}")
+        changes["age_confusion"] = confusion_record(faces, predicted, args.split)
+    if changes:
+        path = update_card(model, changes)
+        print(f"Wrote {' and '.join(sorted(changes))} to {path}")
     return 0

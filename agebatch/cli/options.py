@@ -18,6 +18,7 @@ from typing import Any, get_args
 
 from pydantic.fields import FieldInfo
 
+from agebatch import quiet
 from agebatch.config import (
     PredictConfig,
     RunConfig,
@@ -38,9 +39,12 @@ METAVARS = {
     "age_groups": "A,B,…",
     "face_region": "X0,Y0,X1,Y1",
     "margin": "K",
+    "max_teen_miss": "SHARE",
     "policy": "FILE",
     "face_regions": "FILE",
     "model": "MODEL.keras",
+    "affinity_days": "DAYS",
+    "min_receipts": "N",
 }
 PARSERS: dict[str, Callable[[str], object]] = {
     "age_groups": parse_age_bounds,
@@ -55,6 +59,11 @@ GROUPS = {
     "challenge_age": "alcohol compliance policy",
     "margin": "alcohol compliance policy",
     "policy": "alcohol compliance policy",
+    "max_teen_miss": "alcohol compliance policy",
+    "affinity_days": "offers (age_group_affinity)",
+    "min_receipts": "offers (age_group_affinity)",
+    "affinity_confidence": "offers (age_group_affinity)",
+    "affinity_correction": "offers (age_group_affinity)",
 }
 
 
@@ -157,10 +166,18 @@ def predict_config(args: argparse.Namespace) -> PredictConfig:
 
 
 class ProgressBars:
-    """Hands out tqdm progress bars (on stderr, only on a terminal) and closes them."""
+    """Hands out tqdm progress bars (on stderr, only on a terminal) and closes them.
+
+    A bar stays one line: log lines printed while it runs go above it, and it closes as soon
+    as it is full, before the stage logs its summary.
+    """
 
     def __enter__(self) -> ProgressBars:
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
         self._bars: list = []
+        self._logs_above = logging_redirect_tqdm()
+        self._logs_above.__enter__()
         return self
 
     def new(self, total: int) -> Callable[[int], None]:
@@ -169,16 +186,24 @@ class ProgressBars:
 
         bar = tqdm(total=total, unit="photo", desc="predict", disable=None, file=sys.stderr)
         self._bars.append(bar)
-        return bar.update
+
+        def update(n: int) -> None:
+            bar.update(n)
+            if bar.n >= total:
+                bar.close()
+
+        return update
 
     def __exit__(self, *exc: object) -> None:
         for bar in self._bars:
             bar.close()
+        self._logs_above.__exit__(*exc)
 
 
 def configure_logging(verbose: bool) -> None:
     """Log lines on stderr (INFO for agebatch, DEBUG with --verbose); no telemetry, no chatter."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    quiet.set_verbose(verbose)  # native chatter (agebatch.quiet), here and in child processes
     # Prefect's server sends usage telemetry unless told not to; the job talks to its API only.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     logging.basicConfig(

@@ -17,8 +17,12 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MANIFEST = "captures.csv"
-# <YYYYMMDDTHHMMSS>[_<n>].<ext>: the capture time in the chain's local time.
-_NAME = re.compile(r"^(\d{8}T\d{6})(?:_\d+)?\.(?:jpe?g|png)$", re.IGNORECASE)
+# <YYYYMMDDTHHMMSS>[Z|±HHMM][_<n>].<ext>: the capture time on the chain's wall clock, or with
+# a UTC offset.
+_NAME = re.compile(r"^(\d{8}T\d{6})(Z|[+-]\d{4})?(?:_\d+)?\.(?:jpe?g|png)$", re.IGNORECASE)
+# A time that ends in a UTC offset: ...12:00:00Z, ...01:30+01:00, ...01:30:00-0500.
+_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+# captured_at_utc: naive UTC, set only where the capture time carried an offset.
 CAPTURE_COLUMNS = ["photo", "store_id", "register_id", "captured_at", "receipt_id"]
 
 
@@ -27,13 +31,17 @@ class Captures:
     """A day's captures (one row per photo) and the count of files that were ignored."""
 
     folder: Path  # the day folder; photos are relative to it
-    table: pd.DataFrame  # photo, store_id, register_id, captured_at, receipt_id
+    table: pd.DataFrame  # photo, store_id, register_id, captured_at, receipt_id, captured_at_utc
     ignored: int
     source: str  # "names" or "manifest"
 
 
-def find_captures(day_folder: Path) -> Captures:
-    """List the photos of one day folder, from captures.csv when present, else from names."""
+def find_captures(day_folder: Path, timezone: str) -> Captures:
+    """List the photos of one day folder, from captures.csv when present, else from names.
+
+    Capture times are the wall clock of `timezone`; a time with a UTC offset (in the manifest,
+    or `Z`/`±HHMM` after the time in a file name) also gets captured_at_utc.
+    """
     if not day_folder.is_dir():
         raise InputError(
             f"Photo folder {day_folder} does not exist: check --photos and --day "
@@ -42,12 +50,12 @@ def find_captures(day_folder: Path) -> Captures:
     files = _image_files(day_folder)
     manifest = day_folder / MANIFEST
     if manifest.is_file():
-        table = _read_manifest(manifest)
+        table = _read_manifest(manifest, timezone)
         listed = set(table["photo"])
         ignored = files.ignored + sum(1 for photo in files.photos if photo not in listed)
         captures = Captures(day_folder, table, ignored, "manifest")
     else:
-        captures = _from_names(day_folder, files)
+        captures = _from_names(day_folder, files, timezone)
     log.info(
         "Found %d photos in %s (from %s), ignored %d other files",
         len(captures.table),
@@ -86,7 +94,7 @@ def _image_files(day_folder: Path) -> _Files:
     return _Files(photos, ignored)
 
 
-def _from_names(day_folder: Path, files: _Files) -> Captures:
+def _from_names(day_folder: Path, files: _Files, timezone: str) -> Captures:
     """Captures from the layout <store_id>/<register_id>/<YYYYMMDDTHHMMSS>[_<n>].jpg."""
     rows = []
     ignored = files.ignored
@@ -97,21 +105,30 @@ def _from_names(day_folder: Path, files: _Files) -> Captures:
             ignored += 1
             continue
         try:
-            captured_at = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S")
+            written = match.group(1) + (match.group(2) or "").replace("z", "Z")
+            form = "%Y%m%dT%H%M%S" + ("%z" if match.group(2) else "")
+            captured_at = dt.datetime.strptime(written, form)
         except ValueError:  # e.g. month 13
             ignored += 1
             continue
-        rows.append((photo, parts[0], parts[1], captured_at, None))
+        rows.append((photo, parts[0], parts[1], captured_at.isoformat(), None))
     table = pd.DataFrame(rows, columns=CAPTURE_COLUMNS)
-    return Captures(day_folder, _typed(table), ignored, "names")
+    local, utc, _ = _times(table["captured_at"].astype("string"), timezone)
+    return Captures(day_folder, _typed(table.assign(captured_at=local), utc), ignored, "names")
 
 
-def _read_manifest(path: Path) -> pd.DataFrame:
+def _read_manifest(path: Path, timezone: str) -> pd.DataFrame:
     """Read captures.csv (photo,store_id,register_id,captured_at[,receipt_id]) and check it."""
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise InputError(
+            f"Capture manifest {path} is empty: it needs the header "
+            "photo,store_id,register_id,captured_at[,receipt_id] (delete it to use file names)."
+        ) from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        raise InputError(f"Capture manifest {path} cannot be read as CSV: {error}.") from None
+        first = str(error).strip().splitlines()[0]
+        raise InputError(f"Capture manifest {path} cannot be read as CSV: {first}.") from None
     missing = [c for c in CAPTURE_COLUMNS[:4] if c not in table.columns]
     if missing:
         raise InputError(
@@ -121,30 +138,37 @@ def _read_manifest(path: Path) -> pd.DataFrame:
     if "receipt_id" not in table.columns:
         table["receipt_id"] = ""
     table = table[CAPTURE_COLUMNS].copy()
-    captured = pd.to_datetime(table["captured_at"], errors="coerce", format="mixed")
-    bad = table["captured_at"][captured.isna()]
+    local, utc, bad = _times(table["captured_at"].astype("string"), timezone)
     if len(bad):
         raise InputError(
             f"Capture manifest {path}: column captured_at has {len(bad)} value(s) that are not "
             f"timestamps (first: {bad.iloc[0]!r})."
         )
-    if captured.dt.tz is not None:
-        raise InputError(
-            f"Capture manifest {path}: captured_at must be local time without a UTC offset."
-        )
-    table["captured_at"] = captured
+    table["captured_at"] = local
     photo = table["photo"].str.replace("\\", "/", regex=False)
     table["photo"] = photo.str.replace(r"^(\./)+", "", regex=True)
     table["receipt_id"] = table["receipt_id"].replace("", None)
     if table["photo"].duplicated().any():
         first = table["photo"][table["photo"].duplicated()].iloc[0]
         raise InputError(f"Capture manifest {path} lists the photo {first!r} more than once.")
-    return _typed(table)
+    return _typed(table, utc)
 
 
-def _typed(table: pd.DataFrame) -> pd.DataFrame:
-    """Give the captures table its fixed column types."""
-    return table.astype(
+def _times(text: pd.Series, timezone: str) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Parse capture times: (wall clock of `timezone`, naive UTC where the time had an offset,
+    the values that are not times). A time without an offset is the wall clock as written."""
+    has_offset = text.str.strip().str.contains(_OFFSET, regex=True).fillna(False)
+    naive = pd.to_datetime(text.where(~has_offset), errors="coerce", format="mixed")
+    aware = pd.to_datetime(text.where(has_offset), errors="coerce", format="mixed", utc=True)
+    utc = aware.dt.tz_localize(None).astype("datetime64[us]")
+    wall = aware.dt.tz_convert(timezone).dt.tz_localize(None).astype("datetime64[us]")
+    local = naive.astype("datetime64[us]").where(~has_offset, wall)
+    return local, utc, text[local.isna()]
+
+
+def _typed(table: pd.DataFrame, utc: pd.Series) -> pd.DataFrame:
+    """Give the captures table its fixed column types (and captured_at_utc)."""
+    typed = table.astype(
         {
             "photo": "string",
             "store_id": "string",
@@ -153,3 +177,5 @@ def _typed(table: pd.DataFrame) -> pd.DataFrame:
             "receipt_id": "string",
         }
     ).reset_index(drop=True)
+    typed["captured_at_utc"] = utc.reset_index(drop=True).astype("datetime64[us]")
+    return typed

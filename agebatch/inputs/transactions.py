@@ -8,8 +8,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from agebatch.duck import connect, sql
 from agebatch.errors import InputError
-from agebatch.inputs.tables import read_table
+from agebatch.inputs.tables import load_table, read_table
+from agebatch.schema import AgeCheck
 
 # Column -> DuckDB type of each input table; every column is required, none may be null.
 TRANSACTION_COLUMNS = {
@@ -19,9 +21,14 @@ TRANSACTION_COLUMNS = {
     "cashier_id": "varchar",
     "paid_at": "timestamp",
     "sku": "varchar",
-    "quantity": "double",
+    "quantity": "decimal(12, 3)",
     "amount": "decimal(18, 2)",
 }
+# Optional: the till's age check on the receipt (id_seen, id_refused, not_asked; empty: not
+# recorded). Without the column the day records no age checks at all.
+AGE_CHECK = "age_check"
+RECORDED_CHECKS = (AgeCheck.ID_SEEN, AgeCheck.ID_REFUSED, AgeCheck.NOT_ASKED)
+CHECK_COLUMNS = {AGE_CHECK: "varchar"}
 CATALOG_COLUMNS = {"sku": "varchar", "category": "varchar", "age_restricted": "boolean"}
 
 
@@ -38,9 +45,71 @@ def transactions_file(folder: Path, day: dt.date) -> Path:
     )
 
 
-def read_transactions(folder: Path, day: dt.date) -> pa.Table:
-    """The day's line items, typed and checked."""
-    return read_table(transactions_file(folder, day), TRANSACTION_COLUMNS, "transactions")
+def read_transactions(folder: Path, day: dt.date, timezone: str) -> pa.Table:
+    """The day's line items, typed and checked; paid_at on the wall clock of `timezone`, and
+    paid_at_utc where the file's time carried a UTC offset (see sql/lines.sql); age_check when
+    the file has it."""
+    path = transactions_file(folder, day)
+    with connect() as con:
+        text = {**TRANSACTION_COLUMNS, "paid_at": "varchar"}  # parsed below, offsets kept
+        load_table(
+            con, "lines_raw", path, text, "transactions", ("paid_at",), optional=CHECK_COLUMNS
+        )
+        bad, example = con.execute(
+            "select count(*), any_value(paid_at) from lines_raw "
+            "where try_cast(paid_at as timestamptz) is null"
+        ).fetchall()[0]
+        if bad:
+            raise InputError(
+                f"Transactions file {path}: column paid_at has {bad} value(s) that are empty or "
+                f"not of type timestamp (e.g. {example!r})."
+            )
+        lines = con.sql(sql("lines"), params={"timezone": timezone}).to_arrow_table()
+    if AGE_CHECK in lines.column_names:
+        _check_age_checks(lines, path)
+    return lines
+
+
+def receipt_checks(lines: pa.Table) -> pa.Table | None:
+    """One recorded age check per receipt (receipt_id, age_check), receipts with none left out;
+    None when the transactions have no age_check column (checks not recorded that day)."""
+    if AGE_CHECK not in lines.column_names:
+        return None
+    recorded = lines.select(["receipt_id", AGE_CHECK]).filter(pc.is_valid(lines[AGE_CHECK]))
+    checks = recorded.group_by("receipt_id").aggregate([(AGE_CHECK, "distinct")])
+    return pa.table(
+        {
+            "receipt_id": checks["receipt_id"],
+            AGE_CHECK: pc.list_element(checks[f"{AGE_CHECK}_distinct"], 0),
+            "outcomes": pc.list_value_length(checks[f"{AGE_CHECK}_distinct"]),
+        }
+    )
+
+
+def _check_age_checks(lines: pa.Table, path: Path) -> None:
+    """Known outcomes only, and one outcome per receipt (other lines may leave it empty)."""
+    found = set(pc.unique(lines[AGE_CHECK].drop_null()).to_pylist())
+    unknown = sorted(found - set(RECORDED_CHECKS))
+    if unknown:
+        raise InputError(
+            f"Transactions file {path}: column {AGE_CHECK} holds {unknown[0]!r}; allowed are "
+            f"{', '.join(RECORDED_CHECKS)} or empty (not recorded)."
+        )
+    checks = receipt_checks(lines)
+    torn = checks.filter(pc.greater(checks["outcomes"], 1))
+    if torn.num_rows:
+        receipt = torn["receipt_id"][0].as_py()
+        values = sorted(
+            lines.filter(pc.equal(lines["receipt_id"], receipt))[AGE_CHECK]
+            .drop_null()
+            .unique()
+            .to_pylist()
+        )
+        raise InputError(
+            f"Transactions file {path}: receipt {receipt} has the age checks "
+            f"{' and '.join(values)} on its lines; a receipt records one outcome (other lines "
+            "may leave it empty)."
+        )
 
 
 def read_catalog(path: Path) -> pa.Table:

@@ -3,7 +3,9 @@
 A card is `<model>.card.json` beside `<model>.keras`: input size and preprocessing, output
 (one age, or a distribution over ages), the face framing it was trained on, its measured error,
 its age confusion (for corrected shares), test-time flip averaging, and free-form provenance
-(architecture, source, licence, training) that is kept as written. `ModelCard.read` is the one
+(architecture, source, licence, training) that is kept as written. Its operating curve says,
+for each flag threshold, how many under-age shoppers the compliance report would miss and how
+many adults it would flag. `ModelCard.read` is the one
 reader (run, evaluate, train, the converter) and `ModelCard.write` the one writer.
 """
 
@@ -84,6 +86,47 @@ class AgeConfusion(BaseModel):
     counts: list[tuple[int, int, int]]
 
 
+class CurvePoint(BaseModel):
+    """One flag threshold of the operating curve and the shares measured at it."""
+
+    model_config = _OPEN
+    threshold: float
+    teen_miss: float = Field(ge=0, le=1)  # 13-17-year-olds predicted at or above the threshold
+    under_18_miss: float = Field(ge=0, le=1)  # under-18s predicted at or above it
+    adult_flag: float = Field(ge=0, le=1)  # people 25+ predicted below it
+
+
+class OperatingCurve(BaseModel):
+    """What each flag threshold (predicted age below it: flagged) misses and flags, measured
+    on named labelled faces with the card's flip setting."""
+
+    model_config = _OPEN
+    faces: str
+    split: str
+    test_time_augmentation: Literal["none", "flip"]
+    n_teens: int = Field(gt=0)
+    n_under_18: int = Field(gt=0)
+    n_adults: int = Field(gt=0)
+    points: list[CurvePoint] = Field(min_length=1)
+
+    @field_validator("points")
+    @classmethod
+    def _increasing(cls, points: list[CurvePoint]) -> list[CurvePoint]:
+        thresholds = [point.threshold for point in points]
+        if thresholds != sorted(set(thresholds)):
+            raise ValueError("the curve's thresholds must be increasing and distinct")
+        return points
+
+    def at(self, threshold: float) -> CurvePoint | None:
+        """The point measured at exactly this threshold, if the curve has one."""
+        return next((p for p in self.points if p.threshold == threshold), None)
+
+    def lowest_within(self, max_teen_miss: float) -> CurvePoint | None:
+        """The lowest threshold whose measured teen miss is at most max_teen_miss (the fewest
+        adults flagged for that miss), or None when no threshold of the curve gets there."""
+        return next((p for p in self.points if p.teen_miss <= max_teen_miss), None)
+
+
 class ModelCard(BaseModel):
     """A model card; unknown fields (architecture, source, licence, …) are kept as written."""
 
@@ -98,6 +141,7 @@ class ModelCard(BaseModel):
     error: CardError = Field(default_factory=CardError)
     test_time_augmentation: Literal["none", "flip"] = "none"
     age_confusion: AgeConfusion | None = None
+    operating_curve: OperatingCurve | None = None
     training: dict[str, Any] | None = None
 
     @field_validator("output")
@@ -126,6 +170,14 @@ class ModelCard(BaseModel):
     def flip(self) -> bool:
         """Whether each age is the mean of the image's and its mirror image's prediction."""
         return self.test_time_augmentation == "flip"
+
+    @property
+    def curve(self) -> OperatingCurve | None:
+        """The operating curve, if it was measured with the card's own flip setting."""
+        curve = self.operating_curve
+        return (
+            curve if curve and curve.test_time_augmentation == self.test_time_augmentation else None
+        )
 
     @staticmethod
     def path_for(model_path: Path) -> Path:

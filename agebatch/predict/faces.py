@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from agebatch.config import WHOLE_FRAME, Region
+from agebatch.quiet import filtered_stderr
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
@@ -139,14 +140,15 @@ class _BlazeFace:
     GRID = 48  # one anchor per cell of a 48x48 grid (stride 4)
 
     def __init__(self, model: Path, threads: int) -> None:
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:  # TensorFlow's own (deprecated) copy of the same interpreter
-            import tensorflow as tf
+        with filtered_stderr():  # LiteRT prints "Created ... XNNPACK delegate" from C++
+            try:
+                from ai_edge_litert.interpreter import Interpreter
+            except ImportError:  # TensorFlow's own (deprecated) copy of the same interpreter
+                import tensorflow as tf
 
-            Interpreter = tf.lite.Interpreter
-        self._interpreter = Interpreter(model_path=str(model), num_threads=threads)
-        self._interpreter.allocate_tensors()
+                Interpreter = tf.lite.Interpreter
+            self._interpreter = Interpreter(model_path=str(model), num_threads=threads)
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = self._interpreter.get_output_details()
         self._boxes, self._scores = outputs[0]["index"], outputs[1]["index"]

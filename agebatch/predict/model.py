@@ -11,6 +11,7 @@ import numpy as np
 
 from agebatch.errors import InputError
 from agebatch.predict.card import ModelCard
+from agebatch.quiet import import_keras
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def load_model(path: Path | None = None) -> AgeModel:
     if not path.is_file():
         raise InputError(f"Model file {path} does not exist: check --model.")
     card = ModelCard.read(path)
-    import keras  # heavy: imported only when a model is really needed
+    keras = import_keras()  # heavy: imported only when a model is really needed
 
     try:
         keras_model = keras.saving.load_model(path, compile=False)
@@ -106,7 +107,7 @@ def load_model(path: Path | None = None) -> AgeModel:
 
 def compute_device() -> str:
     """'GPU' when the Keras backend sees one, else 'CPU'."""
-    import keras
+    keras = import_keras()
 
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf

@@ -1,5 +1,6 @@
 """What the alcohol compliance report needs besides the day: the ID policy, the model's error
-margins, and the earlier days of cashier_compliance already published."""
+margins and operating curve (the flag threshold and what it is expected to miss and flag), the
+till's age checks, and the earlier days of cashier_compliance already published."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from agebatch.config import RunConfig
 from agebatch.errors import InputError
 from agebatch.inputs.policy import POLICY_SCHEMA, read_policy
-from agebatch.predict.card import ModelCard
+from agebatch.predict.card import CurvePoint, ModelCard
 from agebatch.publish import partition
 from agebatch.schema import schema
 
@@ -30,10 +32,15 @@ HISTORY_SCHEMA = pa.schema(
             "restricted_receipts",
             "flagged_receipts",
             "unchecked_receipts",
+            "missed_receipts",  # null on days that record no checks, or published before them
         )
     ]
 )
 MARGIN_SCHEMA = pa.schema([("low", pa.float64()), ("high", pa.float64()), ("mae", pa.float64())])
+CURVE_SCHEMA = pa.schema(
+    [("threshold", pa.float64()), ("teen_miss", pa.float64()), ("adult_flag", pa.float64())]
+)
+CHECKS_SCHEMA = pa.schema([("receipt_id", pa.string()), ("age_check", pa.string())])
 
 
 @dataclass(frozen=True)
@@ -49,16 +56,43 @@ class ComplianceInputs:
     history: pa.Table = field(default_factory=HISTORY_SCHEMA.empty_table)
     days_7d: int = 1  # published days each window really covers, this one included
     days_28d: int = 1
+    max_teen_miss: float | None = None  # asked for; chose chosen_threshold
+    chosen_threshold: float | None = None  # replaces challenge_age + margin as flag threshold
+    curve: pa.Table = field(default_factory=CURVE_SCHEMA.empty_table)  # the card's, if valid
+    age_checks: pa.Table | None = None  # receipt_id, age_check; None: the day records none
+
+    @property
+    def flag_threshold(self) -> float | None:
+        """The flag threshold of stores without their own policy; None when a margin makes it
+        vary with the predicted age."""
+        if self.chosen_threshold is not None:
+            return self.chosen_threshold
+        return self.challenge_age if self.margin == 0 else None
+
+    def expected(self, threshold: float | None) -> tuple[float | None, float | None]:
+        """(teen miss, adult flag share) the card's curve measured at exactly this threshold."""
+        if threshold is None:
+            return None, None
+        rows = self.curve.filter(pc.equal(self.curve["threshold"], threshold))
+        if rows.num_rows == 0:
+            return None, None
+        return rows["teen_miss"][0].as_py(), rows["adult_flag"][0].as_py()
 
 
-def compliance_inputs(config: RunConfig, card: ModelCard, day: dt.date) -> ComplianceInputs:
-    """The policy of the run's config and what the report needs: per-store ages, margins,
-    history of the 27 days before `day` under config.out."""
+def compliance_inputs(
+    config: RunConfig, card: ModelCard, day: dt.date, age_checks: pa.Table | None = None
+) -> ComplianceInputs:
+    """The policy of the run's config and what the report needs: per-store ages, margins, the
+    flag threshold --max-teen-miss chooses, the card's curve, the day's age checks (None: not
+    recorded), history of the 27 days before `day` under config.out."""
     margins = error_margins(card)
     if config.margin > 0 and margins.num_rows == 0:
         raise InputError(
             f"--margin needs the model's error per age band, and the card of {card.name} has none."
         )
+    chosen = None
+    if config.max_teen_miss is not None:
+        chosen = choose_threshold(card, config.max_teen_miss).threshold
     history, days_7d, days_28d = compliance_history(config.out, day)
     return ComplianceInputs(
         **{name: getattr(config, name) for name in ComplianceInputs.POLICY},
@@ -67,7 +101,45 @@ def compliance_inputs(config: RunConfig, card: ModelCard, day: dt.date) -> Compl
         history=history,
         days_7d=days_7d,
         days_28d=days_28d,
+        max_teen_miss=config.max_teen_miss,
+        chosen_threshold=chosen,
+        curve=curve_table(card),
+        age_checks=None if age_checks is None else age_checks.select(CHECKS_SCHEMA.names),
     )
+
+
+def choose_threshold(card: ModelCard, max_teen_miss: float) -> CurvePoint:
+    """The lowest flag threshold of the card's curve whose measured teen miss is at most
+    max_teen_miss (the fewest adults flagged for that miss), or say why there is none."""
+    curve = card.curve
+    if curve is None:
+        measured = card.operating_curve
+        why = (
+            f"it was measured with test_time_augmentation {measured.test_time_augmentation!r} "
+            f"and the card now says {card.test_time_augmentation!r}"
+            if measured
+            else "it has none"
+        )
+        raise InputError(
+            f"--max-teen-miss needs the operating curve in the card of {card.name}, and {why}: "
+            "measure it with agebatch evaluate --faces DIR --write-curve."
+        )
+    point = curve.lowest_within(max_teen_miss)
+    if point is None:
+        last = curve.points[-1]
+        raise InputError(
+            f"No flag threshold of the curve of {card.name} misses at most {max_teen_miss:.1%} "
+            f"of 13-17-year-olds; the highest, {last.threshold:g}, misses {last.teen_miss:.1%}."
+        )
+    return point
+
+
+def curve_table(card: ModelCard) -> pa.Table:
+    """The card's operating curve as (threshold, teen_miss, adult_flag) rows; empty if it has
+    none measured with its own flip setting."""
+    points = card.curve.points if card.curve else []
+    rows = [{name: getattr(p, name) for name in CURVE_SCHEMA.names} for p in points]
+    return pa.Table.from_pylist(rows, schema=CURVE_SCHEMA)
 
 
 def error_margins(card: ModelCard) -> pa.Table:
@@ -83,14 +155,26 @@ def error_margins(card: ModelCard) -> pa.Table:
 def compliance_history(out: Path, day: dt.date) -> tuple[pa.Table, int, int]:
     """The report's 27 earlier days as published under out, and the days each window covers."""
     frames, found = [], []
-    columns = HISTORY_SCHEMA.names[1:]  # the day lives in the folder name
     for back in range(1, 28):
         earlier = day - dt.timedelta(days=back)
         folder = partition(out, REPORT, earlier)
         if folder.is_dir():
-            table = pq.read_table(folder, columns=columns)
-            days = pa.array([earlier] * table.num_rows, pa.date32())
-            frames.append(table.add_column(0, "day", days).cast(HISTORY_SCHEMA))
+            frames.append(_history_day(folder, earlier))
             found.append(back)
     history = pa.concat_tables(frames) if frames else HISTORY_SCHEMA.empty_table()
     return history, 1 + sum(1 for back in found if back < 7), 1 + len(found)
+
+
+def _history_day(folder: Path, day: dt.date) -> pa.Table:
+    """One published day of the report as history rows; columns it predates read as null."""
+    columns = HISTORY_SCHEMA.names[1:]  # the day lives in the folder name
+    published = pq.read_schema(next(folder.glob("*.parquet"))).names
+    table = pq.read_table(folder, columns=[c for c in columns if c in published])
+    rows = {"day": pa.array([day] * table.num_rows, pa.date32())}
+    for column in columns:
+        rows[column] = (
+            table[column]
+            if column in published
+            else pa.nulls(table.num_rows, HISTORY_SCHEMA.field(column).type)
+        )
+    return pa.table(rows).cast(HISTORY_SCHEMA)

@@ -52,7 +52,8 @@ EM_ITERATIONS = 5
 def corrected_shares(
     observed: np.ndarray, confusion: np.ndarray, iterations: int = EM_ITERATIONS
 ) -> np.ndarray:
-    """True-share estimate from observed (predicted-group) shares and P(predicted | true).
+    """True-share estimate from observed (predicted-group) shares and P(predicted | true);
+    observed may also be a 2-D array of independent rows.
 
     The EM of Saerens et al. (2002) with the confusion matrix as the likelihood: start from
     the observed shares, then repeatedly reweight each true group by how well it explains
@@ -63,13 +64,13 @@ def corrected_shares(
     shifted age mixes); see README.
     """
     observed = np.asarray(observed, dtype=float)
-    if observed.sum() == 0:
-        return observed
-    p = observed / observed.sum()
+    totals = observed.sum(axis=-1, keepdims=True)
+    # Each row of a 2-D observed is corrected on its own; a row of zeros stays zeros.
+    p = np.divide(observed, totals, out=np.zeros_like(observed), where=totals > 0)
     for _ in range(iterations):
         predicted = np.maximum(p @ confusion, 1e-12)
-        p = p * (confusion @ (observed / predicted))
-        p = p / p.sum()
+        p = p * ((observed / predicted) @ confusion.T)
+        p = p / np.maximum(p.sum(axis=-1, keepdims=True), 1e-300)
     return p
 
 

@@ -18,6 +18,8 @@ def summary_rows(record: RunRecord) -> list[dict[str, object]]:
         if name in ("started_at", "agebatch_version"):
             continue
         shown = value.isoformat() if hasattr(value, "isoformat") else value
+        if isinstance(shown, list):
+            shown = ", ".join(shown) or "none"
         rows.append(
             {"measure": name, "value": round(shown, 2) if isinstance(shown, float) else shown}
         )
@@ -25,13 +27,21 @@ def summary_rows(record: RunRecord) -> list[dict[str, object]]:
 
 
 def top_cashiers(compliance: pa.Table, n: int = 10) -> list[dict[str, object]]:
-    """The n cashiers with the highest flagged rate of restricted sales on the day."""
-    rows = sorted(
-        compliance.to_pylist(),
-        key=lambda r: (-r["flagged_rate"], -r["flagged_receipts"], r["store_id"], r["cashier_id"]),
-    )
-    keep = ("store_id", "cashier_id", "restricted_receipts", "flagged_receipts", "flagged_rate")
-    return [{k: round(r[k], 3) if k == "flagged_rate" else r[k] for k in keep} for r in rows[:n]]
+    """The n cashiers with the most missed ID checks on the day when the till recorded checks
+    (by missed rate), else with the highest flagged rate of restricted sales."""
+    rows = compliance.to_pylist()
+    recorded = any(r["missed_receipts"] is not None for r in rows)
+    keep = ["store_id", "cashier_id", "restricted_receipts", "flagged_receipts", "flagged_rate"]
+    if recorded:
+        keep += ["missed_receipts", "missed_rate"]
+        rows.sort(key=lambda r: (-(r["missed_rate"] or 0), -r["missed_receipts"]))
+    else:
+        rows.sort(key=lambda r: (-r["flagged_rate"], -r["flagged_receipts"]))
+    rates = ("flagged_rate", "missed_rate")
+    return [
+        {k: round(r[k], 3) if k in rates and r[k] is not None else r[k] for k in keep}
+        for r in rows[:n]
+    ]
 
 
 def print_summary(published: Published, out: Path) -> None:
@@ -51,7 +61,8 @@ def example_query(out: Path) -> str:
     """A shell command (Python + DuckDB) that shows the age-group purchases under out."""
     glob = out.resolve() / "age_group_purchases" / "*" / "*.parquet"
     query = (
-        "select day, age_group, sum(units) as units, round(sum(revenue), 2) as revenue "
-        f"from read_parquet('{glob}', hive_partitioning = true) group by all order by all"
+        "select day, age_group, sum(revenue) as revenue "
+        f"from read_parquet('{glob}', hive_partitioning = true) "
+        "group by day, age_group, age_group_low order by day, age_group_low nulls last"
     )
     return f'{sys.executable} -c "import duckdb; duckdb.sql(\\"{query}\\").show()"'

@@ -13,7 +13,7 @@ import numpy as np
 
 from agebatch.config import PhotoKind, PredictConfig, age_group_labels, default_age_bounds
 from agebatch.errors import InputError
-from agebatch.predict.card import AgeConfusion, ModelCard
+from agebatch.predict.card import AgeConfusion, ModelCard, OperatingCurve
 from agebatch.predict.model import AgeModel
 from agebatch.predict.stage import Progress, predict_paths
 from agebatch.reports.shares import (
@@ -26,6 +26,7 @@ from agebatch.reports.shares import (
 
 BANDS = ("0-12", "13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 SPLITS = ("all", "calibration", "holdout")
+CURVE_THRESHOLDS = tuple(range(20, 36))  # flag thresholds of the operating curve, years
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,14 @@ def metrics(
         "bias": float((predicted - true).mean()),
         "mae_by_band": {b: float(error[bands == b].mean()) for b in BANDS if (bands == b).any()},
         "n_by_band": {b: int((bands == b).sum()) for b in BANDS},
+        "n_by_group": {
+            "13-17": int(teens.sum()),
+            "<18": int((true < 18).sum()),
+            "25+": int(adults.sum()),
+        },
         "teen_miss_rate": _rate(predicted[teens] >= 25),
         "false_challenge_rate": _rate(predicted[adults] < 25),
+        "operating_curve": operating_curve(true, predicted),
         "groups": groups,
         "true_shares": true_shares.round(4).tolist(),
         "predicted_shares": predicted_shares.round(4).tolist(),
@@ -109,6 +116,23 @@ def metrics(
         result["corrected_shares"] = corrected.round(4).tolist()
         result["share_tvd_corrected"] = total_variation(true_shares, corrected)
     return result
+
+
+def operating_curve(
+    true: np.ndarray, predicted: np.ndarray, thresholds: tuple[int, ...] = CURVE_THRESHOLDS
+) -> list[dict[str, float]]:
+    """Per flag threshold t (flagged: predicted age < t): the share of 13-17-year-olds and of
+    under-18s not flagged, and of adults 25+ flagged."""
+    teens, minors, adults = (true >= 13) & (true < 18), true < 18, true >= 25
+    return [
+        {
+            "threshold": float(t),
+            "teen_miss": _rate(predicted[teens] >= t),
+            "under_18_miss": _rate(predicted[minors] >= t),
+            "adult_flag": _rate(predicted[adults] < t),
+        }
+        for t in thresholds
+    ]
 
 
 def age_confusion(true: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
@@ -151,14 +175,11 @@ def evaluate(
     return result, predicted
 
 
-def write_confusion(
-    model: AgeModel, faces: LabelledFaces, predicted: np.ndarray, split: str
-) -> Path:
-    """Store the model's age confusion on these faces in its card (for corrected shares)."""
+def update_card(model: AgeModel, changes: dict[str, object]) -> Path:
+    """Write the model's card with top-level fields replaced (error, age_confusion, curve)."""
     if model.path is None:
         raise ValueError("the model was not loaded from a file: no card to write")
-    card = model.card.updated(age_confusion=confusion_record(faces, predicted, split))
-    return card.write(model.path)
+    return model.card.updated(**changes).write(model.path)
 
 
 def confusion_record(faces: LabelledFaces, predicted: np.ndarray, split: str) -> dict[str, object]:
@@ -171,6 +192,61 @@ def confusion_record(faces: LabelledFaces, predicted: np.ndarray, split: str) ->
         counts=age_confusion(faces.ages[readable], predicted[readable]),
     )
     return record.model_dump(mode="json")
+
+
+def curve_record(
+    result: dict[str, object], faces: str, split: str, card: ModelCard
+) -> dict[str, object]:
+    """A card's `operating_curve`: which faces, with which flip setting, how many in each
+    group, the points."""
+    counts = result["n_by_group"]
+    if not curve_measurable(result):
+        raise InputError(
+            "An operating curve needs 13-17-year-olds, under-18s and adults 25+ among the faces; "
+            f"these have {counts['13-17']}, {counts['<18']} and {counts['25+']}."
+        )
+    record = OperatingCurve(
+        faces=faces,
+        split=split,
+        test_time_augmentation=card.test_time_augmentation,
+        n_teens=counts["13-17"],
+        n_under_18=counts["<18"],
+        n_adults=counts["25+"],
+        points=_rounded(result["operating_curve"], 4),
+    )
+    return record.model_dump(mode="json")
+
+
+def error_record(
+    result: dict[str, object], faces: str, split: str, card: ModelCard
+) -> dict[str, object]:
+    """A card's `error` from these metrics, its other notes kept (e.g. the port's check)."""
+    keys = ("n", "mae", "bias", "mae_by_band", "n_by_band")
+    measured = {key: _rounded(result[key]) for key in keys}
+    return {
+        **card.error.model_dump(mode="json"),
+        **measured,
+        "measured_on": f"{faces} ({result['n']:,} faces, split {split})",
+        "prediction": "the mean of the photo's and its mirror image's age"
+        if card.flip
+        else "unrounded expected age (model output)",
+        "command": f"agebatch evaluate --faces {faces} --split {split} --write-error",
+    }
+
+
+def _rounded(value: object, digits: int = 3) -> object:
+    """Floats rounded (in dicts and lists too), as cards write them."""
+    if isinstance(value, dict):
+        return {key: _rounded(item, digits) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item, digits) for item in value]
+    return round(value, digits) if isinstance(value, float) else value
+
+
+def curve_measurable(result: dict[str, object]) -> bool:
+    """Whether the faces held teenagers, under-18s and adults, so every rate of the curve
+    is measured."""
+    return all(result["n_by_group"].values())
 
 
 def validation_faces(card: ModelCard, faces_dir: Path) -> LabelledFaces:
@@ -211,6 +287,17 @@ def format_table(result: dict[str, object]) -> str:
         if corrected is not None
         else "  share_tvd_corrected: - (the model card has no age_confusion)"
     )
+    counts = result["n_by_group"]
+    lines.append(
+        "  operating curve (flagged: predicted age < threshold; "
+        f"{counts['13-17']} aged 13-17, {counts['<18']} under 18, {counts['25+']} aged 25+):"
+    )
+    lines.append("  threshold  teen_miss  under_18_miss  adult_flag")
+    for point in result["operating_curve"]:
+        lines.append(
+            f"  {point['threshold']:>9.0f} {point['teen_miss']:>10.1%} "
+            f"{point['under_18_miss']:>14.1%} {point['adult_flag']:>11.1%}"
+        )
     return "\n".join(lines)
 
 

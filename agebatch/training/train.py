@@ -33,9 +33,12 @@ from agebatch.errors import InputError
 from agebatch.predict.card import CARD_SCHEMA, ModelCard
 from agebatch.predict.images import load_faces
 from agebatch.predict.model import AgeModel, bundled_model_path, compute_device, load_model
+from agebatch.quiet import import_keras
 from agebatch.training.evaluate import (
     LabelledFaces,
     confusion_record,
+    curve_measurable,
+    curve_record,
     evaluate,
     read_labelled,
     validation_faces,
@@ -327,8 +330,9 @@ def base_card(config: TrainConfig) -> dict[str, Any]:
     named = {"name": f"agebatch-{config.arch}-trained", "version": f"{config.arch}-trained"}
     if config.arch == "default":
         card = ModelCard.read(bundled_model_path()).to_dict()
-        for stale in ("error", "age_confusion", "group_confusion", "test_time_augmentation"):
-            card.pop(stale, None)
+        stale = ("error", "age_confusion", "group_confusion", "test_time_augmentation")
+        for measured in (*stale, "operating_curve"):
+            card.pop(measured, None)
         card["architecture"]["fine_tuned_from"] = card["version"]
         return card | named
     size = config.image_size
@@ -382,8 +386,7 @@ def train(
     names = [p.name for p in faces.paths]
     is_val = validation_split(names, config.val_share, config.seed)
 
-    import keras
-
+    keras = import_keras()
     keras.utils.set_random_seed(config.seed)
     gpu = compute_device() == "GPU"
     card = base_card(config)
@@ -645,9 +648,13 @@ def measure(
             "model_version": before["model_version"],
             **{key: before[key] for key in ERROR_KEYS},
         }
+    curve = curve_measurable(result) and curve_record(
+        result, faces_dir.name, "validation", model.card
+    )
     card = model.card.updated(
         error=error,
         age_confusion=confusion_record(faces, predicted, "validation"),
+        operating_curve=curve or None,
         training=training,
     )
     card.write(model_path)

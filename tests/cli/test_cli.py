@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import re
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -197,4 +198,5 @@ def test_run_reads_csv_transactions_and_parquet_catalog(
     # Photos live under S01/…, the tills now say 001: no receipt can match a photo.
     assert set(ages["status"]) == {"no_photo"}
     purchases = pd.read_parquet(tmp_path / "out" / "age_group_purchases")
-    assert purchases["revenue"].sum() == pytest.approx(lines["amount"].sum())
+    # Exact to the cent: revenue is DECIMAL(18, 2), the CSV's amounts are read as decimals.
+    assert purchases["revenue"].sum() == sum(Decimal(f"{a:.2f}") for a in lines["amount"])

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import os
+import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -14,7 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.testing.utilities import prefect_test_harness
 
 from agebatch.config import age_group_labels, default_age_bounds
@@ -48,6 +57,15 @@ def _read(out: Path, table: str) -> pd.DataFrame:
     ).df()
 
 
+def _read_exact(out: Path, table: str) -> pd.DataFrame:
+    """A published table with its decimals as Decimal (DuckDB's .df() makes them floats)."""
+    glob = str(out / table / "*" / "*.parquet")
+    relation = duckdb.sql(
+        "select * from read_parquet($glob, hive_partitioning = true)", params={"glob": glob}
+    )
+    return relation.arrow().read_all().to_pandas()
+
+
 def _run(sample: SampleDay, out: Path, model: Path, day: dt.date = DAY, **settings) -> dict:
     return nightly(config=sample.config(out, model=model, **settings), day=day)
 
@@ -67,10 +85,14 @@ def _expected(sample: SampleDay) -> tuple[pd.DataFrame, pd.DataFrame]:
     ]
     truth["age_group"] = [_group(a) if a == a else "unknown" for a in truth["age"]]
     lines = pd.read_parquet(sample.transactions / f"{DAY}.parquet")
+    lines["amount"] = [Decimal(f"{amount:.2f}") for amount in lines["amount"]]
+    lines["quantity"] = [Decimal(int(quantity)) for quantity in lines["quantity"]]
     catalog = pd.read_csv(sample.catalog)
     lines = lines.merge(catalog, on="sku").join(truth["age_group"], on="receipt_id")
-    purchases = lines.groupby(["store_id", "age_group", "category"]).agg(
-        receipts=("receipt_id", "nunique"), units=("quantity", "sum"), revenue=("amount", "sum")
+    purchases = lines.groupby(["store_id", "age_group", "category", "age_restricted"]).agg(
+        category_receipts=("receipt_id", "nunique"),
+        units=("quantity", "sum"),
+        revenue=("amount", "sum"),
     )
     return truth, purchases
 
@@ -100,16 +122,15 @@ def test_flow_publishes_exact_figures(
         ages["model_version"] == "pattern-test-1"
     ).all()
 
-    published = _read(tmp_path, "age_group_purchases").set_index(
-        ["store_id", "age_group", "category"]
+    published = _read_exact(tmp_path, "age_group_purchases").set_index(
+        ["store_id", "age_group", "category", "age_restricted"]
     )
     assert not published.index.duplicated().any()
     published = published.sort_index()
     expected = purchases.sort_index()
     assert published.index.equals(expected.index)
-    assert published["receipts"].tolist() == expected["receipts"].tolist()
-    np.testing.assert_allclose(published["units"], expected["units"])
-    np.testing.assert_allclose(published["revenue"], expected["revenue"], atol=1e-9)
+    for column in ("category_receipts", "units", "revenue"):  # exact: counts and decimals
+        assert published[column].tolist() == expected[column].tolist(), column
 
     runs = _read(tmp_path, "runs")
     assert len(runs) == 1
@@ -123,24 +144,52 @@ def test_flow_publishes_exact_figures(
     assert run["photos_per_s"] > 0 and run["model_version"] == "pattern-test-1"
     assert result["receipts_matched"] == statuses["matched"]
 
-    # Alcohol: receipts that sold restricted units, shopper under 25 or not seen.
+    # Alcohol: receipts that sold restricted units, shopper under 25 or not seen, or sold
+    # although the till recorded a refused ID.
     lines = pd.read_parquet(sample.transactions / f"{DAY}.parquet").merge(
         pd.read_csv(sample.catalog), on="sku"
     )
     units = lines[lines["age_restricted"]].groupby("receipt_id")["quantity"].sum()
     sold = truth.loc[units[units > 0].index]
-    review = sold[(sold["status"] != "matched") | (sold["age"] < 25)]
+    refused = sold["age_check"] == "id_refused"
+    flagged = (sold["status"] == "matched") & (sold["age"] < 25)
+    review = sold[(sold["status"] != "matched") | flagged | refused]
     checks = _read(tmp_path, "alcohol_checks").set_index("receipt_id")
     assert sorted(checks.index) == sorted(review.index) and len(checks) > 10
     expected_reason = np.where(
-        review["status"] != "matched",
-        review["status"],
-        np.where(review["age"] < 18, "under_legal_age", "under_challenge_age"),
+        review["age_check"] == "id_refused",
+        "sold_after_refusal",
+        np.where(
+            review["status"] != "matched",
+            review["status"],
+            np.where(review["age"] < 18, "under_legal_age", "under_challenge_age"),
+        ),
     )
     assert checks.loc[review.index, "reason"].tolist() == expected_reason.tolist()
+    recorded = review["age_check"].fillna("not_recorded")
+    assert checks.loc[review.index, "age_check"].tolist() == recorded.tolist()
+    missed = flagged.loc[review.index] & recorded.isin(["not_asked", "not_recorded"])
+    assert checks.loc[review.index, "missed_check"].tolist() == missed.tolist()
+    # The generated day has every outcome (empty too) and missed checks among the sales.
+    assert set(truth["age_check"].fillna("")) == {"id_seen", "id_refused", "not_asked", ""}
+    assert missed.sum() > 3 and set(recorded) >= {"id_seen", "not_asked", "not_recorded"}
     cashiers = _read(tmp_path, "cashier_compliance")
     assert cashiers["restricted_receipts"].sum() == len(sold)
-    assert cashiers["flagged_receipts"].sum() == (review["status"] == "matched").sum()
+    assert cashiers["flagged_receipts"].sum() == flagged.sum()
+    assert cashiers["missed_receipts"].sum() == missed.sum() == runs.iloc[0]["missed_checks"]
+    assert cashiers["sold_after_refusal_receipts"].sum() == refused.sum()
+
+    # The affinity's daily counts: every matched receipt once per store and group, and the
+    # window of this first day covers only it.
+    items = _read(tmp_path, "age_group_item_receipts")
+    everyone = items[items["item_kind"] == "all"].set_index(["store_id", "age_group"])["receipts"]
+    matched_truth = truth[truth["status"] == "matched"]
+    expected_groups = matched_truth.groupby(["store_id", "age_group"]).size()
+    assert everyone.sort_index().to_dict() == expected_groups.sort_index().to_dict()
+    affinity = _read(tmp_path, "age_group_affinity")
+    assert len(affinity) > 0 and (affinity["days_covered"] == 1).all()
+    ranked = affinity[affinity["offer_rank"].notna()]
+    assert (ranked["receipts"] >= 20).all() and (ranked["lift_low"] > 1).all()
 
     artifacts = get_client(sync_client=True).read_artifacts(
         artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"agebatch-summary-{DAY}"]))
@@ -151,8 +200,15 @@ def test_flow_publishes_exact_figures(
     top = get_client(sync_client=True).read_artifacts(
         artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"agebatch-cashiers-{DAY}"]))
     )
-    rates = [row["flagged_rate"] for row in json.loads(top[0].data)]
+    # With age checks recorded, cashiers are ranked by their missed-check rate.
+    rates = [row["missed_rate"] or 0 for row in json.loads(top[0].data)]
     assert rates == sorted(rates, reverse=True) and len(rates) == len(cashiers)
+    offers = get_client(sync_client=True).read_artifacts(
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"agebatch-offers-{DAY}"]))
+    )
+    shown = json.loads(offers[0].data)
+    assert len(shown) == (ranked["offer_rank"] <= 3).sum()
+    assert all(row["lift_low"] > 1 and " as often as " in row["in_words"] for row in shown)
 
 
 def test_rerun_replaces_exactly_that_day(
@@ -192,9 +248,16 @@ def test_demo_generates_runs_and_reports(
     work = tmp_path / "demo"
     assert run_demo(work, receipts=60, seed=1, model=brightness_model_path) == 0
     printed = capsys.readouterr().out
-    tables = "age_group_purchases, age_group_shares, alcohol_checks, cashier_compliance"
-    assert f"{tables}, receipt_ages, runs." in printed
+    tables = (
+        "age_group_affinity, age_group_item_receipts, age_group_purchases, age_group_receipts, "
+        "age_group_shares, alcohol_checks, cashier_compliance"
+    )
+    assert f"{tables}, receipt_ages, runs, till_clocks." in printed
+    assert "What to offer each age group (age_group_affinity" in printed
+    assert "Planted in the generated day (by true age): 18-24 pick DAI002 4 times" in printed
     assert "Alcohol sales to review (alcohol_checks):" in printed
+    missed = _read(work / "out", "alcohol_checks")["missed_check"].sum()
+    assert f"Missed ID checks (young-looking shopper, no check recorded): {missed}" in printed
     assert "read_parquet(" in printed
     assert len(_read(work / "out", "receipt_ages")) == 60
     # A folder that is not a demo folder is refused rather than overwritten.
@@ -202,6 +265,39 @@ def test_demo_generates_runs_and_reports(
     (tmp_path / "precious" / "data.txt").write_text("keep")
     with pytest.raises(InputError, match="not an agebatch demo folder"):
         run_demo(tmp_path / "precious")
+
+
+def _run_log(flow_run_id: object, expect: str, timeout: float = 30) -> list[str]:
+    """The messages of a flow run's log on the server, once one starts with `expect` (logs
+    reach the API in batches, a little after the run ends)."""
+    client = get_client(sync_client=True)
+    run_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+    deadline = time.monotonic() + timeout
+    while True:
+        messages = [log.message for log in client.read_logs(log_filter=run_filter)]
+        if any(m.startswith(expect) for m in messages) or time.monotonic() > deadline:
+            return messages
+        time.sleep(0.5)
+
+
+def test_package_log_lines_reach_the_run_log(
+    harness: None, tmp_path: Path, brightness_model_path: Path
+) -> None:
+    """No PREFECT_LOGGING_EXTRA_LOGGERS and no CLI logging set up: the flow itself sends
+    agebatch's INFO lines to the run's log, and leaves the logger as it found it."""
+    assert "agebatch" not in os.environ.get("PREFECT_LOGGING_EXTRA_LOGGERS", "")
+    package = logging.getLogger("agebatch")
+    handlers, level = list(package.handlers), package.level
+    sample = make_sample_day(tmp_path / "data", DAY, receipts=30, writer=SolidFaces(), seed=2)
+    config = sample.config(tmp_path / "out", model=brightness_model_path)
+    state = nightly(config=config, day=DAY, return_state=True)
+    assert state.is_completed()
+    published = f"Published {DAY} to {tmp_path / 'out'}"  # the package's last line
+    messages = _run_log(state.state_details.flow_run_id, published)
+    assert [m for m in messages if m.startswith(published)], messages
+    assert [m for m in messages if m.startswith("Joined 30 receipts")], messages
+    assert [m for m in messages if m.startswith("Predicted ")], messages
+    assert package.handlers == handlers and package.level == level
 
 
 def _brightness_age(chip: np.ndarray) -> float:

@@ -10,6 +10,8 @@ import pytest
 from agebatch.errors import InputError
 from agebatch.inputs.captures import find_captures
 
+ZONE = "Europe/London"
+
 
 def _touch(root: Path, *names: str) -> None:
     for name in names:
@@ -28,7 +30,7 @@ def test_names_give_store_register_and_time(tmp_path: Path) -> None:
         "S2/loose.jpg",  # not at store/register depth
         "Thumbs.db",
     )
-    captures = find_captures(tmp_path)
+    captures = find_captures(tmp_path, ZONE)
     table = captures.table
     assert table["photo"].tolist() == [
         "S1/R1/20261124T101500.jpg",
@@ -49,7 +51,7 @@ def test_manifest_is_the_source_of_truth(tmp_path: Path) -> None:
         "cam/a.jpg,007,2,2026-11-24 10:00:00,R-1\n"
         "./cam/b.jpg,007,2,2026-11-24T10:05:00,\n"
     )
-    captures = find_captures(tmp_path)
+    captures = find_captures(tmp_path, ZONE)
     table = captures.table
     assert table["photo"].tolist() == ["cam/a.jpg", "cam/b.jpg"]
     assert table["store_id"].tolist() == ["007", "007"]  # ids stay text: leading zeros kept
@@ -61,7 +63,7 @@ def test_manifest_without_receipt_ids(tmp_path: Path) -> None:
     (tmp_path / "captures.csv").write_text(
         "photo,store_id,register_id,captured_at\nx.jpg,1,1,2026-11-24 10:00:00\n"
     )
-    assert find_captures(tmp_path).table["receipt_id"].isna().all()
+    assert find_captures(tmp_path, ZONE).table["receipt_id"].isna().all()
 
 
 @pytest.mark.parametrize(
@@ -78,12 +80,51 @@ def test_manifest_without_receipt_ids(tmp_path: Path) -> None:
 def test_bad_manifest_is_one_clear_error(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / "captures.csv").write_text(content)
     with pytest.raises(InputError, match=message):
-        find_captures(tmp_path)
+        find_captures(tmp_path, ZONE)
 
 
 def test_missing_day_is_an_error_and_empty_day_is_valid(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
-        find_captures(tmp_path / "2026-11-24")
+        find_captures(tmp_path / "2026-11-24", ZONE)
     (tmp_path / "2026-11-24").mkdir()
-    captures = find_captures(tmp_path / "2026-11-24")
+    captures = find_captures(tmp_path / "2026-11-24", ZONE)
     assert len(captures.table) == 0 and captures.ignored == 0
+
+
+def test_utc_offsets_in_names_and_the_manifest(tmp_path: Path) -> None:
+    # The autumn night of 2026 in London: 01:30 happens at 00:30 UTC (BST) and 01:30 UTC (GMT).
+    _touch(tmp_path, "S1/R1/20261025T013000+0100.jpg", "S1/R1/20261025T013000Z.jpg")
+    _touch(tmp_path, "S1/R1/20261025T013000.jpg")
+    table = find_captures(tmp_path, ZONE).table.set_index("photo")
+    assert table["captured_at"].tolist() == [pd.Timestamp("2026-10-25 01:30")] * 3
+    assert table.loc["S1/R1/20261025T013000+0100.jpg", "captured_at_utc"] == pd.Timestamp(
+        "2026-10-25 00:30"
+    )
+    assert table.loc["S1/R1/20261025T013000Z.jpg", "captured_at_utc"] == pd.Timestamp(
+        "2026-10-25 01:30"
+    )
+    assert pd.isna(table.loc["S1/R1/20261025T013000.jpg", "captured_at_utc"])
+
+    (tmp_path / "captures.csv").write_text(
+        "photo,store_id,register_id,captured_at\n"
+        "a.jpg,S1,R1,2026-03-29T00:59:00Z\n"  # just before the spring jump: GMT
+        "b.jpg,S1,R1,2026-03-29T02:01:00+01:00\n"  # just after it: BST
+        "c.jpg,S1,R1,2026-03-29 01:30:00\n"  # in the gap, no offset: taken as written
+    )
+    manifest = find_captures(tmp_path, ZONE).table.set_index("photo")
+    assert manifest["captured_at"].astype(str).tolist() == [
+        "2026-03-29 00:59:00",
+        "2026-03-29 02:01:00",
+        "2026-03-29 01:30:00",
+    ]
+    assert manifest["captured_at_utc"].tolist()[:2] == [
+        pd.Timestamp("2026-03-29 00:59:00"),
+        pd.Timestamp("2026-03-29 01:01:00"),
+    ]
+    assert pd.isna(manifest["captured_at_utc"].iloc[2])
+
+
+def test_an_empty_manifest_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "captures.csv").write_text("")
+    with pytest.raises(InputError, match=r"captures\.csv is empty: it needs the header"):
+        find_captures(tmp_path, ZONE)

@@ -33,8 +33,15 @@ def test_the_bundled_card_reads_and_writes_back_byte_for_byte(tmp_path: Path) ->
     written = card.write(tmp_path / "age_v1.keras")
     assert written.read_bytes() == ModelCard.path_for(bundled_model_path()).read_bytes()
     assert card.size == (64, 64) and card.crop == (0.025, 0.025, 0.975, 0.975)
-    assert card.resample == "box" and not card.flip
+    assert card.resample == "box" and card.flip  # chosen in docs/compliance.md
     assert card.age_confusion is not None and card.age_confusion.n == 3781
+    # Its operating curve was measured with flip averaging, at every threshold from 20 to 35,
+    # and as a curve must: fewer teenagers missed and more adults flagged as it rises.
+    curve = card.curve
+    assert curve is not None and [p.threshold for p in curve.points] == list(range(20, 36))
+    misses = [p.teen_miss for p in curve.points]
+    flags = [p.adult_flag for p in curve.points]
+    assert misses == sorted(misses, reverse=True) and flags == sorted(flags)
 
 
 def test_fields_the_code_does_not_read_are_kept(tmp_path: Path) -> None:

@@ -100,3 +100,56 @@ def test_confusion_record_names_its_faces() -> None:
         "counts": [[20, 24, 1], [30, 31, 1]],
     }
     assert confusion_record(faces, predicted, "validation")["split"] == "validation"
+
+
+def test_operating_curve_on_known_predictions() -> None:
+    from agebatch.training.evaluate import operating_curve
+
+    true = np.array([15, 16, 17, 10, 30, 40, 50, 60.0])
+    predicted = np.array([19.9, 24.0, 27.0, 21.0, 20.0, 26.5, 33.0, 60.0])
+    curve = {p["threshold"]: p for p in operating_curve(true, predicted, (20, 25, 27, 34))}
+    # teens: 19.9, 24, 27; under 18: those and 21; adults: 20, 26.5, 33, 60
+    assert [curve[t]["teen_miss"] for t in (20, 25, 27, 34)] == [2 / 3, 1 / 3, 1 / 3, 0]
+    assert [curve[t]["under_18_miss"] for t in (20, 25, 27, 34)] == [3 / 4, 1 / 4, 1 / 4, 0]
+    assert [curve[t]["adult_flag"] for t in (20, 25, 27, 34)] == [0, 1 / 4, 2 / 4, 3 / 4]
+    # At the challenge age it is the teen_miss_rate and false_challenge_rate of the metrics.
+    result = metrics(true, predicted)
+    at_25 = next(p for p in result["operating_curve"] if p["threshold"] == 25)
+    assert (at_25["teen_miss"], at_25["adult_flag"]) == (
+        result["teen_miss_rate"],
+        result["false_challenge_rate"],
+    )
+    assert [p["threshold"] for p in result["operating_curve"]] == list(range(20, 36))
+
+
+def test_evaluate_writes_the_curve_and_error_to_the_card(
+    tmp_path: Path, brightness_model_path: Path
+) -> None:
+    from agebatch.predict.card import ModelCard
+
+    ages = [14.5, 16.5, 17.5, 22.5, 26.5, 29.5, 31.5, 40.5, 50.5, 70.5]  # clear of thresholds
+    faces = write_labelled_faces(tmp_path / "faces", ages)
+    model = tmp_path / "m.keras"
+    model.write_bytes(brightness_model_path.read_bytes())
+    model.with_name("m.card.json").write_text(
+        brightness_model_path.with_name("brightness.card.json").read_text()
+    )
+    argv = ["evaluate", "--faces", str(faces), "--model", str(model)]
+    assert main([*argv, "--write-curve", "--write-error", "--write-confusion"]) == 0
+    card = ModelCard.read(model)
+    curve = card.curve
+    assert curve is not None and (curve.faces, curve.split) == ("faces", "all")
+    assert (curve.n_teens, curve.n_under_18, curve.n_adults) == (3, 3, 6)
+    # The brightness model reads each grey face within 0.2 years of its age.
+    assert [p.teen_miss for p in curve.points] == [0.0] * 16
+    adults = np.array(ages[4:])
+    assert [p.adult_flag for p in curve.points] == [
+        round(float((adults < t).mean()), 4) for t in range(20, 36)
+    ]
+    assert card.error.mae < 0.2 and card.error.mae_by_band["13-17"] < 0.2
+    assert card.age_confusion is not None and card.age_confusion.n == len(ages)
+    # Faces without teenagers cannot measure a curve: one sentence, nothing written.
+    adults_only = write_labelled_faces(tmp_path / "adults", [30, 40])
+    argv = ["evaluate", "--faces", str(adults_only), "--model", str(model), "--write-curve"]
+    assert main(argv) == 2
+    assert ModelCard.read(model).curve == curve

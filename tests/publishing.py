@@ -1,0 +1,157 @@
+"""Tables whose rows name their run, readers that check a day is whole, publishing processes.
+
+`python -m tests.publishing OUT DAY RUN_ID` publishes one run's tables of the day (it prints
+"publishing" just before); `python -m tests.publishing --serve` forks such processes on demand
+(see `serve`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+import pyarrow as pa
+
+from agebatch.publish import RUNS, _Steps, publish_day
+
+Seen = dict[tuple[str, dt.date], list[str]] | None
+
+# Table name → rows, like the pipeline's tables (their sizes differ so a mix-up would show).
+TABLES = {
+    "receipt_ages": 5,
+    "age_group_purchases": 4,
+    "age_group_shares": 3,
+    "alcohol_checks": 2,
+    "cashier_compliance": 1,
+}
+
+
+def day_tables(run_id: str, names: list[str] | None = None) -> dict[str, pa.Table]:
+    """The tables one run publishes: each row names the run."""
+    return {
+        name: pa.table({"row": list(range(rows)), "run_id": [run_id] * rows})
+        for name, rows in TABLES.items()
+        if names is None or name in names
+    }
+
+
+def run_record(run_id: str) -> pa.Table:
+    """The run's row in `runs`."""
+    return pa.table({"run_id": [run_id], "receipts": [TABLES["receipt_ages"]]})
+
+
+def publish(out: Path, day: dt.date, run_id: str, names: list[str] | None = None) -> None:
+    """Publish one run's tables of the day."""
+    publish_day(out, day, day_tables(run_id, names), lambda: run_record(run_id), run_id)
+
+
+def read_tables(out: Path) -> dict[tuple[str, dt.date], list[str]]:
+    """(table, day) → the run id of every row, sorted: all tables in one DuckDB query.
+
+    Each table is read the way the README tells analysts to, over all its days.
+    """
+    import duckdb  # here, so the publishing process starts faster
+
+    # DuckDB refuses a glob that matches nothing: a table with no readable day is left out.
+    names = [name for name in [*TABLES, RUNS] if any(out.glob(f"{name}/*/*.parquet"))]
+    if not names:
+        return {}
+    query = " union all ".join(
+        f"select $name{i} as t, day, run_id from read_parquet($glob{i}, hive_partitioning = true)"
+        for i in range(len(names))
+    )
+    params = {f"name{i}": name for i, name in enumerate(names)}
+    params |= {f"glob{i}": str(out / name / "*" / "*.parquet") for i, name in enumerate(names)}
+    seen: dict[tuple[str, dt.date], list[str]] = {}
+    for table, day, run_id in duckdb.sql(query, params=params).fetchall():
+        seen.setdefault((table, day), []).append(run_id)
+    return {key: sorted(rows) for key, rows in seen.items()}
+
+
+def day_view(out: Path, day: dt.date, seen: Seen = None) -> dict[str, str | None]:
+    """Which run each table's day comes from (None: the table has no such day).
+
+    Fails if a table's day is partly written or mixes runs.
+    """
+    seen = read_tables(out) if seen is None else seen
+    view = {}
+    for name, count in TABLES.items():
+        rows = seen.get((name, day), [])
+        assert not rows or rows == [rows[0]] * count, f"{name} of {day} is not one run's: {rows}"
+        view[name] = rows[0] if rows else None
+    return view
+
+
+def whole_day(out: Path, day: dt.date, seen: Seen = None) -> str | None:
+    """The one run every table of the day comes from, None if no table has the day."""
+    view = day_view(out, day, seen)
+    assert len(set(view.values())) == 1, f"{day} mixes runs: {view}"
+    return view["receipt_ages"]
+
+
+def day_runs(out: Path, day: dt.date, seen: Seen = None) -> list[str]:
+    """The run ids in the day's `runs`, sorted, duplicates kept."""
+    return (read_tables(out) if seen is None else seen).get((RUNS, day), [])
+
+
+class Killed(BaseException):
+    """A kill, simulated in-process: no `except Exception` of publish_day sees it."""
+
+
+@contextmanager
+def killed_at(step: int) -> Iterator[list[str]]:
+    """Stop publish_day as a kill would at its step number `step`; yields the steps passed."""
+    passed: list[str] = []
+    real = _Steps.__call__
+
+    def stop(self: _Steps, name: str) -> None:
+        real(self, name)
+        passed.append(name)
+        if self.count == step:
+            raise Killed(name)
+
+    with mock.patch.object(_Steps, "__call__", stop):
+        yield passed
+
+
+def serve() -> None:
+    """Fork a publishing process per line `OUT DAY RUN_ID STDERR TABLE,… [NAME=VALUE …]` on stdin.
+
+    Answers `pid N` once it forked, then `exit N` when it ended (-9: SIGKILL). The child sets
+    the NAME=VALUE environment variables (the publish test hook), writes its stderr to STDERR
+    and publishes those tables. The kill tests kill a child per step: forking from here costs
+    milliseconds, a new interpreter a second (pyarrow and pandas to import).
+    """
+    import pandas  # noqa: F401  # Parquet writing imports it: once, here, before forking
+
+    for line in sys.stdin:
+        out, day, run_id, stderr, names, *env = line.split()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.dup2(os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+                os.environ.update(item.split("=", 1) for item in env)
+                publish(Path(out), dt.date.fromisoformat(day), run_id, names.split(","))
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)  # never back into the server's loop
+        print(f"pid {pid}", flush=True)
+        print(f"exit {os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}", flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+    else:
+        out, day, run_id = Path(sys.argv[1]), dt.date.fromisoformat(sys.argv[2]), sys.argv[3]
+        print("publishing", flush=True)
+        publish(out, day, run_id)
