@@ -307,6 +307,7 @@ def bench(
         "workers": config.workers,
         "decode": "processes" if config.decodes_in_processes() else "threads",
         "repeats": repeats,
+        "flip_averaging": model.card.flip,  # both the model alone and the stage run it
         "model_only_ips": round(best["model_only"], 1),
         "decode_ips_per_core": round(best["decode"], 1),
         "predict_stage_ips": round(best[kind.value], 1),

@@ -6,12 +6,15 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from agebatch.benchmark import DISTINCT_MAX, write_day, write_names
+from agebatch.benchmark import DISTINCT_MAX, model_only, stage, write_day, write_names
 from agebatch.cli import main
-from agebatch.config import PhotoKind
+from agebatch.config import PhotoKind, PredictConfig
 from agebatch.inputs.captures import find_captures
+from agebatch.predict.images import InputSpec, load_photo
+from agebatch.predict.model import AgeModel
 from tests.conftest import write_labelled_faces
 
 ZONE = "UTC"
@@ -84,7 +87,7 @@ def test_bench_writes_every_figure(
     assert figures["stage_over_model_cpu"] == pytest.approx(cpu["model_only"] / cpu["crops"], 1e-2)
     assert figures["find_names"] == 300 and figures["find_files_per_s"] > 0
     assert figures["peak_rss_mb"] >= figures["stage_peak_rss_mb"] > 50
-    assert figures["device"].startswith("CPU (")
+    assert figures["device"].startswith("CPU (") and figures["flip_averaging"] is False
     assert figures["faces"] == (str(tmp_path / "faces") if faces else "generated")
     printed = capsys.readouterr().out
     assert "predict stage (crops)" in printed and "auto / crops" in printed
@@ -105,3 +108,30 @@ def test_bench_on_frames(tmp_path: Path, brightness_model_path: Path) -> None:
 
 def test_bench_refuses_nonsense(brightness_model_path: Path) -> None:
     assert main(["bench", "--photos", "0", "--model", str(brightness_model_path)]) == 2
+
+
+class _Counting:
+    """A Keras model stand-in that counts the images it is run on (and reads a fixed age)."""
+
+    def __init__(self) -> None:
+        self.images = 0
+
+    def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
+        self.images += len(x)
+        return np.full((len(x), 1), 30.0, dtype=np.float32)
+
+
+@pytest.mark.parametrize("flip", ["none", "flip"])
+def test_the_model_alone_and_the_stage_do_the_same_model_work(
+    tmp_path: Path, brightness_model: AgeModel, flip: str
+) -> None:
+    card = brightness_model.card.model_copy(update={"test_time_augmentation": flip})
+    counting = _Counting()
+    model = AgeModel(card, counting)
+    day = write_day(tmp_path, photos=20, kind=PhotoKind.CROPS, per_camera=10)
+    config = PredictConfig(batch_size=8, workers=1, photo_kind="crops")
+    inputs = [load_photo(p, InputSpec.from_card(card, "crops")).pixels for p in day.paths]
+    assert model_only(model, inputs, 20, config.batch_size) == 20
+    alone, counting.images = counting.images, 0
+    assert stage(day, model, config, {}) == 20
+    assert alone == counting.images == (40 if flip == "flip" else 20)

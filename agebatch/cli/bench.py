@@ -83,7 +83,8 @@ def command(args: argparse.Namespace) -> int:
             find_names=args.find_names,
             say=lambda line: print(f"# {line}", flush=True),
         )
-    print(f"device: {figures['device']}, model {model.version}")
+    flip = ", flip averaging (two model passes a photo)" if figures["flip_averaging"] else ""
+    print(f"device: {figures['device']}, model {model.version}{flip}")
     print(
         f"{figures['photos']} {figures['kind']} ({figures['faces']}), "
         f"{figures['photos_per_camera']} per camera, batch size {figures['batch_size']}, "
