@@ -28,6 +28,7 @@ from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
 from agebatch.inputs.transactions import read_catalog, read_transactions, receipt_checks
 from agebatch.join import join_day
 from agebatch.predict.model import AgeModel, compute_device, load_model
+from agebatch.predict.paths import PathsUnder
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
 from agebatch.publish import new_run_id, publish_day
 from agebatch.reports.affinity import affinity_inputs, affinity_tables
@@ -161,7 +162,7 @@ def predict(
 ) -> Predicted:
     """The day's captures with predicted_age and status (ok / unreadable / no_face) added."""
     captures = found.captures.table
-    paths = [found.captures.folder / photo for photo in captures["photo"]]
+    paths = PathsUnder(found.captures.folder, captures["photo"].tolist())  # made when read
     regions = regions_for(
         list(captures["store_id"]),
         list(captures["register_id"]),

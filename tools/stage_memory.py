@@ -36,6 +36,7 @@ def child(folder: Path, photos: int, kind: str, batch_size: int | None) -> dict[
 
     from agebatch.inputs.captures import find_captures
     from agebatch.predict.model import load_model
+    from agebatch.predict.paths import PathsUnder
     from agebatch.predict.stage import predict_paths
 
     settings = {"photo_kind": kind} | ({"batch_size": batch_size} if batch_size else {})
@@ -43,7 +44,7 @@ def child(folder: Path, photos: int, kind: str, batch_size: int | None) -> dict[
     model = load_model(config.model)
     found = find_captures(folder, RunConfig.model_fields["timezone"].default)
     captures = found.table.sort_values("photo").head(photos).reset_index(drop=True)
-    paths = [found.folder / photo for photo in captures["photo"]]
+    paths = PathsUnder(found.folder, captures["photo"].tolist())  # as pipeline.predict
     cameras = list(zip(captures["store_id"], captures["register_id"], strict=True))
     warm = 2 * config.batch_size
     predict_paths(paths[:warm], model, config, cameras=cameras[:warm])
