@@ -31,6 +31,7 @@ from agebatch.inputs.captures import find_captures
 from agebatch.predict.device import accelerates, for_run
 from agebatch.predict.images import InputSpec, Reading, load_photo
 from agebatch.predict.model import AgeModel, compute_device
+from agebatch.predict.opening import Limits
 from agebatch.predict.stage import predict_paths
 from agebatch.sample import DrawnFaces
 
@@ -208,7 +209,7 @@ def find_files(folder: Path) -> float:
 
 def stage(day: BenchDay, model: AgeModel, config: PredictConfig, statuses: dict[str, int]) -> int:
     """Run the whole predict stage over the day; count its statuses into `statuses`."""
-    predictions, _ = predict_paths(day.paths, model, config, cameras=day.cameras)
+    predictions, _ = predict_paths(day.paths, model, config, cameras=day.cameras, inside=day.folder)
     statuses.clear()
     for prediction in predictions:
         statuses[str(prediction.status)] = statuses.get(str(prediction.status), 0) + 1
@@ -257,7 +258,8 @@ def bench(
     say(f"writing {photos} {kind} under {workdir}")
     day = write_day(workdir / "photos", photos, kind, faces, per_camera)
     reading = Reading.of(kind)
-    spec = InputSpec.from_card(model.card, kind)
+    limits = Limits(day.folder, config.max_pixels)  # opened as the stage opens them
+    spec = InputSpec.from_card(model.card, kind, limits)
     runner = for_run(model, config)
     configs = {kind.value: config.model_copy(update={"photo_kind": kind})}
     if kind == PhotoKind.CROPS:

@@ -126,6 +126,9 @@ OptionalBool = Annotated[bool | None, BeforeValidator(_none_if_empty)]
 OptionalShare = Annotated[
     Annotated[float, Field(ge=0, le=1)] | None, BeforeValidator(_none_if_empty)
 ]
+OptionalCount = Annotated[Annotated[int, Field(ge=1)] | None, BeforeValidator(_none_if_empty)]
+OptionalText = Annotated[str | None, BeforeValidator(_none_if_empty)]
+OptionalInt = Annotated[int | None, BeforeValidator(_none_if_empty)]
 
 
 class PredictConfig(BaseModel):
@@ -157,6 +160,19 @@ class PredictConfig(BaseModel):
         Acceleration.AUTO,
         description="run the model compiled with XLA, in mixed precision, fed uint8 batches "
         "copied to the device: auto (on a GPU), on (also on a CPU, to test it), off",
+    )
+    max_pixels: int = Field(
+        25_000_000,
+        ge=1,
+        description="a photo with more pixels than this (width x height, read from its header "
+        "before decoding) is refused: bounds each decode's memory, well under Pillow's own "
+        "limit of 89,478,485",
+    )
+    decode_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="a photo still being read (decode and face search) after this many seconds "
+        "is refused and the run moves on",
     )
     photo_kind: PhotoKind = Field(
         PhotoKind.AUTO,
@@ -222,6 +238,12 @@ class RunConfig(PredictConfig):
         description="the DuckDB file with one view per dataset that each run refreshes for "
         "analysts' tools (default: analytics.duckdb in the output root)",
     )
+    reports: OptionalPath = Field(
+        None,
+        description="where each day's HTML report goes, in a folder per day (<day>/index.html "
+        "for the chain, store-<id>.html per store) (default: reports in the restricted root if "
+        "there is one, else in the output root)",
+    )
     timezone: TimeZone = Field(
         "Europe/London", description="the chain's time zone (its nightly 'yesterday', schedule)"
     )
@@ -284,6 +306,68 @@ class RunConfig(PredictConfig):
         description="allow for the model's confusion of neighbouring age groups in "
         "age_group_affinity (confusion: with the model card's; none: predicted groups as they are)",
     )
+    restricted_out: OptionalPath = Field(
+        None,
+        description="a separate output root for the tables that name receipts or cashiers "
+        "(receipt_ages, alcohol_checks, cashier_compliance), so that out holds aggregates "
+        "only (default: they are published under out with the rest)",
+    )
+    min_cell_receipts: int = Field(
+        5,
+        ge=1,
+        description="k: cells of age_group_purchases and age_group_shares with fewer receipts "
+        "are merged into a 'suppressed' row per store (1: publish every cell)",
+    )
+    coverage_margin: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="refuse to publish a day when a store's share of unreadable or faceless "
+        "photos, or of receipts without a photo, is more than this above its trailing median "
+        "(0.2 = 20 percentage points)",
+    )
+    coverage_days: int = Field(
+        28, ge=1, description="earlier days of a store the trailing median is taken over"
+    )
+    coverage_min_count: int = Field(
+        20,
+        ge=1,
+        description="a store's share is judged only when it has at least this many photos "
+        "(or receipts) that day",
+    )
+    accept_low_coverage: bool = Field(
+        False,
+        description="publish a day even when the coverage gate refuses it (recorded in runs)",
+    )
+    retention_days: OptionalInt = Field(
+        None,
+        ge=1,
+        description="after a successful run, delete the photos of every other day published "
+        "at least this many days ago (default: keep photos)",
+    )
+
+    dask_workers: OptionalCount = Field(
+        None,
+        description="predict the day in shards on a local Dask cluster of this many worker "
+        "processes (docs/dask.md); unset: one process, no shards",
+    )
+    dask_address: OptionalText = Field(
+        None,
+        description="predict the day in shards on the running Dask scheduler at this address, "
+        "e.g. tcp://10.0.0.5:8786 (docs/dask.md)",
+    )
+    shard_size: int = Field(
+        5000,
+        ge=1,
+        description="with Dask: at most this many photos per shard; a shard holds one store's "
+        "register (or part of it)",
+    )
+    gpu_limit: str = Field(
+        "agebatch-gpu",
+        description="the Prefect global concurrency limit a flow run holds one slot of while "
+        "its model runs on a GPU (create it with: prefect gcl create NAME --limit 1); empty: "
+        "none",
+    )
 
     @model_validator(mode="after")
     def _ages_in_order(self) -> Self:
@@ -294,11 +378,30 @@ class RunConfig(PredictConfig):
                 "max_teen_miss chooses the flag threshold from measured error rates, which a "
                 "margin would shift: give one of max_teen_miss and margin"
             )
+        if self.dask_workers is not None and self.dask_address is not None:
+            raise ValueError(
+                "dask_workers starts a local cluster and dask_address names a running one: "
+                "give one of them"
+            )
         return self
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the predict stage runs in shards on a Dask cluster."""
+        return self.dask_workers is not None or self.dask_address is not None
+
+    def restricted_root(self) -> Path:
+        """Where the tables that name receipts or cashiers are published."""
+        return self.restricted_out or self.out
 
     def day_folder(self, day: dt.date) -> Path:
         """The folder holding one day's photos."""
         return self.photos / day.isoformat()
+
+    def reports_folder(self, day: dt.date) -> Path:
+        """The folder of one day's HTML report pages."""
+        # The pages list receipts and cashiers: with a restricted root they go there too.
+        return (self.reports or self.restricted_root() / "reports") / day.isoformat()
 
     def yesterday(self) -> dt.date:
         """The day before today in the chain's time zone: the day a nightly run processes."""

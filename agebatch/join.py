@@ -45,6 +45,13 @@ INTERNAL = (
     "restricted_sales",
 )
 PUBLISHED = tuple(name for name in STATEMENTS if name not in INTERNAL)
+# Published in place of the aggregates: the same tables without cells of fewer than k
+# receipts (merged into a 'suppressed' row per store), built from them after the join.
+K_ANONYMOUS = {
+    "age_group_purchases": "k_anonymous_purchases",
+    "age_group_receipts": "k_anonymous_receipts",
+    "age_group_shares": "k_anonymous_shares",
+}
 # till_clocks: shots are set against receipts within this many seconds, in bins this wide.
 CLOCK_SEARCH_S = 300.0
 CLOCK_BIN_S = 10.0
@@ -66,6 +73,7 @@ def join_day(
     window_after_s: float,
     compliance: ComplianceInputs,
     clock_offsets: pa.Table | None = None,
+    min_cell_receipts: int = 1,
 ) -> dict[str, pa.Table]:
     """Match each receipt to its shopper's age, sum purchases per age group and list the
     restricted sales to review, in DuckDB; returns the tables to publish.
@@ -73,7 +81,8 @@ def join_day(
     lines may carry paid_at_utc and captures captured_at_utc (naive UTC, null where the
     input had no UTC offset); clock_offsets (store_id, register_id, offset_s) says how many
     seconds a camera's clock runs ahead of its till's. Registers whose camera clock looks off
-    (till_clocks.drift_suspected) are logged.
+    (till_clocks.drift_suspected) are logged. min_cell_receipts is k: the aggregates' cells
+    of fewer receipts are merged per store (sql/k_anonymous_*.sql; 1: none are).
     """
     groups = age_groups_frame(age_bounds)
     inputs = {
@@ -106,12 +115,15 @@ def join_day(
         "bin_s": CLOCK_BIN_S,
         "flag_threshold": compliance.chosen_threshold,
         "checks_recorded": compliance.age_checks is not None,
+        "k": int(min_cell_receipts),
     }
-    for name in STATEMENTS:
+    for name in [*STATEMENTS, *K_ANONYMOUS.values()]:
         statement = sql(name)
         used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", statement)}
         con.execute(f"create or replace table {name} as {statement}", used)
-    tables = {name: con.table(name).fetch_arrow_table() for name in PUBLISHED}
+    tables = {
+        name: con.table(K_ANONYMOUS.get(name, name)).fetch_arrow_table() for name in PUBLISHED
+    }
     for store_id, register_id, lag_s in con.execute(
         "select store_id, register_id, median_lag_s from till_clocks where drift_suspected"
     ).fetchall():

@@ -22,6 +22,7 @@ from agebatch import __version__
 from agebatch.analytics_db import write_analytics_db
 from agebatch.config import Region, RunConfig, age_group_labels
 from agebatch.duck import connect
+from agebatch.errors import OutputError
 from agebatch.inputs.captures import Captures, find_captures
 from agebatch.inputs.clocks import read_clock_offsets
 from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
@@ -30,11 +31,18 @@ from agebatch.join import join_day
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.paths import PathsUnder
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
-from agebatch.publish import new_run_id, publish_day
+from agebatch.preflight import Room, check_outputs, write_failure
+from agebatch.publish import new_run_id, publish_day, publish_split
 from agebatch.reports.affinity import affinity_inputs, affinity_tables
 from agebatch.reports.compliance import ComplianceInputs, compliance_inputs
+from agebatch.reports.coverage import TABLE as STORE_COVERAGE
+from agebatch.reports.coverage import Coverage, check_coverage
+from agebatch.reports.html import ReportPages, write_pages
 from agebatch.reports.shares import add_corrected_shares
-from agebatch.schema import ReceiptStatus, conform, schema
+from agebatch.retention import delete_photos, due_days
+from agebatch.schema import RESTRICTED, ReceiptStatus, conform, schema
+from agebatch.shards import Shard, ShardCounts, ShardJob, ShardOutcome, add_ages, collect, plan
+from agebatch.shards import stats_of as shard_stats
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +73,11 @@ class Found:
 
 @dataclass(frozen=True)
 class Predicted:
-    """The day's captures with predicted_age and status (ok / unreadable / no_face)."""
+    """The day's captures with predicted_age and status (ok / unreadable / no_face / refused)."""
 
     captures: pd.DataFrame
     stats: PredictStats
+    shards: ShardCounts | None = None  # None: predicted in one process, without shards
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,14 @@ class Joined:
     tables: dict[str, pa.Table]
     seconds: float
     compliance: ComplianceInputs  # the policy, threshold and checks the report used
+
+
+@dataclass(frozen=True)
+class Gated:
+    """The day's tables to publish, store_coverage included, once the coverage gate let them."""
+
+    tables: dict[str, pa.Table]
+    coverage: Coverage
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,7 @@ class RunRecord:
     photos_found: int
     photos_decoded: int
     photos_unreadable: int
+    photos_refused: int
     photos_no_face: int
     files_ignored: int
     receipts: int
@@ -100,6 +118,7 @@ class RunRecord:
     receipts_no_photo: int
     receipts_unreadable: int
     receipts_no_face: int
+    receipts_refused: int
     alcohol_checks: int
     age_checks_recorded: bool
     missed_checks: int | None
@@ -108,11 +127,18 @@ class RunRecord:
     expected_teen_miss: float | None
     expected_adult_flag: float | None
     clocks_off: list[str]
+    coverage_gate: str
+    coverage_over: list[str]
+    photos_deleted_days: list[str]  # filled in by publish
+    published_at: dt.datetime | None  # filled in by publish
     find_s: float
     predict_s: float
     join_s: float
     publish_s: float
     photos_per_s: float
+    shards_total: int | None = None
+    shards_reused: int | None = None
+    shards_retried: int | None = None
 
     def table(self) -> pa.Table:
         """The record as a one-row table of the runs schema."""
@@ -125,6 +151,7 @@ class Published:
 
     record: RunRecord
     folders: dict[str, Path]
+    report: Path | None = None  # the chain's HTML report page, once written
 
 
 def start(model: AgeModel, day: dt.date) -> Run:
@@ -154,13 +181,21 @@ def find(config: RunConfig, day: dt.date) -> Found:
     return Found(captures, lines, catalog, regions, offsets, seconds, checks)
 
 
+def preflight(config: RunConfig, found: Found) -> Room:
+    """Before any photo is decoded: every output root writable, with room for the day."""
+    room = check_outputs(config, len(pc.unique(found.lines["receipt_id"])))
+    log.info("Output folders writable; the day needs about %d bytes", room.needed)
+    return room
+
+
 def predict(
     config: RunConfig,
     found: Found,
     model: AgeModel,
     progress: Progress | None = None,
 ) -> Predicted:
-    """The day's captures with predicted_age and status (ok / unreadable / no_face) added."""
+    """The day's captures with predicted_age and status (ok / unreadable / no_face / refused)
+    added."""
     captures = found.captures.table
     paths = PathsUnder(found.captures.folder, captures["photo"].tolist())  # made when read
     regions = regions_for(
@@ -171,19 +206,70 @@ def predict(
     )
     cameras = list(zip(captures["store_id"], captures["register_id"], strict=True))
     predictions, stats = predict_paths(
-        paths, model, config, regions=regions, cameras=cameras, progress=progress
+        paths,
+        model,
+        config,
+        regions=regions,
+        cameras=cameras,
+        progress=progress,
+        inside=found.captures.folder,
     )
     aged = captures.copy()
     aged["predicted_age"] = pd.array([p.age for p in predictions], dtype="Float64")
     aged["status"] = pd.array([str(p.status) for p in predictions], dtype="string")
     log.info(
-        "Predicted %d photos (%d unreadable, %d without a face) at %.1f photos/s",
+        "Predicted %d photos (%d unreadable, %d refused, %d without a face) at %.1f photos/s",
         stats.photos,
         stats.unreadable,
+        stats.refused,
         stats.no_face,
         stats.photos_per_s,
     )
     return Predicted(aged, stats)
+
+
+def plan_shards(config: RunConfig, found: Found, run: Run) -> tuple[ShardJob, list[Shard]]:
+    """The day's photos in shards for a Dask cluster (agebatch.shards), with their regions."""
+    captures = found.captures.table
+    regions = regions_for(
+        list(captures["store_id"]),
+        list(captures["register_id"]),
+        found.face_regions,
+        config.face_region,
+    )
+    return plan(
+        config,
+        captures,
+        found.captures.folder,
+        regions,
+        run.day.isoformat(),
+        run.model_version,
+        run.run_id,
+    )
+
+
+def from_shards(
+    found: Found,
+    job: ShardJob,
+    shards: list[Shard],
+    outcomes: list[ShardOutcome],
+    seconds: float,
+) -> Predicted:
+    """The day's captures with the ages every shard staged, once all of them succeeded."""
+    ages, counts = collect(job, shards, outcomes)
+    aged = add_ages(found.captures.table, ages)
+    stats = shard_stats(aged, seconds)
+    log.info(
+        "Predicted %d photos in %d shards (%d unreadable, %d refused, %d without a face) at "
+        "%.1f photos/s",
+        stats.photos,
+        counts.total,
+        stats.unreadable,
+        stats.refused,
+        stats.no_face,
+        stats.photos_per_s,
+    )
+    return Predicted(aged, stats, counts)
 
 
 def join(
@@ -206,6 +292,7 @@ def join(
             window_after_s=config.window_after_s,
             compliance=compliance,
             clock_offsets=found.clock_offsets,
+            min_cell_receipts=config.min_cell_receipts,
         )
         tables |= affinity_tables(con, day, affinity_inputs(config, model.card, day))
     confusion = model.card.age_confusion
@@ -220,8 +307,19 @@ def join(
     return Joined(tables, time.perf_counter() - started, compliance)
 
 
-def run_record(run: Run, found: Found, predicted: Predicted, joined: Joined) -> RunRecord:
-    """The run's row of `runs`, from what each stage returned (publish_s filled in later)."""
+def gate(config: RunConfig, day: dt.date, predicted: Predicted, joined: Joined) -> Gated:
+    """The coverage gate: raises CoverageRefused when a store's photos or matches collapsed
+    (unless accept_low_coverage); else the tables to publish, store_coverage added."""
+    coverage = check_coverage(config, day, predicted.captures, joined.tables["receipt_ages"])
+    return Gated(
+        {**joined.tables, STORE_COVERAGE: conform(STORE_COVERAGE, coverage.table)}, coverage
+    )
+
+
+def run_record(
+    run: Run, found: Found, predicted: Predicted, joined: Joined, gated: Gated
+) -> RunRecord:
+    """The run's row of `runs`, from what each stage returned (publish fills in the rest)."""
     stats = predicted.stats
     status = joined.tables["receipt_ages"].column("status")
     receipts = {
@@ -241,6 +339,7 @@ def run_record(run: Run, found: Found, predicted: Predicted, joined: Joined) -> 
         photos_found=len(found.captures.table),
         photos_decoded=stats.decoded,
         photos_unreadable=stats.unreadable,
+        photos_refused=stats.refused,
         photos_no_face=stats.no_face,
         files_ignored=found.captures.ignored,
         receipts=len(status),
@@ -257,31 +356,80 @@ def run_record(run: Run, found: Found, predicted: Predicted, joined: Joined) -> 
             for row in joined.tables["till_clocks"].to_pylist()
             if row["drift_suspected"]
         ],
+        coverage_gate=gated.coverage.gate.value,
+        coverage_over=gated.coverage.over,
+        photos_deleted_days=[],
+        published_at=None,
         find_s=round(found.seconds, 3),
         predict_s=round(stats.seconds, 3),
         join_s=round(joined.seconds, 3),
         publish_s=0.0,
         photos_per_s=round(stats.photos_per_s, 2),
+        shards_total=predicted.shards and predicted.shards.total,
+        shards_reused=predicted.shards and predicted.shards.reused,
+        shards_retried=predicted.shards and predicted.shards.retried,
     )
 
 
 def publish(config: RunConfig, tables: Mapping[str, pa.Table], record: RunRecord) -> Published:
-    """Write the day's tables and its run record to the output folder, whole or not at all."""
+    """Write the day's tables and its run record to the output folder(s), whole or not at all;
+    then delete the photos of days past their retention (listed in the record)."""
     started = time.perf_counter()
+    due = due_days(config, record.day, dt.datetime.now(dt.UTC))
     final: list[RunRecord] = []
 
     def record_table() -> pa.Table:
         # Asked for once the tables are written, so publish_s covers writing them.
-        final.append(dataclasses.replace(record, publish_s=round(time.perf_counter() - started, 3)))
+        final.append(
+            dataclasses.replace(
+                record,
+                photos_deleted_days=[day.isoformat() for day in due],
+                published_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+                publish_s=round(time.perf_counter() - started, 3),
+            )
+        )
         return final[0].table()
 
-    folders = publish_day(config.out, record.day, tables, record_table, record.run_id)
+    roots = [config.out, config.restricted_root()]
+    try:
+        if config.restricted_out and config.restricted_out.resolve() != config.out.resolve():
+            folders = publish_split(
+                config.out,
+                config.restricted_out,
+                record.day,
+                tables,
+                RESTRICTED,
+                record_table,
+                record.run_id,
+            )
+        else:
+            folders = publish_day(config.out, record.day, tables, record_table, record.run_id)
+    except OSError as error:
+        failure = write_failure(error, record.day, roots)
+        if failure is None:
+            raise
+        raise failure from None
+    try:
+        delete_photos(config, due)
+    except OSError as error:  # the day is published; the photos stay due for the next run
+        raise OutputError(
+            f"Published {record.day}, but could not delete the photos of "
+            f"{', '.join(day.isoformat() for day in due)} ({error}): the next run tries again."
+        ) from None
     return Published(final[0], folders)
 
 
 def refresh_analytics_db(config: RunConfig) -> Path:
     """Rewrite the analytics database (one DuckDB view per dataset) over the output root."""
     return write_analytics_db(config.out, config.analytics_db)[0]
+
+
+def write_report(config: RunConfig, day: dt.date, model: AgeModel) -> ReportPages:
+    """Write the published day's HTML report: the chain's page and one page per store."""
+    folder = config.reports_folder(day)
+    return write_pages(
+        config.out, day, folder, card=model.card, restricted=config.restricted_root()
+    )
 
 
 def run_day(
@@ -294,8 +442,11 @@ def run_day(
     model = model or load_model(config.model)
     run = start(model, day)
     found = find(config, day)
+    preflight(config, found)
     predicted = predict(config, found, model, progress and progress(len(found.captures.table)))
     joined = join(config, day, found, predicted, model)
-    published = publish(config, joined.tables, run_record(run, found, predicted, joined))
+    gated = gate(config, day, predicted, joined)
+    published = publish(config, gated.tables, run_record(run, found, predicted, joined, gated))
     refresh_analytics_db(config)
-    return published
+    pages = write_report(config, day, model)
+    return dataclasses.replace(published, report=pages.chain)

@@ -38,7 +38,7 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,40 +78,158 @@ def publish_day(
     runs and adds this one. Until the switch, and after any failure or kill before it, readers
     see the previous version of the day, whole.
     """
+    _check_names(tables, run_id)
+    step = _Steps()
+    _make_root(out)
+    with _day_lock(out, day):
+        step("locked")
+        _publish_locked(_Day(out, day), tables, run_record, run_id, step)
+    log.info("Published %s to %s (version %s)", day, out, run_id)
+    return {name: partition(out, name, day) for name in [*tables, RUNS]}
+
+
+def publish_split(
+    out: Path,
+    restricted: Path,
+    day: dt.date,
+    tables: Mapping[str, pa.Table],
+    restricted_names: Iterable[str],
+    run_record: Callable[[], pa.Table],
+    run_id: str,
+) -> dict[str, Path]:
+    """Publish a day across two roots: `restricted_names` under restricted, the rest under out.
+
+    Each root keeps its own links, pointer and versions (and a copy of the run records), and
+    the rename of out's pointer is the commit of both: (1) any day that a kill left with the
+    two pointers out of line is realigned (the restricted pointer is set to the version out's
+    names, or removed when it has none there); (2) the restricted version is written whole,
+    not switched; (3) out is published as by publish_day; (4) the restricted pointer follows.
+    A kill before (3)'s switch leaves both roots at the previous version; after it, out at the
+    new one and restricted at the previous one until (4) or, if killed, the next publish's
+    (1). Restricted readers never see a version out has not committed.
+    """
+    _check_names(tables, run_id)
+    private = [name for name in tables if name in set(restricted_names)]
+    step = _Steps()
+    inner = _Prefixed(step, "restricted:")
+    for root in (out, restricted):
+        _make_root(root)
+    realign_days(out, restricted, step)
+    with _day_lock(out, day), _day_lock(restricted, day):
+        step("locked")
+        analysts, confined = _Day(out, day), _Day(restricted, day)
+        _realign(analysts, confined, step)
+        record = functools.cache(run_record)
+        _publish_locked(
+            confined, {n: tables[n] for n in private}, record, run_id, inner, switch=False
+        )
+        try:
+            _publish_locked(
+                analysts,
+                {n: t for n, t in tables.items() if n not in private},
+                record,
+                run_id,
+                step,
+            )
+        except BaseException:
+            if analysts.current() != run_id:  # not committed: the prepared version is garbage
+                shutil.rmtree(confined.versions / run_id, ignore_errors=True)
+            raise
+        _point(confined, run_id, inner, "")
+    log.info("Published %s to %s and, its restricted tables, to %s", day, out, restricted)
+    folders = {name: partition(out, name, day) for name in [*tables, RUNS] if name not in private}
+    return folders | {name: partition(restricted, name, day) for name in private}
+
+
+def realign_days(out: Path, restricted: Path, step: Callable[[str], None] | None = None) -> None:
+    """Bring every day of restricted back in line with out where a killed publish_split left
+    them apart; days another run is publishing now are left to it."""
+    step = step or _Steps()
+    names = set()
+    for root in (out, restricted):
+        if (root / DAYS).is_dir():
+            names |= {p.name for p in (root / DAYS).iterdir() if ".tmp-" not in p.name}
+    for name in sorted(names):
+        try:
+            day = dt.date.fromisoformat(name)
+        except ValueError:
+            continue
+        analysts, confined = _Day(out, day), _Day(restricted, day)
+        if analysts.current() == confined.current():
+            continue
+        try:
+            with _day_lock(out, day), _day_lock(restricted, day):
+                _realign(analysts, confined, _Prefixed(step, f"{name}:"))
+        except InputError:  # being published right now: that run realigns it itself
+            continue
+
+
+def _realign(analysts: _Day, confined: _Day, step: Callable[[str], None]) -> None:
+    """Point the restricted root's day at the version out's pointer names (held: both locks)."""
+    want, have = analysts.current(), confined.current()
+    if want == have:
+        return
+    if want is not None and (confined.versions / want).is_dir():
+        _point(confined, want, step, "realigned:")
+    elif have is not None:
+        confined.pointer.unlink()
+        _fsync_dir(confined.pointer.parent)
+        step("realigned:removed")
+    else:
+        return
+    log.warning(
+        "Realigned the restricted tables of %s under %s with %s (a publish was cut short)",
+        analysts.day,
+        confined.out,
+        analysts.out,
+    )
+
+
+def _check_names(tables: Mapping[str, pa.Table], run_id: str) -> None:
     if RUNS in tables:
         raise ValueError(f"{RUNS!r} is the run records' table; pass the record as run_record.")
     for name in [*tables, run_id]:
         if not _NAME.fullmatch(name):
             raise ValueError(f"Cannot publish {name!r}: not a plain table name or run id.")
-    layout = _Day(out, day)
-    step = _Steps()
+
+
+def _make_root(out: Path) -> None:
     for folder in (out, out / DAYS, out / VERSIONS):
         if not folder.is_dir():
             folder.mkdir(parents=True, exist_ok=True)
             _fsync_dir(folder.parent)
-    with _day_lock(out, day):
-        step("locked")
-        _collect_garbage(layout, step)
-        _adopt_old_layout(layout, step)
-        current = layout.current()
-        version = layout.versions / run_id
-        if version.exists() or (
-            current and (layout.versions / current / RUNS / _record_name(run_id)).exists()
-        ):
-            raise ValueError(f"Run {run_id} has already published {day}; use a new run id.")
-        try:
-            _write_version(layout, version, tables, run_record, run_id, current, step)
-            _link_tables(layout, [*tables, RUNS], step)
+
+
+def _publish_locked(
+    layout: _Day,
+    tables: Mapping[str, pa.Table],
+    run_record: Callable[[], pa.Table],
+    run_id: str,
+    step: Callable[[str], None],
+    *,
+    switch: bool = True,
+) -> None:
+    """Steps (1)-(5) of the protocol under the day's lock; without switch, stop before (5)."""
+    _collect_garbage(layout, step)
+    _adopt_old_layout(layout, step)
+    current = layout.current()
+    version = layout.versions / run_id
+    if version.exists() or (
+        current and (layout.versions / current / RUNS / _record_name(run_id)).exists()
+    ):
+        raise ValueError(f"Run {run_id} has already published {layout.day}; use a new run id.")
+    try:
+        _write_version(layout, version, tables, run_record, run_id, current, step)
+        _link_tables(layout, [*tables, RUNS], step)
+        if switch:
             _point(layout, run_id, step, "")
-        except Exception:
-            # Before the switch the version is garbage (a kill skips this: the next publish
-            # collects it); after it, it is the day, even if fsyncing the pointer failed.
-            if layout.current() != run_id:
-                shutil.rmtree(version, ignore_errors=True)
-                layout.tmp_pointer(run_id).unlink(missing_ok=True)
-            raise
-    log.info("Published %s to %s (version %s)", day, out, run_id)
-    return {name: partition(out, name, day) for name in [*tables, RUNS]}
+    except Exception:
+        # Before the switch the version is garbage (a kill skips this: the next publish
+        # collects it); after it, it is the day, even if fsyncing the pointer failed.
+        if layout.current() != run_id:
+            shutil.rmtree(version, ignore_errors=True)
+            layout.tmp_pointer(run_id).unlink(missing_ok=True)
+        raise
 
 
 class _Day:
@@ -174,6 +292,16 @@ class _Steps:
         if self.kill_at in (name, str(self.count)):
             os.write(2, f"agebatch.publish: killed at step {self.count} {name}\n".encode())
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _Prefixed:
+    """The same steps, named with a prefix (the restricted root's, in publish_split)."""
+
+    def __init__(self, step: Callable[[str], None], prefix: str) -> None:
+        self.step, self.prefix = step, prefix
+
+    def __call__(self, name: str) -> None:
+        self.step(self.prefix + name)
 
 
 def _collect_garbage(layout: _Day, step: _Steps) -> None:

@@ -314,6 +314,11 @@ class DrawnFaces:
 
 
 def _draw_face(path: Path, age: float, rng: np.random.Generator) -> None:
+    drawn_face(age, rng).save(path, quality=90)
+
+
+def drawn_face(age: float, rng: np.random.Generator) -> Image.Image:
+    """A 200x200 cartoon face of no real person, greyer and more wrinkled with age."""
     size = 200
     image = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(40, 200, 3)))
     draw = ImageDraw.Draw(image)
@@ -328,7 +333,7 @@ def _draw_face(path: Path, age: float, rng: np.random.Generator) -> None:
     for i in range(wrinkles):
         draw.line((75, 60 + 5 * i, 125, 60 + 5 * i), fill=(120, 90, 70))
     draw.arc((80, 125, 120, 150), 20, 160, fill=(150, 40, 40), width=3)
-    image.save(path, quality=90)
+    return image
 
 
 def _labelled_faces(faces: Path) -> pd.DataFrame:

@@ -21,6 +21,9 @@ class PhotoStatus(StrEnum):
     OK = "ok"  # an age was predicted
     UNREADABLE = "unreadable"  # not an image, truncated or corrupt
     NO_FACE = "no_face"  # a whole frame in which no shopper's face was found
+    # not opened or not decoded: outside the day folder, not a regular file, over the pixel
+    # budget, a colour mode not converted, or over the time budget (docs/hostile-inputs.md)
+    REFUSED = "refused"
 
 
 class ReceiptStatus(StrEnum):
@@ -30,10 +33,7 @@ class ReceiptStatus(StrEnum):
     NO_PHOTO = "no_photo"  # no capture at the till in the match window
     UNREADABLE = "unreadable"  # its photo could not be decoded
     NO_FACE = "no_face"  # its photo showed no shopper's face
-
-
-# Receipts whose sale nobody can check from a photo.
-UNCHECKED = (ReceiptStatus.NO_PHOTO, ReceiptStatus.UNREADABLE, ReceiptStatus.NO_FACE)
+    REFUSED = "refused"  # its photo was refused (not opened or not decoded, see PhotoStatus)
 
 
 class Reason(StrEnum):
@@ -44,6 +44,7 @@ class Reason(StrEnum):
     NO_PHOTO = "no_photo"
     UNREADABLE = "unreadable"
     NO_FACE = "no_face"
+    REFUSED = "refused"  # its photo was refused
     SOLD_AFTER_REFUSAL = "sold_after_refusal"  # the till recorded id_refused, yet it sold
 
 
@@ -88,6 +89,38 @@ WITH_UNKNOWN = ("age_group_purchases", "age_group_receipts")  # tables that sum 
 # Exact types: money to the cent, quantities to the gram (weighed goods), never binary floats.
 MONEY = pa.decimal128(18, 2)
 QUANTITY = pa.decimal128(12, 3)
+
+
+class CoverageMeasure(StrEnum):
+    """A share the coverage gate watches per store (agebatch/reports/coverage.py)."""
+
+    PHOTOS_UNREADABLE = "photos_unreadable"  # of the store's photos
+    PHOTOS_NO_FACE = "photos_no_face"  # of the store's photos
+    PHOTOS_REFUSED = "photos_refused"  # of the store's photos (links out, pipes, budgets)
+    RECEIPTS_NO_PHOTO = "receipts_no_photo"  # of the store's receipts
+
+
+class Verdict(StrEnum):
+    """What the coverage gate made of one store's share."""
+
+    OK = "ok"  # at most its limit
+    OVER_LIMIT = "over_limit"  # above the trailing median by more than the margin
+    TOO_FEW = "too_few"  # too few photos or receipts that day to judge
+
+
+class Gate(StrEnum):
+    """The coverage gate's decision on a published day."""
+
+    PASSED = "passed"  # no store's share over its limit
+    ACCEPTED = "accepted"  # some were, published anyway (--accept-low-coverage)
+
+
+# age_group (and, in age_group_purchases, category) of the row that holds a store's cells of
+# fewer than k receipts, merged (sql/k_anonymous_*.sql)
+SUPPRESSED = "suppressed"
+WITH_SUPPRESSED = ("age_group_purchases", "age_group_receipts", "age_group_shares")
+# Tables whose rows name a receipt or a cashier: published under --restricted-out when given.
+RESTRICTED = ("receipt_ages", "alcohol_checks", "cashier_compliance")
 
 
 @dataclass(frozen=True)
@@ -178,15 +211,22 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(
             "age_group",
             pa.string(),
-            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age",
+            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age; "
+            f"'{SUPPRESSED}': the store's cells of fewer than k receipts, merged",
         ),
         AGE_GROUP_LOW,
         AGE_GROUP_HIGH,
-        Column("category", pa.string(), "catalog category ('uncategorised': sku not in it)"),
+        Column(
+            "category",
+            pa.string(),
+            f"catalog category ('uncategorised': sku not in it; '{SUPPRESSED}': merged cells)",
+        ),
         Column(
             "age_restricted",
             pa.bool_(),
-            "the lines' skus are age-restricted (alcohol) in the catalog; false for uncategorised",
+            "the lines' skus are age-restricted (alcohol) in the catalog; false for "
+            f"uncategorised; null in the '{SUPPRESSED}' row, which may hold both",
+            nullable=True,
         ),
         _count(
             "category_receipts",
@@ -202,18 +242,29 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(
             "age_group",
             pa.string(),
-            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age",
+            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age; "
+            f"'{SUPPRESSED}': the store's groups of fewer than k receipts, merged",
         ),
         AGE_GROUP_LOW,
         AGE_GROUP_HIGH,
         _count("receipts", "receipts of the group: adds up to the store's and the day's receipts"),
-        Column("revenue", MONEY, "the receipts' line totals, net of returns"),
+        Column(
+            "revenue",
+            MONEY,
+            "the sum of the group's published age_group_purchases cells (their revenue, net of "
+            f"returns); in the '{SUPPRESSED}' row the rest of the store's sales (that row has 0 "
+            "receipts when only small purchase cells were merged)",
+        ),
     ),
     "age_group_shares": (
         DAY,
         Column("level", pa.string(), "store or chain", allowed=_values(Level)),
         Column("store_id", pa.string(), "store (null at chain level)", nullable=True),
-        Column("age_group", pa.string(), "age group"),
+        Column(
+            "age_group",
+            pa.string(),
+            f"age group; '{SUPPRESSED}': the store's groups of fewer than k receipts, merged",
+        ),
         AGE_GROUP_LOW,
         AGE_GROUP_HIGH,
         _count(
@@ -331,7 +382,10 @@ TABLES: dict[str, tuple[Column, ...]] = {
         CASHIER,
         _count("restricted_receipts", "receipts with age-restricted sales"),
         _count("flagged_receipts", "of them, shopper looked under the challenge age"),
-        _count("unchecked_receipts", "of them, no usable photo (no_photo, unreadable, no_face)"),
+        _count(
+            "unchecked_receipts",
+            "of them, no usable photo (no_photo, unreadable, no_face, refused)",
+        ),
         _rate("flagged_rate", "flagged_receipts / restricted_receipts"),
         _nullable_count(
             "missed_receipts",
@@ -379,6 +433,26 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("threshold_s", pa.float64(), "half the match window: drift beyond it is flagged"),
         Column("drift_suspected", pa.bool_(), "|median_lag_s| > threshold_s: check the camera"),
     ),
+    "store_coverage": (
+        DAY,
+        STORE,
+        Column(
+            "measure",
+            pa.string(),
+            "the share watched: photos_unreadable, photos_no_face, photos_refused (of the store's "
+            "photos), receipts_no_photo (of its receipts)",
+            allowed=_values(CoverageMeasure),
+        ),
+        _count("affected", "photos (receipts) of the store with that status"),
+        _count("total", "the store's photos (receipts) that day"),
+        _rate("share", "affected / total (null when total is 0)"),
+        Column("baseline", pa.float64(), "median share over the store's earlier published days"),
+        Column("history_days", pa.int32(), "earlier published days the median is over (0: none)"),
+        Column(
+            "limit_share", pa.float64(), "baseline + coverage_margin: a higher share is refused"
+        ),
+        Column("verdict", pa.string(), "ok, over_limit or too_few", allowed=_values(Verdict)),
+    ),
     "runs": (
         DAY,
         Column("run_id", pa.string(), "one run of the day (a re-run adds a row)"),
@@ -389,6 +463,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _count("photos_found", "photos of the day"),
         _count("photos_decoded", "readable photos, faceless ones included"),
         _count("photos_unreadable", "photos that could not be decoded"),
+        _count(
+            "photos_refused",
+            "photos not opened or not decoded: outside the day folder, not a regular file, over "
+            "the pixel or time budget, or a colour mode not converted (reasons in the log)",
+        ),
         _count("photos_no_face", "frames in which no shopper's face was found"),
         _count("files_ignored", "files in the day folder that are not photos of the layout"),
         _count("receipts", "receipts of the day"),
@@ -415,11 +494,42 @@ TABLES: dict[str, tuple[Column, ...]] = {
             pa.list_(pa.string()),
             "registers whose camera clock looks off (till_clocks.drift_suspected), store/register",
         ),
+        Column(
+            "coverage_gate",
+            pa.string(),
+            "passed, or accepted: published with --accept-low-coverage although refused",
+            allowed=_values(Gate),
+        ),
+        Column(
+            "coverage_over",
+            pa.list_(pa.string()),
+            "store shares over their limit (store_coverage), 'store measure share > limit'",
+        ),
+        Column(
+            "photos_deleted_days",
+            pa.list_(pa.string()),
+            "days whose photos this run deleted (--retention-days), YYYY-MM-DD",
+        ),
+        Column(
+            "published_at",
+            pa.timestamp("us", tz="UTC"),
+            "when the record was written, the moment before the day's commit (UTC)",
+        ),
         Column("find_s", pa.float64(), "seconds finding photos and reading inputs"),
         Column("predict_s", pa.float64(), "seconds predicting ages"),
         Column("join_s", pa.float64(), "seconds matching and summing in DuckDB"),
         Column("publish_s", pa.float64(), "seconds writing and publishing"),
         Column("photos_per_s", pa.float64(), "photos per second through the predict stage"),
+        _nullable_count(
+            "shards_total", "shards of the day on the Dask cluster; null: one process, no shards"
+        ),
+        _nullable_count(
+            "shards_reused",
+            "shards whose staged ages an earlier attempt of the day left (not predicted again)",
+        ),
+        _nullable_count(
+            "shards_retried", "shards started more than once in this run (a worker lost mid-shard)"
+        ),
     ),
 }
 PARTITION = DAY.name  # every table is partitioned by day; the value lives in the folder name
@@ -456,6 +566,9 @@ ABOUT: dict[str, About] = {
         ("day", "level", "store_id", "age_group", "item_kind", "item"),
     ),
     "till_clocks": About("store and register", ("day", "store_id", "register_id")),
+    "store_coverage": About(
+        "store and coverage measure (the gate's figures)", ("day", "store_id", "measure")
+    ),
     "runs": About("run of the day (a re-run adds a row)", ("day", "run_id")),
 }
 
@@ -472,8 +585,8 @@ class SchemaError(Exception):
 def conform(table: str, data: pa.Table, age_groups: Mapping[str, object] | None = None) -> pa.Table:
     """The table cast to its schema, after checking names, order, nulls and allowed values.
 
-    age_groups: the run's age-group labels, which age_group columns must hold (besides null and,
-    in the WITH_UNKNOWN tables, 'unknown').
+    age_groups: the run's age-group labels, which age_group columns must hold (besides null,
+    'suppressed' in the aggregates that merge small cells and 'unknown' in WITH_UNKNOWN).
     """
     target = schema(table)
     if data.column_names != target.names:
@@ -490,7 +603,9 @@ def conform(table: str, data: pa.Table, age_groups: Mapping[str, object] | None 
         values = data.column(column.name)
         allowed = column.allowed
         if column.name == "age_group" and age_groups is not None:
-            allowed = (*age_groups, UNKNOWN_GROUP) if table in WITH_UNKNOWN else (*age_groups,)
+            extra = (UNKNOWN_GROUP,) if table in WITH_UNKNOWN else ()
+            extra += (SUPPRESSED,) if table in WITH_SUPPRESSED else ()
+            allowed = (*age_groups, *extra)
         if allowed is not None:
             found = set(pc.unique(values.drop_null()).to_pylist())
             if found - set(allowed):

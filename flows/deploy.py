@@ -50,8 +50,27 @@ def build_parser() -> argparse.ArgumentParser:
         "it; a worker of the pool (`prefect worker start --pool POOL`, in an environment where "
         "agebatch is installed) runs its flow runs",
     )
+    parser.add_argument(
+        "--job-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="with --work-pool: an environment variable of every flow run the pool's workers "
+        "start, e.g. CUDA_VISIBLE_DEVICES=0 to pin runs to one GPU (repeatable)",
+    )
     add_config_options(parser, RunConfig, required=False)
     return parser
+
+
+def job_variables(pairs: Sequence[str]) -> dict[str, Any]:
+    """The work pool job variables of --job-env NAME=VALUE pairs (a process pool's `env`)."""
+    env = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise SystemExit(f"agebatch deploy: error: --job-env {pair!r} is not NAME=VALUE.")
+        env[name] = value
+    return {"env": env} if env else {}
 
 
 def deployment_parameters(
@@ -94,7 +113,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         nightly.serve(**deployment)
         return
     nightly.deploy(
-        **deployment, work_pool_name=args.work_pool, print_next_steps=False, ignore_warnings=True
+        **deployment,
+        work_pool_name=args.work_pool,
+        job_variables=job_variables(args.job_env),
+        print_next_steps=False,
+        ignore_warnings=True,
     )
     print(
         f"Deployment 'agebatch-nightly/{DEPLOYMENT}' registered with work pool "

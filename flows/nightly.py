@@ -1,4 +1,5 @@
-"""The `agebatch-nightly` flow: find → predict → join → publish, one day per run.
+"""The `agebatch-nightly` flow: find → preflight → predict → join → gate → publish, one day
+per run.
 
 Two parameters: `day` (default: yesterday in the chain's time zone) and `config`, the one run
 configuration (agebatch.config.RunConfig; a form in the Prefect UI, fixed by the deployment).
@@ -12,13 +13,14 @@ import time
 
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from agebatch import pipeline
+from agebatch import pipeline, shards
 from agebatch.config import RunConfig
 from agebatch.errors import InputError
 from agebatch.predict.model import AgeModel, load_model
+from agebatch.reports.html import ReportPages, report_markdown
 from agebatch.reports.offers import offer_rows
 from agebatch.reports.summary import summary_rows, top_cashiers
 from agebatch.runlog import to_run_log
@@ -51,11 +53,50 @@ def find(config: RunConfig, day: dt.date) -> pipeline.Found:
     return pipeline.find(config, day)
 
 
+@task(cache_policy=NO_CACHE, **_IO)
+def preflight(config: RunConfig, found: pipeline.Found) -> None:
+    """Check the output folders can take the day before any photo is decoded."""
+    pipeline.preflight(config, found)
+
+
 @task(cache_policy=NO_CACHE)
 def predict(config: RunConfig, found: pipeline.Found, model: AgeModel) -> pipeline.Predicted:
     """Predict an age for every photo, logging progress lines."""
     progress = _progress_lines(len(found.captures.table))
-    return pipeline.predict(config, found, model, progress)
+    with shards.gpu_slot(config.gpu_limit):
+        return pipeline.predict(config, found, model, progress)
+
+
+@task(cache_policy=NO_CACHE)
+def predict_shard(
+    config: RunConfig, job: shards.ShardJob, shard: shards.Shard
+) -> shards.ShardOutcome:
+    """On a Dask worker: predict one shard and stage its ages, or reuse those staged before."""
+    with to_run_log():  # the worker's lines in this task run's log
+        return shards.run_shard(config, job, shard)
+
+
+def predict_in_shards(
+    config: RunConfig, found: pipeline.Found, run: pipeline.Run
+) -> pipeline.Predicted:
+    """Predict the day's shards on the Dask cluster; goes on only once every shard succeeded."""
+    started = time.perf_counter()
+    job, day_shards = pipeline.plan_shards(config, found, run)
+    with shards.task_runner(config) as runner:
+        futures = [
+            runner.submit(predict_shard, {"config": config, "job": job, "shard": shard})
+            for shard in day_shards
+        ]
+        for future in futures:  # every shard finishes (and stages) before a failure is raised
+            future.wait()
+        outcomes = [future.result() for future in futures]
+    return pipeline.from_shards(found, job, day_shards, outcomes, time.perf_counter() - started)
+
+
+@task(cache_policy=NO_CACHE, **_IO)
+def discard_shards(config: RunConfig, day: dt.date) -> None:
+    """Delete the published day's staged shards."""
+    shards.discard(config.restricted_root(), day.isoformat())
 
 
 @task(cache_policy=NO_CACHE)
@@ -68,6 +109,14 @@ def join(
 ) -> pipeline.Joined:
     """Match receipts to ages, sum purchases per age group, list restricted sales, in DuckDB."""
     return pipeline.join(config, day, found, predicted, model)
+
+
+@task(cache_policy=NO_CACHE, **_IO)
+def gate(
+    config: RunConfig, day: dt.date, predicted: pipeline.Predicted, joined: pipeline.Joined
+) -> pipeline.Gated:
+    """Refuse the day when a store's photos or matches collapsed (the coverage gate)."""
+    return pipeline.gate(config, day, predicted, joined)
 
 
 @task(cache_policy=NO_CACHE, **_IO)
@@ -84,6 +133,12 @@ def analytics_db(config: RunConfig) -> str:
     return str(pipeline.refresh_analytics_db(config))
 
 
+@task(cache_policy=NO_CACHE, **_IO)
+def report(config: RunConfig, day: dt.date, model: AgeModel) -> ReportPages:
+    """Write the day's HTML report: the chain's page and one page per store."""
+    return pipeline.write_report(config, day, model)
+
+
 @flow(name="agebatch-nightly", log_prints=False)
 def nightly(config: RunConfig, day: dt.date | None = None) -> dict[str, object]:
     """Turn one day's checkout photos and transactions into published age analytics."""
@@ -96,10 +151,19 @@ def _nightly(config: RunConfig, day: dt.date) -> dict[str, object]:
     model = load(config)
     run = pipeline.start(model, day)
     found = find(config, day)
-    predicted = predict(config, found, model)
+    preflight(config, found)
+    if config.sharded:
+        predicted = predict_in_shards(config, found, run)
+    else:
+        predicted = predict(config, found, model)
     joined = join(config, day, found, predicted, model)
-    published = publish(config, joined.tables, pipeline.run_record(run, found, predicted, joined))
+    gated = gate(config, day, predicted, joined)
+    record = pipeline.run_record(run, found, predicted, joined, gated)
+    published = publish(config, gated.tables, record)
+    if config.sharded:
+        discard_shards(config, day)
     analytics_db(config)
+    pages = report(config, day, model)
     rows = summary_rows(published.record)
     create_table_artifact(
         table=rows,
@@ -119,7 +183,12 @@ def _nightly(config: RunConfig, day: dt.date) -> dict[str, object]:
         description=f"What each age group buys more often than the shoppers as a whole, up to "
         f"{day} (age_group_affinity's first offers; ages are estimates, lifts correlations)",
     )
-    return {row["measure"]: row["value"] for row in rows}
+    create_markdown_artifact(
+        markdown=report_markdown(pages, day),
+        key=f"agebatch-report-{day.isoformat()}",
+        description=f"The HTML report of {day}: headline figures and where the pages are",
+    )
+    return {**{row["measure"]: row["value"] for row in rows}, "report": str(pages.chain)}
 
 
 def _progress_lines(total: int, every_s: float = 10.0):

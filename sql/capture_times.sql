@@ -1,7 +1,8 @@
 -- One row per photo of the day: where and when it was taken (captured_at: the camera's wall
 -- clock, as written), the same moment on its register's matching clock with the camera's
 -- offset taken off (captured_on_clock, see register_clocks), its predicted_age and status
--- (ok, unreadable, no_face), the receipt_id a manifest names, and whether it is a shot.
+-- (ok, unreadable, no_face, refused), the receipt_id a manifest names, and whether it is a
+-- shot.
 -- A burst of photos in one second at one register shows one shopper and counts once: a
 -- photo named in the manifest, else the one with an age, else one without a face, else the
 -- last by name. Photos named in the manifest always count. The second is the camera's, read

@@ -3,7 +3,8 @@
 -- UTC offset ('2026-10-25T01:30:00+01:00', '…Z'); such a time's wall clock is read in
 -- $timezone. Times without an offset are taken as the wall clock, as written (the repeated
 -- autumn hour and the spring gap included). Input: lines_raw (typed, paid_at still text,
--- optional columns such as age_check after the required ones).
+-- optional columns such as age_check after the required ones; source_row, the line's row in
+-- the file, for messages).
 -- Parameter: $timezone.
 with parsed as (
     select

@@ -30,7 +30,8 @@ final as (
         age_groups.label as age_group,
         age_groups.low_years as age_group_low,
         age_groups.high_years as age_group_high,
-        -- matched, no_photo, or the capture's reason for having no age: unreadable, no_face
+        -- matched, no_photo, or the capture's reason for having no age: unreadable, no_face,
+        -- refused
         case
             when paired.photo is null then 'no_photo'
             when paired.capture_status = 'ok' then 'matched'

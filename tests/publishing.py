@@ -18,7 +18,8 @@ from unittest import mock
 
 import pyarrow as pa
 
-from agebatch.publish import RUNS, _Steps, publish_day
+from agebatch.publish import RUNS, _Steps, publish_day, publish_split
+from agebatch.schema import RESTRICTED
 
 Seen = dict[tuple[str, dt.date], list[str]] | None
 
@@ -46,9 +47,19 @@ def run_record(run_id: str) -> pa.Table:
     return pa.table({"run_id": [run_id], "receipts": [TABLES["receipt_ages"]]})
 
 
-def publish(out: Path, day: dt.date, run_id: str, names: list[str] | None = None) -> None:
-    """Publish one run's tables of the day."""
-    publish_day(out, day, day_tables(run_id, names), lambda: run_record(run_id), run_id)
+def publish(
+    out: Path,
+    day: dt.date,
+    run_id: str,
+    names: list[str] | None = None,
+    restricted: Path | None = None,
+) -> None:
+    """Publish one run's tables of the day (with restricted: its RESTRICTED tables there)."""
+    tables, record = day_tables(run_id, names), lambda: run_record(run_id)
+    if restricted is None:
+        publish_day(out, day, tables, record, run_id)
+    else:
+        publish_split(out, restricted, day, tables, RESTRICTED, record, run_id)
 
 
 def read_tables(out: Path) -> dict[tuple[str, dt.date], list[str]]:
@@ -100,6 +111,9 @@ def day_runs(out: Path, day: dt.date, seen: Seen = None) -> list[str]:
     return (read_tables(out) if seen is None else seen).get((RUNS, day), [])
 
 
+RESTRICTED_ROOT = "RESTRICTED_ROOT"  # serve's setting: publish_split to that root
+
+
 class Killed(BaseException):
     """A kill, simulated in-process: no `except Exception` of publish_day sees it."""
 
@@ -125,7 +139,8 @@ def serve() -> None:
 
     Answers `pid N` once it forked, then `exit N` when it ended (-9: SIGKILL). The child sets
     the NAME=VALUE environment variables (the publish test hook), writes its stderr to STDERR
-    and publishes those tables. The kill tests kill a child per step: forking from here costs
+    and publishes those tables (RESTRICTED_ROOT=DIR among them: the restricted ones to DIR,
+    with publish_split). The kill tests kill a child per step: forking from here costs
     milliseconds, a new interpreter a second (pyarrow and pandas to import).
     """
     import pandas  # noqa: F401  # Parquet writing imports it: once, here, before forking
@@ -138,7 +153,14 @@ def serve() -> None:
             try:
                 os.dup2(os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
                 os.environ.update(item.split("=", 1) for item in env)
-                publish(Path(out), dt.date.fromisoformat(day), run_id, names.split(","))
+                restricted = os.environ.pop(RESTRICTED_ROOT, None)
+                publish(
+                    Path(out),
+                    dt.date.fromisoformat(day),
+                    run_id,
+                    names.split(","),
+                    Path(restricted) if restricted else None,
+                )
                 code = 0
             except BaseException:
                 traceback.print_exc()

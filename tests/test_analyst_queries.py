@@ -1,6 +1,11 @@
 """Every query docs/datasets.md shows, run on the demo's three days exactly as the doc says, gives
 the same figures as pandas computes from the inputs, and the figures the doc prints.
 
+The aggregates merge cells of fewer than k receipts into 'suppressed' rows
+(sql/k_anonymous_*.sql; the rule is tested in tests/reports/test_privacy.py). Here only which
+cells and groups were kept is read from the published files; every figure is computed from the
+inputs: a kept cell's lines count under its age group, the rest under 'suppressed'.
+
 This is the guard on the pinned DuckDB: 2.0.0 and 2.0.1 drop a day filter under a window
 (test_a_window_over_a_day_filter), and the doc's alcohol query comes out wrong with them.
 """
@@ -22,7 +27,7 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from agebatch.config import age_group_labels, default_age_bounds
-from agebatch.schema import ABOUT, TABLES, UNKNOWN_GROUP
+from agebatch.schema import ABOUT, SUPPRESSED, TABLES, UNKNOWN_GROUP
 from tools.datasets_doc import DATABASE, DEMO, DOC, Check, checks, run_python, run_sql, table
 
 pytestmark = pytest.mark.slow
@@ -60,49 +65,76 @@ def here(demo: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[duckdb.DuckDBP
 
 def lines(demo: Path) -> pd.DataFrame:
     """Every line item of the three days with its catalog entry and its receipt's age group:
-    from the generated inputs, with the age group each receipt_ages file gives it."""
+    from the generated inputs, with the age group each receipt_ages file gives it. `cell_group`
+    is the age group of the line's published age_group_purchases cell ('suppressed' when the
+    cell was merged) and `receipt_group` that of its receipt's age_group_receipts row."""
     data = demo / DEMO / "data"
+    out = demo / DEMO / "out"
     catalog = pd.read_csv(data / "catalog.csv")
     frames = []
     for day in DAYS:
         day_lines = pd.read_parquet(data / "transactions" / f"{day}.parquet")
-        ages = pq.read_table(demo / DEMO / "out" / "receipt_ages" / f"day={day}").to_pandas()
+        ages = pq.read_table(out / "receipt_ages" / f"day={day}").to_pandas()
         groups = ages.set_index("receipt_id")["age_group"].fillna(UNKNOWN_GROUP)
         day_lines["age_group"] = day_lines["receipt_id"].map(groups)
         frames.append(day_lines.assign(day=day))
     all_lines = pd.concat(frames).merge(catalog, on="sku", how="left")
+    all_lines["category"] = all_lines["category"].fillna("uncategorised")
     all_lines["age_restricted"] = all_lines["age_restricted"].fillna(False).astype(bool)
     all_lines["amount"] = [Decimal(f"{a:.2f}") for a in all_lines["amount"]]
-    all_lines["low"] = all_lines["age_group"].map(GROUPS).fillna(999)
+    cells, groups = _kept(out, "age_group_purchases"), _kept(out, "age_group_receipts")
+    cell_key = ["day", "store_id", "age_group", "category", "age_restricted"]
+    cell = all_lines[cell_key].itertuples(index=False, name=None)
+    group = all_lines[cell_key[:3]].itertuples(index=False, name=None)
+    all_lines["cell_group"] = [key[2] if key in cells else SUPPRESSED for key in cell]
+    all_lines["receipt_group"] = [key[2] if key in groups else SUPPRESSED for key in group]
     assert all_lines["age_group"].notna().all()
     return all_lines
 
 
-def _by_group(day_lines: pd.DataFrame) -> pd.core.groupby.DataFrameGroupBy:
-    return day_lines.sort_values("low").groupby(["low", "age_group"], sort=True)
+def _kept(out: Path, name: str) -> set[tuple]:
+    """The (day, store, age group[, category, age_restricted]) of each published row that is not
+    a merged one."""
+    table = pd.concat(
+        pq.read_table(out / name / f"day={day}").to_pandas().assign(day=day) for day in DAYS
+    )
+    key = ["day", "store_id", "age_group"]
+    key += ["category", "age_restricted"] if name == "age_group_purchases" else []
+    kept = table[table["age_group"] != SUPPRESSED]
+    return set(kept[key].itertuples(index=False, name=None))
+
+
+def _order(group: str) -> tuple[int, str]:
+    """The docs' order: age_group_low nulls last, then the name."""
+    return (GROUPS.get(group, 999), group)
 
 
 def latest_day_revenue_by_age_group(items: pd.DataFrame) -> list[tuple]:
     day = items[items["day"] == max(DAYS)]
-    return [(g, sum(a)) for (_, g), a in _by_group(day)["amount"]]
+    revenue = day.groupby("cell_group")["amount"].apply(sum)
+    return [(group, revenue[group]) for group in sorted(revenue.index, key=_order)]
 
 
 def alcohol_share_per_store(items: pd.DataFrame) -> list[tuple]:
     day = items[items["day"] == dt.date(2026, 11, 25)]
     rows = []
     for store, store_lines in day.groupby("store_id"):
-        alcohol = sum(store_lines.loc[store_lines["age_restricted"], "amount"])
+        shown = store_lines["age_restricted"] & (store_lines["cell_group"] != SUPPRESSED)
+        alcohol = sum(store_lines.loc[shown, "amount"])
         total = sum(store_lines["amount"])
         rows.append((store, alcohol, total, round(float(100 * alcohol) / float(total), 2)))
     return rows
 
 
 def receipts_per_age_group(items: pd.DataFrame) -> list[tuple]:
+    # A kept group's revenue is that of its kept cells; the rest of the sales is 'suppressed'.
     day = items[items["day"] == LAST]
+    receipts = day.groupby("receipt_group")["receipt_id"].nunique()
+    revenue = day.groupby("cell_group")["amount"].apply(sum)
     rows = []
-    for (_, group), group_lines in _by_group(day):
-        receipts, revenue = group_lines["receipt_id"].nunique(), sum(group_lines["amount"])
-        rows.append((group, receipts, revenue, round(float(revenue) / receipts, 2)))
+    for group in sorted(set(receipts.index) | set(revenue.index), key=_order):
+        n, money = int(receipts.get(group, 0)), revenue.get(group, Decimal("0.00"))
+        rows.append((group, n, money, round(float(money) / n, 2)))
     return rows
 
 

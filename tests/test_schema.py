@@ -112,3 +112,11 @@ def test_every_column_is_described_and_statuses_are_enumerated() -> None:
     assert reasons == tuple(Reason)
     # Every receipt status but matched is also a reason to review a restricted sale.
     assert {s.value for s in ReceiptStatus} - {"matched"} <= set(reasons)
+
+
+def test_every_table_has_its_grain_and_key() -> None:
+    from agebatch.schema import ABOUT
+
+    assert list(ABOUT) == list(TABLES) or set(ABOUT) == set(TABLES)
+    for table, about in ABOUT.items():
+        assert set(about.key) <= {column.name for column in TABLES[table]}, table

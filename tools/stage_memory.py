@@ -47,10 +47,10 @@ def child(folder: Path, photos: int, kind: str, batch_size: int | None) -> dict[
     paths = PathsUnder(found.folder, captures["photo"].tolist())  # as pipeline.predict
     cameras = list(zip(captures["store_id"], captures["register_id"], strict=True))
     warm = 2 * config.batch_size
-    predict_paths(paths[:warm], model, config, cameras=cameras[:warm])
+    predict_paths(paths[:warm], model, config, cameras=cameras[:warm], inside=found.folder)
     ready = peak_mb()
     started = time.perf_counter()
-    predictions, stats = predict_paths(paths, model, config, cameras=cameras)
+    predictions, stats = predict_paths(paths, model, config, cameras=cameras, inside=found.folder)
     seconds = time.perf_counter() - started
     captures["predicted_age"] = pd.array([p.age for p in predictions], dtype="Float64")
     captures["status"] = pd.array([str(p.status) for p in predictions], dtype="string")

@@ -1,5 +1,5 @@
 """The `agebatch` command: run · backfill · catalog · predict · evaluate · train · demo ·
-bench · offers.
+bench · offers · report.
 
 One module per command (run.py holds run and backfill); each adds its parser and handler.
 """
@@ -10,19 +10,24 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from agebatch.cli import bench, catalog, demo, evaluate, offers, predict, run, train
+from agebatch.cli import bench, catalog, demo, evaluate, offers, predict, report, run, train
 from agebatch.cli.options import configure_logging
-from agebatch.errors import InputError
+from agebatch.errors import CoverageRefused, InputError
 
-COMMANDS = (run, catalog, predict, evaluate, train, demo, bench, offers)
+COMMANDS = (run, catalog, predict, evaluate, train, demo, bench, offers, report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `agebatch` command; returns the exit status."""
+    """Entry point of the `agebatch` command; returns the exit status: 0 done, 1 a backfill
+    with failed days, 2 bad input or an output folder that cannot take the day (one
+    sentence), 3 the coverage gate refused the day, 130 interrupted."""
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     try:
         return int(args.handler(args) or 0)
+    except CoverageRefused as error:
+        print(f"agebatch: refused: {error}", file=sys.stderr)
+        return 3
     except InputError as error:
         print(f"agebatch: error: {error}", file=sys.stderr)
         return 2

@@ -115,14 +115,19 @@ def run_demo(
     from agebatch.flows.nightly import nightly
 
     for each in samples:
-        nightly(config=config, day=each.day)
-    tables = ", ".join(sorted(p.name for p in out.iterdir() if p.is_dir() and p.name[0] != "."))
+        result = nightly(config=config, day=each.day)
+    reports = config.reports_folder(day).parent
+    tables = ", ".join(
+        sorted(p.name for p in out.iterdir() if p.is_dir() and p.name[0] != "." and p != reports)
+    )
     shown = f"{samples[0].day} to {day}" if days > 1 else f"{day}"
     print(f"\nPublished Parquet for {shown} under {out}/: {tables}.")
     print(f"Views over every dataset, for SQL tools: {default_path(out)}")
     _print_shares(out, day, config.age_groups, sample.truth if faces else None)
     _print_alcohol(out, day)
     _print_offers(out, config.age_groups, real_faces=faces is not None)
+    print(f"\nThe report of {day}, to open in a browser (one page per store beside it):")
+    print(f"  {Path(str(result['report'])).as_uri()}")
     print("\nQuery it yourself:")
     print(f"  {example_query(out)}")
     print(f"  duckdb -readonly {default_path(out)}    (the DuckDB CLI: pip install duckdb-cli)")

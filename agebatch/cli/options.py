@@ -45,6 +45,14 @@ METAVARS = {
     "model": "MODEL.keras",
     "affinity_days": "DAYS",
     "min_receipts": "N",
+    "reports": "DIR",
+    "dask_workers": "N",
+    "dask_address": "tcp://HOST:PORT",
+    "shard_size": "N",
+    "gpu_limit": "NAME",
+    "restricted_out": "DIR",
+    "min_cell_receipts": "K",
+    "retention_days": "N",
 }
 PARSERS: dict[str, Callable[[str], object]] = {
     "age_groups": parse_age_bounds,
@@ -64,6 +72,17 @@ GROUPS = {
     "min_receipts": "offers (age_group_affinity)",
     "affinity_confidence": "offers (age_group_affinity)",
     "affinity_correction": "offers (age_group_affinity)",
+    "dask_workers": "Dask (docs/dask.md)",
+    "dask_address": "Dask (docs/dask.md)",
+    "shard_size": "Dask (docs/dask.md)",
+    "gpu_limit": "Dask (docs/dask.md)",
+    "restricted_out": "privacy",
+    "min_cell_receipts": "privacy",
+    "retention_days": "privacy",
+    "coverage_margin": "coverage gate",
+    "coverage_days": "coverage gate",
+    "coverage_min_count": "coverage gate",
+    "accept_low_coverage": "coverage gate",
 }
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from agebatch.cli.options import DAY, ProgressBars, add_config_options, run_config
 from agebatch.config import RunConfig
@@ -41,10 +44,46 @@ def command_run(args: argparse.Namespace) -> int:
     from agebatch.reports.summary import print_summary
 
     config = run_config(args)
+    if config.sharded:
+        run_flow(config, args.day or config.yesterday())
+        return 0
     with ProgressBars() as bars:
         published = run_day(config, args.day or config.yesterday(), progress=bars.new)
     print_summary(published, config.out)
     return 0
+
+
+def run_flow(config: RunConfig, day: dt.date) -> None:
+    """Run one day through the nightly flow, whose predict stage runs in shards on Dask (a
+    Prefect task runner needs a flow run: the API of PREFECT_API_URL, else a temporary one)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from agebatch.flows.nightly import nightly
+
+    with _prefect_api():
+        figures = nightly(config=config, day=day)
+    width = max(len(name) for name in figures)
+    for name, value in figures.items():
+        print(f"  {name:<{width}}  {value}")
+    print(f"Published {day} under {config.out}/")
+
+
+@contextmanager
+def _prefect_api() -> Iterator[None]:
+    """The Prefect API of PREFECT_API_URL, else Prefect's temporary local server, shared with the
+    Dask workers (without a URL each worker process would start a server of its own)."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    # The instance Prefect itself would start; it stops at exit, after the run's logs are sent.
+    server = SubprocessASGIServer()
+    server.start(timeout=120)
+    os.environ["PREFECT_API_URL"] = server.api_url  # inherited by local worker processes
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        yield
 
 
 def command_backfill(args: argparse.Namespace) -> int:
@@ -56,12 +95,15 @@ def command_backfill(args: argparse.Namespace) -> int:
     if args.end < args.start:
         raise InputError(f"--end {args.end} is before --start {args.start}.")
     config = run_config(args)
-    model = load_model(config.model)
+    model = None if config.sharded else load_model(config.model)
     days = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
     failed: list[str] = []
     for day in days:
         print(f"== {day}", file=sys.stderr)
         try:
+            if config.sharded:
+                run_flow(config, day)
+                continue
             with ProgressBars() as bars:
                 published = run_day(config, day, model=model, progress=bars.new)
         except InputError as error:

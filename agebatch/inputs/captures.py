@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import logging
 import os
 import re
@@ -12,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from agebatch.errors import InputError
+from agebatch.inputs.files import Refusal, open_inside
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ def find_captures(day_folder: Path, timezone: str) -> Captures:
         )
     files = _image_files(day_folder)
     manifest = day_folder / MANIFEST
-    if manifest.is_file():
+    if os.path.lexists(manifest):  # a link or a named pipe by that name is refused, not skipped
         table = _read_manifest(manifest, timezone)
         listed = set(table["photo"])
         ignored = files.ignored + sum(1 for photo in files.photos if photo not in listed)
@@ -119,16 +122,7 @@ def _from_names(day_folder: Path, files: _Files, timezone: str) -> Captures:
 
 def _read_manifest(path: Path, timezone: str) -> pd.DataFrame:
     """Read captures.csv (photo,store_id,register_id,captured_at[,receipt_id]) and check it."""
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise InputError(
-            f"Capture manifest {path} is empty: it needs the header "
-            "photo,store_id,register_id,captured_at[,receipt_id] (delete it to use file names)."
-        ) from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        first = str(error).strip().splitlines()[0]
-        raise InputError(f"Capture manifest {path} cannot be read as CSV: {first}.") from None
+    table, lines = _manifest_text(path)
     missing = [c for c in CAPTURE_COLUMNS[:4] if c not in table.columns]
     if missing:
         raise InputError(
@@ -142,16 +136,90 @@ def _read_manifest(path: Path, timezone: str) -> pd.DataFrame:
     if len(bad):
         raise InputError(
             f"Capture manifest {path}: column captured_at has {len(bad)} value(s) that are not "
-            f"timestamps (first: {bad.iloc[0]!r})."
+            f"timestamps (first: {bad.iloc[0]!r} on line {lines[bad.index[0]]:,})."
         )
     table["captured_at"] = local
     photo = table["photo"].str.replace("\\", "/", regex=False)
     table["photo"] = photo.str.replace(r"^(\./)+", "", regex=True)
+    outside = table["photo"].map(_not_inside)
+    if outside.any():
+        row = int(outside.to_numpy().argmax())
+        raise InputError(
+            f"Capture manifest {path}, line {lines[row]:,}: photo {table['photo'].iloc[row]!r} "
+            "is not a path inside the day folder (photos are named relative to it, without "
+            "'..' or a leading '/')."
+        )
     table["receipt_id"] = table["receipt_id"].replace("", None)
     if table["photo"].duplicated().any():
         first = table["photo"][table["photo"].duplicated()].iloc[0]
         raise InputError(f"Capture manifest {path} lists the photo {first!r} more than once.")
     return _typed(table, utc)
+
+
+def _not_inside(photo: str) -> bool:
+    """Whether a manifest's photo name (already '/'-separated) may name a file outside the day
+    folder, or none: empty, absolute, a drive, '..', or a control character."""
+    return (
+        photo in ("", ".")
+        or photo.startswith("/")
+        or re.match(r"^[A-Za-z]:", photo) is not None
+        or ".." in photo.split("/")
+        or any(ord(char) < 32 for char in photo)
+    )
+
+
+def _manifest_text(path: Path) -> tuple[pd.DataFrame, list[int]]:
+    """captures.csv as text columns, read strictly, and the file line each row ends on.
+
+    The manifest is opened like a photo (a regular file whose real path is in the day folder,
+    files.open_inside), must be UTF-8, and every line must have as many fields as the header.
+    """
+    try:
+        with open_inside(path, Path(os.path.realpath(path.parent))) as file:
+            data = file.read()
+    except Refusal as refusal:
+        raise InputError(
+            f"Capture manifest {path} is refused, {refusal}: it must be a regular file in the day "
+            "folder."
+        ) from None
+    except OSError as error:
+        raise InputError(f"Capture manifest {path} cannot be read: {error.strerror}.") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise InputError(f"Capture manifest {path}: line {line:,} is not UTF-8 text.") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows, lines, start = [], [], 1
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise InputError(
+                f"Capture manifest {path} is empty: it needs the header "
+                "photo,store_id,register_id,captured_at[,receipt_id] (delete it to use file "
+                "names)."
+            )
+        for fields in reader:
+            if fields and len(fields) != len(header):
+                raise InputError(
+                    f"Capture manifest {path}: line {reader.line_num:,} has {len(fields)} "
+                    f"field(s) where the header has {len(header)}."
+                )
+            if fields:
+                rows.append(fields)
+                lines.append(reader.line_num)
+            start = reader.line_num + 1
+    except csv.Error as error:
+        problem = f"cannot be read as CSV ({error})"
+        if "unexpected end of data" in str(error):
+            problem = "opens a quote that is never closed"
+        elif "field limit" in str(error):
+            problem = "has a field over 131,072 characters (a quote opened there is never closed?)"
+        raise InputError(f"Capture manifest {path}: line {start:,} {problem}.") from None
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise InputError(f"Capture manifest {path} names the column(s) {repeated} twice.")
+    return pd.DataFrame(rows, columns=header, dtype=object).astype("string"), lines
 
 
 def _times(text: pd.Series, timezone: str) -> tuple[pd.Series, pd.Series, pd.Series]:

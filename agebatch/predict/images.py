@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from agebatch.config import WHOLE_FRAME, PhotoKind, Region
+from agebatch.inputs.files import Refusal, open_inside
 from agebatch.predict.faces import (
     FRAME_ZOOMS,
     FaceFinder,
@@ -22,6 +23,14 @@ from agebatch.predict.faces import (
     crop_shaped,
     face_chip,
     is_face_crop,
+)
+from agebatch.predict.opening import (
+    FORMATS,
+    NO_LIMITS,
+    Limits,
+    check_pixels,
+    to_rgb,
+    watched_map,
 )
 from agebatch.schema import PhotoStatus
 
@@ -31,15 +40,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Pillow raises these for files that are not images, truncated or corrupt.
-_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+_UNREADABLE = (OSError, ValueError, SyntaxError)
+# Pillow's own limit (its error over twice MAX_IMAGE_PIXELS, its warning when warnings are errors).
+_BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
-def read_rgb(path: Path, max_side: int | None = None) -> Image.Image | None:
+def read_rgb(
+    path: Path, max_side: int | None = None, limits: Limits = NO_LIMITS
+) -> Image.Image | None:
     """Decode an image upright (EXIF orientation applied) as RGB; None when unreadable.
 
     With max_side, JPEGs are decoded at a reduced scale that stays above it (much faster).
+    Raises Refusal for a file `limits` refuse (files.open_inside, opening.check_pixels) and for a
+    colour mode that cannot be converted honestly (opening.to_rgb).
     """
-    read = read_sized(path, max_side)
+    read = read_sized(path, max_side, limits=limits)
     return None if read is None else read[0]
 
 
@@ -47,21 +62,29 @@ def read_sized(
     path: Path,
     max_side: int | None = None,
     draft_if: Callable[[int, int], bool] | None = None,
+    limits: Limits = NO_LIMITS,
 ) -> tuple[Image.Image, tuple[int, int]] | None:
-    """read_rgb, plus the stored image's (width, height) from its header; None when unreadable.
+    """read_rgb, plus the stored image's (width, height) from its header; None when unreadable,
+    Refusal as read_rgb.
 
     draft_if: reduce the JPEG scale (max_side) only when draft_if(width, height) of the stored
     image is true, e.g. only for photos that pass the crop size test.
     """
     try:
-        with Image.open(path) as image:
+        with open_inside(path, limits.inside) as file:
+            # Not closed by a `with` of its own: closing would drop the pixels, and an RGB photo
+            # is returned as it was decoded, without a copy (the budget bounds the memory).
+            image = Image.open(file, formats=FORMATS)
             stored = image.size
             wanted = draft_if is None or draft_if(*stored)
-            if max_side is not None and image.format == "JPEG" and wanted:
+            if max_side is not None and image.format in ("JPEG", "MPO") and wanted:
                 image.draft("RGB", (max_side, max_side))
+            check_pixels(image, limits.max_pixels)  # the size to decode, from the header
             image.load()
             ImageOps.exif_transpose(image, in_place=True)  # no copy when already upright
-            return (image if image.mode == "RGB" else image.convert("RGB")), stored
+            return to_rgb(image), stored
+    except _BOMB as error:
+        raise Refusal(f"over Pillow's pixel limit ({error})") from None
     except _UNREADABLE as error:
         log.debug("Unreadable photo %s: %s", path, error)
         return None
@@ -93,8 +116,13 @@ def load_face(
     crop: tuple[float, float, float, float] | None = None,
     resample: str = "bilinear",
 ) -> np.ndarray | None:
-    """A photo that already is a face crop, ready for the model; None when unreadable."""
-    image = read_rgb(path, max_side=draft_side(size))
+    """A photo that already is a face crop, ready for the model; None when unreadable or
+    refused (training and benchmarks read trusted folders)."""
+    try:
+        image = read_rgb(path, max_side=draft_side(size))
+    except Refusal as refusal:
+        log.debug("Refused photo %s: %s", path, refusal)
+        return None
     return None if image is None else to_model_input(image, size, crop, resample)
 
 
@@ -117,14 +145,19 @@ class InputSpec:
     resample: str  # PIL resampling that shrinks the crop to size
     photos: PhotoKind
     padding: float  # dlib chip padding, for cards without an aligned-crop box
+    limits: Limits = NO_LIMITS  # where a photo may lie, its pixel and time budgets
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "photos", PhotoKind(self.photos))
 
     @classmethod
-    def from_card(cls, card: ModelCard, photos: PhotoKind | str) -> InputSpec:
+    def from_card(
+        cls, card: ModelCard, photos: PhotoKind | str, limits: Limits = NO_LIMITS
+    ) -> InputSpec:
         """The spec a model card asks for, for photos of the given kind."""
-        return cls(card.size, card.crop, card.resample, PhotoKind(photos), card.face.padding)
+        return cls(
+            card.size, card.crop, card.resample, PhotoKind(photos), card.face.padding, limits
+        )
 
 
 @dataclass(frozen=True)
@@ -137,6 +170,7 @@ class Decoded:
 
     pixels: np.ndarray | None
     status: PhotoStatus
+    reason: str = ""  # why a photo was refused, in words
 
 
 _local = threading.local()
@@ -178,24 +212,21 @@ def load_photo(
     resized exactly as under CROP (JPEG draft included); any other photo is read as a frame.
     """
     reading = Reading.of(spec.photos) if reading is None else Reading(reading)
-    if reading == Reading.CROP:
-        pixels = load_face(path, spec.size, spec.crop, spec.resample)
-        if pixels is None:
-            return Decoded(None, PhotoStatus.UNREADABLE)
+    try:
+        if reading == Reading.BY_SIZE:
+            read = read_sized(path, draft_side(spec.size), crop_shaped, spec.limits)
+            image, crop = (None, False) if read is None else (read[0], crop_shaped(*read[1]))
+            reading = Reading.FRAME  # when it is not crop-shaped
+        else:
+            crop = reading == Reading.CROP
+            image = read_rgb(path, draft_side(spec.size) if crop else None, spec.limits)
+    except Refusal as refusal:
+        return Decoded(None, PhotoStatus.REFUSED, str(refusal))
+    if image is None:
+        return Decoded(None, PhotoStatus.UNREADABLE)
+    if crop:
+        pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
         return Decoded(pixels[None], PhotoStatus.OK)
-    if reading == Reading.BY_SIZE:
-        read = read_sized(path, draft_side(spec.size), draft_if=crop_shaped)
-        if read is None:
-            return Decoded(None, PhotoStatus.UNREADABLE)
-        image, stored = read
-        if crop_shaped(*stored):
-            pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
-            return Decoded(pixels[None], PhotoStatus.OK)
-        reading = Reading.FRAME
-    else:
-        image = read_rgb(path)
-        if image is None:
-            return Decoded(None, PhotoStatus.UNREADABLE)
     try:
         return face_input(image, spec, region, worker_finder(), reading)
     except ValueError as error:  # e.g. a 1-pixel image: decoded, but nothing to look at
@@ -235,23 +266,39 @@ PhotoItem = tuple[Path, Region] | tuple[Path, Region, Reading]
 
 def load_photos(items: Sequence[PhotoItem], spec: InputSpec) -> list[Decoded]:
     """load_photo for a chunk of (path, region[, reading]) items: one call per worker keeps IPC
-    small."""
-    return [load_photo(path, spec, region, *reading) for path, region, *reading in items]
+    small.
+
+    With a time budget (spec.limits.seconds), a photo still being read when it is spent is
+    refused and the chunk goes on (opening.watched_map: the stuck read is left behind, not
+    stopped).
+    """
+
+    def load(item: PhotoItem) -> Decoded:
+        path, region, *reading = item
+        return load_photo(path, spec, region, *reading)
+
+    seconds = spec.limits.seconds
+    if seconds is None:
+        return [load(item) for item in items]
+    reason = f"decoding took over {seconds:g} s (given up)"
+    return watched_map(load, items, seconds, lambda _: Decoded(None, PhotoStatus.REFUSED, reason))
 
 
-def crop_vote(path: Path) -> bool | None:
-    """Whether a photo passes the crop test (faces.is_face_crop); None when unreadable.
+def crop_vote(path: Path, limits: Limits = NO_LIMITS) -> bool | None:
+    """Whether a photo passes the crop test (faces.is_face_crop); None when unreadable or
+    refused (opened only as `limits` allow, like load_photo).
 
     A photo whose stored size fails the size test votes False without being decoded.
     """
     try:
-        with Image.open(path) as image:
+        with open_inside(path, limits.inside) as file, Image.open(file, formats=FORMATS) as image:
             stored = image.size
-    except _UNREADABLE:
+        if not crop_shaped(*stored):
+            return False
+        image = read_rgb(path, limits=limits)
+    except (Refusal, *_BOMB, *_UNREADABLE) as error:
+        log.debug("Photo %s does not vote: %s", path, error)
         return None
-    if not crop_shaped(*stored):
-        return False
-    image = read_rgb(path)
     if image is None:
         return None
     try:
@@ -260,6 +307,13 @@ def crop_vote(path: Path) -> bool | None:
         return None
 
 
-def crop_votes(paths: Sequence[Path]) -> list[bool | None]:
-    """crop_vote for a chunk of paths (one call per worker)."""
-    return [crop_vote(path) for path in paths]
+def crop_votes(paths: Sequence[Path], limits: Limits = NO_LIMITS) -> list[bool | None]:
+    """crop_vote for a chunk of paths (one call per worker); with a time budget
+    (limits.seconds), a photo still being judged when it is spent votes None."""
+
+    def vote(path: Path) -> bool | None:
+        return crop_vote(path, limits)
+
+    if limits.seconds is None:
+        return [vote(path) for path in paths]
+    return watched_map(vote, paths, limits.seconds, lambda _: None)

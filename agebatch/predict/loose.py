@@ -33,7 +33,8 @@ def predict_loose(
     config: PredictConfig,
     progress: Callable[[int], Progress] | None = None,
 ) -> int:
-    """Write path, predicted_age, status (ok / unreadable / no_face) for every image to out."""
+    """Write path, predicted_age, status (ok / unreadable / no_face / refused) for every image
+    to out."""
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise InputError(f"Output {out} must end in .csv or .parquet.")
     files = image_paths(paths)

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = "age_v1.keras"
 PREDICT_CHUNK = 256  # images per call of the Keras model (bounds its memory)
+SMOKE_AGES = (0.0, 120.0)  # a model's ages for generated faces must fall in these years
 
 
 def bundled_model_path() -> Path:
@@ -101,8 +102,54 @@ def load_model(path: Path | None = None) -> AgeModel:
         keras_model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a bad file
         raise InputError(f"Model file {path} cannot be loaded by Keras: {error}") from None
+    check_input_size(card, keras_model, path)
+    model = AgeModel(card, keras_model, path)
+    smoke_test(model, path)
     log.info("Loaded model %s (%s) on %s", card.version, path.name, compute_device())
-    return AgeModel(card, keras_model, path)
+    return model
+
+
+def check_input_size(card: ModelCard, keras_model: Any, path: Path) -> None:
+    """Refuse a card whose input size or colours disagree with the Keras model's input."""
+    shape = keras_model.input_shape
+    if isinstance(shape, list):  # a model with several inputs is no age model of ours
+        raise InputError(f"Model file {path} takes {len(shape)} inputs; an age model takes one.")
+    expected = (card.input.height, card.input.width, 3)
+    found = tuple(shape[1:])
+    if len(found) != 3 or any(
+        f is not None and f != e for f, e in zip(found, expected, strict=True)
+    ):
+        shown = "x".join("any" if f is None else str(f) for f in found)
+        raise InputError(
+            f"Model card {ModelCard.path_for(path)} says the input is "
+            f"{card.input.width}x{card.input.height} RGB, but the model in {path.name} takes "
+            f"{shown}: fix the card's input height and width."
+        )
+
+
+def smoke_test(model: AgeModel, path: Path) -> None:
+    """Predict two generated faces through the card's crop and resize; refuse a model whose
+    ages are not finite or fall outside SMOKE_AGES (broken weights, a wrong card)."""
+    import numpy as np
+
+    from agebatch.predict.images import to_model_input
+    from agebatch.sample import drawn_face
+
+    card = model.card
+    rng = np.random.default_rng(0)
+    faces = [drawn_face(age, rng) for age in (25.0, 60.0)]
+    batch = np.stack([to_model_input(face, card.size, card.crop, card.resample) for face in faces])
+    try:
+        ages = model.predict(batch)
+    except Exception as error:  # Keras raises many types for a model that cannot run
+        raise InputError(f"Model {path} fails on a generated face: {error}") from None
+    low, high = SMOKE_AGES
+    if ages.shape != (len(faces),) or not all(np.isfinite(a) and low <= a <= high for a in ages):
+        raise InputError(
+            f"Model {path} predicts {', '.join(f'{a:g}' for a in np.ravel(ages))} for two "
+            f"generated faces: ages must be finite and within {low:g}-{high:g} years "
+            "(check its weights and its card's output)."
+        )
 
 
 def compute_device() -> str:

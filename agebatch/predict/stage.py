@@ -19,6 +19,7 @@ from agebatch.predict.cameras import Camera, decide, readings
 from agebatch.predict.device import for_run
 from agebatch.predict.images import InputSpec, PhotoItem, crop_votes, load_photos
 from agebatch.predict.model import AgeModel
+from agebatch.predict.opening import Limits
 from agebatch.schema import PhotoStatus
 
 T = TypeVar("T")
@@ -27,6 +28,8 @@ R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]  # called with the number of photos just finished
+# A decoded photo without its pixels: status, number of views (0: none), why it was refused.
+Layout = tuple[PhotoStatus, int, str]
 
 
 @dataclass(frozen=True, slots=True)  # one per photo of the day: kept small
@@ -35,6 +38,7 @@ class Prediction:
 
     age: float | None
     status: PhotoStatus
+    reason: str = ""  # why a photo was refused
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class PredictStats:
     unreadable: int
     seconds: float
     no_face: int = 0
+    refused: int = 0  # not opened or not decoded (opening.Refusal, or over the time budget)
 
     @property
     def photos_per_s(self) -> float:
@@ -61,24 +66,34 @@ def predict_paths(
     regions: Sequence[Region] | None = None,
     cameras: Sequence[Camera] | None = None,
     progress: Progress | None = None,
+    inside: Path | None = None,
 ) -> tuple[list[Prediction], PredictStats]:
     """Predict an age for every path, in order; unreadable files and frames without a face are
-    skipped, never guessed. config: photo kind, batch size, decode workers, acceleration (the
-    model is given); regions: the shopper region of each path (default: the whole frame);
-    cameras: the camera of each path, for `auto` decided per camera (default: photo by photo)."""
+    skipped, never guessed, and refused photos (each logged with its reason) never opened or
+    given up. config: photo kind, batch size, decode workers, acceleration, pixel and time
+    budgets (the model is given); regions: the shopper region of each path (default: the whole
+    frame); cameras: the camera of each path, for `auto` decided per camera (default: photo by
+    photo); inside: the folder photos must lie in (the day folder; None: anywhere)."""
     started = time.perf_counter()
     results: list[Prediction] = []
-    for batch in stream_predictions(paths, model, config, regions=regions, cameras=cameras):
+    batches = stream_predictions(
+        paths, model, config, regions=regions, cameras=cameras, inside=inside
+    )
+    for batch in batches:
         results.extend(batch)
         if progress is not None:
             progress(len(batch))
-    unreadable = sum(1 for r in results if r.status == PhotoStatus.UNREADABLE)
+    count = {status: sum(1 for r in results if r.status == status) for status in PhotoStatus}
+    for path, result in zip(paths, results, strict=True):
+        if result.status == PhotoStatus.REFUSED:
+            log.warning("Refused photo %s: %s", path, result.reason)
     stats = PredictStats(
         photos=len(results),
-        decoded=len(results) - unreadable,
-        unreadable=unreadable,
+        decoded=len(results) - count[PhotoStatus.UNREADABLE] - count[PhotoStatus.REFUSED],
+        unreadable=count[PhotoStatus.UNREADABLE],
         seconds=time.perf_counter() - started,
-        no_face=sum(1 for r in results if r.status == PhotoStatus.NO_FACE),
+        no_face=count[PhotoStatus.NO_FACE],
+        refused=count[PhotoStatus.REFUSED],
     )
     return results, stats
 
@@ -90,6 +105,7 @@ def stream_predictions(
     *,
     regions: Sequence[Region] | None = None,
     cameras: Sequence[Camera] | None = None,
+    inside: Path | None = None,
 ) -> Iterator[list[Prediction]]:
     """Yield predictions batch by batch, in order.
 
@@ -109,7 +125,8 @@ def stream_predictions(
         raise ValueError("regions must have one region per path")
     if cameras is not None and len(cameras) != len(paths):
         raise ValueError("cameras must have one camera per path")
-    spec = InputSpec.from_card(model.card, config.photo_kind)
+    limits = Limits(inside, config.max_pixels, config.decode_timeout_s)
+    spec = InputSpec.from_card(model.card, config.photo_kind, limits)
     runner = for_run(model, config)
     workers = config.workers
     with (
@@ -118,7 +135,7 @@ def stream_predictions(
     ):
         verdicts = None
         if cameras is not None and PhotoKind(config.photo_kind) == PhotoKind.AUTO:
-            judge = partial(_spread, pool, crop_votes, workers)
+            judge = partial(_spread, pool, partial(crop_votes, limits=limits), workers)
             verdicts = decide(paths, cameras, config.auto_sample, judge)
         reads = readings(cameras or [None] * len(paths), verdicts, config.photo_kind)
         where = regions or [WHOLE_FRAME] * len(paths)
@@ -134,10 +151,10 @@ def stream_predictions(
         if not batches:
             return
         decoding = [pool.submit(decode, chunk) for chunk in _chunks(batch(0), workers)]
-        running: tuple[Future[np.ndarray] | None, list[tuple[PhotoStatus, int]]] | None = None
+        running: tuple[Future[np.ndarray] | None, list[Layout]] | None = None
         for k in range(batches):
             decoded = [item for future in decoding for item in future.result()]
-            layout = [(d.status, 0 if d.pixels is None else len(d.pixels)) for d in decoded]
+            layout = [(d.status, _views(d.pixels), d.reason) for d in decoded]
             pixels = [d.pixels for d in decoded if d.pixels is not None]
             del decoded
             staged = runner.stage(np.concatenate(pixels)) if pixels else None
@@ -175,18 +192,23 @@ def _spread(
     return [result for future in futures for result in future.result()]
 
 
+def _views(pixels: np.ndarray | None) -> int:
+    """How many views of a photo were decoded (0: none)."""
+    return 0 if pixels is None else len(pixels)
+
+
 def _result(future: Future[np.ndarray] | None) -> np.ndarray:
     """A model run's ages (none for a batch without a readable photo)."""
     return np.zeros(0) if future is None else future.result()
 
 
-def _predictions(ages: np.ndarray, layout: list[tuple[PhotoStatus, int]]) -> list[Prediction]:
+def _predictions(ages: np.ndarray, layout: list[Layout]) -> list[Prediction]:
     """One prediction per photo of a batch: a photo's age is the mean over its views (framings
     of a frame's face); photos without pixels keep their status."""
     results, start = [], 0
-    for status, views in layout:
+    for status, views, reason in layout:
         if views == 0:
-            results.append(Prediction(None, status))
+            results.append(Prediction(None, status, reason))
             continue
         results.append(Prediction(float(ages[start : start + views].mean()), PhotoStatus.OK))
         start += views

@@ -84,7 +84,8 @@ def compliance_inputs(
 ) -> ComplianceInputs:
     """The policy of the run's config and what the report needs: per-store ages, margins, the
     flag threshold --max-teen-miss chooses, the card's curve, the day's age checks (None: not
-    recorded), history of the 27 days before `day` under config.out."""
+    recorded), history of the 27 days before `day` where cashier_compliance is published (the
+    restricted root; days published before it was set, under config.out)."""
     margins = error_margins(card)
     if config.margin > 0 and margins.num_rows == 0:
         raise InputError(
@@ -93,7 +94,7 @@ def compliance_inputs(
     chosen = None
     if config.max_teen_miss is not None:
         chosen = choose_threshold(card, config.max_teen_miss).threshold
-    history, days_7d, days_28d = compliance_history(config.out, day)
+    history, days_7d, days_28d = compliance_history(config.restricted_root(), day, config.out)
     return ComplianceInputs(
         **{name: getattr(config, name) for name in ComplianceInputs.POLICY},
         store_policies=read_policy(config.policy) if config.policy else POLICY_SCHEMA.empty_table(),
@@ -152,13 +153,15 @@ def error_margins(card: ModelCard) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=MARGIN_SCHEMA)
 
 
-def compliance_history(out: Path, day: dt.date) -> tuple[pa.Table, int, int]:
-    """The report's 27 earlier days as published under out, and the days each window covers."""
+def compliance_history(out: Path, day: dt.date, *older: Path) -> tuple[pa.Table, int, int]:
+    """The report's 27 earlier days as published under out (or, for a day out lacks, the
+    first of the older roots that has it), and the days each window covers."""
     frames, found = [], []
     for back in range(1, 28):
         earlier = day - dt.timedelta(days=back)
-        folder = partition(out, REPORT, earlier)
-        if folder.is_dir():
+        folders = [partition(root, REPORT, earlier) for root in (out, *older)]
+        folder = next((f for f in folders if f.is_dir()), None)
+        if folder is not None:
             frames.append(_history_day(folder, earlier))
             found.append(back)
     history = pa.concat_tables(frames) if frames else HISTORY_SCHEMA.empty_table()

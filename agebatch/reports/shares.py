@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from agebatch.config import age_group_labels
+from agebatch.schema import SUPPRESSED
 
 
 def group_of(ages: Iterable[float], bounds: Sequence[int]) -> list[str]:
@@ -91,16 +92,22 @@ def add_corrected_shares(
     groups = [label for label, *_ in age_group_labels(tuple(bounds))]
     confusion = group_confusion(age_confusion, bounds)
     corrected: dict[tuple, float] = {}
+    merged = set()
     for scope in {(r["level"], r["store_id"]) for r in rows}:
         counts = {
             r["age_group"]: r["receipts"] for r in rows if (r["level"], r["store_id"]) == scope
         }
+        if SUPPRESSED in counts:  # how the merged groups split is not published: no estimate
+            merged.add(scope)
+            continue
         estimate = corrected_shares(np.array([counts.get(g, 0) for g in groups], float), confusion)
         corrected.update({(*scope, g): float(v) for g, v in zip(groups, estimate, strict=True)})
     note = (
         f"EM ({EM_ITERATIONS} iterations, Saerens et al. 2002) with the age confusion of {source}"
     )
-    values = [corrected[(r["level"], r["store_id"], r["age_group"])] for r in rows]
+    unsplit = f"none: groups of fewer than k receipts are merged into '{SUPPRESSED}' here"
+    values = [corrected.get((r["level"], r["store_id"], r["age_group"])) for r in rows]
+    notes = [unsplit if (r["level"], r["store_id"]) in merged else note for r in rows]
     return table.append_column("corrected_share", pa.array(values, pa.float64())).append_column(
-        "correction", pa.array([note] * len(rows), pa.string())
+        "correction", pa.array(notes, pa.string())
     )

@@ -53,6 +53,8 @@ def print_summary(published: Published, out: Path) -> None:
     print(f"Published {published.record.day} under {out}/:")
     for name, folder in published.folders.items():
         print(f"  {name:<20} {folder}")
+    if published.report is not None:
+        print(f"Report (open in a browser): {published.report.resolve().as_uri()}")
     print("Read it with DuckDB, e.g.:")
     print(f"  {example_query(out)}")
 

@@ -58,6 +58,8 @@ def test_every_missed_shopper_is_no_photo(
     day = busy_day(missing, seed=7)
     paths = _write(day, tmp_path)
     argv = ["run", "--day", str(DAY), *paths, "--out", str(tmp_path / "out")]
+    # The day misses shoppers on purpose: past the coverage gate (tests/reports/test_coverage.py).
+    argv.append("--accept-low-coverage")
     assert main([*argv, "--model", str(brightness_model_path)]) == 0
     ages = _published(tmp_path / "out", "receipt_ages").set_index("receipt_id")
     got = {
@@ -76,7 +78,7 @@ def test_a_fast_camera_is_reported_and_its_offset_repairs_the_matches(
 ) -> None:
     day = busy_day(0.1, seed=3, camera_ahead_s={("S1", "R2"): 90.0})
     paths = _write(day, tmp_path)
-    model = ["--model", str(brightness_model_path), "--day", str(DAY)]
+    model = ["--model", str(brightness_model_path), "--day", str(DAY), "--accept-low-coverage"]
     assert main(["run", *model, *paths, "--out", str(tmp_path / "drift")]) == 0
     runs = _published(tmp_path / "drift", "runs")
     assert list(runs["clocks_off"].iloc[0]) == ["S1/R2"]

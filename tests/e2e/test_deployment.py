@@ -221,6 +221,7 @@ def test_work_pool_deployment_runs_on_a_worker(
     }
     registered = subprocess.run(
         [sys.executable, "-m", "agebatch.flows.deploy", "--work-pool", "agebatch"]
+        + ["--job-env", "CUDA_VISIBLE_DEVICES=0"]  # docs/dask.md: pin the pool's runs to a GPU
         + [str(part) for option in paths.items() for part in option],
         env=prefect_env,
         capture_output=True,
@@ -230,6 +231,7 @@ def test_work_pool_deployment_runs_on_a_worker(
     assert registered.returncode == 0, registered.stdout + registered.stderr
     deployment = _api(api, "/deployments/name/agebatch-nightly/nightly")
     assert deployment["work_pool_name"] == "agebatch"
+    assert deployment["job_variables"] == {"env": {"CUDA_VISIBLE_DEVICES": "0"}}
     assert deployment["entrypoint"] == "agebatch.flows.nightly.nightly"
     schedule = deployment["schedules"][0]["schedule"]
     assert (schedule["cron"], schedule["timezone"]) == ("30 2 * * *", "Europe/London")
@@ -281,3 +283,14 @@ def test_deployment_fixes_only_the_options_it_is_given() -> None:
         build_parser().parse_args([*paths, "--photo-kind", "faces"])
     with pytest.raises(InputError, match="Setting margin"):
         deployment_parameters(build_parser().parse_args([*paths, "--margin", "-1"]), {})
+
+
+def test_job_env_pairs_become_the_pools_env_job_variable() -> None:
+    from agebatch.flows.deploy import job_variables
+
+    assert job_variables([]) == {}
+    assert job_variables(["CUDA_VISIBLE_DEVICES=1", "A=b=c"]) == {
+        "env": {"CUDA_VISIBLE_DEVICES": "1", "A": "b=c"}
+    }
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        job_variables(["CUDA_VISIBLE_DEVICES"])

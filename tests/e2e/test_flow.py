@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -126,11 +127,22 @@ def test_flow_publishes_exact_figures(
         ["store_id", "age_group", "category", "age_restricted"]
     )
     assert not published.index.duplicated().any()
-    published = published.sort_index()
+    # Cells of 5 receipts or more are published as they are; the others of each store are
+    # summed in its remainder row ('suppressed'), so the store's sales still add up.
+    kept = published.drop(index="suppressed", level="age_group").sort_index()
     expected = purchases.sort_index()
-    assert published.index.equals(expected.index)
+    assert (kept["category_receipts"] >= 5).all() and kept.index.isin(expected.index).all()
+    large = expected[expected["category_receipts"] >= 5].index
+    assert kept.index.equals(large.intersection(kept.index))
     for column in ("category_receipts", "units", "revenue"):  # exact: counts and decimals
-        assert published[column].tolist() == expected[column].tolist(), column
+        assert kept[column].tolist() == expected.loc[kept.index, column].tolist(), column
+    rest = expected.drop(kept.index).groupby("store_id")[["units", "revenue"]].sum()
+    remainders = published.xs("suppressed", level="age_group").droplevel(
+        ["category", "age_restricted"]
+    )
+    assert (rest.index == remainders.index).all() and (remainders["category_receipts"] >= 5).all()
+    assert remainders["units"].tolist() == rest["units"].tolist()
+    assert remainders["revenue"].tolist() == rest["revenue"].tolist()
 
     runs = _read(tmp_path, "runs")
     assert len(runs) == 1
@@ -210,6 +222,26 @@ def test_flow_publishes_exact_figures(
     assert len(shown) == (ranked["offer_rank"] <= 3).sum()
     assert all(row["lift_low"] > 1 and " as often as " in row["in_words"] for row in shown)
 
+    # The day's report: the chain's page and one per store, and an artifact that says where.
+    pages = tmp_path / "reports" / DAY.isoformat()
+    assert sorted(p.name for p in pages.iterdir()) == [
+        "index.html",
+        "store-S01.html",
+        "store-S02.html",
+        "store-S03.html",
+    ]
+    assert result["report"] == str(pages / "index.html")
+    assert f"agebatch report: the chain, {DAY}" in (pages / "index.html").read_text()
+    (report,) = get_client(sync_client=True).read_artifacts(
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"agebatch-report-{DAY}"]))
+    )
+    assert report.type == "markdown"
+    markdown = re.sub(r"\\(.)", r"\1", report.data)  # markdown's escapes undone
+    assert "- **receipts**: 300" in markdown
+    assert f"- **alcohol sales to review**: {len(checks)}" in markdown
+    assert f"Chain: {pages / 'index.html'}" in markdown
+    assert f"- S02: {pages / 'store-S02.html'}" in markdown
+
 
 def test_rerun_replaces_exactly_that_day(
     harness: None, sample: SampleDay, tmp_path: Path, brightness_model_path: Path
@@ -252,13 +284,17 @@ def test_demo_generates_runs_and_reports(
         "age_group_affinity, age_group_item_receipts, age_group_purchases, age_group_receipts, "
         "age_group_shares, alcohol_checks, cashier_compliance"
     )
-    assert f"{tables}, receipt_ages, runs, till_clocks." in printed
+    assert f"{tables}, receipt_ages, runs, store_coverage, till_clocks." in printed
     assert "What to offer each age group (age_group_affinity" in printed
     assert "Planted in the generated day (by true age): 18-24 pick DAI002 4 times" in printed
     assert "Alcohol sales to review (alcohol_checks):" in printed
     missed = _read(work / "out", "alcohol_checks")["missed_check"].sum()
     assert f"Missed ID checks (young-looking shopper, no check recorded): {missed}" in printed
     assert "read_parquet(" in printed
+    (folder,) = (work / "out" / "reports").iterdir()  # the demo's day: yesterday
+    report = folder / "index.html"
+    assert f"The report of {folder.name}, to open in a browser" in printed
+    assert report.as_uri() in printed and report.is_file()
     assert len(_read(work / "out", "receipt_ages")) == 60
     # A folder that is not a demo folder is refused rather than overwritten.
     (tmp_path / "precious").mkdir()
@@ -371,3 +407,28 @@ def test_flow_on_frames_no_face_two_faces_and_exif(
     _run(sample, tmp_path / "out2", brightness_model_path, face_regions=regions)
     again = _read(tmp_path / "out2", "receipt_ages").set_index("receipt_id")
     assert again.at[two_id, "predicted_age"] == pytest.approx(small_age, abs=0.5)
+
+
+def test_a_refused_day_fails_the_flow_run_with_the_reason(
+    harness: None, tmp_path: Path, brightness_model_path: Path
+) -> None:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from agebatch.errors import CoverageRefused
+
+    sample = make_sample_day(tmp_path / "day", DAY, receipts=60, stores=1, writer=SolidFaces())
+    for photo in (sample.photos / DAY.isoformat()).rglob("*.png"):
+        photo.write_bytes(b"not an image")
+    state = nightly(
+        config=sample.config(tmp_path / "out", model=brightness_model_path),
+        day=DAY,
+        return_state=True,
+    )
+    assert state.is_failed()
+    with pytest.raises(CoverageRefused, match="are unreadable, against no history"):
+        state.result()
+    run = get_client(sync_client=True).read_flow_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    )[0]
+    assert run.state.is_failed() and "Refused to publish" in run.state.message
+    assert not list((tmp_path / "out").rglob("*.parquet"))

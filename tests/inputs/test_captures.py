@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -127,4 +128,84 @@ def test_utc_offsets_in_names_and_the_manifest(tmp_path: Path) -> None:
 def test_an_empty_manifest_is_one_sentence(tmp_path: Path) -> None:
     (tmp_path / "captures.csv").write_text("")
     with pytest.raises(InputError, match=r"captures\.csv is empty: it needs the header"):
+        find_captures(tmp_path, ZONE)
+
+
+MANIFEST_HEADER = "photo,store_id,register_id,captured_at\n"
+
+
+@pytest.mark.parametrize(
+    "photo",
+    [
+        "/srv/faces/someone.jpg",  # absolute
+        "../2026-11-23/S1/R1/a.jpg",  # another day's folder
+        "S1/R1/../../../elsewhere/a.jpg",
+        "..\\elsewhere\\a.jpg",  # Windows separators are read as '/'
+        "C:/faces/a.jpg",
+        "",
+        "S1/R1/a\x01.jpg",
+    ],
+)
+def test_a_manifest_photo_outside_the_day_folder_is_one_sentence_naming_its_line(
+    tmp_path: Path, photo: str
+) -> None:
+    rows = "".join(f"S1/R1/{i}.jpg,S1,R1,2026-11-24 10:00:{i:02d}\n" for i in range(3))
+    (tmp_path / "captures.csv").write_text(
+        MANIFEST_HEADER + rows + f'"{photo}",S1,R1,2026-11-24 10:01:00\n'
+    )
+    with pytest.raises(InputError, match=r"captures\.csv, line 5: photo .* is not a path inside"):
+        find_captures(tmp_path, ZONE)
+
+
+def test_relative_names_that_stay_inside_are_kept(tmp_path: Path) -> None:
+    (tmp_path / "captures.csv").write_text(
+        MANIFEST_HEADER
+        + "./S1/R1/a.jpg,S1,R1,2026-11-24 10:00:00\n"
+        + "S1\\R1\\b.jpg,S1,R1,2026-11-24 10:00:01\n"
+        + "S1/R1/..c.jpg,S1,R1,2026-11-24 10:00:02\n"  # two dots in a name, not '..'
+    )
+    photos = find_captures(tmp_path, ZONE).table["photo"].tolist()
+    assert photos == ["S1/R1/a.jpg", "S1/R1/b.jpg", "S1/R1/..c.jpg"]
+
+
+def test_a_manifest_that_is_a_link_out_or_a_pipe_is_refused(tmp_path: Path) -> None:
+    day = tmp_path / "day"
+    day.mkdir()
+    elsewhere = tmp_path / "captures.csv"
+    elsewhere.write_text(MANIFEST_HEADER + "a.jpg,S1,R1,2026-11-24 10:00:00\n")
+    (day / "captures.csv").symlink_to(elsewhere)
+    with pytest.raises(InputError, match="is refused, a link that resolves outside the day"):
+        find_captures(day, ZONE)
+    (day / "captures.csv").unlink()
+    os.mkfifo(day / "captures.csv")  # refused at once, not waited on, not skipped
+    with pytest.raises(InputError, match=r"is refused, not a regular file \(a named pipe\)"):
+        find_captures(day, ZONE)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("x.jpg,S1,R1,2026-11-24 10:00:00,extra\n", "line 40,000 has 5 field\\(s\\) where"),
+        ("x.jpg,S1\n", "line 40,000 has 2 field\\(s\\) where the header has 4"),
+        ('x.jpg,"S1,R1,2026-11-24 10:00:00\n', "line 40,000 has a field over 131,072"),
+        ('x.jpg,"S1"x,R1,2026-11-24 10:00:00\n', "line 40,000 cannot be read as CSV"),
+        ("x.jpg,S1,R1,soon\n", "not timestamps \\(first: 'soon' on line 40,000\\)"),
+        ("/x.jpg,S1,R1,2026-11-24 10:00:00\n", "line 40,000: photo '/x.jpg' is not a path"),
+    ],
+)
+def test_a_bad_line_deep_in_a_big_manifest_is_named(tmp_path: Path, bad: str, message: str) -> None:
+    rows = (f"S1/R1/{i}.jpg,S1,R1,2026-11-24 10:00:00\n" for i in range(2, 50_000))
+    lines = [bad if i == 40_000 else row for i, row in enumerate(rows, start=2)]
+    (tmp_path / "captures.csv").write_text(MANIFEST_HEADER + "".join(lines))
+    with pytest.raises(InputError, match=message):
+        find_captures(tmp_path, ZONE)
+
+
+def test_a_short_manifest_quote_or_bad_byte_is_named(tmp_path: Path) -> None:
+    manifest = tmp_path / "captures.csv"
+    manifest.write_text(MANIFEST_HEADER + 'a.jpg,S1,R1,2026-11-24 10:00:00\nb.jpg,"S1,R1,x\n')
+    with pytest.raises(InputError, match="line 3 opens a quote that is never closed"):
+        find_captures(tmp_path, ZONE)
+    manifest.write_bytes(MANIFEST_HEADER.encode() + b"a.jpg,S1,R1,2026-11-24 10:00:00\nb\xff\n")
+    with pytest.raises(InputError, match="line 3 is not UTF-8 text"):
         find_captures(tmp_path, ZONE)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextvars
 import json
+import os
 import random
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from agebatch.predict.cameras import Verdict, decide, readings, samples
 from agebatch.predict.faces import FaceFinder
 from agebatch.predict.images import Reading
 from agebatch.predict.model import load_model
+from agebatch.predict.opening import Limits
 from agebatch.predict.stage import predict_paths
 from tests.conftest import save_brightness_model
 from tests.pictures import drawn_frame, scene
@@ -240,3 +243,51 @@ def test_a_crop_cameras_crop_is_read_exactly_as_under_crops(tmp_path: Path) -> N
     by_size = images.load_photo(path, spec, reading=Reading.BY_SIZE)
     as_crop = images.load_photo(path, spec, reading=Reading.CROP)
     np.testing.assert_array_equal(by_size.pixels, as_crop.pixels)
+
+
+def test_auto_per_camera_opens_photos_only_inside_the_day_folder(
+    tmp_path: Path, cropping_model
+) -> None:
+    folder = tmp_path / "2026-11-24"
+    outside = tmp_path / "outside.png"
+    _write(outside, "crop", 1)  # crop-shaped: read, it would vote crop and be aged
+    for n in range(3):
+        _write(folder / f"20261124T08000{n}.png", "crop", n)
+    (folder / "20261124T000000.png").symlink_to(outside)  # first in name order: sampled
+    os.mkfifo(folder / "20261124T000001.png")  # never opened: no writer would ever come
+    paths = sorted(folder.iterdir())
+    limits = Limits(inside=folder)
+    # The sample's votes: refused photos do not vote (the link would vote crop without limits).
+    assert images.crop_votes(paths[:2], limits) == [None, None]
+    assert images.crop_vote(paths[0]) is True
+    config = PredictConfig(photo_kind="auto", auto_sample=4, workers=2, batch_size=2)
+    cameras = [("S01", "R1")] * len(paths)
+    predictions, stats = predict_paths(
+        paths, cropping_model, config, cameras=cameras, inside=folder
+    )
+    assert [(p.status, p.reason) for p in predictions[:2]] == [
+        ("refused", "a link that resolves outside the day folder"),
+        ("refused", "not a regular file (a named pipe)"),
+    ]
+    assert [p.status for p in predictions[2:]] == ["ok"] * 3 and stats.refused == 2
+
+
+def test_a_vote_over_the_time_budget_is_none_and_the_sample_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    real = images.crop_vote
+
+    def vote(path: Path, limits: Limits) -> bool | None:
+        if path.name.startswith("stuck"):
+            release.wait()
+        return real(path, limits)
+
+    monkeypatch.setattr(images, "crop_vote", vote)
+    for name in ("a.png", "stuck.png", "b.png"):
+        _write(tmp_path / name, "crop", 1)
+    try:
+        paths = [tmp_path / n for n in ("a.png", "stuck.png", "b.png")]
+        assert images.crop_votes(paths, Limits(seconds=0.3)) == [True, None, True]
+    finally:
+        release.set()

@@ -1,0 +1,118 @@
+"""Checks on the output folders before the expensive work, and write failures in one sentence.
+
+Before any photo is decoded a run makes sure each output root can take the day: it exists or
+can be made, a file can be written in it, it has the room the day is estimated to need, and
+the process's file-size limit (`ulimit -f`) is above that estimate. What cannot be foreseen (a
+disk filling while the day is written) fails in publish_day, which leaves the previous version
+of the day in place; `write_failure` says what happened in one sentence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import os
+import resource
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from agebatch.config import RunConfig
+from agebatch.errors import OutputError
+
+# A published day's size. Measured on generated days (tools/day_bytes.py: 26.5 bytes per
+# receipt over all tables and 43 kB fixed, with 21-character receipt ids); the estimate allows
+# about ten times that per receipt, for long random ids (a UUID receipt id and its photo path
+# compress to some 60 bytes), and twenty times the fixed part.
+BYTES_PER_RECEIPT = 256
+BYTES_PER_DAY = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Room:
+    """What a day is estimated to need, and what each output root has."""
+
+    needed: int  # bytes
+    free: dict[Path, int]  # bytes free per root
+    file_limit: int | None  # the soft RLIMIT_FSIZE, None: unlimited
+
+
+def estimate_bytes(receipts: int) -> int:
+    """Bytes a day of this many receipts is estimated to take when published (generously)."""
+    return BYTES_PER_DAY + BYTES_PER_RECEIPT * receipts
+
+
+def check_outputs(config: RunConfig, receipts: int) -> Room:
+    """Make sure every output root is writable and has room for the day, or raise OutputError."""
+    needed = estimate_bytes(receipts)
+    limit = file_size_limit()
+    if limit is not None and limit < needed:
+        raise OutputError(
+            f"The file-size limit of this process (ulimit -f) is {_size(limit)}, and a day of "
+            f"{receipts} receipts needs files up to about {_size(needed)}: raise the limit "
+            "(ulimit -f unlimited) before running."
+        )
+    free = {}
+    for root in dict.fromkeys([config.out, config.restricted_root()]):
+        _writable(root, private=root == config.restricted_out)
+        free[root] = shutil.disk_usage(root).free
+        if free[root] < needed:
+            raise OutputError(
+                f"Output folder {root} has {_size(free[root])} free and the day needs about "
+                f"{_size(needed)} ({receipts} receipts): free some space before running."
+            )
+    return Room(needed, free, limit)
+
+
+def file_size_limit() -> int | None:
+    """The soft limit on the size of a file this process writes, in bytes (None: none)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _writable(root: Path, private: bool) -> None:
+    """Create root if needed (owner-only when private) and write, sync and remove a file in it."""
+    try:
+        if not root.is_dir():
+            root.mkdir(mode=0o700 if private else 0o777, parents=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".agebatch-probe-") as probe:
+            probe.write(b"agebatch")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as error:
+        raise OutputError(
+            f"Output folder {root} cannot be written ({error.strerror or error}): check "
+            "--out (and --restricted-out), the folder's permissions and its file system."
+        ) from None
+
+
+# What a write failure means, for people.
+_WRITE_ERRORS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "a file went over the file-size limit (ulimit -f)",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission was denied",
+    errno.EPERM: "the operation was not permitted",
+}
+
+
+def write_failure(error: OSError, day: dt.date, roots: list[Path]) -> OutputError | None:
+    """The one sentence for a failed write while publishing, or None for another OSError."""
+    reason = _WRITE_ERRORS.get(error.errno or 0)
+    if reason is None:
+        return None
+    where = " and ".join(str(root) for root in dict.fromkeys(roots))
+    return OutputError(
+        f"Could not publish {day} to {where}: {reason} ({os.strerror(error.errno)}); the day's "
+        "previous version, if any, is still the one published."
+    )
+
+
+def _size(n: int) -> str:
+    """Bytes for people: 1.5 MB, 20 kB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"

@@ -1,0 +1,646 @@
+"""The morning report: one self-contained HTML page of a published day and its trend.
+
+Charts are inline SVG drawn here (agebatch.reports.svg); the page has no script, loads nothing
+(its Content-Security-Policy forbids it) and holds no pixel of a photo. Every text from the
+data is escaped. Each chart is followed by a table of its figures, for people who want the
+numbers and for the tests that read them back. See docs/report.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from agebatch.predict.card import ModelCard
+from agebatch.reports.offers import DASH, TIMES, top_offers, window_note
+from agebatch.reports.report_data import (
+    CHAIN,
+    ReportData,
+    category_mix,
+    correction_note,
+    coverage,
+    for_store,
+    group_key,
+    read_chain,
+    read_report,
+    share_table,
+)
+from agebatch.reports.svg import Html, bar_chart, esc, line_chart, percent, stacked_chart
+from agebatch.schema import SUPPRESSED, UNKNOWN_GROUP, AgeCheck, Level, Reason, ReceiptStatus
+
+log = logging.getLogger(__name__)
+
+# Nothing leaves the page: no script, no request; inline styles and data: images only.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+OFFERS_SHOWN = 3  # offers per group and kind of item
+TEXT = ' class="text"'  # a column of words, left-aligned and wrapped
+REPORT_DAYS = 28  # days of the trend, unless asked for others
+
+CHECK_WORDS = {
+    AgeCheck.ID_SEEN: "ID seen",
+    AgeCheck.ID_REFUSED: "ID refused",
+    AgeCheck.NOT_ASKED: "not asked",
+    AgeCheck.NOT_RECORDED: "nothing recorded",
+}
+STATUS_WORDS = {
+    ReceiptStatus.MATCHED: "matched (an age)",
+    ReceiptStatus.NO_PHOTO: "no photo",
+    ReceiptStatus.UNREADABLE: "photo unreadable",
+    ReceiptStatus.NO_FACE: "no face in the photo",
+    ReceiptStatus.REFUSED: "photo refused",
+}
+
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;
+max-width:1000px;padding:0 16px 48px;color:#222;line-height:1.4}
+h1{font-size:1.6em;margin:20px 0 4px}h2{margin-top:36px;border-bottom:2px solid #0072B2}
+h3{margin:22px 0 6px}p.note{color:#555;font-size:.92em;max-width:78ch}
+table{border-collapse:collapse;font-size:.88em;margin:8px 0 4px}
+th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}
+thead th{background:#f3f6fa;white-space:normal;vertical-align:bottom}
+.text{text-align:left;white-space:normal}
+dl.headline{display:flex;flex-wrap:wrap;gap:10px 28px;margin:14px 0}
+dl.headline div{background:#f3f6fa;padding:8px 14px;border-radius:6px}
+dl.headline dt{font-size:.8em;color:#555}dl.headline dd{margin:0;font-size:1.35em}
+.verdict{background:#fff4e0;border-left:4px solid #E69F00;padding:8px 12px;max-width:78ch}
+svg.chart{display:block;max-width:100%;height:auto;margin:8px 0}
+nav a{margin-right:14px}
+"""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One headline figure: what it is and its value for people."""
+
+    label: str
+    value: str
+
+
+def reason_words(row: dict | pd.Series) -> str:
+    """Why a sale is on the review list, in plain words."""
+    reason = row["reason"]
+    if reason == Reason.UNDER_LEGAL_AGE:
+        return f"looked under the legal age ({row['legal_age']:g})"
+    if reason == Reason.UNDER_CHALLENGE_AGE:
+        return f"looked under {row['flag_threshold']:g}, the age to ask for ID at"
+    if reason == Reason.NO_PHOTO:
+        return "no photo of the shopper"
+    if reason == Reason.UNREADABLE:
+        return "the photo could not be read"
+    if reason == Reason.NO_FACE:
+        return "no face found in the photo"
+    if reason == Reason.SOLD_AFTER_REFUSAL:
+        return "sold although the till recorded a refused ID"
+    return str(reason)
+
+
+def _scope_name(scope: str) -> str:
+    """A scope in words: the chain, or 'store S01'."""
+    return "the chain" if scope == CHAIN else f"store {scope}"
+
+
+def _table(
+    header: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    name: str,
+    scope: str | None = None,
+    text_columns: Sequence[int] = (),
+) -> Html:
+    """A table of figures: data-table names it (and data-scope its scope) for readers and tests."""
+    head = "".join(
+        f"<th{TEXT if i in text_columns else ''}>{esc(h)}</th>" for i, h in enumerate(header)
+    )
+    body = []
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            tag = "th" if i == 0 else "td"
+            cells.append(f"<{tag}{TEXT if i in text_columns else ''}>{esc(cell)}</{tag}>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    scoped = f' data-scope="{esc(scope)}"' if scope is not None else ""
+    return Html(
+        f'<table data-table="{esc(name)}"{scoped}><thead><tr>{head}</tr></thead><tbody>'
+        + "".join(body)
+        + "</tbody></table>"
+    )
+
+
+def _p(text: str, cls: str = "note") -> Html:
+    """A paragraph of text."""
+    return Html(f'<p class="{cls}">{esc(text)}</p>')
+
+
+def _money(value: object) -> str:
+    """An amount to the cent."""
+    return "\u2013" if value is None or pd.isna(value) else f"{float(value):,.2f}"
+
+
+def _count(value: object) -> str:
+    """A whole count, or a dash when there is none."""
+    return "\u2013" if value is None or pd.isna(value) else f"{int(value):,}"
+
+
+def _rate(value: object) -> str:
+    """A rate as a percentage, or a dash."""
+    return percent(None if value is None or pd.isna(value) else float(value))
+
+
+def headline(data: ReportData) -> list[Figure]:
+    """The page's headline figures: receipts, those with an age, review list, missed checks."""
+    receipts = len(data.statuses)
+    matched = int((data.statuses["status"] == ReceiptStatus.MATCHED).sum())
+    figures = [
+        Figure("receipts", f"{receipts:,}"),
+        Figure("with an age", f"{matched:,} ({percent(matched / receipts if receipts else 0)})"),
+        Figure("alcohol sales to review", f"{len(data.checks):,}"),
+    ]
+    if data.checks_recorded:
+        missed = int(data.checks["missed_check"].fillna(False).sum())
+        figures.append(Figure("missed ID checks", f"{missed:,}"))
+    else:
+        figures.append(Figure("missed ID checks", "not recorded"))
+    shares = share_table(data, data.scopes[0])
+    best = shares["share"].idxmax() if shares["receipts"].sum() else None
+    if best is not None:
+        figures.append(Figure("largest age group", f"{best} ({percent(shares.at[best, 'share'])})"))
+    return figures
+
+
+def _model_error(card: ModelCard | None, version: object) -> str:
+    """The model's measured error in words, or why it is not shown."""
+    if card is None or card.version != version:
+        return (
+            f"The model card of {version} was not given, so its measured error is not shown "
+            "(agebatch report --model MODEL.keras)."
+        )
+    error = card.error
+    if error.mae is None:
+        return f"The model card of {version} states no measured error."
+    where = error.model_extra.get("measured_on") if error.model_extra else None
+    bands = ", ".join(
+        f"{band.replace('-', DASH)}: {mae:.1f}" for band, mae in error.mae_by_band.items()
+    )
+    measured = f", measured on {where}" if where else ""
+    return (
+        f"Ages are the model's estimates: {version} is off by {error.mae:.1f} years on average "
+        f"(mean absolute error; by age band, in years: {bands}){measured}."
+    )
+
+
+def _shares_section(data: ReportData, card: ModelCard | None) -> list[Html]:
+    """Age-group share of receipts (raw and corrected) and of revenue, per scope."""
+    merged = (
+        f" '{SUPPRESSED}': the groups of fewer receipts than the run's minimum (k), merged so "
+        "that no small group can be singled out; a scope with such a row is not corrected."
+        if SUPPRESSED in data.groups
+        else ""
+    )
+    parts = [
+        Html("<h2 id=shares>Who shops: age-group shares</h2>"),
+        _p(
+            "Share of the receipts with an age (a photo the model read), raw and corrected for "
+            "the model's confusion of neighbouring groups (the correction is named under each "
+            f"table), and share of those receipts' revenue (not corrected).{merged}"
+        ),
+        _p(_model_error(card, data.run.get("model_version"))),
+    ]
+    for scope in data.scopes:
+        table = share_table(data, scope)
+        parts.append(Html(f"<h3>{esc(_capital(_scope_name(scope)))}</h3>"))
+        if not table["receipts"].sum():
+            parts.append(_p(f"No receipt of {_scope_name(scope)} had an age on {data.day}."))
+            continue
+        series = [("receipts", list(table["share"]))]
+        if table["corrected_share"].notna().any():
+            series.append(("receipts, corrected", _optional(table["corrected_share"])))
+        if data.receipts is not None:
+            series.append(("revenue", _optional(table["revenue_share"])))
+        label = f"Age-group shares, {_scope_name(scope)}, {data.day}"
+        parts.append(bar_chart(f"shares:{scope}", label, data.groups, series))
+        rows = [
+            (
+                group,
+                _count(row["receipts"]),
+                percent(row["share"]),
+                _rate(row["corrected_share"]),
+                _money(row["revenue"]),
+                _rate(row["revenue_share"]),
+            )
+            for group, row in table.iterrows()
+        ]
+        header = ["age group", "receipts", "share", "corrected share", "revenue", "revenue share"]
+        parts.append(_table(header, rows, name="shares", scope=scope))
+        parts.append(_p(f"Correction: {correction_note(data, scope)}."))
+    if data.receipts is None:
+        parts.append(
+            _p(
+                f"{data.day} has no age_group_receipts (published by an older agebatch):"
+                " no revenue shares."
+            )
+        )
+    return parts
+
+
+def _optional(values: Iterable[object]) -> list[float | None]:
+    """Values with NaN and NA as None."""
+    return [None if v is None or pd.isna(v) else float(v) for v in values]
+
+
+def _trend_section(data: ReportData) -> list[Html]:
+    """Each group's share of receipts over the trend's days."""
+    scope = data.store or CHAIN
+    days = [d.isoformat() for d in data.trend_days]
+    wide = data.trend.pivot_table(index="day", columns="age_group", values="share", aggfunc="sum")
+    wide = wide.reindex(index=data.trend_days)
+    groups = sorted(wide.columns, key=group_key)
+    series = [(group, _optional(wide[group])) for group in groups]
+    first = data.trend_days[0]
+    parts = [
+        Html("<h2 id=trend>The trend: each group's share over the days</h2>"),
+        _p(
+            f"Share of receipts with an age, {_scope_name(scope)}, on the {len(days)} published "
+            f"day{'s' if len(days) != 1 else ''} from {first} to {data.day} (raw, uncorrected)."
+        ),
+    ]
+    if not groups:
+        parts.append(_p(f"No receipt of {_scope_name(scope)} had an age on these days."))
+        return parts
+    parts.append(
+        line_chart(
+            f"trend:{scope}", f"Age-group shares over the days, {_scope_name(scope)}", days, series
+        )
+    )
+    rows = [
+        (day, *(_rate(wide.at[d, g]) for g in groups))
+        for day, d in zip(days, data.trend_days, strict=True)
+    ]
+    parts.append(_table(["day", *groups], rows, name="trend", scope=scope))
+    return parts
+
+
+def _mix_section(data: ReportData) -> list[Html]:
+    """Each age group's revenue by category."""
+    scope = data.store or CHAIN
+    mix = category_mix(data, scope)
+    categories = sorted(mix.columns)
+    rows = [
+        (group, [float(mix.at[group, c]) for c in categories], f"{_money(mix.loc[group].sum())}")
+        for group in mix.index
+    ]
+    label = f"Category mix of each age group's revenue, {_scope_name(scope)}, {data.day}"
+    parts = [
+        Html("<h2 id=mix>What each age group buys: category mix</h2>"),
+        _p(
+            f"Share of each age group's revenue per category, {_scope_name(scope)}, {data.day} "
+            f"('{UNKNOWN_GROUP}': receipts without an age). The total is written after each bar."
+        ),
+        stacked_chart(f"mix:{scope}", label, categories, rows),
+    ]
+    table_rows = []
+    for group in mix.index:
+        total = mix.loc[group].sum()
+        table_rows.append(
+            (group, *(percent(mix.at[group, c] / total if total else None) for c in categories))
+        )
+    parts.append(_table(["age group", *categories], table_rows, name="mix", scope=scope))
+    return parts
+
+
+def _coverage_section(data: ReportData) -> list[Html]:
+    """Receipts per store: matched, no photo, unreadable, no face."""
+    counts = coverage(data)
+    statuses = list(counts.columns)
+    words = [STATUS_WORDS[ReceiptStatus(s)] for s in statuses]
+    rows = [
+        (store, [float(v) for v in counts.loc[store]], f"{int(counts.loc[store].sum()):,} receipts")
+        for store in counts.index
+    ]
+    parts = [
+        Html("<h2 id=coverage>Coverage: which receipts got an age</h2>"),
+        _p(
+            "Receipts per store by what the photo gave: an age (matched), no photo at the till "
+            "in the match window, a photo that could not be read, no face found in it, or a "
+            "photo refused (outside the day folder, not a file, over the pixel or time budget)."
+        ),
+        stacked_chart("coverage", f"Coverage per store, {data.day}", words, rows),
+    ]
+    table_rows = [
+        (store, *(_count(counts.at[store, s]) for s in statuses), _count(counts.loc[store].sum()))
+        for store in counts.index
+    ]
+    parts.append(_table(["store", *statuses, "receipts"], table_rows, name="coverage"))
+    return parts
+
+
+def _compliance_section(data: ReportData) -> list[Html]:
+    """Per store, the alcohol sales to review and the cashiers' 7- and 28-day rates."""
+    threshold = data.run.get("flag_threshold")
+    teen_miss = data.run.get("expected_teen_miss")
+    adult_flag = data.run.get("expected_adult_flag")
+    if teen_miss is not None:
+        measured = (
+            f"The model's measured miss rate for 13{DASH}17-year-olds at this flag threshold "
+            f"({threshold:g} years) is {percent(teen_miss)}: about that share of teenagers look "
+            f"older to it and are not on the list; {percent(adult_flag)} of adults 25+ look "
+            "younger and are."
+        )
+    else:
+        shown = f"{threshold:g} years" if threshold is not None else "the flag threshold"
+        measured = (
+            f"The model card gives no measured miss rate for 13{DASH}17-year-olds at {shown} "
+            "(no operating curve measured there), so what the list misses is not known."
+        )
+    parts = [
+        Html("<h2 id=compliance>Alcohol sales to review</h2>"),
+        Html(
+            '<p class="verdict">'
+            + esc(
+                "This is a list to review, not a verdict: the ages are the model's estimates "
+                "from a photo, and a young-looking face is a reason to look at the till roll or "
+                "the camera, not a finding against anyone. "
+            )
+            + esc(measured)
+            + "</p>"
+        ),
+    ]
+    if not data.checks_recorded:
+        parts.append(
+            _p(f"The tills recorded no age checks on {data.day}: missed checks are not counted.")
+        )
+    for store in data.stores:
+        parts.append(Html(f"<h3>Store {esc(store)}</h3>"))
+        checks = data.checks[data.checks["store_id"] == store].sort_values("paid_at")
+        if checks.empty:
+            parts.append(_p(f"No alcohol sale to review at {store} on {data.day}."))
+        else:
+            rows = [
+                (
+                    pd.Timestamp(row["paid_at"]).strftime("%H:%M:%S"),
+                    row["register_id"],
+                    row["cashier_id"],
+                    _items(row),
+                    _money(row["restricted_amount"]),
+                    "\u2013" if pd.isna(row["predicted_age"]) else f"{row['predicted_age']:.1f}",
+                    reason_words(row),
+                    CHECK_WORDS.get(row["age_check"], "\u2013")
+                    if isinstance(row["age_check"], str)
+                    else "\u2013",
+                )
+                for _, row in checks.iterrows()
+            ]
+            header = [
+                "time",
+                "register",
+                "cashier",
+                "items",
+                "amount",
+                "predicted age",
+                "reason",
+                "ID check (till)",
+            ]
+            parts.append(_table(header, rows, name="review", scope=store, text_columns=(3, 6)))
+        parts.extend(_cashier_table(data, store))
+    return parts
+
+
+def _items(row: pd.Series) -> str:
+    """The restricted items of a sale: skus and units."""
+    skus = ", ".join(str(s) for s in row["restricted_skus"])
+    units = float(row["restricted_units"])
+    return f"{skus} ({units:g} unit{'s' if units != 1 else ''})"
+
+
+def _cashier_table(data: ReportData, store: str) -> list[Html]:
+    """A store's cashiers with restricted sales: the day's, 7- and 28-day rates."""
+    cashiers = data.cashiers[data.cashiers["store_id"] == store]
+    if cashiers.empty:
+        return [_p(f"No cashier at {store} sold alcohol on {data.day}.")]
+    rate = "missed_rate_28d" if data.checks_recorded else "flagged_rate_28d"
+    cashiers = cashiers.sort_values([rate, "cashier_id"], ascending=[False, True])
+    header = [
+        "cashier",
+        "restricted",
+        "flagged",
+        "no usable photo",
+        "flagged rate",
+        "flagged 7 days",
+        "flagged 28 days",
+    ]
+    if data.checks_recorded:
+        header += ["missed checks", "missed rate", "missed 7 days", "missed 28 days"]
+    rows = []
+    for _, row in cashiers.iterrows():
+        cells = [
+            row["cashier_id"],
+            _count(row["restricted_receipts"]),
+            _count(row["flagged_receipts"]),
+            _count(row["unchecked_receipts"]),
+            _rate(row["flagged_rate"]),
+            _rate(row["flagged_rate_7d"]),
+            _rate(row["flagged_rate_28d"]),
+        ]
+        if data.checks_recorded:
+            cells += [
+                _count(row["missed_receipts"]),
+                _rate(row["missed_rate"]),
+                _rate(row["missed_rate_7d"]),
+                _rate(row["missed_rate_28d"]),
+            ]
+        rows.append(cells)
+    first = cashiers.iloc[0]
+    return [
+        _table(header, rows, name="cashiers", scope=store),
+        _p(
+            f"Flagged rate: sales to shoppers who looked under the flag threshold, of the "
+            f"cashier's alcohol sales; missed rate: of those flagged, no ID check recorded. The "
+            f"7- and 28-day windows cover {int(first['days_7d'])} and {int(first['days_28d'])} "
+            "published days."
+        ),
+    ]
+
+
+def _offers_section(data: ReportData) -> list[Html]:
+    """Each group's first offers per scope, from age_group_affinity."""
+    parts = [Html("<h2 id=offers>What to offer each age group</h2>")]
+    if data.affinity is None:
+        parts.append(
+            _p(
+                f"{data.day} has no age_group_affinity (published by an older agebatch): no "
+                "offers to show."
+            )
+        )
+        return parts
+    parts.append(
+        _p(
+            "Items each age group buys more often than the shoppers as a whole: the lift and its "
+            f"interval, the first {OFFERS_SHOWN} per group and kind of item (ages are the "
+            f"model's estimates; a lift is a correlation, not a cause). "
+            f"{window_note(data.affinity)}."
+        )
+    )
+    shown = top_offers(data.affinity, OFFERS_SHOWN)
+    for scope in data.scopes:
+        if scope == CHAIN:
+            rows = shown[shown["level"] == Level.CHAIN.value]
+        else:
+            rows = shown[(shown["level"] == Level.STORE.value) & (shown["store_id"] == scope)]
+        parts.append(Html(f"<h3>{esc(_capital(_scope_name(scope)))}</h3>"))
+        if rows.empty:
+            parts.append(_p(f"No offers for {_scope_name(scope)} in this window."))
+            continue
+        table_rows = [
+            (
+                row["age_group"],
+                "category" if row["item_kind"] == "category" else "product",
+                int(row["offer_rank"]),
+                _item(row),
+                f"{row['lift']:.2f}{TIMES}",
+                f"{row['lift_low']:.2f}{DASH}{row['lift_high']:.2f}{TIMES}",
+                _count(row["receipts"]),
+            )
+            for _, row in rows.iterrows()
+        ]
+        header = ["age group", "kind", "rank", "item", "lift", "interval", "receipts"]
+        parts.append(_table(header, table_rows, name="offers", scope=scope, text_columns=(3,)))
+        without = [g for g in data.groups if g not in {*rows["age_group"], SUPPRESSED}]
+        if without:
+            parts.append(_p("No offers for " + ", ".join(without) + "."))
+    return parts
+
+
+def _category_name(category: str) -> str:
+    return str(category).replace("_", " ")
+
+
+def _item(row: pd.Series) -> str:
+    """A category, or a product with its category."""
+    if row["item_kind"] == "category":
+        return _category_name(row["category"])
+    return f"{row['item']} ({_category_name(row['category'])})"
+
+
+def render(data: ReportData, card: ModelCard | None = None) -> str:
+    """The page of a day: headline, shares, trend, category mix, coverage, alcohol, offers."""
+    scope = f"store {data.store}" if data.store else "the chain"
+    title = f"agebatch report: {scope}, {data.day}"
+    figures = "".join(
+        f"<div><dt>{esc(f.label)}</dt><dd>{esc(f.value)}</dd></div>" for f in headline(data)
+    )
+    run = data.run
+    made = (
+        f"Published by agebatch {run.get('agebatch_version')} (run {run.get('run_id')}, model "
+        f"{run.get('model_version')}); page made {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC."
+    )
+    sections = [
+        *_shares_section(data, card),
+        *_trend_section(data),
+        *_mix_section(data),
+        *_coverage_section(data),
+        *_compliance_section(data),
+        *_offers_section(data),
+    ]
+    nav = (
+        '<nav><a href="#shares">shares</a><a href="#trend">trend</a><a href="#mix">category mix'
+        '</a><a href="#coverage">coverage</a><a href="#compliance">alcohol</a>'
+        '<a href="#offers">offers</a></nav>'
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{esc(title)}</h1>{_p(made)}{nav}"
+        f'<dl class="headline">{figures}</dl>' + "".join(sections) + "</body></html>\n"
+    )
+
+
+def write_report(
+    out: Path,
+    path: Path,
+    day: dt.date | None = None,
+    days: int = REPORT_DAYS,
+    store: str | None = None,
+    card: ModelCard | None = None,
+    restricted: Path | None = None,
+) -> tuple[Path, ReportData]:
+    """Write the page of a day (the chain's, or one store's) to path; return it and its data
+    (restricted: the root of the tables naming receipts and cashiers, if not out)."""
+    data = read_report(out, day, days, store, restricted)
+    return _write(path, render(data, card)), data
+
+
+def _write(path: Path, page: str) -> Path:
+    """Write a page whole: a reader never sees half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(page, encoding="utf-8")
+    temporary.replace(path)
+    return path
+
+
+@dataclass(frozen=True)
+class ReportPages:
+    """The pages a run wrote: the chain's and one per store, and the chain's headline."""
+
+    folder: Path
+    chain: Path
+    stores: dict[str, Path]
+    headline: list[Figure]
+
+
+def write_pages(
+    out: Path,
+    day: dt.date,
+    folder: Path,
+    days: int = REPORT_DAYS,
+    card: ModelCard | None = None,
+    restricted: Path | None = None,
+) -> ReportPages:
+    """Write the chain's page (index.html) and one page per store (store-<id>.html)."""
+    every = read_chain(out, day, days, restricted)  # read once; each page is cut from it
+    chain = _write(folder / "index.html", render(for_store(every, None), card))
+    stores = {
+        store: _write(folder / _store_file(store), render(for_store(every, store), card))
+        for store in every.stores
+    }
+    data = for_store(every, None)
+    log.info("Wrote the report of %s to %s (the chain and %d stores)", day, folder, len(stores))
+    return ReportPages(folder, chain, stores, headline(data))
+
+
+def _store_file(store: str) -> str:
+    """A store page's file name; a store id with other characters than letters, digits, - and _
+    is written in hex so it can name no other path."""
+    safe = store.replace("-", "").replace("_", "")
+    name = store if safe.isascii() and safe.isalnum() else store.encode().hex()
+    return f"store-{name}.html"
+
+
+def report_markdown(pages: ReportPages, day: dt.date) -> str:
+    """The run's report artifact: headline figures and where the pages are."""
+    lines = [f"# agebatch report, {day}", ""]
+    lines += [f"- **{_md(f.label)}**: {_md(f.value)}" for f in pages.headline]
+    lines += ["", f"Chain: {_md(pages.chain)}", "", "Stores:"]
+    lines += [f"- {_md(store)}: {_md(path)}" for store, path in pages.stores.items()]
+    lines += ["", "Open a page in a browser; it loads nothing from the network."]
+    return "\n".join(lines) + "\n"
+
+
+def _md(value: object) -> str:
+    """Text for markdown: its markup characters escaped, so a store id is only text."""
+    return "".join("\\" + c if c in MARKDOWN_SPECIAL else c for c in str(value))
+
+
+MARKDOWN_SPECIAL = set("\\`*_{}[]()<>#+-.!|&")
+
+
+def _capital(text: str) -> str:
+    """Text with its first letter a capital (and the rest as it was)."""
+    return text[:1].upper() + text[1:]

@@ -1,0 +1,279 @@
+"""What the HTML report shows, read from the published tables of a day and the days before it.
+
+Each published day is read from its own folder (OUT/<table>/day=<day>/), as the compliance and
+offers reports read theirs; a table a day was published without (an older agebatch) reads as
+None and the page says so. With a store, every frame holds that store's rows only: the chain's
+rows and the run's chain-wide counts are left out, so nothing of another store reaches the page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from agebatch.errors import InputError
+from agebatch.publish import partition
+from agebatch.reports.offers import group_order
+from agebatch.schema import SUPPRESSED, UNKNOWN_GROUP, Level, ReceiptStatus
+
+SHARES = "age_group_shares"
+CHAIN = "chain"  # the scope of the chain's rows, in the page's own words
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """The published figures one page shows: the day's, and the trend's over earlier days."""
+
+    day: dt.date
+    store: str | None  # the one store of a manager's page; None: the chain and every store
+    stores: list[str]  # the stores shown
+    groups: list[str]  # age-group labels, youngest first ('suppressed' last, if any)
+    shares: pd.DataFrame  # age_group_shares of the day (chain rows only on the chain page)
+    receipts: pd.DataFrame | None  # age_group_receipts of the day; None: not published
+    purchases: pd.DataFrame  # age_group_purchases of the day
+    statuses: pd.DataFrame  # receipt_ages of the day: store_id, status
+    checks: pd.DataFrame  # alcohol_checks of the day
+    cashiers: pd.DataFrame  # cashier_compliance of the day
+    run: dict[str, object]  # the day's latest run: model and flag threshold (no counts)
+    affinity: pd.DataFrame | None  # age_group_affinity of the day; None: not published
+    trend: pd.DataFrame  # age_group_shares of the page's scope over trend_days
+    trend_days: list[dt.date]  # the published days of the trend, the day last
+
+    @property
+    def scopes(self) -> list[str]:
+        """The scopes the page shows figures for: the chain (not on a store's page), stores."""
+        return self.stores if self.store else [CHAIN, *self.stores]
+
+    @property
+    def checks_recorded(self) -> bool:
+        """Whether the day's tills recorded age checks (missed checks are counted)."""
+        return bool(self.run.get("age_checks_recorded"))
+
+
+# The run's columns the page uses: what the model and the policy were, never the day's counts
+# (a run's counts are the chain's).
+RUN_COLUMNS = (
+    "run_id",
+    "started_at",
+    "agebatch_version",
+    "model_version",
+    "age_checks_recorded",
+    "flag_threshold",
+    "expected_teen_miss",
+    "expected_adult_flag",
+)
+
+
+def published_days(out: Path, table: str = SHARES) -> list[dt.date]:
+    """The days of a table published under out, in order."""
+    days = []
+    for folder in (out / table).glob("day=*"):
+        try:
+            day = dt.date.fromisoformat(folder.name.removeprefix("day="))
+        except ValueError:
+            continue
+        if partition(out, table, day).is_dir():
+            days.append(day)
+    return sorted(days)
+
+
+def read_day(out: Path, table: str, day: dt.date) -> pd.DataFrame | None:
+    """One published table's day as a frame, or None when the day has no such table."""
+    folder = partition(out, table, day)
+    if not folder.is_dir():
+        return None
+    return pq.read_table(folder).to_pandas()
+
+
+def _stores_only(frame: pd.DataFrame | None, stores: list[str]) -> pd.DataFrame | None:
+    """The rows of the given stores (a chain row, store_id null, is no store's)."""
+    if frame is None:
+        return None
+    return frame[frame["store_id"].isin(stores)].reset_index(drop=True)
+
+
+def group_key(label: str) -> tuple[int, float]:
+    """Where an age-group label sorts: the age groups youngest first, then the merged small
+    groups ('suppressed'), then receipts without an age ('unknown')."""
+    if label == SUPPRESSED:
+        return (1, 0.0)
+    if label == UNKNOWN_GROUP:
+        return (2, 0.0)
+    return (0, group_order(label))
+
+
+def read_report(
+    out: Path,
+    day: dt.date | None = None,
+    days: int = 28,
+    store: str | None = None,
+    restricted: Path | None = None,
+) -> ReportData:
+    """The figures of a page for day (default: the latest published) and the days-long trend
+    that ends on it; for one store when store is given. The tables naming receipts and
+    cashiers are read from restricted (--restricted-out) when given, else from out."""
+    return for_store(read_chain(out, day, days, restricted), store)
+
+
+def read_chain(
+    out: Path, day: dt.date | None = None, days: int = 28, restricted: Path | None = None
+) -> ReportData:
+    """The chain page's figures (every store's and the chain's) of day (default: the latest
+    published) and the trend of the days published up to it, at most `days` of them."""
+    restricted = restricted or out
+    if days < 1:
+        raise InputError(f"--days {days} must be at least 1.")
+    published = published_days(out)
+    if not published:
+        raise InputError(f"No {SHARES} under {out}: publish a day with agebatch run first.")
+    day = day or published[-1]
+    if day not in published:
+        raise InputError(
+            f"{day} is not published under {out}; published days: {published[0]} to "
+            f"{published[-1]}."
+        )
+    shares = read_day(out, SHARES, day)
+    purchases = _required(out, "age_group_purchases", day)
+    statuses = _required(restricted, "receipt_ages", day)[["store_id", "status"]]
+    runs = _required(out, "runs", day).sort_values("started_at")
+    trend_days = [d for d in published if d <= day][-days:]
+    groups = sorted(
+        (set(shares["age_group"]) | set(purchases["age_group"])) - {UNKNOWN_GROUP}, key=group_key
+    )
+    return ReportData(
+        day=day,
+        store=None,
+        # Every store with receipts, those whose receipts all lack an age (no shares) too.
+        stores=sorted(statuses["store_id"].dropna().unique()),
+        groups=groups,
+        shares=shares,
+        receipts=read_day(out, "age_group_receipts", day),
+        purchases=purchases,
+        statuses=statuses,
+        checks=_required(restricted, "alcohol_checks", day),
+        cashiers=_required(restricted, "cashier_compliance", day),
+        run={k: _plain(v) for k, v in runs.iloc[-1].to_dict().items() if k in RUN_COLUMNS},
+        affinity=read_day(out, "age_group_affinity", day),
+        trend=_trend(out, trend_days),
+        trend_days=trend_days,
+    )
+
+
+def for_store(data: ReportData, store: str | None) -> ReportData:
+    """The figures of one store's page (its rows only), or the chain page's when store is
+    None; the trend is the page's scope's: the store's rows, or the chain's."""
+    if store is None:
+        chain = data.trend[data.trend["level"] == Level.CHAIN.value]
+        return replace(data, trend=chain.reset_index(drop=True))
+    if store not in data.stores:
+        raise InputError(
+            f"Store {store!r} has no figures on {data.day}; stores: {', '.join(data.stores)}."
+        )
+    only = [store]
+    return replace(
+        data,
+        store=store,
+        stores=only,
+        shares=_stores_only(data.shares, only),
+        receipts=_stores_only(data.receipts, only),
+        purchases=_stores_only(data.purchases, only),
+        statuses=_stores_only(data.statuses, only),
+        checks=_stores_only(data.checks, only),
+        cashiers=_stores_only(data.cashiers, only),
+        affinity=_stores_only(data.affinity, only),
+        trend=_stores_only(data.trend, only),
+    )
+
+
+def _required(out: Path, table: str, day: dt.date) -> pd.DataFrame:
+    """A table every published day has; one missing is a damaged output folder."""
+    frame = read_day(out, table, day)
+    if frame is None:
+        raise InputError(f"{partition(out, table, day)} is missing: publish {day} again.")
+    return frame
+
+
+def _plain(value: object) -> object:
+    """A pandas scalar as a plain Python value (NaN and NA as None)."""
+    if value is None or (not isinstance(value, str | bool) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _trend(out: Path, days: list[dt.date]) -> pd.DataFrame:
+    """The shares of every scope over the days: day, level, store_id, age_group, receipts,
+    share, corrected_share."""
+    frames = []
+    for each in days:
+        rows = read_day(out, SHARES, each)
+        if "corrected_share" not in rows:  # published before shares were corrected
+            rows = rows.assign(corrected_share=None)
+        columns = ["level", "store_id", "age_group", "receipts", "share", "corrected_share"]
+        frames.append(rows[columns].assign(day=each))
+    return pd.concat(frames, ignore_index=True)
+
+
+def share_table(data: ReportData, scope: str) -> pd.DataFrame:
+    """One scope's age-group shares of the day, a row per group: receipts, share and
+    corrected_share of matched receipts, revenue and its share among receipts with an age
+    (revenue columns null when the day has no age_group_receipts)."""
+    shares = data.shares
+    rows = (
+        shares[shares["level"] == Level.CHAIN.value]
+        if scope == CHAIN
+        else shares[(shares["level"] == Level.STORE.value) & (shares["store_id"] == scope)]
+    )
+    table = rows.set_index("age_group").reindex(data.groups)
+    result = pd.DataFrame(
+        {
+            "receipts": table["receipts"].fillna(0).astype(int),
+            "share": table["share"].astype(float).fillna(0.0),
+            "corrected_share": table.get("corrected_share", pd.Series(dtype=float)).astype(float),
+        },
+        index=pd.Index(data.groups, name="age_group"),
+    )
+    if data.receipts is None:
+        return result.assign(revenue=None, revenue_share=None)
+    money = data.receipts if scope == CHAIN else data.receipts[data.receipts["store_id"] == scope]
+    known = money[money["age_group"] != UNKNOWN_GROUP]
+    revenue = known.groupby("age_group")["revenue"].sum().map(float).reindex(data.groups)
+    revenue = revenue.fillna(0.0)
+    total = revenue.sum()
+    return result.assign(revenue=revenue, revenue_share=revenue / total if total else None)
+
+
+def correction_note(data: ReportData, scope: str) -> str:
+    """How a scope's corrected shares were made, as the published table says."""
+    if "correction" not in data.shares:
+        return "none (published before shares were corrected)"
+    shares = data.shares
+    rows = (
+        shares[shares["level"] == Level.CHAIN.value]
+        if scope == CHAIN
+        else shares[(shares["level"] == Level.STORE.value) & (shares["store_id"] == scope)]
+    )
+    return "; ".join(sorted(set(rows["correction"].dropna()))) or "none"
+
+
+def category_mix(data: ReportData, scope: str) -> pd.DataFrame:
+    """Revenue per age group (rows, 'unknown' last) and category (columns) of a scope's day;
+    a category whose returns outweigh its sales counts as nothing bought."""
+    purchases = data.purchases
+    if scope != CHAIN:
+        purchases = purchases[purchases["store_id"] == scope]
+    revenue = purchases.assign(revenue=purchases["revenue"].map(float)).pivot_table(
+        index="age_group", columns="category", values="revenue", aggfunc="sum", fill_value=0.0
+    )
+    order = sorted(revenue.index, key=group_key)
+    return revenue.reindex(order).clip(lower=0.0)
+
+
+def coverage(data: ReportData) -> pd.DataFrame:
+    """Receipts per store and status (matched, no_photo, unreadable, no_face) of the day."""
+    counts = data.statuses.groupby(["store_id", "status"]).size().unstack(fill_value=0)
+    columns = [status.value for status in ReceiptStatus]
+    return counts.reindex(index=data.stores, columns=columns, fill_value=0).astype(int)

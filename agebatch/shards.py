@@ -1,0 +1,433 @@
+"""The predict stage in shards on a Dask cluster, with ages that survive a retry.
+
+A day's photos are split into shards: one store's register each, cut into runs of at most
+`shard_size` photos in name (capture time) order. Each shard runs on a Dask worker, which
+decodes its photos next to the files (only inside the day folder, within the pixel and time
+budgets, as an unsharded run; `--photo-kind auto` decided from the shard's own photos),
+predicts them with the model it loaded once (`worker_model`), and writes the ages to a staging
+Parquet file
+
+    OUT/.shards/<day>/<model_version>/<fingerprint>.parquet   (the --restricted-out root if set)
+
+written whole (a temporary file renamed into place). The fingerprint is a hash of the day, the
+model version, the settings that change ages (photo kind, auto sample, pixel budget, each
+photo's face region) and every photo's name, size and modification time: a retried or re-run
+day finds the file of every shard whose photos have not changed and predicts only the rest.
+The flow publishes nothing until every shard has its file; after a successful publish the
+day's staging folder is deleted (`discard`), since receipt_ages then holds the same ages. The
+files carry photo names, ages and statuses, never pixels.
+
+Each start of a shard leaves a marker (the worker's pid) under `<staging>/attempts/<run_id>/`,
+so a shard Dask ran again after losing its worker is counted (runs.shards_retried).
+
+Test hook (nothing else may set it; unset, it costs one environment lookup per shard):
+``AGEBATCH_SHARD_KILL=1`` in a worker's environment SIGKILLs that worker process once it has
+predicted a shard and before it stages the ages, the worst moment to lose a worker.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from agebatch.config import Region, RunConfig
+from agebatch.errors import InputError
+from agebatch.predict.card import ModelCard
+from agebatch.predict.model import AgeModel, bundled_model_path, compute_device, load_model
+from agebatch.predict.stage import PredictStats, predict_paths
+from agebatch.schema import PhotoStatus
+
+log = logging.getLogger(__name__)
+
+SHARDS = ".shards"
+ATTEMPTS = "attempts"
+KILL_ENV = "AGEBATCH_SHARD_KILL"
+# Bumped when what a staged file means changes, so files of an older layout are not reused.
+LAYOUT = "agebatch.shard/1"
+STAGED = pa.schema(
+    [
+        pa.field("photo", pa.string(), nullable=False),
+        pa.field("predicted_age", pa.float64()),
+        pa.field("status", pa.string(), nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Photos of one register (or a run of them), with the fingerprint of everything that
+    decides their ages."""
+
+    store_id: str
+    register_id: str
+    index: int  # the shard's place among its register's shards
+    photos: tuple[str, ...]  # relative to the day folder, in name order
+    regions: tuple[Region, ...]  # the shopper region of each photo
+    fingerprint: str
+
+    @property
+    def label(self) -> str:
+        """The shard as people read it: store/register#index."""
+        return f"{self.store_id}/{self.register_id}#{self.index}"
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """What every shard of one run shares: where the photos are and where ages are staged."""
+
+    day: str
+    folder: Path  # the day's photo folder
+    staging: Path  # OUT/.shards/<day>/<model_version>
+    model_version: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class ShardOutcome:
+    """What one shard's task did: reused its staged ages or predicted them, and where."""
+
+    fingerprint: str
+    label: str
+    photos: int
+    reused: bool
+    decoded_now: int  # photos decoded by this attempt (0 when reused)
+    model_loaded: bool  # this attempt loaded the model into its worker process
+    worker_pid: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ShardCounts:
+    """The run's shards: all of them, those reused from staging, those started twice or more."""
+
+    total: int
+    reused: int
+    retried: int
+
+
+def staging_folder(out: Path, day: str, model_version: str) -> Path:
+    """Where a day's shards predicted with one model version are staged."""
+    return out / SHARDS / day / _safe(model_version)
+
+
+def plan(
+    config: RunConfig,
+    captures: pd.DataFrame,
+    folder: Path,
+    regions: Sequence[Region],
+    day: str,
+    model_version: str,
+    run_id: str,
+) -> tuple[ShardJob, list[Shard]]:
+    """Split a day's captures into shards (store, register, then `shard_size` photos) and
+    fingerprint each from its photos' names, sizes and times and the settings that change ages."""
+    # Per-photo ages belong with receipt_ages: under the restricted root when there is one.
+    staging = staging_folder(config.restricted_root(), day, model_version)
+    job = ShardJob(day, folder, staging, model_version, run_id)
+    settings = (
+        f"{LAYOUT}|{day}|{model_version}|{config.photo_kind.value}|{config.auto_sample}"
+        f"|{config.max_pixels}"
+    )
+    rows = sorted(
+        zip(
+            captures["store_id"].astype(str),
+            captures["register_id"].astype(str),
+            captures["photo"].astype(str),
+            regions,
+            strict=True,
+        )
+    )
+    by_register: dict[tuple[str, str], list[tuple[str, Region]]] = {}
+    for store, register, photo, region in rows:
+        by_register.setdefault((store, register), []).append((photo, region))
+    shards = []
+    for (store, register), photos in by_register.items():
+        for index, start in enumerate(range(0, len(photos), config.shard_size)):
+            part = photos[start : start + config.shard_size]
+            names = tuple(photo for photo, _ in part)
+            shard_regions = tuple(region for _, region in part)
+            key = fingerprint(folder, names, shard_regions, settings)
+            shards.append(Shard(store, register, index, names, shard_regions, key))
+    return job, shards
+
+
+def fingerprint(
+    folder: Path, photos: Sequence[str], regions: Sequence[Region], settings: str
+) -> str:
+    """A hash of the settings and each photo's name, size, modification time and region."""
+    digest = hashlib.sha256(settings.encode())
+    for photo, region in zip(photos, regions, strict=True):
+        try:
+            stat = os.stat(folder / photo)
+            size, mtime = stat.st_size, stat.st_mtime_ns
+        except OSError:  # a manifest row without its file: predicted as unreadable, if it stays
+            size, mtime = -1, -1
+        digest.update(f"\0{photo}\0{size}\0{mtime}\0{region}".encode())
+    return digest.hexdigest()[:32]
+
+
+def run_shard(config: RunConfig, job: ShardJob, shard: Shard) -> ShardOutcome:
+    """On a worker: reuse the shard's staged ages if its fingerprint is unchanged, else decode
+    and predict its photos and stage their ages (whole, in one rename)."""
+    started = time.perf_counter()
+    _mark_attempt(job, shard)
+    target = job.staging / f"{shard.fingerprint}.parquet"
+    if read_staged(target, shard) is not None:
+        log.info("Shard %s: %d photos reused from staging", shard.label, len(shard.photos))
+        return ShardOutcome(
+            shard.fingerprint, shard.label, len(shard.photos), True, 0, False, os.getpid(), 0.0
+        )
+    model, loaded = worker_model(config.model)
+    if model.version != job.model_version:
+        raise InputError(
+            f"The model on worker {os.getpid()} is version {model.version}, the run's is "
+            f"{job.model_version}: give every worker the same model file."
+        )
+    paths = [job.folder / photo for photo in shard.photos]
+    camera = (shard.store_id, shard.register_id)  # `auto` is decided from the shard's photos
+    with gpu_slot(config.gpu_limit):
+        predictions, stats = predict_paths(
+            paths,
+            model,
+            config,
+            regions=list(shard.regions),
+            cameras=[camera] * len(paths),
+            inside=job.folder,  # photos opened only inside the day folder, as unsharded
+        )
+    if os.environ.get(KILL_ENV) == "1":
+        os.kill(os.getpid(), signal.SIGKILL)
+    table = pa.table(
+        {
+            "photo": list(shard.photos),
+            "predicted_age": [p.age for p in predictions],
+            "status": [str(p.status) for p in predictions],
+        },
+        schema=STAGED,
+    )
+    write_atomically(table, target, shard.fingerprint)
+    seconds = time.perf_counter() - started
+    log.info(
+        "Shard %s: %d photos predicted in %.1f s on worker %d",
+        shard.label,
+        stats.photos,
+        seconds,
+        os.getpid(),
+    )
+    return ShardOutcome(
+        shard.fingerprint,
+        shard.label,
+        stats.photos,
+        False,
+        stats.photos,
+        loaded,
+        os.getpid(),
+        seconds,
+    )
+
+
+def read_staged(path: Path, shard: Shard) -> pa.Table | None:
+    """The shard's staged ages, or None when there is no whole file for exactly its photos."""
+    try:
+        file = pq.ParquetFile(path)
+        table = file.read().cast(STAGED)
+        meta = (file.schema_arrow.metadata or {}).get(b"fingerprint", b"").decode()
+    except (OSError, pa.ArrowInvalid, ValueError):
+        return None
+    if meta != shard.fingerprint or tuple(table.column("photo").to_pylist()) != shard.photos:
+        return None
+    return table
+
+
+def write_atomically(table: pa.Table, path: Path, key: str) -> None:
+    """Write a Parquet file under a temporary name, fsync it, and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+    table = table.replace_schema_metadata({"fingerprint": key, "layout": LAYOUT})
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as file:
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def collect(
+    job: ShardJob, shards: Sequence[Shard], outcomes: Sequence[ShardOutcome]
+) -> tuple[pd.DataFrame, ShardCounts]:
+    """Every shard's staged ages (photo, predicted_age, status), read back after all succeeded,
+    and the run's shard counts."""
+    missing = {s.fingerprint for s in shards} - {o.fingerprint for o in outcomes}
+    if missing:
+        raise RuntimeError(f"{len(missing)} shard(s) of {job.day} have no outcome")
+    tables = []
+    for shard in shards:
+        table = read_staged(job.staging / f"{shard.fingerprint}.parquet", shard)
+        if table is None:
+            raise RuntimeError(f"Shard {shard.label} of {job.day} left no staged ages")
+        tables.append(table)
+    ages = pa.concat_tables(tables).to_pandas() if tables else STAGED.empty_table().to_pandas()
+    attempts = Counter(
+        marker.name.split("-")[0] for marker in (job.staging / ATTEMPTS / job.run_id).glob("*")
+    )
+    counts = ShardCounts(
+        total=len(shards),
+        reused=sum(1 for o in outcomes if o.reused),
+        retried=sum(1 for s in shards if attempts[s.fingerprint] > 1),
+    )
+    predicted = [o for o in outcomes if not o.reused]
+    busy = sum(o.seconds for o in predicted)
+    log.info(
+        "Shards of %s: %d, %d reused from staging, %d retried; %d photos decoded by this run on "
+        "%d worker process(es), %.1f photos/s per worker while busy (model loads included, %d)",
+        job.day,
+        counts.total,
+        counts.reused,
+        counts.retried,
+        sum(o.decoded_now for o in outcomes),
+        len({o.worker_pid for o in predicted}),
+        sum(o.decoded_now for o in predicted) / busy if busy else 0.0,
+        sum(o.model_loaded for o in outcomes),
+    )
+    return ages, counts
+
+
+def add_ages(captures: pd.DataFrame, ages: pd.DataFrame) -> pd.DataFrame:
+    """The captures with predicted_age and status from the shards' ages, row for row."""
+    by_photo = ages.set_index("photo")
+    if not by_photo.index.is_unique or set(by_photo.index) != set(captures["photo"]):
+        raise RuntimeError("The shards' photos are not the day's photos")
+    aged = captures.copy()
+    rows = by_photo.loc[list(captures["photo"])]
+    aged["predicted_age"] = pd.array(rows["predicted_age"].to_numpy(), dtype="Float64")
+    aged["status"] = pd.array(rows["status"].to_numpy(), dtype="string")
+    return aged
+
+
+def stats_of(aged: pd.DataFrame, seconds: float) -> PredictStats:
+    """The predict stage's counts from the aged captures of a sharded run."""
+    status = aged["status"]
+    unreadable = int((status == PhotoStatus.UNREADABLE).sum())
+    refused = int((status == PhotoStatus.REFUSED).sum())
+    return PredictStats(
+        photos=len(aged),
+        decoded=len(aged) - unreadable - refused,
+        unreadable=unreadable,
+        seconds=seconds,
+        no_face=int((status == PhotoStatus.NO_FACE).sum()),
+        refused=refused,
+    )
+
+
+def discard(out: Path, day: str) -> None:
+    """Delete a published day's staging folder (its ages are in receipt_ages now)."""
+    folder = out / SHARDS / day
+    if folder.exists():
+        shutil.rmtree(folder)
+        log.info("Removed the staged shards of %s", day)
+
+
+_MODEL_LOCK = threading.Lock()
+
+
+def worker_model(path: Path | None) -> tuple[AgeModel, bool]:
+    """The model of this worker process, loaded once per model file and version; and whether
+    this call loaded it."""
+    path = (bundled_model_path() if path is None else Path(path)).resolve()
+    try:
+        stat = path.stat()
+    except OSError:
+        raise InputError(f"Model file {path} does not exist on worker {os.getpid()}.") from None
+    key = (str(path), ModelCard.read(path).version, stat.st_size, stat.st_mtime_ns)
+    with _MODEL_LOCK:
+        before = _loaded_model.cache_info().misses
+        model = _loaded_model(*key)
+        return model, _loaded_model.cache_info().misses > before
+
+
+@functools.cache
+def _loaded_model(path: str, version: str, size: int, mtime_ns: int) -> AgeModel:
+    """Load a model once per process for each (path, version, size, mtime)."""
+    return load_model(Path(path))
+
+
+@contextmanager
+def gpu_slot(limit: str, device: str | None = None) -> Iterator[None]:
+    """Hold one slot of the Prefect global concurrency limit `limit` while the block runs the
+    model on a GPU (device: default, the one Keras sees); on a CPU, or with no limit, none."""
+    if not limit or (device or compute_device()) != "GPU":
+        yield
+        return
+    # Prefect documents this error for strict=True but exports it only from here.
+    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+    from prefect.concurrency.sync import concurrency
+
+    try:
+        slot = concurrency(limit, occupy=1, strict=True)
+        slot.__enter__()
+    except ConcurrencySlotAcquisitionError:
+        raise InputError(
+            f"The Prefect global concurrency limit {limit!r} does not exist: create it with "
+            f"`prefect gcl create {limit} --limit 1` (one slot per GPU), or give --gpu-limit ''."
+        ) from None
+    try:
+        yield
+    finally:
+        slot.__exit__(None, None, None)
+
+
+def task_runner(config: RunConfig) -> Any:
+    """Prefect's Dask task runner for the run: a local cluster of `dask_workers` processes
+    (one thread each, on 127.0.0.1, no dashboard), or the scheduler at `dask_address`."""
+    from prefect_dask import DaskTaskRunner
+
+    if config.dask_address:
+        return DaskTaskRunner(address=config.dask_address)
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": config.dask_workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "host": "127.0.0.1",
+            "dashboard_address": None,
+        }
+    )
+
+
+def _mark_attempt(job: ShardJob, shard: Shard) -> None:
+    """Leave a marker of this start of the shard (counted for runs.shards_retried)."""
+    folder = job.staging / ATTEMPTS / job.run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / f"{shard.fingerprint}-{uuid.uuid4().hex}"
+    marker.write_text(f"{os.getpid()}\n")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _safe(text: str) -> str:
+    """A model version as one folder name."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text) or "_"

@@ -1,0 +1,126 @@
+"""A day with hostile inputs, run through `agebatch run`: refused photos are counted and their
+receipts marked, a 16-bit photo gets its true age, and a bad manifest or transactions file is
+one sentence with nothing published."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from agebatch.cli import main
+from agebatch.sample import SampleDay, make_sample_day
+from tests.cli.test_cli import _args
+from tests.conftest import DAY
+from tests.pictures import SolidFaces
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> SampleDay:
+    return make_sample_day(tmp_path / "data", DAY, receipts=40, writer=SolidFaces(), seed=5)
+
+
+def _run(argv: list[str]) -> int:
+    """main(argv) in a thread, so that a run that hangs fails the test instead of stalling it."""
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(main(argv)), daemon=True)
+    thread.start()
+    thread.join(timeout=300)
+    assert codes, "the run did not end"
+    return codes[0]
+
+
+def test_refused_photos_are_counted_and_their_receipts_unchecked(
+    sample: SampleDay, tmp_path: Path, brightness_model_path: Path
+) -> None:
+    folder = sample.photos / str(DAY)
+    truth = sample.truth[sample.truth["status"] == "matched"].reset_index(drop=True)
+    linked, piped, deep = truth.iloc[0], truth.iloc[1], truth.iloc[2]
+    # A face from elsewhere, linked in under a matched photo's name: never read.
+    stranger = tmp_path / "stranger.png"
+    Image.new("RGB", (80, 80), (200, 200, 200)).save(stranger)
+    (folder / linked["photo"]).unlink()
+    (folder / linked["photo"]).symlink_to(stranger)
+    # A named pipe under a photo's name: refused at once, the run goes on.
+    (folder / piped["photo"]).unlink()
+    os.mkfifo(folder / piped["photo"])
+    # The same grey face stored as a 16-bit PNG: the same age, not white's.
+    level = np.asarray(Image.open(folder / deep["photo"]).convert("L"))
+    Image.fromarray(level.astype(np.uint16) * 257).save(folder / deep["photo"])
+
+    out = tmp_path / "out"
+    assert _run(["run", "--day", str(DAY), *_args(sample, out, brightness_model_path)]) == 0
+
+    runs = pd.read_parquet(out / "runs").iloc[0]
+    assert (runs["photos_refused"], runs["receipts_refused"]) == (2, 2)
+    assert runs["photos_unreadable"] == (sample.truth["status"] == "unreadable").sum()
+    ages = pd.read_parquet(out / "receipt_ages").set_index("receipt_id")
+    for row in (linked, piped):
+        receipt = ages.loc[row["receipt_id"]]
+        assert receipt["status"] == "refused" and pd.isna(receipt["predicted_age"])
+        assert receipt["photo"] == row["photo"]  # the name in the day folder, not the target
+    assert ages.loc[deep["receipt_id"], "status"] == "matched"
+    assert ages.loc[deep["receipt_id"], "predicted_age"] == pytest.approx(deep["true_age"], abs=0.3)
+    # A refused photo leaves its restricted sale unchecked, like one that is unreadable.
+    checks = pd.read_parquet(out / "alcohol_checks").set_index("receipt_id")
+    refused = [r for r in (linked["receipt_id"], piped["receipt_id"]) if r in checks.index]
+    assert (checks.loc[refused, "reason"] == "refused").all()
+    compliance = pd.read_parquet(out / "cashier_compliance")
+    unchecked = checks["reason"].isin(["no_photo", "unreadable", "no_face", "refused"]).sum()
+    assert compliance["unchecked_receipts"].sum() == unchecked
+
+
+@pytest.mark.parametrize(
+    "problem",
+    ["manifest outside", "manifest pipe", "two registers", "ragged line", "another day"],
+)
+def test_a_bad_manifest_or_transactions_file_is_one_sentence_and_publishes_nothing(
+    problem: str,
+    sample: SampleDay,
+    tmp_path: Path,
+    brightness_model_path: Path,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    folder = sample.photos / str(DAY)
+    tx = sample.transactions / f"{DAY}.parquet"
+    lines = pd.read_parquet(tx)
+    if problem == "manifest outside":
+        photo = sample.truth["photo"].dropna().iloc[0]
+        store, register = photo.split("/")[:2]
+        (folder / "captures.csv").write_text(
+            "photo,store_id,register_id,captured_at\n"
+            f"{photo},{store},{register},{DAY} 10:00:00\n"
+            f"/srv/other/face.png,{store},{register},{DAY} 10:00:05\n"
+        )
+        message = r"captures\.csv, line 3: photo '/srv/other/face\.png' is not a path inside"
+    elif problem == "manifest pipe":
+        os.mkfifo(folder / "captures.csv")
+        message = r"captures\.csv is refused, not a regular file \(a named pipe\)"
+    elif problem == "two registers":
+        lines.loc[len(lines)] = {**lines.iloc[0].to_dict(), "register_id": "R9"}
+        lines.to_parquet(tx)
+        message = rf"{DAY}\.parquet, row {len(lines)}: receipt .* is at register 'R9' but"
+    elif problem == "ragged line":
+        tx.unlink()
+        text = lines.to_csv(index=False).splitlines()
+        text[5] += ",extra"
+        (sample.transactions / f"{DAY}.csv").write_text("\n".join(text) + "\n")
+        width = len(lines.columns)
+        message = rf"\.csv: line 6 has {width + 1} field\(s\) where the header has {width}"
+    else:
+        lines.loc[0, "paid_at"] = pd.Timestamp(DAY) - pd.Timedelta(days=3)
+        lines.to_parquet(tx)
+        message = r"row 1: receipt .* has a line paid at 2026-11-21"
+    out = tmp_path / "out"
+    code = _run(["run", "--day", str(DAY), *_args(sample, out, brightness_model_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("agebatch: error: ")
+    assert re.search(message, err[-1]), err[-1]
+    assert not any(out.rglob("*.parquet"))

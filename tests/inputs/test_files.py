@@ -1,0 +1,149 @@
+"""Opening a file of the day folder: only a regular file inside it, and never a wait."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from agebatch.inputs import files
+from agebatch.inputs.files import Refusal, open_inside
+
+
+@pytest.fixture
+def day(tmp_path: Path) -> Path:
+    """A day folder with one photo, and a face outside it (another folder of the same disk)."""
+    folder = tmp_path / "photos" / "2026-11-24"
+    (folder / "S1" / "R1").mkdir(parents=True)
+    (folder / "S1" / "R1" / "a.jpg").write_bytes(b"inside")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "face.jpg").write_bytes(b"outside")
+    return folder
+
+
+def _read(path: Path, inside: Path | None) -> bytes:
+    with open_inside(path, inside) as file:
+        return file.read()
+
+
+def test_a_photo_inside_and_a_link_that_stays_inside_are_read(day: Path) -> None:
+    (day / "S1" / "R1" / "again.jpg").symlink_to(day / "S1" / "R1" / "a.jpg")
+    assert _read(day / "S1" / "R1" / "a.jpg", day) == b"inside"
+    assert _read(day / "S1" / "R1" / "again.jpg", day) == b"inside"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("S1/R1/link.jpg", "a link that resolves outside the day folder"),
+        ("S1/R1/../../../../elsewhere/face.jpg", "a path that resolves outside the day folder"),
+        ("linked/face.jpg", "a path that resolves outside the day folder"),  # a linked folder
+    ],
+)
+def test_nothing_outside_the_day_folder_is_opened(day: Path, name: str, reason: str) -> None:
+    (day / "S1" / "R1" / "link.jpg").symlink_to(day.parent.parent / "elsewhere" / "face.jpg")
+    (day / "linked").symlink_to(day.parent.parent / "elsewhere")
+    with pytest.raises(Refusal, match=reason):
+        _read(day / name, day)
+    # Without a folder to stay in (loose images the user names), links are followed.
+    assert _read(day / name, None) == b"outside"
+
+
+def test_an_absolute_path_elsewhere_is_refused(day: Path) -> None:
+    with pytest.raises(Refusal, match="resolves outside the day folder"):
+        _read(day.parent.parent / "elsewhere" / "face.jpg", day)
+
+
+def test_a_named_pipe_is_refused_at_once_not_waited_on(day: Path) -> None:
+    pipe = day / "S1" / "R1" / "pipe.jpg"
+    os.mkfifo(pipe)
+    outcome: list[BaseException | bytes] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append(_read(pipe, day))
+        except BaseException as error:  # the outcome is checked below
+            outcome.append(error)
+
+    reader = threading.Thread(target=attempt, daemon=True)  # a blocked open must not hang pytest
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "opening a named pipe waited for a writer"
+    assert isinstance(outcome[0], Refusal)
+    assert str(outcome[0]) == "not a regular file (a named pipe)"
+
+
+def _pretend(monkeypatch: pytest.MonkeyPatch, path: Path, seen: os.stat_result) -> None:
+    """Make the look before opening `path` see `seen` (as if the file changed just after)."""
+    stat = os.stat
+
+    def look(target: object, *args: object, **kwargs: object) -> os.stat_result:
+        return seen if str(target) == str(path) else stat(target, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(files.os, "stat", look)
+
+
+def test_a_pipe_swapped_in_after_the_look_is_not_waited_on(
+    day: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The look before opening saw a regular file; by the open, the name is a named pipe.
+    pipe = day / "S1" / "R1" / "pipe.jpg"
+    os.mkfifo(pipe)
+    _pretend(monkeypatch, pipe, os.stat(day / "S1" / "R1" / "a.jpg"))
+    outcome: list[BaseException | bytes] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append(_read(pipe, day))
+        except BaseException as error:  # the outcome is checked below
+            outcome.append(error)
+
+    reader = threading.Thread(target=attempt, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "opening a named pipe waited for a writer"
+    assert isinstance(outcome[0], Refusal)
+    assert str(outcome[0]) == "not a regular file (a named pipe)"
+
+
+def test_sockets_devices_and_folders_are_refused(day: Path) -> None:
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(str(day / "sock.jpg"))
+        with pytest.raises(Refusal, match=r"\(a socket\)"):
+            _read(day / "sock.jpg", day)
+    finally:
+        server.close()
+    with pytest.raises(Refusal, match=r"\(a character device\)"):
+        _read(Path("/dev/null"), None)
+    (day / "folder.jpg").mkdir()
+    with pytest.raises(Refusal, match=r"\(a folder\)"):
+        _read(day / "folder.jpg", day)
+
+
+def test_a_link_swapped_in_after_the_check_is_not_followed(
+    day: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The name resolved to itself when checked; by the time it is looked at, it is a link out.
+    photo = day / "S1" / "R1" / "swapped.jpg"
+    photo.symlink_to(day.parent.parent / "elsewhere" / "face.jpg")
+    monkeypatch.setattr(files.os.path, "realpath", lambda path: str(path))
+    with pytest.raises(Refusal, match=r"not a regular file \(a link\)"):
+        _read(photo, day)
+    # ... and if it becomes a link between that look and the open, the open does not follow it.
+    _pretend(monkeypatch, photo, os.stat(photo))
+    with pytest.raises(Refusal, match="a link that appeared after it was checked"):
+        _read(photo, day)
+
+
+def test_a_folder_swapped_for_a_link_after_the_check_is_caught_once_opened(
+    day: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The check resolved S1/R2/face.jpg inside; then S1/R2 became a link to another folder.
+    (day / "S1" / "R2").symlink_to(day.parent.parent / "elsewhere")
+    monkeypatch.setattr(files.os.path, "realpath", lambda path: str(path))
+    with pytest.raises(Refusal, match="resolves outside the day folder once opened"):
+        _read(day / "S1" / "R2" / "face.jpg", day)

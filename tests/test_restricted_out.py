@@ -1,0 +1,80 @@
+"""With --restricted-out the analysts' folder holds aggregates only (issue #12).
+
+The finding: 34 of 155 age_group_purchases cells of the demo day held exactly one receipt, and
+with receipt_ages that one shopper's whole basket and age were recovered. Now the tables that
+name a receipt or a cashier go to the restricted root, and no aggregate cell under OUT covers
+fewer than k receipts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from agebatch.pipeline import run_day
+from agebatch.sample import make_sample_day
+from agebatch.schema import RESTRICTED, SUPPRESSED, TABLES
+from tests.conftest import DAY
+from tests.pictures import SolidFaces
+
+IDS = {"receipt_id", "cashier_id", "photo"}
+
+
+def test_only_restricted_tables_name_receipts_cashiers_or_photos() -> None:
+    for table, columns in TABLES.items():
+        named = IDS & {column.name for column in columns}
+        assert bool(named) == (table in RESTRICTED), (table, named)
+
+
+def _columns(root: Path) -> dict[str, set[str]]:
+    """Every table published under a root and its columns, read from the Parquet files."""
+    found: dict[str, set[str]] = {}
+    for part in root.glob("*/day=*/*.parquet"):
+        found.setdefault(part.parent.parent.name, set()).update(pq.read_schema(part).names)
+    return found
+
+
+def test_a_run_with_a_restricted_root_leaves_aggregates_only_under_out(
+    tmp_path: Path, brightness_model
+) -> None:
+    out, private = tmp_path / "out", tmp_path / "private"
+    for day in (DAY - dt.timedelta(days=1), DAY):
+        sample = make_sample_day(tmp_path / "data", day, receipts=120, writer=SolidFaces(), seed=3)
+        run_day(sample.config(out, restricted_out=private), day, model=brightness_model)
+    analysts, confined = _columns(out), _columns(private)
+    assert set(confined) == {*RESTRICTED, "runs"}
+    assert set(analysts) == {*TABLES} - set(RESTRICTED)
+    assert all(not (IDS & columns) for columns in analysts.values())
+    assert private.stat().st_mode & 0o777 == 0o700
+
+    glob = str(out / "age_group_purchases" / "*" / "*.parquet")
+    small = duckdb.sql(
+        "select count(*) from read_parquet($g, hive_partitioning = true) "
+        "where category_receipts < 5",
+        params={"g": glob},
+    ).fetchall()[0][0]
+    assert small == 0
+    revenue = duckdb.sql(
+        "select round(sum(revenue), 2), count(*) filter (where age_group = $s) "
+        "from read_parquet($g, hive_partitioning = true) where day = $day",
+        params={"g": glob, "s": SUPPRESSED, "day": DAY},
+    ).fetchall()[0]
+    sales = pq.read_table(sample.transactions / f"{DAY}.parquet").column("amount").to_pylist()
+    # one remainder per store, sales whole (revenue is DECIMAL(18, 2))
+    assert (float(revenue[0]), revenue[1]) == (round(sum(sales), 2), 3)
+
+    # The compliance report's history is read from the restricted root.
+    (yesterday, today) = [
+        pq.read_table(private / "cashier_compliance" / f"day={d}").to_pandas()
+        for d in (DAY - dt.timedelta(days=1), DAY)
+    ]
+    assert set(today["days_7d"]) == {2}
+    both = today.merge(yesterday, on=["store_id", "cashier_id"], suffixes=("", "_y"))
+    assert len(both) > 0
+    assert (
+        both["restricted_receipts_7d"]
+        == both["restricted_receipts"] + both["restricted_receipts_y"]
+    ).all()
