@@ -27,6 +27,17 @@ WHOLE_FRAME: Region = (0.0, 0.0, 1.0, 1.0)
 ENV_PREFIX = "AGEBATCH_"
 
 
+THREAD_WORKERS_MAX = 4  # more decode workers than this decode in processes by default
+
+
+class Acceleration(StrEnum):
+    """Whether the model runs XLA-compiled in mixed precision on the device (see predict.device)."""
+
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
 class AffinityCorrection(StrEnum):
     """How age_group_affinity allows for the model's confusion between neighbouring groups."""
 
@@ -111,6 +122,7 @@ AgeBounds = Annotated[tuple[int, ...], _checked(parse_age_bounds)]
 FaceRegion = Annotated[Region, _checked(parse_region)]
 TimeZone = Annotated[str, _checked(parse_timezone)]
 OptionalPath = Annotated[Path | None, BeforeValidator(_none_if_empty)]
+OptionalBool = Annotated[bool | None, BeforeValidator(_none_if_empty)]
 OptionalShare = Annotated[
     Annotated[float, Field(ge=0, le=1)] | None, BeforeValidator(_none_if_empty)
 ]
@@ -127,16 +139,27 @@ class PredictConfig(BaseModel):
     model: OptionalPath = Field(
         None, description="a .keras age model with its card beside it (default: the bundled one)"
     )
-    batch_size: int = Field(64, ge=1, description="photos per model call")
+    batch_size: int = Field(
+        256,
+        ge=1,
+        description="photos per model call (256: the least CPU per photo of 32-256 measured on "
+        "a 2-core CPU, see docs/throughput.md; the size GPUs want)",
+    )
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
         description="photos decoded in parallel (default: the number of CPU cores)",
     )
-    decode_processes: bool = Field(
-        False,
-        description="decode in processes instead of threads (faster with many cores, e.g. "
-        "beside a GPU)",
+    decode_processes: OptionalBool = Field(
+        None,
+        description="decode in processes instead of threads (default: processes when there are "
+        f"more than {THREAD_WORKERS_MAX} decode workers: threads wait on each other for Python's "
+        "GIL)",
+    )
+    accelerate: Acceleration = Field(
+        Acceleration.AUTO,
+        description="run the model compiled with XLA, in mixed precision, fed uint8 batches "
+        "copied to the device: auto (on a GPU), on (also on a CPU, to test it), off",
     )
     max_pixels: int = Field(
         25_000_000,
@@ -154,13 +177,25 @@ class PredictConfig(BaseModel):
     photo_kind: PhotoKind = Field(
         PhotoKind.AUTO,
         description="what the photos are: aligned face crops, whole camera frames (the "
-        "shopper's face is found), or auto: told apart photo by photo",
+        "shopper's face is found), or auto: told apart camera by camera",
+    )
+    auto_sample: int = Field(
+        16,
+        ge=1,
+        description="with photo kind auto: how many photos of each camera (its first, by name) "
+        "decide whether the camera saves crops or frames",
     )
     face_region: FaceRegion = Field(
         WHOLE_FRAME,
         description="in frames, the shopper is the largest face centred in this part of the "
         "frame (fractions x0,y0,x1,y1 of width and height)",
     )
+
+    def decodes_in_processes(self) -> bool:
+        """Whether photos are decoded in processes: as set, else with many workers."""
+        if self.decode_processes is None:
+            return self.workers > THREAD_WORKERS_MAX
+        return self.decode_processes and self.workers > 1
 
     @classmethod
     def build(cls, values: Mapping[str, Any]) -> Self:

@@ -29,6 +29,7 @@ from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
 from agebatch.inputs.transactions import read_catalog, read_transactions, receipt_checks
 from agebatch.join import join_day
 from agebatch.predict.model import AgeModel, compute_device, load_model
+from agebatch.predict.paths import PathsUnder
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
 from agebatch.preflight import Room, check_outputs, write_failure
 from agebatch.publish import new_run_id, publish_day, publish_split
@@ -196,15 +197,22 @@ def predict(
     """The day's captures with predicted_age and status (ok / unreadable / no_face / refused)
     added."""
     captures = found.captures.table
-    paths = [found.captures.folder / photo for photo in captures["photo"]]
+    paths = PathsUnder(found.captures.folder, captures["photo"].tolist())  # made when read
     regions = regions_for(
         list(captures["store_id"]),
         list(captures["register_id"]),
         found.face_regions,
         config.face_region,
     )
+    cameras = list(zip(captures["store_id"], captures["register_id"], strict=True))
     predictions, stats = predict_paths(
-        paths, model, config, regions=regions, progress=progress, inside=found.captures.folder
+        paths,
+        model,
+        config,
+        regions=regions,
+        cameras=cameras,
+        progress=progress,
+        inside=found.captures.folder,
     )
     aged = captures.copy()
     aged["predicted_age"] = pd.array([p.age for p in predictions], dtype="Float64")
@@ -252,10 +260,12 @@ def from_shards(
     aged = add_ages(found.captures.table, ages)
     stats = shard_stats(aged, seconds)
     log.info(
-        "Predicted %d photos in %d shards (%d unreadable, %d without a face) at %.1f photos/s",
+        "Predicted %d photos in %d shards (%d unreadable, %d refused, %d without a face) at "
+        "%.1f photos/s",
         stats.photos,
         counts.total,
         stats.unreadable,
+        stats.refused,
         stats.no_face,
         stats.photos_per_s,
     )

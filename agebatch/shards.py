@@ -2,18 +2,20 @@
 
 A day's photos are split into shards: one store's register each, cut into runs of at most
 `shard_size` photos in name (capture time) order. Each shard runs on a Dask worker, which
-decodes its photos next to the files, predicts them with the model it loaded once
-(`worker_model`), and writes the ages to a staging Parquet file
+decodes its photos next to the files (only inside the day folder, within the pixel and time
+budgets, as an unsharded run; `--photo-kind auto` decided from the shard's own photos),
+predicts them with the model it loaded once (`worker_model`), and writes the ages to a staging
+Parquet file
 
     OUT/.shards/<day>/<model_version>/<fingerprint>.parquet   (the --restricted-out root if set)
 
 written whole (a temporary file renamed into place). The fingerprint is a hash of the day, the
-model version, the settings that change ages (photo kind, each photo's face region) and every
-photo's name, size and modification time: a retried or re-run day finds the file of every
-shard whose photos have not changed and predicts only the rest. The flow publishes nothing
-until every shard has its file; after a successful publish the day's staging folder is
-deleted (`discard`), since receipt_ages then holds the same ages. The files carry photo names,
-ages and statuses, never pixels.
+model version, the settings that change ages (photo kind, auto sample, pixel budget, each
+photo's face region) and every photo's name, size and modification time: a retried or re-run
+day finds the file of every shard whose photos have not changed and predicts only the rest.
+The flow publishes nothing until every shard has its file; after a successful publish the
+day's staging folder is deleted (`discard`), since receipt_ages then holds the same ages. The
+files carry photo names, ages and statuses, never pixels.
 
 Each start of a shard leaves a marker (the worker's pid) under `<staging>/attempts/<run_id>/`,
 so a shard Dask ran again after losing its worker is counted (runs.shards_retried).
@@ -139,7 +141,10 @@ def plan(
     # Per-photo ages belong with receipt_ages: under the restricted root when there is one.
     staging = staging_folder(config.restricted_root(), day, model_version)
     job = ShardJob(day, folder, staging, model_version, run_id)
-    settings = f"{LAYOUT}|{day}|{model_version}|{config.photo_kind.value}"
+    settings = (
+        f"{LAYOUT}|{day}|{model_version}|{config.photo_kind.value}|{config.auto_sample}"
+        f"|{config.max_pixels}"
+    )
     rows = sorted(
         zip(
             captures["store_id"].astype(str),
@@ -196,8 +201,16 @@ def run_shard(config: RunConfig, job: ShardJob, shard: Shard) -> ShardOutcome:
             f"{job.model_version}: give every worker the same model file."
         )
     paths = [job.folder / photo for photo in shard.photos]
+    camera = (shard.store_id, shard.register_id)  # `auto` is decided from the shard's photos
     with gpu_slot(config.gpu_limit):
-        predictions, stats = predict_paths(paths, model, config, regions=list(shard.regions))
+        predictions, stats = predict_paths(
+            paths,
+            model,
+            config,
+            regions=list(shard.regions),
+            cameras=[camera] * len(paths),
+            inside=job.folder,  # photos opened only inside the day folder, as unsharded
+        )
     if os.environ.get(KILL_ENV) == "1":
         os.kill(os.getpid(), signal.SIGKILL)
     table = pa.table(
@@ -313,12 +326,14 @@ def stats_of(aged: pd.DataFrame, seconds: float) -> PredictStats:
     """The predict stage's counts from the aged captures of a sharded run."""
     status = aged["status"]
     unreadable = int((status == PhotoStatus.UNREADABLE).sum())
+    refused = int((status == PhotoStatus.REFUSED).sum())
     return PredictStats(
         photos=len(aged),
-        decoded=len(aged) - unreadable,
+        decoded=len(aged) - unreadable - refused,
         unreadable=unreadable,
         seconds=seconds,
         no_face=int((status == PhotoStatus.NO_FACE).sum()),
+        refused=refused,
     )
 
 

@@ -25,13 +25,13 @@ ONCE = {
     "age groups": r"\(18, ?25, ?35, ?45, ?55, ?65\)|18,25,35,45,55,65",
     "time zone": r"Europe/London",
     "photo kinds": r"[\"']frames[\"']",
-    "batch size 64": r"batch[_-]size[\s\S]{0,40}?\b64\b",
+    "batch size 256": r"batch[_-]size[\s\S]{0,40}?\b256\b",
     "affinity window 28 days": r"affinity[_-]days[\s\S]{0,60}?\b28\b",
     "minimum receipts 20": r"min[_-]receipts[\s\S]{0,60}?\b20\b",
     "affinity confidence 0.95": r"confidence[\s\S]{0,60}?\b0\.95\b",
 }
-# TrainConfig's batch size is training's own setting, not the run's.
-ELSEWHERE = {"batch size 64": ("agebatch/training/train.py",)}
+# (TrainConfig's batch size, 64, is training's own setting: not checked here.)
+ELSEWHERE: dict[str, tuple[str, ...]] = {}
 
 
 def _code() -> dict[str, str]:
@@ -116,3 +116,24 @@ def test_the_flow_takes_the_day_and_one_config_object() -> None:
     assert set(definition["properties"]) == set(RunConfig.model_fields)
     assert definition["properties"]["window_before_s"]["default"] == 120.0
     assert set(PredictConfig.model_fields) < set(RunConfig.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("workers", "setting", "processes"),
+    [(2, None, False), (4, None, False), (5, None, True), (16, None, True),
+     (16, False, False), (2, True, True), (1, True, False)],
+)  # fmt: skip
+def test_decoding_in_processes_by_default_only_with_many_workers(
+    workers: int, setting: bool | None, processes: bool
+) -> None:
+    config = PredictConfig.build({"workers": workers, "decode_processes": setting})
+    assert config.decodes_in_processes() is processes
+    assert PredictConfig.build({"decode_processes": ""}).decode_processes is None  # env unset
+
+
+def test_auto_sample_and_acceleration_settings() -> None:
+    assert PredictConfig.build({"auto_sample": "8", "accelerate": "on"}).auto_sample == 8
+    with pytest.raises(InputError, match="auto_sample"):
+        PredictConfig.build({"auto_sample": 0})
+    with pytest.raises(InputError, match="accelerate"):
+        PredictConfig.build({"accelerate": "sometimes"})

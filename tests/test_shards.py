@@ -117,7 +117,8 @@ def test_adding_a_photo_changes_only_its_registers_shards_from_its_place_on(
 def test_settings_that_change_ages_change_every_key_and_others_none(scratch: Path) -> None:
     captures = _write_day(scratch, {("S01", "R1"): 4, ("S01", "R2"): 3})
     base = [s.fingerprint for s in _plan(scratch, captures)]
-    for change in ({"photo_kind": "frames"}, {"model_version": "other-2"}):
+    changes = ({"photo_kind": "frames"}, {"model_version": "other-2"}, {"auto_sample": 3})
+    for change in (*changes, {"max_pixels": 1000}):
         changed = [s.fingerprint for s in _plan(scratch, captures, **change)]
         assert not set(changed) & set(base), change
     for change in ({"batch_size": 3}, {"workers": 2}, {"decode_processes": True}):
@@ -220,3 +221,25 @@ def test_the_model_is_loaded_once_per_process(brightness_model_path: Path) -> No
     assert (loaded, loaded_again) == (True, False) and again is model
     os.utime(brightness_model_path)  # a replaced file at the same path is loaded again
     assert worker_model(brightness_model_path)[1] is True
+
+
+@pytest.mark.parametrize("kind", ["crops", "auto"])
+def test_a_shard_opens_photos_only_inside_the_day_folder(
+    scratch: Path, brightness_model_path: Path, kind: str
+) -> None:
+    day = scratch / "day"
+    captures = _write_day(day, {("S01", "R1"): 4})
+    linked = day / captures["photo"][1]
+    outside = scratch / "outside.png"
+    linked.rename(outside)
+    linked.symlink_to(outside)  # read, it would be aged 21 like the photo it was
+    (shard,) = _plan(day, captures, photo_kind=kind)
+    job = ShardJob(DAY.isoformat(), day, scratch / "staging", VERSION, "run1")
+    config = _config(scratch / "out", model=brightness_model_path, photo_kind=kind)
+    run_shard(config, job, shard)
+    ages, _ = shards.collect(job, [shard], [run_shard(config, job, shard)])
+    assert ages["status"].tolist() == ["ok", "refused", "ok", "ok"]
+    assert ages["predicted_age"].tolist()[::2] == pytest.approx([20, 22], abs=0.2)
+    aged = shards.add_ages(captures, ages)
+    stats = shards.stats_of(aged, 1.0)
+    assert (stats.decoded, stats.unreadable, stats.refused) == (3, 0, 1)

@@ -724,7 +724,8 @@ def _compare_ages(
             repeats,
         )
         print(
-            f"| agebatch predict stage, --photo-kind frames, {n} decode thread(s), batch 64 | "
+            f"| agebatch predict stage, --photo-kind frames, {n} decode thread(s), "
+            f"batch {PredictConfig().batch_size} | "
             f"{len(paths) / ours_s:.1f} | {theirs_s / ours_s:.1f}x | "
             f"{1000 * ours_cpu / len(paths):.1f} | {theirs_cpu / ours_cpu:.1f}x |",
             file=out,

@@ -48,7 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="store the MAE overall and per band (what --margin reads) in the model's card",
     )
     add_config_options(
-        evaluate, PredictConfig, only=("model", "batch_size", "workers", "decode_processes")
+        evaluate,
+        PredictConfig,
+        only=("model", "batch_size", "workers", "decode_processes", "accelerate"),
     )
     evaluate.set_defaults(handler=command)
 

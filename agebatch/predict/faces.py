@@ -642,9 +642,7 @@ def looks_like_face_crop(width: int, height: int, faces: Sequence[Face]) -> bool
     margin) or the largest face covers at least CROP_MIN_COVER of the photo with its centre in
     the middle half. Checkout frames (640x480, 1280x720) fail the size/aspect test.
     """
-    if max(width, height) > CROP_MAX_SIDE or height <= 0:
-        return False
-    if not CROP_ASPECT[0] <= width / height <= CROP_ASPECT[1]:
+    if not crop_shaped(width, height):
         return False
     if not faces:
         return True
@@ -652,6 +650,14 @@ def looks_like_face_crop(width: int, height: int, faces: Sequence[Face]) -> bool
     cx, cy = face.centre
     centred = 0.25 * width <= cx <= 0.75 * width and 0.25 * height <= cy <= 0.75 * height
     return centred and face.area >= CROP_MIN_COVER * width * height
+
+
+def crop_shaped(width: int, height: int) -> bool:
+    """The size test of looks_like_face_crop alone: longest side <= CROP_MAX_SIDE px and
+    width/height within CROP_ASPECT (no detector; the same for a photo turned by 90 degrees)."""
+    if max(width, height) > CROP_MAX_SIDE or height <= 0:
+        return False
+    return CROP_ASPECT[0] <= width / height <= CROP_ASPECT[1]
 
 
 def crop_face(rgb: np.ndarray, finder: FaceFinder) -> Face | None:
@@ -681,7 +687,7 @@ def is_face_crop(rgb: np.ndarray, finder: FaceFinder) -> bool:
     """
     rgb = _check_rgb(rgb)
     h, w = rgb.shape[:2]
-    if not looks_like_face_crop(w, h, []):
+    if not crop_shaped(w, h):
         return False
     return looks_like_face_crop(w, h, _crop_faces(rgb, finder))
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from agebatch.predict.faces import (
     FRAME_ZOOMS,
     FaceFinder,
     aligned_crop_chips,
+    crop_shaped,
     face_chip,
     is_face_crop,
 )
@@ -52,17 +54,35 @@ def read_rgb(
     Raises Refusal for a file `limits` refuse (files.open_inside, opening.check_pixels) and for a
     colour mode that cannot be converted honestly (opening.to_rgb).
     """
+    read = read_sized(path, max_side, limits=limits)
+    return None if read is None else read[0]
+
+
+def read_sized(
+    path: Path,
+    max_side: int | None = None,
+    draft_if: Callable[[int, int], bool] | None = None,
+    limits: Limits = NO_LIMITS,
+) -> tuple[Image.Image, tuple[int, int]] | None:
+    """read_rgb, plus the stored image's (width, height) from its header; None when unreadable,
+    Refusal as read_rgb.
+
+    draft_if: reduce the JPEG scale (max_side) only when draft_if(width, height) of the stored
+    image is true, e.g. only for photos that pass the crop size test.
+    """
     try:
         with open_inside(path, limits.inside) as file:
             # Not closed by a `with` of its own: closing would drop the pixels, and an RGB photo
             # is returned as it was decoded, without a copy (the budget bounds the memory).
             image = Image.open(file, formats=FORMATS)
-            if max_side is not None and image.format in ("JPEG", "MPO"):
+            stored = image.size
+            wanted = draft_if is None or draft_if(*stored)
+            if max_side is not None and image.format in ("JPEG", "MPO") and wanted:
                 image.draft("RGB", (max_side, max_side))
             check_pixels(image, limits.max_pixels)  # the size to decode, from the header
             image.load()
-            ImageOps.exif_transpose(image, in_place=True)
-            return to_rgb(image)
+            ImageOps.exif_transpose(image, in_place=True)  # no copy when already upright
+            return to_rgb(image), stored
     except _BOMB as error:
         raise Refusal(f"over Pillow's pixel limit ({error})") from None
     except _UNREADABLE as error:
@@ -83,6 +103,13 @@ def to_model_input(
     return np.asarray(image.resize(size, method, box=box), dtype=np.uint8)
 
 
+def draft_side(size: tuple[int, int]) -> int:
+    """The least side a crop's JPEG is decoded at: twice the model's input (decoding 200 px
+    crops at half scale for a 64 px model moved the MAE on the shared faces from 6.047 to 6.056
+    and changes every age a little, so crops keep this margin; see docs/throughput.md)."""
+    return 2 * max(size)
+
+
 def load_face(
     path: Path,
     size: tuple[int, int],
@@ -92,7 +119,7 @@ def load_face(
     """A photo that already is a face crop, ready for the model; None when unreadable or
     refused (training and benchmarks read trusted folders)."""
     try:
-        image = read_rgb(path, max_side=2 * max(size))
+        image = read_rgb(path, max_side=draft_side(size))
     except Refusal as refusal:
         log.debug("Refused photo %s: %s", path, refusal)
         return None
@@ -157,33 +184,68 @@ def worker_finder() -> FaceFinder:
     return finder
 
 
-def load_photo(path: Path, spec: InputSpec, region: Region = WHOLE_FRAME) -> Decoded:
-    """Read one photo as the spec says: a crop is resized, a frame's shopper face is cut out.
+class Reading(StrEnum):
+    """How one photo is read. `crops` and `frames` read every photo one way; `auto` reads the
+    photos of a crop camera BY_SIZE and all others BY_PHOTO (see agebatch.predict.cameras)."""
 
-    auto: a photo is a crop when faces.is_face_crop says so (small, about square, no face or one
-    big centred face), else a frame. A frame without a face in `region` is status no_face.
+    CROP = "crop"  # resized as an aligned face crop, no detector
+    FRAME = "frame"  # the shopper's face is found in it
+    BY_SIZE = "by_size"  # a crop when its stored size passes faces.crop_shaped, else a frame
+    BY_PHOTO = "by_photo"  # faces.is_face_crop: the size test, then the detector's crop test
+
+    @classmethod
+    def of(cls, kind: PhotoKind | str) -> Reading:
+        """How a photo is read when nothing is known of its camera."""
+        kind = PhotoKind(kind)
+        if kind == PhotoKind.CROPS:
+            return cls.CROP
+        return cls.FRAME if kind == PhotoKind.FRAMES else cls.BY_PHOTO
+
+
+def load_photo(
+    path: Path, spec: InputSpec, region: Region = WHOLE_FRAME, reading: Reading | None = None
+) -> Decoded:
+    """Read one photo as the spec (or `reading`) says: a crop is resized, a frame's shopper face
+    is cut out. A frame without a face in `region` is status no_face.
+
+    BY_SIZE decides from the file's header before decoding: a crop-shaped photo is decoded and
+    resized exactly as under CROP (JPEG draft included); any other photo is read as a frame.
     """
-    crops = spec.photos == PhotoKind.CROPS
+    reading = Reading.of(spec.photos) if reading is None else Reading(reading)
     try:
-        image = read_rgb(path, 2 * max(spec.size) if crops else None, spec.limits)
+        if reading == Reading.BY_SIZE:
+            read = read_sized(path, draft_side(spec.size), crop_shaped, spec.limits)
+            image, crop = (None, False) if read is None else (read[0], crop_shaped(*read[1]))
+            reading = Reading.FRAME  # when it is not crop-shaped
+        else:
+            crop = reading == Reading.CROP
+            image = read_rgb(path, draft_side(spec.size) if crop else None, spec.limits)
     except Refusal as refusal:
         return Decoded(None, PhotoStatus.REFUSED, str(refusal))
     if image is None:
         return Decoded(None, PhotoStatus.UNREADABLE)
-    if crops:
+    if crop:
         pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
         return Decoded(pixels[None], PhotoStatus.OK)
     try:
-        return face_input(image, spec, region, worker_finder())
+        return face_input(image, spec, region, worker_finder(), reading)
     except ValueError as error:  # e.g. a 1-pixel image: decoded, but nothing to look at
         log.debug("Photo %s cannot be searched for a face: %s", path, error)
         return Decoded(None, PhotoStatus.UNREADABLE)
 
 
-def face_input(image: Image.Image, spec: InputSpec, region: Region, finder: FaceFinder) -> Decoded:
-    """The model input of an upright RGB photo that may be a frame (spec.photos auto or frames)."""
+def face_input(
+    image: Image.Image,
+    spec: InputSpec,
+    region: Region,
+    finder: FaceFinder,
+    reading: Reading | None = None,
+) -> Decoded:
+    """The model input of an upright RGB photo read as a frame or BY_PHOTO (spec.photos auto or
+    frames when reading is None)."""
+    reading = Reading.of(spec.photos) if reading is None else reading
     rgb = np.asarray(image)
-    if spec.photos == PhotoKind.AUTO and is_face_crop(rgb, finder):
+    if reading == Reading.BY_PHOTO and is_face_crop(rgb, finder):
         pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
         return Decoded(pixels[None], PhotoStatus.OK)
     face = finder.find_shopper(rgb, region, image)
@@ -199,19 +261,59 @@ def face_input(image: Image.Image, spec: InputSpec, region: Region, finder: Face
     return Decoded(pixels[None], PhotoStatus.OK)
 
 
-def load_photos(items: Sequence[tuple[Path, Region]], spec: InputSpec) -> list[Decoded]:
-    """load_photo for a chunk of (path, region) pairs: one call per worker keeps IPC small.
+PhotoItem = tuple[Path, Region] | tuple[Path, Region, Reading]
+
+
+def load_photos(items: Sequence[PhotoItem], spec: InputSpec) -> list[Decoded]:
+    """load_photo for a chunk of (path, region[, reading]) items: one call per worker keeps IPC
+    small.
 
     With a time budget (spec.limits.seconds), a photo still being read when it is spent is
     refused and the chunk goes on (opening.watched_map: the stuck read is left behind, not
     stopped).
     """
 
-    def load(item: tuple[Path, Region]) -> Decoded:
-        return load_photo(item[0], spec, item[1])
+    def load(item: PhotoItem) -> Decoded:
+        path, region, *reading = item
+        return load_photo(path, spec, region, *reading)
 
     seconds = spec.limits.seconds
     if seconds is None:
         return [load(item) for item in items]
     reason = f"decoding took over {seconds:g} s (given up)"
     return watched_map(load, items, seconds, lambda _: Decoded(None, PhotoStatus.REFUSED, reason))
+
+
+def crop_vote(path: Path, limits: Limits = NO_LIMITS) -> bool | None:
+    """Whether a photo passes the crop test (faces.is_face_crop); None when unreadable or
+    refused (opened only as `limits` allow, like load_photo).
+
+    A photo whose stored size fails the size test votes False without being decoded.
+    """
+    try:
+        with open_inside(path, limits.inside) as file, Image.open(file, formats=FORMATS) as image:
+            stored = image.size
+        if not crop_shaped(*stored):
+            return False
+        image = read_rgb(path, limits=limits)
+    except (Refusal, *_BOMB, *_UNREADABLE) as error:
+        log.debug("Photo %s does not vote: %s", path, error)
+        return None
+    if image is None:
+        return None
+    try:
+        return is_face_crop(np.asarray(image), worker_finder())
+    except ValueError:  # decoded, but too small to look at
+        return None
+
+
+def crop_votes(paths: Sequence[Path], limits: Limits = NO_LIMITS) -> list[bool | None]:
+    """crop_vote for a chunk of paths (one call per worker); with a time budget
+    (limits.seconds), a photo still being judged when it is spent votes None."""
+
+    def vote(path: Path) -> bool | None:
+        return crop_vote(path, limits)
+
+    if limits.seconds is None:
+        return [vote(path) for path in paths]
+    return watched_map(vote, paths, limits.seconds, lambda _: None)

@@ -44,6 +44,7 @@ def predict_loose(
         model,
         config,
         regions=[config.face_region] * len(files),
+        cameras=[path.parent for path in files],  # auto: a folder is one camera
         progress=progress and progress(len(files)),
     )
     table = pd.DataFrame(

@@ -32,6 +32,7 @@ class AgeModel:
         self.card = card
         self.path = path
         self._model = keras_model
+        self._accelerated: AgeModel | None = None
 
     @property
     def version(self) -> str:
@@ -42,6 +43,19 @@ class AgeModel:
     def keras_model(self) -> Any:
         """The underlying Keras model (for fine-tuning)."""
         return self._model
+
+    def accelerated(self) -> AgeModel:
+        """This model XLA-compiled in mixed precision, fed on the device (built once; see
+        agebatch.predict.device)."""
+        if self._accelerated is None:
+            from agebatch.predict.device import DeviceModel
+
+            self._accelerated = DeviceModel(self)
+        return self._accelerated
+
+    def stage(self, images: np.ndarray) -> Any:
+        """A batch made ready for predict ahead of time (a device copy when accelerated)."""
+        return images
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """One age per image of an (N, height, width, 3) uint8 RGB batch.
@@ -62,14 +76,18 @@ class AgeModel:
             ages = (ages + self._run(images[:, :, ::-1])) / 2
         return ages
 
-    def _run(self, images: np.ndarray) -> np.ndarray:
+    def _run(self, images: Any) -> np.ndarray:
+        y = np.asarray(self._model.predict_on_batch(self._inputs(images)), dtype=np.float64)
+        if self.card.output.kind == "distribution":
+            y = y.reshape(len(images), -1) @ np.asarray(self.card.output.ages)
+        return y.reshape(len(images))
+
+    def _inputs(self, images: np.ndarray) -> Any:
+        """The model's float32 input, preprocessed as the card says."""
         x = images.astype(np.float32)
         if self.card.input.preprocessing == "scale_0_1":
             x /= 255.0
-        y = np.asarray(self._model.predict_on_batch(x), dtype=np.float64)
-        if self.card.output.kind == "distribution":
-            y = y.reshape(len(x), -1) @ np.asarray(self.card.output.ages)
-        return y.reshape(len(x))
+        return x
 
 
 def load_model(path: Path | None = None) -> AgeModel:

@@ -10,21 +10,29 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from agebatch.config import WHOLE_FRAME, PredictConfig, Region
-from agebatch.predict.images import Decoded, InputSpec, load_photos
+from agebatch.config import WHOLE_FRAME, PhotoKind, PredictConfig, Region
+from agebatch.predict.cameras import Camera, decide, readings
+from agebatch.predict.device import for_run
+from agebatch.predict.images import InputSpec, PhotoItem, crop_votes, load_photos
 from agebatch.predict.model import AgeModel
 from agebatch.predict.opening import Limits
 from agebatch.schema import PhotoStatus
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]  # called with the number of photos just finished
+# A decoded photo without its pixels: status, number of views (0: none), why it was refused.
+Layout = tuple[PhotoStatus, int, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per photo of the day: kept small
 class Prediction:
     """The model's answer for one photo: an age, or None with the reason."""
 
@@ -56,17 +64,22 @@ def predict_paths(
     config: PredictConfig,
     *,
     regions: Sequence[Region] | None = None,
+    cameras: Sequence[Camera] | None = None,
     progress: Progress | None = None,
     inside: Path | None = None,
 ) -> tuple[list[Prediction], PredictStats]:
     """Predict an age for every path, in order; unreadable files and frames without a face are
     skipped, never guessed, and refused photos (each logged with its reason) never opened or
-    given up. config: photo kind, batch size, decode workers, pixel and time budgets (the model
-    is given); regions: the shopper region of each path (default: the whole frame); inside: the
-    folder photos must lie in (the day folder; None: anywhere)."""
+    given up. config: photo kind, batch size, decode workers, acceleration, pixel and time
+    budgets (the model is given); regions: the shopper region of each path (default: the whole
+    frame); cameras: the camera of each path, for `auto` decided per camera (default: photo by
+    photo); inside: the folder photos must lie in (the day folder; None: anywhere)."""
     started = time.perf_counter()
     results: list[Prediction] = []
-    for batch in stream_predictions(paths, model, config, regions=regions, inside=inside):
+    batches = stream_predictions(
+        paths, model, config, regions=regions, cameras=cameras, inside=inside
+    )
+    for batch in batches:
         results.extend(batch)
         if progress is not None:
             progress(len(batch))
@@ -91,37 +104,70 @@ def stream_predictions(
     config: PredictConfig,
     *,
     regions: Sequence[Region] | None = None,
+    cameras: Sequence[Camera] | None = None,
     inside: Path | None = None,
 ) -> Iterator[list[Prediction]]:
-    """Yield predictions batch by batch; batch k+1 is decoded while the model runs batch k.
+    """Yield predictions batch by batch, in order.
 
-    Decoding runs in `workers` threads, or processes with processes=True: threads share the
-    GIL (on a 16-core GPU machine 16 threads decoded 1,250 photos/s, one thread alone here
-    2,700), processes do not but need an importable main module (`if __name__ ==
-    "__main__":` in scripts). Each batch is split into one chunk per worker. At most two
-    batches of pixels are in memory, however many photos the day has. With frames, every
-    worker thread or process builds its own face finder on first use (images.worker_finder).
+    Three things run at once: the decode workers decode batch k+1 while a model thread runs
+    batch k, and the main thread gathers each decoded batch into one array and stages it
+    (a device copy on a GPU) before the model is free. Decoding runs in `workers` threads, or
+    processes (config.decodes_in_processes: threads share Python's GIL; on a 16-core GPU
+    machine 16 threads decoded 1,250 photos/s). Processes are spawned and need an importable
+    main module (`if __name__ == "__main__":` in scripts). The decoded photos of at most two
+    batches are alive at any time, however many photos the day has. With frames, every worker
+    thread or process builds its own face finder on first use (images.worker_finder).
+
+    With photo kind auto and `cameras`, a sample of each camera's photos is judged first and
+    the camera's photos are then read as its verdict says (agebatch.predict.cameras).
     """
     if regions is not None and len(regions) != len(paths):
         raise ValueError("regions must have one region per path")
+    if cameras is not None and len(cameras) != len(paths):
+        raise ValueError("cameras must have one camera per path")
     limits = Limits(inside, config.max_pixels, config.decode_timeout_s)
     spec = InputSpec.from_card(model.card, config.photo_kind, limits)
-    decode = partial(load_photos, spec=spec)
-    items = list(zip(paths, regions or [WHOLE_FRAME] * len(paths), strict=True))
-    batch_size, workers = config.batch_size, config.workers
-    with _decoder(workers, config.decode_processes) as pool:
-        pending: list[Future[list[Decoded]]] | None = None
-        for start in range(0, len(items), batch_size):
-            batch = items[start : start + batch_size]
-            step = -(-len(batch) // max(1, workers))
-            submitted = [
-                pool.submit(decode, batch[i : i + step]) for i in range(0, len(batch), step)
-            ]
-            if pending is not None:
-                yield _run_batch(pending, model)
-            pending = submitted
-        if pending is not None:
-            yield _run_batch(pending, model)
+    runner = for_run(model, config)
+    workers = config.workers
+    with (
+        _decoder(workers, config.decodes_in_processes()) as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="model") as model_thread,
+    ):
+        verdicts = None
+        if cameras is not None and PhotoKind(config.photo_kind) == PhotoKind.AUTO:
+            judge = partial(_spread, pool, partial(crop_votes, limits=limits), workers)
+            verdicts = decide(paths, cameras, config.auto_sample, judge)
+        reads = readings(cameras or [None] * len(paths), verdicts, config.photo_kind)
+        where = regions or [WHOLE_FRAME] * len(paths)
+        decode = partial(load_photos, spec=spec)
+        starts = range(0, len(paths), config.batch_size)
+
+        def batch(k: int) -> list[PhotoItem]:
+            # Made when submitted: nothing per photo is held for the whole day but the inputs.
+            span = range(starts[k], min(len(paths), starts[k] + config.batch_size))
+            return [(paths[i], where[i], reads[i]) for i in span]
+
+        batches = len(starts)
+        if not batches:
+            return
+        decoding = [pool.submit(decode, chunk) for chunk in _chunks(batch(0), workers)]
+        running: tuple[Future[np.ndarray] | None, list[Layout]] | None = None
+        for k in range(batches):
+            decoded = [item for future in decoding for item in future.result()]
+            layout = [(d.status, _views(d.pixels), d.reason) for d in decoded]
+            pixels = [d.pixels for d in decoded if d.pixels is not None]
+            del decoded
+            staged = runner.stage(np.concatenate(pixels)) if pixels else None
+            del pixels
+            previous = running and (_result(running[0]), running[1])
+            model_run = None if staged is None else model_thread.submit(runner.predict, staged)
+            running, staged = (model_run, layout), None
+            if k + 1 < batches:
+                decoding = [pool.submit(decode, c) for c in _chunks(batch(k + 1), workers)]
+            if previous:
+                yield _predictions(*previous)
+        if running is not None:
+            yield _predictions(_result(running[0]), running[1])
 
 
 def _decoder(workers: int, processes: bool) -> Executor:
@@ -132,20 +178,38 @@ def _decoder(workers: int, processes: bool) -> Executor:
     return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
 
 
-def _run_batch(futures: list[Future[list[Decoded]]], model: AgeModel) -> list[Prediction]:
-    """Wait for a batch's decodes and run the model on the photos that gave a face.
+def _chunks(batch: Sequence[T], workers: int) -> list[Sequence[T]]:
+    """A batch cut into about two chunks per worker (a worker done early takes another)."""
+    step = max(1, -(-len(batch) // (2 * max(1, workers))))
+    return [batch[i : i + step] for i in range(0, len(batch), step)]
 
-    A photo may come as several views (framings of a frame's face): its age is their mean.
-    """
-    decoded = [item for future in futures for item in future.result()]
-    readable = [item.pixels for item in decoded if item.pixels is not None]
-    ages = np.asarray(model.predict(np.concatenate(readable)) if readable else [], dtype=float)
+
+def _spread(
+    pool: Executor, work: Callable[[list[T]], list[R]], workers: int, todo: list[T]
+) -> list[R]:
+    """work(todo) spread over the pool in chunks; the results in order."""
+    futures = [pool.submit(work, list(chunk)) for chunk in _chunks(todo, workers)]
+    return [result for future in futures for result in future.result()]
+
+
+def _views(pixels: np.ndarray | None) -> int:
+    """How many views of a photo were decoded (0: none)."""
+    return 0 if pixels is None else len(pixels)
+
+
+def _result(future: Future[np.ndarray] | None) -> np.ndarray:
+    """A model run's ages (none for a batch without a readable photo)."""
+    return np.zeros(0) if future is None else future.result()
+
+
+def _predictions(ages: np.ndarray, layout: list[Layout]) -> list[Prediction]:
+    """One prediction per photo of a batch: a photo's age is the mean over its views (framings
+    of a frame's face); photos without pixels keep their status."""
     results, start = [], 0
-    for item in decoded:
-        if item.pixels is None:
-            results.append(Prediction(None, item.status, item.reason))
+    for status, views, reason in layout:
+        if views == 0:
+            results.append(Prediction(None, status, reason))
             continue
-        views = len(item.pixels)
         results.append(Prediction(float(ages[start : start + views].mean()), PhotoStatus.OK))
         start += views
     return results

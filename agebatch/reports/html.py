@@ -328,8 +328,8 @@ def _coverage_section(data: ReportData) -> list[Html]:
         Html("<h2 id=coverage>Coverage: which receipts got an age</h2>"),
         _p(
             "Receipts per store by what the photo gave: an age (matched), no photo at the till "
-            "in the match window, a photo that could not be read, no face found in it, or a photo "
-            "refused unopened (outside the day folder, not a file, or over a budget)."
+            "in the match window, a photo that could not be read, no face found in it, or a "
+            "photo refused (outside the day folder, not a file, over the pixel or time budget)."
         ),
         stacked_chart("coverage", f"Coverage per store, {data.day}", words, rows),
     ]

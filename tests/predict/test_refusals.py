@@ -117,10 +117,12 @@ def stuck(monkeypatch: pytest.MonkeyPatch):
     release = threading.Event()
     real = images.load_photo
 
-    def load(path: Path, spec: InputSpec, region=(0.0, 0.0, 1.0, 1.0)) -> images.Decoded:
+    def load(
+        path: Path, spec: InputSpec, region=(0.0, 0.0, 1.0, 1.0), reading=None
+    ) -> images.Decoded:
         if path.name.startswith("stuck"):
             release.wait()
-        return real(path, spec, region)
+        return real(path, spec, region, reading)
 
     monkeypatch.setattr(images, "load_photo", load)
     yield

@@ -73,3 +73,44 @@ def test_decode_processes_give_the_same_answers(tmp_path: Path, cropping_model) 
     )
     assert [p.status for p in threads] == ["ok", "no_face", "ok"]
     assert processes == threads  # each spawned process built its own face finder
+
+
+def test_the_stage_holds_the_pixels_of_at_most_two_batches(
+    tmp_path: Path, brightness_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import weakref
+
+    from agebatch.predict import stage
+
+    paths = []
+    for i in range(60):
+        paths.append(tmp_path / f"{i:03d}.png")
+        Image.new("RGB", (96, 96), (i * 4,) * 3).save(paths[-1])
+    refs: list[weakref.ref] = []  # to every decoded photo's pixels
+    decode = stage.load_photos
+
+    def tracked(items, spec):
+        decoded = decode(items, spec)
+        refs.extend(weakref.ref(d.pixels) for d in decoded if d.pixels is not None)
+        return decoded
+
+    def alive() -> int:
+        return sum(ref() is not None for ref in refs)
+
+    seen: list[int] = []
+    predict = type(brightness_model).predict
+
+    def counting(self, images):
+        seen.append(alive())  # while the model runs a batch, the next one is decoding
+        return predict(self, images)
+
+    monkeypatch.setattr(stage, "load_photos", tracked)
+    monkeypatch.setattr(type(brightness_model), "predict", counting)
+    config = PredictConfig(batch_size=4, workers=2, photo_kind="crops")
+    ages = []
+    for batch in stage.stream_predictions(paths, brightness_model, config):
+        seen.append(alive())
+        ages += [p.age for p in batch]
+    assert ages == pytest.approx([i * 4 / 2.55 for i in range(60)], abs=0.2)  # in order
+    assert len(seen) == 2 * 15  # 15 batches, counted in the model and at each yield
+    assert 0 < max(seen) <= 2 * config.batch_size  # counted, and bounded

@@ -12,7 +12,8 @@ import pytest
 
 from agebatch.cli import main
 from agebatch.predict.card import ModelCard
-from agebatch.reports.html import write_report
+from agebatch.reports.html import STATUS_WORDS, reason_words, write_report
+from agebatch.schema import Reason, ReceiptStatus
 from tests.reports.conftest import RUN_DAYS, Published, publish_days
 from tests.reports.page import Page, amount, percent, read_page
 
@@ -254,7 +255,7 @@ def test_days_without_the_optional_tables_still_make_a_page(
     counted = _rows(
         published.out, "receipt_ages", day, "select count(*) from t where store_id = 'S02'"
     )
-    n = str(counted[0][0])
+    n = str(counted[0][0])  # matched, no photo, unreadable, no face, refused; receipts
     assert s02.table("coverage")["S02"] == ["0", n, "0", "0", "0", n]
     for table in ("age_group_affinity", "age_group_receipts"):  # as an older agebatch published
         (published.out / table / f"day={day}").unlink()
@@ -304,9 +305,6 @@ def test_with_a_restricted_root_the_pages_stay_there(
 
 def test_every_status_and_reason_has_plain_words() -> None:
     # A status or reason added to the schema must be said in words on the page, not crash it.
-    from agebatch.reports.html import STATUS_WORDS, reason_words
-    from agebatch.schema import Reason, ReceiptStatus
-
     assert set(STATUS_WORDS) == set(ReceiptStatus)
     row = {"legal_age": 18.0, "flag_threshold": 25.0}
     for reason in Reason:
