@@ -173,7 +173,7 @@ def _realign(analysts: _Day, confined: _Day, step: Callable[[str], None]) -> Non
         _point(confined, want, step, "realigned:")
     elif have is not None:
         confined.pointer.unlink()
-        _fsync_dir(confined.pointer.parent)
+        fsync_dir(confined.pointer.parent)
         step("realigned:removed")
     else:
         return
@@ -197,7 +197,7 @@ def _make_root(out: Path) -> None:
     for folder in (out, out / DAYS, out / VERSIONS):
         if not folder.is_dir():
             folder.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(folder.parent)
+            fsync_dir(folder.parent)
 
 
 def _publish_locked(
@@ -343,7 +343,7 @@ def _write_version(
     _write(runs, run_record(), _record_name(run_id))
     step(f"written:{RUNS}")
     for folder in [*(version / name for name in tables), runs, version, *layout.parents]:
-        _fsync_dir(folder)
+        fsync_dir(folder)
     step("synced:version")
 
 
@@ -357,7 +357,7 @@ def _link_tables(layout: _Day, names: list[str], step: _Steps) -> None:
             raise RuntimeError(f"{link} is a folder, not a link: another agebatch wrote it.")
         if not link.parent.is_dir():
             link.parent.mkdir(parents=True, exist_ok=True)  # another day may make it too
-            _fsync_dir(layout.out)
+            fsync_dir(layout.out)
         if link.is_symlink():  # pointing elsewhere (not agebatch's doing): replaced in one step
             tmp = layout.tmp_pointer(f"link-{name}")
             tmp.unlink(missing_ok=True)
@@ -365,7 +365,7 @@ def _link_tables(layout: _Day, names: list[str], step: _Steps) -> None:
             os.replace(tmp, link)
         else:
             os.symlink(target, link)
-        _fsync_dir(link.parent)
+        fsync_dir(link.parent)
         step(f"linked:{name}")
 
 
@@ -377,7 +377,7 @@ def _point(layout: _Day, version: str, step: _Steps, label: str) -> None:
     step(f"{label}pointer-created")
     os.replace(tmp, layout.pointer)
     step(f"{label}switched")
-    _fsync_dir(layout.pointer.parent)
+    fsync_dir(layout.pointer.parent)
     step(f"{label}synced:pointer")
 
 
@@ -407,14 +407,14 @@ def _adopt_old_layout(layout: _Day, step: _Steps) -> None:
         (version / name).mkdir()
         for file in sorted(p for p in folder.iterdir() if p.is_file()):
             _clone(file, version / name / file.name)
-        _fsync_dir(version / name)
+        fsync_dir(version / name)
         step(f"adopted:{name}")
     (version / RUNS).mkdir()
     for name, record in sorted(records.items()):
         _clone(record, version / RUNS / name)
         step(f"adopted:{RUNS}/{name}")
     for folder in [version / RUNS, version, *layout.parents]:
-        _fsync_dir(folder)
+        fsync_dir(folder)
     step("adopted:synced")
     _link_tables(layout, [n for n in [*visible, RUNS] if n not in real], step)
     _point(layout, version.name, step, "adopted:")
@@ -472,7 +472,7 @@ def _exchange_for_link(layout: _Day, table: str, folder: Path) -> None:
         aside = layout.trash / f"{table}.folder"
         os.rename(folder, aside)
         os.replace(tmp, folder)
-    _fsync_dir(folder.parent)
+    fsync_dir(folder.parent)
 
 
 def _rename_exchange(a: Path, b: Path) -> bool:
@@ -539,7 +539,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     """Make a folder's entries (new files, links, renames) survive a power cut."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

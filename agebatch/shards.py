@@ -52,6 +52,7 @@ from agebatch.errors import InputError
 from agebatch.predict.card import ModelCard
 from agebatch.predict.model import AgeModel, bundled_model_path, compute_device, load_model
 from agebatch.predict.stage import PredictStats, predict_paths
+from agebatch.publish import fsync_dir
 from agebatch.schema import PhotoStatus
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,7 @@ def write_atomically(table: pa.Table, path: Path, key: str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def collect(
@@ -418,14 +419,6 @@ def _mark_attempt(job: ShardJob, shard: Shard) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / f"{shard.fingerprint}-{uuid.uuid4().hex}"
     marker.write_text(f"{os.getpid()}\n")
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _safe(text: str) -> str:

@@ -181,14 +181,14 @@ def test_failure_after_the_switch_keeps_the_new_day(
     out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     publish(out, DAY, "r1")
-    real_fsync_dir = publish_module._fsync_dir
+    real_fsync_dir = publish_module.fsync_dir
 
     def fsync_dir(path: Path) -> None:
         if path.name == ".days":
             raise OSError("I/O error (injected)")
         real_fsync_dir(path)
 
-    monkeypatch.setattr(publish_module, "_fsync_dir", fsync_dir)
+    monkeypatch.setattr(publish_module, "fsync_dir", fsync_dir)
     with pytest.raises(OSError, match="injected"):
         publish(out, DAY, "r2")
     monkeypatch.undo()
