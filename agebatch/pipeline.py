@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,7 +42,16 @@ from agebatch.reports.html import ReportPages, write_pages
 from agebatch.reports.shares import add_corrected_shares
 from agebatch.retention import delete_photos, due_days
 from agebatch.schema import RESTRICTED, ReceiptStatus, conform, schema
-from agebatch.shards import Shard, ShardCounts, ShardJob, ShardOutcome, add_ages, collect, plan
+from agebatch.shards import (
+    Shard,
+    ShardCounts,
+    ShardJob,
+    ShardOutcome,
+    add_ages,
+    collect,
+    discard,
+    plan,
+)
 from agebatch.shards import stats_of as shard_stats
 
 log = logging.getLogger(__name__)
@@ -373,7 +383,8 @@ def run_record(
 
 def publish(config: RunConfig, tables: Mapping[str, pa.Table], record: RunRecord) -> Published:
     """Write the day's tables and its run record to the output folder(s), whole or not at all;
-    then delete the photos of days past their retention (listed in the record)."""
+    then delete the day's staged shard ages (under either root: they are in receipt_ages now)
+    and the photos of days past their retention (listed in the record)."""
     started = time.perf_counter()
     due = due_days(config, record.day, dt.datetime.now(dt.UTC))
     final: list[RunRecord] = []
@@ -409,6 +420,8 @@ def publish(config: RunConfig, tables: Mapping[str, pa.Table], record: RunRecord
         if failure is None:
             raise
         raise failure from None
+    for root in dict.fromkeys(roots):  # a Dask run killed earlier may have staged under OUT
+        discard(root, record.day.isoformat())
     try:
         delete_photos(config, due)
     except OSError as error:  # the day is published; the photos stay due for the next run
@@ -425,8 +438,12 @@ def refresh_analytics_db(config: RunConfig) -> Path:
 
 
 def write_report(config: RunConfig, day: dt.date, model: AgeModel) -> ReportPages:
-    """Write the published day's HTML report: the chain's page and one page per store."""
+    """Write the published day's HTML report: the chain's page and one page per store; with a
+    restricted root, pages an earlier run of the day left under OUT (they list cashiers) go."""
     folder = config.reports_folder(day)
+    under_out = config.out / "reports" / day.isoformat()
+    if config.reports is None and under_out.resolve() != folder.resolve() and under_out.is_dir():
+        shutil.rmtree(under_out)
     return write_pages(
         config.out, day, folder, card=model.card, restricted=config.restricted_root()
     )

@@ -93,12 +93,6 @@ def predict_in_shards(
     return pipeline.from_shards(found, job, day_shards, outcomes, time.perf_counter() - started)
 
 
-@task(cache_policy=NO_CACHE, **_IO)
-def discard_shards(config: RunConfig, day: dt.date) -> None:
-    """Delete the published day's staged shards."""
-    shards.discard(config.restricted_root(), day.isoformat())
-
-
 @task(cache_policy=NO_CACHE)
 def join(
     config: RunConfig,
@@ -160,8 +154,6 @@ def _nightly(config: RunConfig, day: dt.date) -> dict[str, object]:
     gated = gate(config, day, predicted, joined)
     record = pipeline.run_record(run, found, predicted, joined, gated)
     published = publish(config, gated.tables, record)
-    if config.sharded:
-        discard_shards(config, day)
     analytics_db(config)
     pages = report(config, day, model)
     rows = summary_rows(published.record)

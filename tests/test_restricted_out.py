@@ -78,3 +78,22 @@ def test_a_run_with_a_restricted_root_leaves_aggregates_only_under_out(
         both["restricted_receipts_7d"]
         == both["restricted_receipts"] + both["restricted_receipts_y"]
     ).all()
+
+
+def test_a_switch_to_a_restricted_root_leaves_no_per_receipt_files_under_out(
+    tmp_path: Path, brightness_model
+) -> None:
+    # Found by attack: report pages of an earlier run (cashier ids) and the ages staged by a
+    # killed Dask run stayed under OUT after the day was published with --restricted-out.
+    out, private = tmp_path / "out", tmp_path / "private"
+    sample = make_sample_day(tmp_path / "data", DAY, receipts=60, writer=SolidFaces(), seed=5)
+    run_day(sample.config(out), DAY, model=brightness_model)
+    assert (out / "reports" / DAY.isoformat() / "index.html").is_file()
+    staged = out / ".shards" / DAY.isoformat() / "m" / "k.parquet"
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(b"ages of a killed sharded run")
+
+    run_day(sample.config(out, restricted_out=private), DAY, model=brightness_model)
+    assert not (out / "reports" / DAY.isoformat()).exists()
+    assert not (out / ".shards" / DAY.isoformat()).exists()
+    assert (private / "reports" / DAY.isoformat() / "index.html").is_file()

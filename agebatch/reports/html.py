@@ -9,6 +9,7 @@ numbers and for the tests that read them back. See docs/report.md.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -612,17 +613,24 @@ def write_pages(
         store: _write(folder / _store_file(store), render(for_store(every, store), card))
         for store in every.stores
     }
+    for stale in set(folder.glob("store-*.html")) - set(stores.values()):
+        stale.unlink()  # a store of an earlier run of the day that this run no longer has
     data = for_store(every, None)
     log.info("Wrote the report of %s to %s (the chain and %d stores)", day, folder, len(stores))
     return ReportPages(folder, chain, stores, headline(data))
 
 
 def _store_file(store: str) -> str:
-    """A store page's file name; a store id with other characters than letters, digits, - and _
-    is written in hex so it can name no other path."""
+    """A store page's file name: `store-<id>.html` for an id of letters, digits, - and _ up to
+    100 characters; any other id as `store-~<hex>.html` ('~' is in no plain id, so the two kinds
+    never meet), or `store-~~<sha256>.html` when its hex would be a long file name."""
     safe = store.replace("-", "").replace("_", "")
-    name = store if safe.isascii() and safe.isalnum() else store.encode().hex()
-    return f"store-{name}.html"
+    if safe.isascii() and safe.isalnum() and len(store) <= 100:
+        return f"store-{store}.html"
+    hexed = store.encode().hex()
+    if len(hexed) <= 200:
+        return f"store-~{hexed}.html"
+    return f"store-~~{hashlib.sha256(store.encode()).hexdigest()}.html"
 
 
 def report_markdown(pages: ReportPages, day: dt.date) -> str:

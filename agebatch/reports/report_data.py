@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from agebatch.errors import InputError
 from agebatch.publish import partition
 from agebatch.reports.offers import group_order
-from agebatch.schema import SUPPRESSED, UNKNOWN_GROUP, Level, ReceiptStatus
+from agebatch.schema import RESTRICTED, SUPPRESSED, UNKNOWN_GROUP, Level, ReceiptStatus
 
 SHARES = "age_group_shares"
 CHAIN = "chain"  # the scope of the chain's rows, in the page's own words
@@ -193,7 +193,14 @@ def _required(out: Path, table: str, day: dt.date) -> pd.DataFrame:
     """A table every published day has; one missing is a damaged output folder."""
     frame = read_day(out, table, day)
     if frame is None:
-        raise InputError(f"{partition(out, table, day)} is missing: publish {day} again.")
+        hint = (
+            "if the day was published with --restricted-out, pass the same --restricted-out; "
+            if table in RESTRICTED
+            else ""
+        )
+        raise InputError(
+            f"{partition(out, table, day)} is missing: {hint}otherwise publish {day} again."
+        )
     return frame
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from agebatch.cli import main
 from agebatch.predict.card import ModelCard
@@ -309,3 +311,31 @@ def test_every_status_and_reason_has_plain_words() -> None:
     row = {"legal_age": 18.0, "flag_threshold": 25.0}
     for reason in Reason:
         assert reason_words({**row, "reason": reason}) != str(reason)
+
+
+@settings(max_examples=300, deadline=None)
+@example(ids=["S 1", "532031"])
+@example(ids=["\u00c4" * 150, "A" * 240])
+@given(ids=st.lists(st.text(min_size=1, max_size=300), min_size=2, max_size=5, unique=True))
+def test_store_pages_have_distinct_short_names_inside_the_folder(ids: list[str]) -> None:
+    # Found by attack: 'S 1' (hex 532031) and '532031' shared a page; a 150-character id made a
+    # name past the file system's 255 bytes and the report crashed after publishing.
+    from agebatch.reports.html import _store_file
+
+    names = [_store_file(store) for store in ids]
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert "/" not in name and "\0" not in name and not name.startswith(".")
+        assert len(f".{name}.tmp".encode()) <= 255
+
+
+def test_a_store_gone_from_a_rerun_loses_its_page(two_weeks: Published, tmp_path: Path) -> None:
+    from agebatch.reports.html import write_pages
+
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    (folder / "store-GONE.html").write_text("an earlier run's store")
+    pages = write_pages(two_weeks.out, two_weeks.days[-1], folder)
+    assert sorted(p.name for p in folder.glob("store-*.html")) == sorted(
+        p.name for p in pages.stores.values()
+    )
