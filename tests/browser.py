@@ -5,7 +5,9 @@ measures of the rendered DOM."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -42,7 +44,9 @@ def visit(page: Path, script: str, timeout_s: float = 60.0) -> Visit:
     executable = chromium()
     if executable is None:
         raise RuntimeError(f"Chromium is not installed: {INSTALL}")
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes may still write to the profile as they exit: a cleanup
+    # race is not the page's fault (seen once in CI: "Directory not empty: 'Default'").
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [
                 executable,
@@ -59,16 +63,27 @@ def visit(page: Path, script: str, timeout_s: float = 60.0) -> Visit:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the helpers are stopped with it
         )
         try:
             return _drive(_endpoint(Path(profile), timeout_s), page, script, timeout_s)
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop the browser and every helper process of its group."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(10)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    process.wait()
 
 
 def _endpoint(profile: Path, timeout_s: float) -> str:
