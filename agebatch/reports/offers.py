@@ -17,15 +17,15 @@ from agebatch.schema import ItemKind, Level
 DASH, TIMES = "\u2013", "\u00d7"  # the en dash of '18-24' in words, the sign of '2.9x'
 
 
-def published_days(out: Path) -> list[dt.date]:
-    """The days of age_group_affinity published under out, in order."""
+def published_days(out: Path, table: str = REPORT) -> list[dt.date]:
+    """The days of a table (by default age_group_affinity) published under out, in order."""
     days = []
-    for folder in (out / REPORT).glob("day=*"):
+    for folder in (out / table).glob("day=*"):
         try:
             day = dt.date.fromisoformat(folder.name.removeprefix("day="))
         except ValueError:
             continue
-        if partition(out, REPORT, day).is_dir():  # a link to a day no longer there is not
+        if partition(out, table, day).is_dir():  # a link to a day no longer there is not
             days.append(day)
     return sorted(days)
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from agebatch.errors import InputError
 from agebatch.publish import partition
-from agebatch.reports.offers import group_order
+from agebatch.reports.offers import group_order, published_days
 from agebatch.schema import RESTRICTED, SUPPRESSED, UNKNOWN_GROUP, Level, ReceiptStatus
 
 SHARES = "age_group_shares"
@@ -68,19 +68,6 @@ RUN_COLUMNS = (
 )
 
 
-def published_days(out: Path, table: str = SHARES) -> list[dt.date]:
-    """The days of a table published under out, in order."""
-    days = []
-    for folder in (out / table).glob("day=*"):
-        try:
-            day = dt.date.fromisoformat(folder.name.removeprefix("day="))
-        except ValueError:
-            continue
-        if partition(out, table, day).is_dir():
-            days.append(day)
-    return sorted(days)
-
-
 def read_day(out: Path, table: str, day: dt.date) -> pd.DataFrame | None:
     """One published table's day as a frame, or None when the day has no such table."""
     folder = partition(out, table, day)
@@ -127,7 +114,7 @@ def read_chain(
     restricted = restricted or out
     if days < 1:
         raise InputError(f"--days {days} must be at least 1.")
-    published = published_days(out)
+    published = published_days(out, SHARES)
     if not published:
         raise InputError(f"No {SHARES} under {out}: publish a day with agebatch run first.")
     day = day or published[-1]
