@@ -24,6 +24,7 @@ from agebatch.predict.faces import (
     face_chip,
     is_face_crop,
 )
+from agebatch.predict.jpeg import decode_plain
 from agebatch.predict.opening import (
     FORMATS,
     NO_LIMITS,
@@ -69,9 +70,16 @@ def read_sized(
 
     draft_if: reduce the JPEG scale (max_side) only when draft_if(width, height) of the stored
     image is true, e.g. only for photos that pass the crop size test.
+
+    A plain upright JPEG is decoded by libjpeg-turbo directly (jpeg.decode_plain: the same
+    pixels, a third of the CPU time for a face crop); every other file by Pillow.
     """
     try:
         with open_inside(path, limits.inside) as file:
+            plain = decode_plain(file, max_side, limits.max_pixels, draft_if)
+            if plain is not None:  # the pixels Pillow gives, without its parsing (jpeg.py)
+                return Image.fromarray(plain[0]), plain[1]
+            file.seek(0)
             # Not closed by a `with` of its own: closing would drop the pixels, and an RGB photo
             # is returned as it was decoded, without a copy (the budget bounds the memory).
             image = Image.open(file, formats=FORMATS)

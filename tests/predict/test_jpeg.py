@@ -1,0 +1,185 @@
+"""The direct JPEG decode gives Pillow's pixels, or leaves the file to Pillow; never another
+answer. Each generated file is read twice: as the stage reads it, and with the direct decode
+switched off (Pillow alone, as before it existed)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import ExifTags, Image
+
+from agebatch.inputs.files import Refusal
+from agebatch.predict import images, jpeg
+from agebatch.predict.faces import crop_shaped
+from agebatch.predict.images import read_sized
+from agebatch.predict.opening import Limits
+
+SIDES = st.sampled_from([None, 8, 64, 68, 100, 128])
+Outcome = tuple[str, object]
+
+
+def picture(width: int, height: int, seed: int, mode: str) -> Image.Image:
+    """Smooth shapes with some noise: what a camera gives, not white noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    channels = [
+        127
+        + 100 * np.sin(x / rng.uniform(3, 40) + rng.uniform(0, 6))
+        + 30 * np.cos(y / rng.uniform(3, 40))
+        + rng.normal(0, 12, (height, width))
+        for _ in range(3)
+    ]
+    rgb = Image.fromarray(np.clip(np.stack(channels, axis=2), 0, 255).astype(np.uint8))
+    return rgb.convert(mode)
+
+
+@st.composite
+def jpegs(draw: st.DrawFn) -> bytes:
+    """A JPEG as cameras and phones write them: grey or colour, any subsampling, baseline or
+    progressive, with or without an EXIF or XMP orientation or an ICC profile; sometimes CMYK
+    or an MPO (the file Pillow's JPEG opener also reads)."""
+    mode = draw(st.sampled_from(["RGB", "RGB", "L", "CMYK"]))
+    width, height = draw(st.integers(1, 260)), draw(st.integers(1, 260))
+    image = picture(width, height, draw(st.integers(0, 2**16)), mode)
+    options: dict[str, object] = {
+        "quality": draw(st.integers(20, 98)),
+        "progressive": draw(st.booleans()),
+        "optimize": draw(st.booleans()),
+    }
+    if mode == "RGB":
+        options["subsampling"] = draw(st.sampled_from([0, 1, 2]))
+    orientation = draw(st.sampled_from([None, None, 1, 2, 3, 4, 5, 6, 7, 8]))
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[ExifTags.Base.Orientation] = orientation
+        options["exif"] = exif.tobytes()
+    if draw(st.booleans()):
+        turn = draw(st.sampled_from([1, 3, 6, 8]))
+        options["xmp"] = (
+            b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+            b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+            b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="%d"/>'
+            b"</rdf:RDF></x:xmpmeta>" % turn
+        )
+    if draw(st.booleans()):
+        options["icc_profile"] = b"\0" * 128  # not a real profile: Pillow keeps the bytes
+    out = io.BytesIO()
+    if mode == "RGB" and draw(st.integers(0, 9)) == 0:
+        image.save(out, "MPO", save_all=True, append_images=[image.rotate(90)], **options)
+    else:
+        image.save(out, "JPEG", **options)
+    return out.getvalue()
+
+
+def outcome(
+    path: Path,
+    side: int | None,
+    draft_if: Callable[[int, int], bool] | None,
+    limits: Limits,
+    direct: bool,
+) -> Outcome:
+    """What read_sized gives: the pixels and stored size, None, or the refusal's words."""
+    with pytest.MonkeyPatch.context() as patch:
+        if not direct:
+            patch.setattr(images, "decode_plain", lambda *args: None)
+        try:
+            read = read_sized(path, side, draft_if, limits)
+        except Refusal as refusal:
+            return "refused", str(refusal)
+    if read is None:
+        return "unreadable", None
+    image, stored = read
+    assert image.mode == "RGB"
+    return "read", (np.asarray(image).tobytes(), image.size, stored)
+
+
+def _file(folder: Path, data: bytes) -> Path:
+    path = folder / f"{hash(data) & 0xFFFFFFFF:08x}.jpg"
+    path.write_bytes(data)
+    return path
+
+
+def _taken(path: Path, side: int | None, max_pixels: int | None) -> bool:
+    """Whether the direct decode reads the file itself (and does not leave it to Pillow)."""
+    with path.open("rb") as file:
+        return jpeg.decode_plain(file, side, max_pixels) is not None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=jpegs(), side=SIDES, by_size=st.booleans())
+def test_the_direct_decode_gives_pillows_pixels(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, side: int | None, by_size: bool
+) -> None:
+    path = _file(tmp_path_factory.getbasetemp(), data)
+    draft_if = crop_shaped if by_size else None
+    limits = Limits(inside=path.parent, max_pixels=25_000_000)
+    direct = outcome(path, side, draft_if, limits, direct=True)
+    assert direct == outcome(path, side, draft_if, limits, direct=False)
+    with Image.open(path) as image:
+        plain = image.mode in ("RGB", "L") and image.getexif().get(0x0112) in (None, 1)
+    # ... and the plain, upright ones really were decoded directly (not all left to Pillow).
+    assert _taken(path, side, limits.max_pixels) == plain
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=jpegs(),
+    cut=st.floats(0, 1),
+    flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=4),
+    side=SIDES,
+)
+def test_a_damaged_jpeg_meets_the_same_fate_either_way(
+    tmp_path_factory: pytest.TempPathFactory,
+    data: bytes,
+    cut: float,
+    flips: list[tuple[float, int]],
+    side: int | None,
+) -> None:
+    damaged = bytearray(data[: max(2, int(len(data) * cut))] if cut < 0.98 else data)
+    for where, value in flips:
+        damaged[int(where * (len(damaged) - 1))] = value
+    path = _file(tmp_path_factory.getbasetemp(), bytes(damaged))
+    limits = Limits(inside=path.parent, max_pixels=25_000_000)
+    assert outcome(path, side, None, limits, True) == outcome(path, side, None, limits, False)
+
+
+def test_the_pixel_budget_and_pillows_limit_still_refuse_in_the_same_words(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "wide.jpg"
+    picture(300, 200, 0, "RGB").save(path)
+    limits = Limits(inside=tmp_path, max_pixels=50_000)
+    assert outcome(path, None, None, limits, True) == (
+        "refused",
+        "300x200 pixels, over the budget of 50,000",
+    )
+    assert not _taken(path, None, 50_000) and _taken(path, None, 60_000)
+    # Without a budget (trusted folders), Pillow's own limit is the one that refuses.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)
+        assert not _taken(path, None, None)
+        assert outcome(path, None, None, Limits(), True)[0] == "refused"
+
+
+@pytest.mark.parametrize(
+    ("size", "side", "scale"),
+    [((200, 200), 68, 2), ((200, 200), 128, 1), ((512, 512), 68, 4), ((1024, 600), 68, 8),
+     ((135, 200), 68, 1), ((200, 200), None, 1), ((50, 50), 68, 1)],
+)  # fmt: skip
+def test_the_draft_scale_is_pillows(
+    tmp_path: Path, size: tuple[int, int], side: int | None, scale: int
+) -> None:
+    assert jpeg.draft_scale(size, side) == scale
+    path = tmp_path / "p.jpg"
+    picture(*size, 1, "RGB").save(path)
+    with Image.open(path) as image:
+        if side is not None:
+            image.draft("RGB", (side, side))
+        drafted = image.size
+    assert drafted == (-(-size[0] // scale), -(-size[1] // scale))
