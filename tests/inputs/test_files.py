@@ -147,3 +147,43 @@ def test_a_folder_swapped_for_a_link_after_the_check_is_caught_once_opened(
     monkeypatch.setattr(files.os.path, "realpath", lambda path: str(path))
     with pytest.raises(Refusal, match="resolves outside the day folder once opened"):
         _read(day / "S1" / "R2" / "face.jpg", day)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_the_quick_open_hands_out_only_a_plain_file_inside(day: Path) -> None:
+    # The common case is opened in a few system calls (no walk of the path's parts) ...
+    with files._open_plain(day / "S1" / "R1" / "a.jpg", day) as file:
+        assert file.read() == b"inside"
+    # ... and anything else is left to the careful path, with nothing left open.
+    (day / "S1" / "R1" / "again.jpg").symlink_to(day / "S1" / "R1" / "a.jpg")
+    (day / "linked").symlink_to(day.parent.parent / "elsewhere")
+    os.mkfifo(day / "S1" / "R1" / "pipe.jpg")
+    before = _open_fds()
+    for name in ("S1/R1/again.jpg", "linked/face.jpg", "S1/R1/pipe.jpg", "S1/R1/gone.jpg"):
+        assert files._open_plain(day / name, day) is None, name
+    assert files._open_plain(day.parent.parent / "elsewhere" / "face.jpg", day) is None
+    assert _open_fds() == before
+
+
+def test_a_pipe_swapped_in_after_the_quick_look_is_not_waited_on(
+    day: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The quick path's lstat saw a regular file; by its open, the name is a named pipe.
+    pipe = day / "S1" / "R1" / "pipe.jpg"
+    os.mkfifo(pipe)
+    regular = os.lstat(day / "S1" / "R1" / "a.jpg")
+    lstat = os.lstat
+    monkeypatch.setattr(
+        files.os, "lstat", lambda path: regular if str(path) == str(pipe) else lstat(path)
+    )
+    before = _open_fds()
+    reader = threading.Thread(target=lambda: files._open_plain(pipe, day), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "opening a named pipe waited for a writer"
+    assert files._open_plain(pipe, day) is None and _open_fds() == before
+    with pytest.raises(Refusal, match=r"\(a named pipe\)"):
+        _read(pipe, day)
