@@ -111,7 +111,8 @@ def stream_predictions(
 
     Three things run at once: the decode workers decode batch k+1 while a model thread runs
     batch k, and the main thread gathers each decoded batch into one array and stages it
-    (a device copy on a GPU) before the model is free. Decoding runs in `workers` threads, or
+    (a device copy on a GPU) before the model is free. Decoding runs in up to `workers` threads
+    (DecodeLanes: as many as keep the model busy, batch by batch), or
     processes (config.decodes_in_processes: threads share Python's GIL; on a 16-core GPU
     machine 16 threads decoded 1,250 photos/s). Processes are spawned and need an importable
     main module (`if __name__ == "__main__":` in scripts). The decoded photos of at most two
@@ -150,10 +151,13 @@ def stream_predictions(
         batches = len(starts)
         if not batches:
             return
-        decoding = [pool.submit(decode, chunk) for chunk in _chunks(batch(0), workers)]
+        lanes = DecodeLanes(workers)
+        decoding = [pool.submit(decode, chunk) for chunk in lanes.chunks(batch(0))]
         running: tuple[Future[np.ndarray] | None, list[Layout]] | None = None
         for k in range(batches):
             decoded = [item for future in decoding for item in future.result()]
+            if running is not None and running[0] is not None:
+                lanes.adapt(model_waited=running[0].done())
             layout = [(d.status, _views(d.pixels), d.reason) for d in decoded]
             pixels = [d.pixels for d in decoded if d.pixels is not None]
             del decoded
@@ -163,11 +167,36 @@ def stream_predictions(
             model_run = None if staged is None else model_thread.submit(runner.predict, staged)
             running, staged = (model_run, layout), None
             if k + 1 < batches:
-                decoding = [pool.submit(decode, c) for c in _chunks(batch(k + 1), workers)]
+                decoding = [pool.submit(decode, c) for c in lanes.chunks(batch(k + 1))]
             if previous:
                 yield _predictions(*previous)
         if running is not None:
             yield _predictions(_result(running[0]), running[1])
+
+
+class DecodeLanes:
+    """How many decode workers the next batch is cut for: as many as keep the model busy.
+
+    On a CPU the model runs on every core, so decoding ahead of it only takes CPU from it (and
+    decode threads wait on each other for Python's GIL: two threads cost a 200 px crop 0.1 ms of
+    CPU more than one). A batch decoded while the model was still running the previous one takes
+    one lane fewer next time; a batch the model had to wait for takes one more, up to `most`.
+    Crops on a CPU settle at one lane, frames (face finding is slower than the model) and GPUs
+    at all of them.
+    """
+
+    def __init__(self, most: int) -> None:
+        self.most = max(1, most)
+        self.now = self.most  # start wide: a GPU needs every worker from the first batch
+
+    def adapt(self, model_waited: bool) -> None:
+        """One lane more when the model waited for the batch just decoded, else one fewer."""
+        self.now = min(self.most, self.now + 1) if model_waited else max(1, self.now - 1)
+
+    def chunks(self, batch: Sequence[T]) -> list[Sequence[T]]:
+        """The batch cut for the lanes: one chunk a lane, or, with every lane open, about two
+        chunks a worker (a worker done early takes another)."""
+        return _chunks(batch, self.now, per_worker=2 if self.now == self.most else 1)
 
 
 def _decoder(workers: int, processes: bool) -> Executor:
@@ -178,9 +207,9 @@ def _decoder(workers: int, processes: bool) -> Executor:
     return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
 
 
-def _chunks(batch: Sequence[T], workers: int) -> list[Sequence[T]]:
-    """A batch cut into about two chunks per worker (a worker done early takes another)."""
-    step = max(1, -(-len(batch) // (2 * max(1, workers))))
+def _chunks(batch: Sequence[T], workers: int, per_worker: int = 2) -> list[Sequence[T]]:
+    """A batch cut into about `per_worker` chunks per worker."""
+    step = max(1, -(-len(batch) // (per_worker * max(1, workers))))
     return [batch[i : i + step] for i in range(0, len(batch), step)]
 
 
@@ -210,6 +239,7 @@ def _predictions(ages: np.ndarray, layout: list[Layout]) -> list[Prediction]:
         if views == 0:
             results.append(Prediction(None, status, reason))
             continue
-        results.append(Prediction(float(ages[start : start + views].mean()), PhotoStatus.OK))
+        age = ages[start] if views == 1 else ages[start : start + views].mean()
+        results.append(Prediction(float(age), PhotoStatus.OK))
         start += views
     return results

@@ -114,3 +114,61 @@ def test_the_stage_holds_the_pixels_of_at_most_two_batches(
     assert ages == pytest.approx([i * 4 / 2.55 for i in range(60)], abs=0.2)  # in order
     assert len(seen) == 2 * 15  # 15 batches, counted in the model and at each yield
     assert 0 < max(seen) <= 2 * config.batch_size  # counted, and bounded
+
+
+def _chunk_sizes(
+    tmp_path: Path,
+    model,
+    monkeypatch: pytest.MonkeyPatch,
+    decode_s: float,
+    model_s: float,
+) -> list[list[int]]:
+    """The chunks each batch of 10 batches of 4 crops was cut into, with decoding taking
+    decode_s a photo and the model model_s a batch."""
+    import time
+
+    from agebatch.predict import stage
+
+    paths = []
+    for i in range(40):
+        paths.append(tmp_path / f"{i:03d}.png")
+        Image.new("RGB", (32, 32), (i * 6,) * 3).save(paths[-1])
+    decode, predict = stage.load_photos, type(model).predict
+    chunks: list[tuple[str, int]] = []  # (first photo's name, chunk length), as submitted
+
+    def slow_decode(items, spec):
+        chunks.append((items[0][0].name, len(items)))
+        time.sleep(decode_s * len(items))
+        return decode(items, spec)
+
+    def slow_model(self, images):
+        time.sleep(model_s)
+        return predict(self, images)
+
+    monkeypatch.setattr(stage, "load_photos", slow_decode)
+    monkeypatch.setattr(type(model), "predict", slow_model)
+    config = PredictConfig(batch_size=4, workers=2, photo_kind="crops")
+    predictions, _ = predict_paths(paths, model, config)
+    assert [p.age for p in predictions] == pytest.approx([i * 6 / 2.55 for i in range(40)], abs=0.2)
+    batches: dict[int, list[int]] = {}
+    for name, length in chunks:
+        batches.setdefault(int(name[:3]) // 4, []).append(length)
+    return [sorted(batches[k]) for k in sorted(batches)]
+
+
+def test_decoding_takes_one_lane_when_the_model_is_the_slower(
+    tmp_path: Path, brightness_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A model 100 times slower than decoding: decoding beside it on a second core would only
+    # take CPU from it, so after the first batch each batch is one chunk for one worker.
+    sizes = _chunk_sizes(tmp_path, brightness_model, monkeypatch, decode_s=0.0, model_s=0.1)
+    assert sizes[0] == [1, 1, 1, 1]  # the first batch: every worker, two chunks each
+    assert sizes[2:] == [[4]] * 8
+
+
+def test_decoding_keeps_every_lane_when_the_model_waits_for_it(
+    tmp_path: Path, brightness_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slow decoding (face finding in frames) and a quick model: both workers, all the time.
+    sizes = _chunk_sizes(tmp_path, brightness_model, monkeypatch, decode_s=0.03, model_s=0.0)
+    assert sizes == [[1, 1, 1, 1]] * 10
