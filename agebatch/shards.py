@@ -10,7 +10,8 @@ Parquet file
     OUT/.shards/<day>/<model_version>/<fingerprint>.parquet   (the --restricted-out root if set)
 
 written whole (a temporary file renamed into place). The fingerprint is a hash of the day, the
-model version, the settings that change ages (photo kind, auto sample, pixel budget, each
+model version, the settings that change ages (photo kind, auto sample, pixel budget, the decode
+version of agebatch.predict.images, each
 photo's face region) and every photo's name, size and modification time: a retried or re-run
 day finds the file of every shard whose photos have not changed and predicts only the rest.
 The flow publishes nothing until every shard has its file; after a successful publish the
@@ -50,6 +51,7 @@ import pyarrow.parquet as pq
 from agebatch.config import Region, RunConfig
 from agebatch.errors import InputError
 from agebatch.predict.card import ModelCard
+from agebatch.predict.images import DECODE_VERSION
 from agebatch.predict.model import AgeModel, bundled_model_path, compute_device, load_model
 from agebatch.predict.stage import PredictStats, predict_paths
 from agebatch.publish import fsync_dir
@@ -144,7 +146,7 @@ def plan(
     job = ShardJob(day, folder, staging, model_version, run_id)
     settings = (
         f"{LAYOUT}|{day}|{model_version}|{config.photo_kind.value}|{config.auto_sample}"
-        f"|{config.max_pixels}"
+        f"|{config.max_pixels}|decode{DECODE_VERSION}"
     )
     rows = sorted(
         zip(

@@ -123,6 +123,9 @@ def test_settings_that_change_ages_change_every_key_and_others_none(scratch: Pat
         assert not set(changed) & set(base), change
     for change in ({"batch_size": 3}, {"workers": 2}, {"decode_processes": True}):
         assert [s.fingerprint for s in _plan(scratch, captures, **change)] == base, change
+    with pytest.MonkeyPatch.context() as patch:  # a reading that moves ages (images.py)
+        patch.setattr(shards, "DECODE_VERSION", shards.DECODE_VERSION + 1)
+        assert not {s.fingerprint for s in _plan(scratch, captures)} & set(base)
     regions = [(0.0, 0.0, 0.5, 1.0)] + [WHOLE_FRAME] * (len(captures) - 1)
     moved = plan(_config(scratch), captures, scratch, regions, DAY.isoformat(), VERSION, "r")[1]
     assert sum(a.fingerprint != b for a, b in zip(moved, base, strict=True)) == 1

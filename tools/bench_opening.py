@@ -1,13 +1,14 @@
 """What the safe open, the honest conversion and the time budget cost per photo.
 
-    python tools/bench_opening.py [--photos 400] [--rounds 5]
+    python tools/bench_opening.py [--photos 400] [--rounds 5] [--faces DIR]
 
-Times one thread reading the same generated JPEG crops (200 x 200) and frames (1280 x 720) as
-the model's input, four ways: Pillow opening the path as before issue #12 (draft, EXIF, convert),
-read_rgb without limits, read_rgb inside the day folder with the pixel budget, and
-load_photos (the same in chunks of 32, each chunk on a watched helper thread with the time
-budget). Prints
-the best round's microseconds per photo.
+Times one thread reading the same generated JPEG crops (200 x 200, or the first --photos real
+faces of DIR/final_files) and frames (1280 x 720) as the bundled card's input, five ways:
+Pillow opening the path as before issue #12 (draft, EXIF, convert), read_rgb with Pillow only
+(the direct JPEG decode of agebatch/predict/jpeg.py switched off), read_rgb without limits,
+read_rgb inside the day folder with the pixel budget, and load_photos (the same in chunks of
+32, each chunk on a watched helper thread with the time budget). Prints the best round's
+microseconds per photo.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from agebatch.config import PredictConfig
-from agebatch.predict.images import InputSpec, load_photos, read_rgb, to_model_input
+from agebatch.predict import images
+from agebatch.predict.card import ModelCard
+from agebatch.predict.images import InputSpec, draft_side, load_photos, read_rgb, to_model_input
+from agebatch.predict.model import bundled_model_path
 from agebatch.predict.opening import Limits
-
-SIZE = (64, 64)
 
 
 def _before(path: Path, max_side: int | None) -> Image.Image:
@@ -35,6 +37,15 @@ def _before(path: Path, max_side: int | None) -> Image.Image:
             image.draft("RGB", (max_side, max_side))
         image.load()
         return ImageOps.exif_transpose(image).convert("RGB")
+
+
+def _pillow_only(path: Path, max_side: int | None) -> Image.Image | None:
+    """read_rgb with the direct JPEG decode switched off (every file read by Pillow)."""
+    direct, images.decode_plain = images.decode_plain, lambda *args: None
+    try:
+        return read_rgb(path, max_side)
+    finally:
+        images.decode_plain = direct
 
 
 def _best(read: Callable[[Path], object], paths: list[Path], rounds: int) -> float:
@@ -68,34 +79,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--faces", type=Path, help="real face crops (DIR/final_files/*.jpg)")
     args = parser.parse_args()
     config = PredictConfig()
+    card = ModelCard.read(bundled_model_path())
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
-        day = Path(folder)
-        print("photos\tbefore_us\tread_rgb_us\tlimits_us\twatched_us")
+        print("photos\tbefore_us\tpillow_only_us\tread_rgb_us\tlimits_us\twatched_us")
         for kind, shape in (("crops", (200, 200, 3)), ("frames", (720, 1280, 3))):
-            paths = []
+            day, paths = Path(folder), []
             for i in range(args.photos if kind == "crops" else args.photos // 8):
                 path = day / f"{kind}{i}.jpg"
                 Image.fromarray(rng.integers(90, 160, shape, dtype=np.uint8)).save(path)
                 paths.append(path)
-            side = 2 * max(SIZE) if kind == "crops" else None
+            if kind == "crops" and args.faces is not None:
+                day = args.faces / "final_files"
+                paths = sorted(day.glob("*.jpg"))[: args.photos]
+            side = draft_side(card.size, card.crop) if kind == "crops" else None
             limits = Limits(day, config.max_pixels, config.decode_timeout_s)
-            spec = InputSpec(SIZE, None, "bilinear", "crops", 0.2, limits)
+            spec = InputSpec.from_card(card, "crops", limits)
 
             def input_of(image: Image.Image | None) -> object:
-                return None if image is None else to_model_input(image, SIZE)
+                if image is None:
+                    return None
+                return to_model_input(image, card.size, card.crop, card.resample)
 
             ways = [
                 lambda p, s=side: input_of(_before(p, s)),
+                lambda p, s=side: input_of(_pillow_only(p, s)),
                 lambda p, s=side: input_of(read_rgb(p, s)),
                 lambda p, s=side, lim=limits: input_of(read_rgb(p, s, lim)),
             ]
             times = [f"{_best(way, paths, args.rounds) * 1e6:.0f}" for way in ways]
             if kind == "crops":  # load_photos reads crops the way the first three do
                 times.append(f"{_watched(paths, spec, args.rounds) * 1e6:.0f}")
-            print(f"{kind}\t" + "\t".join(times + ["-"] * (4 - len(times))))
+            print(f"{kind}\t" + "\t".join(times + ["-"] * (5 - len(times))))
 
 
 if __name__ == "__main__":

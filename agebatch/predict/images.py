@@ -4,6 +4,7 @@ resize."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# How a photo becomes the model's pixels; bumped when a change to reading moves ages, so ages
+# staged by an earlier version (agebatch.shards) are not reused. 2: crops' JPEGs decoded at the
+# reduced scale where the crop box still spans the model's input (was twice the input).
+DECODE_VERSION = 2
 # Pillow raises these for files that are not images, truncated or corrupt.
 _UNREADABLE = (OSError, ValueError, SyntaxError)
 # Pillow's own limit (its error over twice MAX_IMAGE_PIXELS, its warning when warnings are errors).
@@ -111,11 +116,15 @@ def to_model_input(
     return np.asarray(image.resize(size, method, box=box), dtype=np.uint8)
 
 
-def draft_side(size: tuple[int, int]) -> int:
-    """The least side a crop's JPEG is decoded at: twice the model's input (decoding 200 px
-    crops at half scale for a 64 px model moved the MAE on the shared faces from 6.047 to 6.056
-    and changes every age a little, so crops keep this margin; see docs/throughput.md)."""
-    return 2 * max(size)
+def draft_side(size: tuple[int, int], crop: tuple[float, float, float, float] | None = None) -> int:
+    """The least side a crop's JPEG is decoded at: where the crop box still spans the model's
+    input, so the resize only shrinks (a 200 px crop for a 64 px model is decoded at 100 px).
+
+    libjpeg's reduced-scale decode is itself an area-averaging shrink; on all 7,591 shared faces
+    it left the MAE and the Challenge-25 rates where they were (docs/throughput.md, Decode).
+    """
+    width, height = (1.0, 1.0) if crop is None else (crop[2] - crop[0], crop[3] - crop[1])
+    return math.ceil(max(size[0] / width, size[1] / height))
 
 
 def load_face(
@@ -127,7 +136,7 @@ def load_face(
     """A photo that already is a face crop, ready for the model; None when unreadable or
     refused (training and benchmarks read trusted folders)."""
     try:
-        image = read_rgb(path, max_side=draft_side(size))
+        image = read_rgb(path, max_side=draft_side(size, crop))
     except Refusal as refusal:
         log.debug("Refused photo %s: %s", path, refusal)
         return None
@@ -222,12 +231,12 @@ def load_photo(
     reading = Reading.of(spec.photos) if reading is None else Reading(reading)
     try:
         if reading == Reading.BY_SIZE:
-            read = read_sized(path, draft_side(spec.size), crop_shaped, spec.limits)
+            read = read_sized(path, draft_side(spec.size, spec.crop), crop_shaped, spec.limits)
             image, crop = (None, False) if read is None else (read[0], crop_shaped(*read[1]))
             reading = Reading.FRAME  # when it is not crop-shaped
         else:
             crop = reading == Reading.CROP
-            image = read_rgb(path, draft_side(spec.size) if crop else None, spec.limits)
+            image = read_rgb(path, draft_side(spec.size, spec.crop) if crop else None, spec.limits)
     except Refusal as refusal:
         return Decoded(None, PhotoStatus.REFUSED, str(refusal))
     if image is None:
