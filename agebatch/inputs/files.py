@@ -65,6 +65,7 @@ def _open_plain(path: Path, inside: Path) -> BinaryIO | None:
     opened without following one, whose opened file the kernel places inside `inside`. None for
     anything else (a link, a pipe, a path out, no /proc), which open_inside then checks step by
     step and refuses in words; nothing but a regular file is ever opened here."""
+    prefix = os.path.join(inside, "")  # before anything is opened: nothing to leak if it fails
     try:
         if not stat.S_ISREG(os.lstat(path).st_mode):
             return None
@@ -74,7 +75,7 @@ def _open_plain(path: Path, inside: Path) -> BinaryIO | None:
     try:
         if stat.S_ISREG(os.fstat(fd).st_mode):  # the name was not swapped since the lstat
             real = os.readlink(f"/proc/self/fd/{fd}")
-            if real.startswith(os.path.join(inside, "")):
+            if real.startswith(prefix):
                 return os.fdopen(fd, "rb")
     except OSError:
         pass

@@ -13,7 +13,6 @@ so an odd, damaged or hostile file meets exactly the checks it met before.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -26,9 +25,12 @@ from PIL import ExifTags, Image
 MAX_BYTES = 16 * 2**20
 # Colour spaces whose RGB libjpeg-turbo gives as Pillow does (CMYK and YCCK are Pillow's).
 PLAIN = frozenset({"YCbCr", "Gray"})
-_APP1 = 0xE1
+_APP0 = 0xE0
 _SOS = 0xDA
-_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})  # TEM, RSTn, SOI: markers without a length
+_JFIF_LENGTH = 14  # identifier, version, units, two densities, thumbnail size
+# DQT, DHT, DRI, COM and the frame markers libjpeg-turbo decodes (baseline, extended,
+# progressive): Pillow reads them as libjpeg does, or fails where libjpeg does.
+_PLAIN_MARKERS = frozenset({0xDB, 0xC4, 0xDD, 0xFE, 0xC0, 0xC1, 0xC2})
 _UPRIGHT = (None, 1)
 
 
@@ -45,20 +47,20 @@ def decode_plain(
     max_pixels: the budget a decode must be within (opening.check_pixels); a file over it, or
     over Pillow's own limit, is left to Pillow, which refuses it in its own words.
     """
-    if os.fstat(file.fileno()).st_size > MAX_BYTES:
-        return None
-    data = file.read()
-    if not data.startswith(b"\xff\xd8") or not _upright(data):
+    data = file.read(MAX_BYTES + 1)  # bounded even if the file grows after any look at it
+    if len(data) > MAX_BYTES or not data.startswith(b"\xff\xd8") or not _as_pillow_reads(data):
         return None
     try:
         height, width, colour, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError:  # not a JPEG simplejpeg reads: Pillow says what it is
         return None
-    budget = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-    if colour not in PLAIN or budget is None or width * height > budget:
+    budgets = (max_pixels, Image.MAX_IMAGE_PIXELS)
+    if colour not in PLAIN or any(b is not None and width * height > b for b in budgets):
         return None
     drafted = draft_if is None or draft_if(width, height)
     scale = draft_scale((width, height), max_side if drafted else None)
+    if scale > 1 and min(width, height) < 8:  # libjpeg could reach that size by another factor
+        return None
     wanted = (-(-width // scale), -(-height // scale))
     try:
         pixels = simplejpeg.decode_jpeg(
@@ -83,10 +85,13 @@ def draft_scale(size: tuple[int, int], max_side: int | None) -> int:
     return 1
 
 
-def _upright(data: bytes) -> bool:
-    """Whether Pillow would leave the picture as stored: no APP1 segment (where EXIF and XMP
-    live), or one whose orientation Pillow reads as 1 or none."""
-    if not _has_app1(data):
+def _as_pillow_reads(data: bytes) -> bool:
+    """Whether Pillow reads the file's header without complaint and leaves the picture as
+    stored. A file of only the segments every JPEG has (a whole JFIF APP0, tables, frame,
+    comments) is taken as is; any other segment (EXIF, XMP, ICC, Adobe, MPF, ...) is parsed by
+    Pillow first: its Python parser refuses some short or odd segments libjpeg skips, and
+    EXIF or XMP may turn the picture."""
+    if _only_plain_segments(data):
         return True
     try:
         with Image.open(io.BytesIO(data), formats=("JPEG",)) as image:
@@ -95,22 +100,26 @@ def _upright(data: bytes) -> bool:
         return False
 
 
-def _has_app1(data: bytes) -> bool:
-    """Whether an APP1 segment comes before the first scan; True when the markers cannot be
-    walked (then Pillow reads the file)."""
+def _only_plain_segments(data: bytes) -> bool:
+    """Whether every segment before the first scan is one Pillow reads however it is written
+    (tables, frame, restart interval, comment) or a whole JFIF APP0; False when the markers
+    cannot be walked."""
     position, end = 2, len(data)
     while position + 4 <= end:
         if data[position] != 0xFF:
-            return True
+            return False
         marker = data[position + 1]
         if marker == 0xFF:  # fill byte
             position += 1
             continue
-        if marker in _STANDALONE:  # no length to walk by
-            return True
         if marker == _SOS:
-            return False
-        if marker == _APP1:
             return True
-        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
-    return True
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        payload = data[position + 4 : position + 2 + length]
+        if marker == _APP0:
+            if not (payload.startswith(b"JFIF\0") and len(payload) >= _JFIF_LENGTH):
+                return False
+        elif marker not in _PLAIN_MARKERS:
+            return False
+        position += 2 + length
+    return False

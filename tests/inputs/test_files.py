@@ -165,6 +165,8 @@ def test_the_quick_open_hands_out_only_a_plain_file_inside(day: Path) -> None:
     for name in ("S1/R1/again.jpg", "linked/face.jpg", "S1/R1/pipe.jpg", "S1/R1/gone.jpg"):
         assert files._open_plain(day / name, day) is None, name
     assert files._open_plain(day.parent.parent / "elsewhere" / "face.jpg", day) is None
+    with pytest.raises(TypeError):  # a folder of the wrong type fails before anything is open
+        files._open_plain(day / "S1" / "R1" / "a.jpg", os.fsencode(day))  # type: ignore[arg-type]
     assert _open_fds() == before
 
 

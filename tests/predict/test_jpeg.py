@@ -20,7 +20,9 @@ from agebatch.predict.faces import crop_shaped
 from agebatch.predict.images import read_sized
 from agebatch.predict.opening import Limits
 
-SIDES = st.sampled_from([None, 8, 64, 68, 100, 128])
+SIDES = st.sampled_from([None, 1, 2, 3, 5, 8, 64, 68, 100, 128])
+# Segments Pillow's Python parser reads by hand (and may refuse when short) that libjpeg skips.
+SEGMENT_HEADS = [b"", b"JFIF\0", b"JFIF\0\1\2", b"Adobe", b"ICC_PROFILE\0", b"MPF\0", b"Exif\0\0"]
 Outcome = tuple[str, object]
 
 
@@ -132,6 +134,12 @@ def test_the_direct_decode_gives_pillows_pixels(
     data=jpegs(),
     cut=st.floats(0, 1),
     flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=4),
+    segment=st.none()
+    | st.tuples(
+        st.sampled_from([0xE0, 0xE1, 0xE2, 0xED, 0xEE, 0xEF, 0xFE]),
+        st.sampled_from(SEGMENT_HEADS),
+        st.binary(max_size=12),
+    ),
     side=SIDES,
 )
 def test_a_damaged_jpeg_meets_the_same_fate_either_way(
@@ -139,11 +147,16 @@ def test_a_damaged_jpeg_meets_the_same_fate_either_way(
     data: bytes,
     cut: float,
     flips: list[tuple[float, int]],
+    segment: tuple[int, bytes, bytes] | None,
     side: int | None,
 ) -> None:
     damaged = bytearray(data[: max(2, int(len(data) * cut))] if cut < 0.98 else data)
     for where, value in flips:
         damaged[int(where * (len(damaged) - 1))] = value
+    if segment is not None:  # an odd segment right after the start-of-image marker
+        marker, head, tail = segment
+        payload = head + tail
+        damaged[2:2] = bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
     path = _file(tmp_path_factory.getbasetemp(), bytes(damaged))
     limits = Limits(inside=path.parent, max_pixels=25_000_000)
     assert outcome(path, side, None, limits, True) == outcome(path, side, None, limits, False)
@@ -160,11 +173,26 @@ def test_the_pixel_budget_and_pillows_limit_still_refuse_in_the_same_words(
         "300x200 pixels, over the budget of 50,000",
     )
     assert not _taken(path, None, 50_000) and _taken(path, None, 60_000)
-    # Without a budget (trusted folders), Pillow's own limit is the one that refuses.
+    # Pillow's own limit refuses too, with a budget above it or none (trusted folders).
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)
-        assert not _taken(path, None, None)
-        assert outcome(path, None, None, Limits(), True)[0] == "refused"
+        for budget in (None, 100_000):
+            assert not _taken(path, None, budget)
+            refused = outcome(path, None, None, Limits(max_pixels=budget), True)
+            assert refused[0] == "refused" and "Pillow's pixel limit" in str(refused[1])
+
+
+def test_no_more_than_the_byte_bound_is_read_even_from_a_growing_file(tmp_path: Path) -> None:
+    path = tmp_path / "small.jpg"
+    picture(64, 64, 0, "RGB").save(path)
+    size = path.stat().st_size
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jpeg, "MAX_BYTES", 100)
+        with path.open("rb") as file:
+            assert jpeg.decode_plain(file, None, None) is None  # left to Pillow, which stops
+            assert file.tell() == 101 < size  # at the end-of-image marker; this read did here
+        patch.setattr(jpeg, "MAX_BYTES", size)
+        assert _taken(path, None, None)
 
 
 @pytest.mark.parametrize(
@@ -183,3 +211,16 @@ def test_the_draft_scale_is_pillows(
             image.draft("RGB", (side, side))
         drafted = image.size
     assert drafted == (-(-size[0] // scale), -(-size[1] // scale))
+
+
+def test_tiny_pictures_at_every_draft_give_pillows_pixels(tmp_path: Path) -> None:
+    # Under 8 px a side libjpeg can reach the drafted size by more than one factor.
+    limits = Limits(inside=tmp_path, max_pixels=25_000_000)
+    for width in range(1, 13):
+        for height in range(1, 13):
+            path = tmp_path / f"{width}x{height}.jpg"
+            picture(width, height, width * 13 + height, "RGB").save(path, quality=90)
+            for side in range(1, 7):
+                assert outcome(path, side, None, limits, True) == outcome(
+                    path, side, None, limits, False
+                ), (width, height, side)
