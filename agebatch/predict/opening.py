@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,17 +118,24 @@ class _Run:
 
 
 class _Watched:
-    """A daemon thread that makes the runs the thread that owns it hands it."""
+    """A daemon thread that makes the runs the thread that owns it hands it, and ends once its
+    owner has let go of it: when the owning thread ends (a decode pool shut down at the end of a
+    stage) or gives it up, whatever its thread held (a face finder, its memory) goes with it."""
 
     def __init__(self) -> None:
-        self.runs: queue.SimpleQueue[_Run] = queue.SimpleQueue()
-        self.given_up = False
-        # A daemon: a call stuck for good never keeps the interpreter from exiting.
-        threading.Thread(target=self._serve, name="decode-watched", daemon=True).start()
+        self.runs: queue.SimpleQueue[_Run | None] = queue.SimpleQueue()
+        # A daemon: a call stuck for good never keeps the interpreter from exiting. The thread
+        # holds the queue, not this object, so this object can be collected and say stop.
+        threading.Thread(
+            target=_serve, args=(self.runs,), name="decode-watched", daemon=True
+        ).start()
+        weakref.finalize(self, self.runs.put, None)
 
-    def _serve(self) -> None:
-        while not self.given_up:
-            self.runs.get().run()
+
+def _serve(runs: queue.SimpleQueue[_Run | None]) -> None:
+    """Make the runs handed over, until told to stop (None)."""
+    while (run := runs.get()) is not None:
+        run.run()
 
 
 _owned = threading.local()
@@ -154,7 +162,7 @@ def watched_map(
         while not run.done.wait(max(0.0, run.current[1] + seconds - time.monotonic())):
             index, started = run.current
             if time.monotonic() - started >= seconds and run.current == (index, started):
-                run.given_up = runner.given_up = True
+                run.given_up = True  # the thread ends once the stuck call returns
                 _owned.runner = None
                 results += [run.results[i] for i in range(len(results), index)]
                 results.append(overrun(items[index]))

@@ -246,3 +246,26 @@ def test_a_given_up_run_leaves_the_rest_of_its_chunk_to_the_new_thread() -> None
     threads[1].join(timeout=10)
     assert not threads[1].is_alive()  # its call returned and the thread ended
     assert sorted(calls) == [0, 1, 2, 3]  # items 2 and 3 were read once, by the new thread
+
+
+def test_the_watched_thread_ends_with_the_thread_that_owns_it() -> None:
+    # A decode pool's threads end with each stage; their watched threads must end too (they
+    # hold a face finder and their memory: left running, a process running shard after shard
+    # or day after day grew by tens of MiB a stage).
+    served: list[threading.Thread] = []
+
+    def call(item: int) -> int:
+        served.append(threading.current_thread())
+        return item
+
+    def owner() -> None:
+        assert watched_map(call, [1, 2, 3], 5, lambda item: -item) == [1, 2, 3]
+
+    for _ in range(3):
+        thread = threading.Thread(target=owner)
+        thread.start()
+        thread.join()
+    assert len(set(served)) == 3  # one watched thread per owner
+    for watched in set(served):
+        watched.join(timeout=10)
+        assert not watched.is_alive()

@@ -172,3 +172,18 @@ def test_decoding_keeps_every_lane_when_the_model_waits_for_it(
     # Slow decoding (face finding in frames) and a quick model: both workers, all the time.
     sizes = _chunk_sizes(tmp_path, brightness_model, monkeypatch, decode_s=0.03, model_s=0.0)
     assert sizes == [[1, 1, 1, 1]] * 10
+
+
+def test_no_thread_outlives_the_stage(tmp_path: Path, brightness_model) -> None:
+    import threading
+
+    paths = []
+    for i in range(8):
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (32, 32), (i * 20,) * 3).save(paths[-1])
+    before = set(threading.enumerate())
+    for _ in range(3):
+        predict_paths(paths, brightness_model, PredictConfig(batch_size=4, workers=2))
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=10)
+        assert not thread.is_alive(), thread.name
