@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -129,11 +131,9 @@ def stream_predictions(
     limits = Limits(inside, config.max_pixels, config.decode_timeout_s)
     spec = InputSpec.from_card(model.card, config.photo_kind, limits)
     runner = for_run(model, config)
+    model_thread = thread_of(runner)
     workers = config.workers
-    with (
-        _decoder(workers, config.decodes_in_processes()) as pool,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="model") as model_thread,
-    ):
+    with _decoder(workers, config.decodes_in_processes()) as pool:
         verdicts = None
         if cameras is not None and PhotoKind(config.photo_kind) == PhotoKind.AUTO:
             judge = partial(_spread, pool, partial(crop_votes, limits=limits), workers)
@@ -172,6 +172,24 @@ def stream_predictions(
                 yield _predictions(*previous)
         if running is not None:
             yield _predictions(_result(running[0]), running[1])
+
+
+_MODEL_THREADS: weakref.WeakKeyDictionary[AgeModel, ThreadPoolExecutor] = (
+    weakref.WeakKeyDictionary()
+)
+_MODEL_THREADS_LOCK = threading.Lock()
+
+
+def thread_of(model: AgeModel) -> ThreadPoolExecutor:
+    """The one thread a model runs on, the same stage after stage (ended when the model is
+    collected): TensorFlow keeps state for every thread that runs a model, and a new thread a
+    stage grew a process that runs day after day, or shard after shard, by a few MiB a stage."""
+    with _MODEL_THREADS_LOCK:
+        thread = _MODEL_THREADS.get(model)
+        if thread is None:
+            thread = _MODEL_THREADS[model] = ThreadPoolExecutor(1, thread_name_prefix="model")
+            weakref.finalize(model, thread.shutdown, wait=False)
+        return thread
 
 
 class DecodeLanes:

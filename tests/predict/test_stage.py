@@ -174,16 +174,38 @@ def test_decoding_keeps_every_lane_when_the_model_waits_for_it(
     assert sizes == [[1, 1, 1, 1]] * 10
 
 
-def test_no_thread_outlives_the_stage(tmp_path: Path, brightness_model) -> None:
+def test_no_thread_outlives_the_stage_but_the_models_own(tmp_path: Path, brightness_model) -> None:
     import threading
 
     paths = []
     for i in range(8):
         paths.append(tmp_path / f"{i}.png")
         Image.new("RGB", (32, 32), (i * 20,) * 3).save(paths[-1])
-    before = set(threading.enumerate())
+    predict_paths(paths, brightness_model, PredictConfig(batch_size=4, workers=2))
+    before = set(threading.enumerate())  # the model's own thread (stage.thread_of) among them
     for _ in range(3):
         predict_paths(paths, brightness_model, PredictConfig(batch_size=4, workers=2))
-    for thread in set(threading.enumerate()) - before:
+    for thread in set(threading.enumerate()) - before:  # decode threads, watched threads
         thread.join(timeout=10)
         assert not thread.is_alive(), thread.name
+
+
+def test_the_model_runs_on_one_thread_stage_after_stage(
+    tmp_path: Path, brightness_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    paths = [tmp_path / "a.png"]
+    Image.new("RGB", (32, 32), (90,) * 3).save(paths[0])
+    ran_on: list[threading.Thread] = []
+    predict = type(brightness_model).predict
+
+    def recording(self, images):
+        ran_on.append(threading.current_thread())
+        return predict(self, images)
+
+    monkeypatch.setattr(type(brightness_model), "predict", recording)
+    for _ in range(3):
+        predict_paths(paths, brightness_model, PredictConfig(workers=1))
+    assert len(ran_on) == 3 and len(set(ran_on)) == 1  # TensorFlow's state for one thread
+    assert ran_on[0] is not threading.main_thread()
