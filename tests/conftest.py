@@ -134,6 +134,20 @@ def brightness_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def cropping_model(tmp_path_factory: pytest.TempPathFactory):
+    """The brightness model with an aligned-crop box and box resampling (crops and frames
+    read differently), loaded once per test session."""
+    from agebatch.predict.model import load_model
+
+    path = save_brightness_model(tmp_path_factory.mktemp("cropping") / "bright.keras")
+    card_file = path.with_name("bright.card.json")
+    card = json.loads(card_file.read_text())
+    card["face"] = {"aligned_crop": {"box": [0.025, 0.025, 0.975, 0.975], "resample": "box"}}
+    card_file.write_text(json.dumps(card))
+    return load_model(path)
+
+
+@pytest.fixture(scope="session")
 def pattern_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of the pattern model, saved once per test session."""
     return save_pattern_model(tmp_path_factory.mktemp("pattern") / "pattern.keras")

@@ -4,7 +4,6 @@ photo by photo as the rule says, with the face detector run only where the rule 
 from __future__ import annotations
 
 import contextvars
-import json
 import os
 import random
 import threading
@@ -22,10 +21,8 @@ from agebatch.predict import images
 from agebatch.predict.cameras import Verdict, decide, readings, samples
 from agebatch.predict.faces import FaceFinder
 from agebatch.predict.images import Reading
-from agebatch.predict.model import load_model
 from agebatch.predict.opening import Limits
 from agebatch.predict.stage import predict_paths
-from tests.conftest import save_brightness_model
 from tests.pictures import drawn_frame, scene
 
 votes = st.lists(st.sampled_from([True, False, None]), min_size=1, max_size=40)
@@ -86,17 +83,6 @@ def test_readings_follow_the_verdict_only_under_auto() -> None:
 
 SAMPLE = 4  # auto_sample in these tests: a first round of 3 votes settles a uniform camera
 FACES = [(300, 240, 150)]  # a cartoon face the detector finds in a 640x480 frame
-
-
-@pytest.fixture(scope="module")
-def cropping_model(tmp_path_factory: pytest.TempPathFactory):
-    """The brightness model with an aligned-crop box (crops and frames read differently)."""
-    path = save_brightness_model(tmp_path_factory.mktemp("cropping") / "bright.keras")
-    card_file = path.with_name("bright.card.json")
-    card = json.loads(card_file.read_text())
-    card["face"] = {"aligned_crop": {"box": [0.025, 0.025, 0.975, 0.975], "resample": "box"}}
-    card_file.write_text(json.dumps(card))
-    return load_model(path)
 
 
 def _write(path: Path, what: str, n: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,21 +10,8 @@ from PIL import Image
 
 from agebatch.config import PredictConfig
 from agebatch.predict.images import InputSpec, load_photo
-from agebatch.predict.model import load_model
 from agebatch.predict.stage import predict_paths
-from tests.conftest import save_brightness_model
 from tests.pictures import drawn_frame, scene
-
-
-@pytest.fixture(scope="module")
-def cropping_model(tmp_path_factory: pytest.TempPathFactory):
-    """The brightness model with a card that asks for the aligned-crop framing (box resampling)."""
-    path = save_brightness_model(tmp_path_factory.mktemp("cropping") / "bright.keras")
-    card_file = path.with_name("bright.card.json")
-    card = json.loads(card_file.read_text())
-    card["face"] = {"aligned_crop": {"box": [0.025, 0.025, 0.975, 0.975], "resample": "box"}}
-    card_file.write_text(json.dumps(card))
-    return load_model(path)
 
 
 def test_frames_statuses_counts_and_averaged_views(tmp_path: Path, cropping_model) -> None:
