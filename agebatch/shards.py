@@ -10,10 +10,10 @@ Parquet file
     OUT/.shards/<day>/<model_version>/<fingerprint>.parquet   (the --restricted-out root if set)
 
 written whole (a temporary file renamed into place). The fingerprint is a hash of the day, the
-model version, the settings that change ages (photo kind, auto sample, pixel budget, the decode
-version of agebatch.predict.images, each
-photo's face region) and every photo's name, size and modification time: a retried or re-run
-day finds the file of every shard whose photos have not changed and predicts only the rest.
+model version, the settings that change ages (photo kind, auto sample, pixel budget,
+images.DECODE_VERSION, each photo's face region) and every photo's name, size and modification
+time: a retried or re-run day finds the file of every shard whose photos have not changed and
+predicts only the rest.
 The flow publishes nothing until every shard has its file; after a successful publish the
 day's staging folder is deleted (`discard`), since receipt_ages then holds the same ages. The
 files carry photo names, ages and statuses, never pixels.

@@ -77,7 +77,8 @@ def read_sized(
     image is true, e.g. only for photos that pass the crop size test.
 
     A plain upright JPEG is decoded by libjpeg-turbo directly (jpeg.decode_plain: the same
-    pixels, a third of the CPU time for a face crop); every other file by Pillow.
+    pixels, about half the CPU time of Pillow's decode of a face crop); every other file by
+    Pillow.
     """
     try:
         with open_inside(path, limits.inside) as file:

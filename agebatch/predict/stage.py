@@ -257,7 +257,6 @@ def _predictions(ages: np.ndarray, layout: list[Layout]) -> list[Prediction]:
         if views == 0:
             results.append(Prediction(None, status, reason))
             continue
-        age = ages[start] if views == 1 else ages[start : start + views].mean()
-        results.append(Prediction(float(age), PhotoStatus.OK))
+        results.append(Prediction(float(ages[start : start + views].mean()), PhotoStatus.OK))
         start += views
     return results
