@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agebatch.predict.images import InputSpec, load_photo, load_photos, read_rgb
+from agebatch.predict.images import InputSpec, draft_side, load_photo, load_photos, read_rgb
 from tests.pictures import drawn_frame, scene
 
 
@@ -129,3 +129,22 @@ def test_auto_tells_crops_from_frames(tmp_path: Path) -> None:
     as_frame = load_photo(frame, auto)
     assert as_frame.status == "ok" and as_frame.pixels is not None
     assert not np.array_equal(as_frame.pixels, load_photo(frame, crops).pixels)
+
+
+@pytest.mark.parametrize(
+    ("stored", "decoded"),
+    [(200, 100), (135, 135), (512, 128), (136, 68), (1000, 125)],
+)
+def test_a_crop_is_decoded_at_the_least_scale_whose_box_still_spans_the_input(
+    tmp_path: Path, stored: int, decoded: int
+) -> None:
+    # The bundled card's box (95% of the photo) over a 64 px input: the box must keep >= 64 px,
+    # so the decode keeps >= 68 px (a 136 px crop halves to 68: its box, 64.6 px, still spans).
+    box = (0.025, 0.025, 0.975, 0.975)
+    assert draft_side((64, 64), box) == 68
+    assert draft_side((64, 64)) == 64  # no box: the input itself
+    path = tmp_path / "crop.jpg"
+    Image.fromarray(scene(stored, stored, seed=2)).save(path)
+    image = read_rgb(path, max_side=draft_side((64, 64), box))
+    assert image is not None and image.size == (decoded, decoded)
+    assert image.size[0] * (box[2] - box[0]) >= 64
