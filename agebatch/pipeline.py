@@ -28,18 +28,12 @@ from agebatch.inputs.captures import Captures, find_captures
 from agebatch.inputs.clocks import read_clock_offsets
 from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
 from agebatch.inputs.transactions import read_catalog, read_transactions, receipt_checks
-from agebatch.join import join_day
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.paths import PathsUnder
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
 from agebatch.preflight import Room, check_outputs, write_failure
 from agebatch.publish import new_run_id, publish_day, publish_split
-from agebatch.reports.affinity import affinity_inputs, affinity_tables
-from agebatch.reports.compliance import ComplianceInputs, compliance_inputs
-from agebatch.reports.coverage import TABLE as STORE_COVERAGE
-from agebatch.reports.coverage import Coverage, check_coverage
 from agebatch.reports.html import ReportPages, write_pages
-from agebatch.reports.shares import add_corrected_shares
 from agebatch.retention import delete_photos, due_days
 from agebatch.schema import RESTRICTED, ReceiptStatus, conform, schema
 from agebatch.shards import (
@@ -53,6 +47,12 @@ from agebatch.shards import (
     plan,
 )
 from agebatch.shards import stats_of as shard_stats
+from agebatch.transform.affinity import affinity_inputs, affinity_tables
+from agebatch.transform.compliance import ComplianceInputs, compliance_inputs
+from agebatch.transform.coverage import TABLE as STORE_COVERAGE
+from agebatch.transform.coverage import Coverage, check_coverage
+from agebatch.transform.join import join_day
+from agebatch.transform.shares import add_corrected_shares
 
 log = logging.getLogger(__name__)
 

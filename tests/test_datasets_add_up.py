@@ -12,7 +12,7 @@ import pytest
 
 from agebatch.config import default_age_bounds
 from agebatch.duck import connect
-from agebatch.join import join_day
+from agebatch.transform.join import join_day
 from tests.conftest import DAY, captures_frame, compliance
 
 # sku -> (category, age_restricted); SKU9 is not in the catalog (uncategorised), and "beer"

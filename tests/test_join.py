@@ -11,7 +11,7 @@ import pytest
 
 from agebatch.config import default_age_bounds
 from agebatch.duck import connect
-from agebatch.join import join_day
+from agebatch.transform.join import join_day
 from tests.conftest import DAY, captures_frame, compliance
 
 PAID = dt.datetime(2026, 11, 24, 12, 0, 0)

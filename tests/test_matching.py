@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from agebatch.config import default_age_bounds
 from agebatch.duck import connect
-from agebatch.join import join_day
+from agebatch.transform.join import join_day
 from tests.busy_till import (
     CATALOG,
     LINES_SCHEMA,
@@ -400,7 +400,7 @@ def test_a_drifting_camera_is_named_in_the_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     day = busy_day(0.1, seed=4, camera_ahead_s={("S1", "R2"): 90.0})
-    with caplog.at_level("WARNING", logger="agebatch.join"), connect() as con:
+    with caplog.at_level("WARNING", logger="agebatch.transform.join"), connect() as con:
         tables = join_day(
             con,
             day=DAY,

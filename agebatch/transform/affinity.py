@@ -26,8 +26,8 @@ from agebatch.config import AffinityCorrection, RunConfig, age_group_labels
 from agebatch.duck import connect, sql
 from agebatch.predict.card import ModelCard
 from agebatch.publish import partition
-from agebatch.reports.shares import EM_ITERATIONS, corrected_shares, group_confusion
 from agebatch.schema import schema
+from agebatch.transform.shares import EM_ITERATIONS, corrected_shares, group_confusion
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 
 from agebatch.config import age_group_labels
 from agebatch.duck import sql
-from agebatch.reports.compliance import CHECKS_SCHEMA, ComplianceInputs
 from agebatch.schema import ReceiptStatus
+from agebatch.transform.compliance import CHECKS_SCHEMA, ComplianceInputs
 
 log = logging.getLogger(__name__)
 
