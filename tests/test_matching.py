@@ -49,6 +49,7 @@ def run(
             window_after_s=WINDOW_AFTER_S,
             clock_offsets=offsets,
             compliance=compliance(),
+            min_cell_receipts=1,  # every cell published (k = 1)
         )
 
 
@@ -412,6 +413,7 @@ def test_a_drifting_camera_is_named_in_the_log(
             window_before_s=WINDOW_BEFORE_S,
             window_after_s=WINDOW_AFTER_S,
             compliance=compliance(),
+            min_cell_receipts=1,  # every cell published (k = 1)
         )
     assert tables["till_clocks"].num_rows == 2  # one row per register, published with the day
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

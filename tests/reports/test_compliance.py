@@ -90,6 +90,7 @@ def _report(receipts, shots, policy: ComplianceInputs | None = None, day: dt.dat
             window_before_s=120,
             window_after_s=5,
             compliance=policy or compliance(),
+            min_cell_receipts=1,  # every cell published (k = 1)
         )
 
 
