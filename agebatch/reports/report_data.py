@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 from agebatch.config import TREND_DAYS
 from agebatch.errors import InputError
 from agebatch.publish import partition
-from agebatch.reports.offers import group_order, published_days
+from agebatch.reports.offers import group_order
 from agebatch.schema import RESTRICTED, SUPPRESSED, UNKNOWN_GROUP, Level, ReceiptStatus
-from agebatch.transform.history import read_history
+from agebatch.transform.history import published_days, read_history
 
 SHARES = "age_group_shares"
 CHAIN = "chain"  # the scope of the chain's rows, in the page's own words
