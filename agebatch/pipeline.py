@@ -1,7 +1,8 @@
-"""One day, end to end: find → predict → join → publish. The CLI and the flow call these.
+"""One day, end to end: STAGES, the one list of the night (find → preflight → predict →
+transform → gate → publish → analytics_db → report) that run_day and the flow both run.
 
-Each stage takes what the stages before it returned and returns what it made, with its own
-counts and seconds; the run record (one row of `runs`) is assembled from those returns.
+Each stage takes the Night so far and returns it with what it made, with its own counts and
+seconds; the run record (one row of `runs`) is assembled from those returns.
 """
 
 from __future__ import annotations
