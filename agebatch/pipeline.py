@@ -32,7 +32,7 @@ from agebatch.join import join_day
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.paths import PathsUnder
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
-from agebatch.preflight import Room, check_outputs, write_failure
+from agebatch.preflight import Room, check_outputs, check_settings, write_failure
 from agebatch.publish import new_run_id, publish_day, publish_split
 from agebatch.reports.affinity import affinity_inputs, affinity_tables
 from agebatch.reports.compliance import ComplianceInputs, compliance_inputs
@@ -456,6 +456,7 @@ def run_day(
     progress: Callable[[int], Progress] | None = None,
 ) -> Published:
     """Run one day through all stages; `progress(total)` returns a per-photo callback."""
+    check_settings(config, day)  # inputs, settings files and the card, before the model loads
     model = model or load_model(config.model)
     run = start(model, day)
     found = find(config, day)
