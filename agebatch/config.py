@@ -101,6 +101,21 @@ def parse_day(text: str | dt.date) -> dt.date:
         raise InputError(f"Day {text!r} is not a date in the form YYYY-MM-DD.") from None
 
 
+def _missing_sentence(names: list[str]) -> str:
+    """All the missing settings in one sentence, with the flags and variables that give them."""
+
+    def listed(words: list[str]) -> str:
+        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+    flags = [f"--{name.replace('_', '-')}" for name in names]
+    variables = [f"{ENV_PREFIX}{name.upper()}" for name in names]
+    if len(names) == 1:
+        return f"Setting {names[0]} is missing: give {flags[0]} or set {variables[0]}."
+    return (
+        f"Settings {listed(names)} are missing: give {listed(flags)}, or set {listed(variables)}."
+    )
+
+
 def _checked(parse: Any) -> BeforeValidator:
     """A pydantic validator from one of the parse_* functions (their InputError -> ValueError)."""
 
@@ -203,13 +218,15 @@ class PredictConfig(BaseModel):
         try:
             return cls.model_validate(dict(values))
         except ValidationError as error:
+            missing = [
+                ".".join(str(part) for part in e["loc"])
+                for e in error.errors()
+                if e["type"] == "missing"
+            ]
+            if missing:
+                raise InputError(_missing_sentence(missing)) from None
             first = error.errors()[0]
             name = ".".join(str(part) for part in first["loc"]) or "config"
-            if first["type"] == "missing":
-                raise InputError(
-                    f"Setting {name} is missing: give --{name.replace('_', '-')} or set "
-                    f"{ENV_PREFIX}{name.upper()}."
-                ) from None
             message = first["msg"].removeprefix("Value error, ")
             raise InputError(f"Setting {name}: {message.rstrip('.')}.") from None
 

@@ -141,6 +141,8 @@ def _argument(name: str, field: FieldInfo, required: bool) -> dict[str, Any]:
     if field.is_required():
         keywords["required"] = required
         keywords["help"] = described
+    elif "(default:" in described:  # the description says the default in words: once is enough
+        keywords["help"] = described
     else:
         keywords["help"] = f"{described} (default: {_shown(field)})"
     if kind is bool:
