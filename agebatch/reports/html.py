@@ -10,12 +10,11 @@ tests that read them back. See docs/report.md.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -451,7 +450,7 @@ def _compliance_section(data: ReportData) -> Section:
                 "ID check (till)",
             ]
             table = _table(header, rows, name="review", scope=store, text_columns=(3, 6))
-            block.tables.append(dataclasses.replace(table, note=cut, link=link))
+            block.tables.append(replace(table, note=cut, link=link))
         _cashier_table(data, store, block)
     return section
 
