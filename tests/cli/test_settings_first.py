@@ -152,3 +152,15 @@ def test_a_model_without_its_card_is_found_before_the_model_loads(
     with pytest.raises(InputError, match=r"Model card .* is missing"):
         check_settings(sample.config(tmp_path / "out", model=unloadable), DAY)
     assert check_settings(sample.config(tmp_path / "out"), DAY).version  # the bundled card
+
+
+def test_the_flow_checks_the_settings_before_it_loads_the_model(
+    sample: SampleDay, tmp_path: Path, unloadable: Path
+) -> None:
+    """The flow's body raises before its first task (load) runs: no Prefect run is needed."""
+    from agebatch.errors import InputError
+    from agebatch.flows.nightly import _nightly
+
+    config = sample.config(tmp_path / "out", model=unloadable, max_teen_miss=0.1)
+    with pytest.raises(InputError, match=r"^--max-teen-miss needs the operating curve"):
+        _nightly(config, DAY)
