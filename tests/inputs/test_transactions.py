@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 
 from agebatch.errors import InputError
 from agebatch.inputs.mapping import TransactionsFormat
-from agebatch.inputs.transactions import KEY_NAMES, read_lines, read_transactions
+from agebatch.inputs.transactions import (
+    KEY_NAMES,
+    QuarantineRefused,
+    read_lines,
+    read_transactions,
+)
 
 DAY = dt.date(2026, 10, 25)
 HEADER = "receipt_id,store_id,register_id,cashier_id,paid_at,sku,quantity,amount\n"
@@ -357,3 +362,47 @@ def test_tills_of_every_line_kind_and_numbering_against_the_rules_written_plainl
     assert dict(zip(kept["receipt_id"], kept["cashier_id"], strict=True)) == expected["cashiers"]
     assert set(read.quarantined["receipt_id"].to_pylist()) == expected["quarantined"]
     assert read.key == KEY_NAMES[numbering]
+
+
+@pytest.mark.parametrize(
+    ("numbering", "key"),
+    [
+        ("chain", ("receipt_id",)),
+        ("store", ("store_id", "receipt_id")),
+        ("register", ("store_id", "register_id", "receipt_id")),
+    ],
+)
+def test_the_receipt_key_is_found_without_a_setting(
+    tmp_path: Path, numbering: str, key: tuple[str, ...]
+) -> None:
+    rows, counters = [], {}
+    for store in ("S1", "S2", "S3"):
+        for register in ("R1", "R2"):
+            for _ in range(15):
+                scope = {"chain": (), "store": (store,), "register": (store, register)}[numbering]
+                counters[scope] = counters.get(scope, 0) + 1
+                number = f"{counters[scope]:04d}"
+                rows += [f"{number},{store},{register},C1,2026-10-25 10:00:00,BEE000,1,4.50\n"] * 2
+    (tmp_path / f"{DAY}.csv").write_text(HEADER + "".join(rows))
+    read = read_lines(tmp_path, DAY, "Europe/London")
+    assert read.key == key
+    assert read.quarantined.num_rows == 0
+    assert len(set(read.lines["receipt_id"].to_pylist())) == 90  # each receipt counted once
+    first = {"receipt_id": "0001", "store_id": "S1", "register_id": "R1"}
+    assert read.lines["receipt_id"][0].as_py() == "/".join(first[column] for column in key)
+
+
+def test_a_few_receipts_at_two_stores_are_quarantined_not_taken_for_a_key(tmp_path: Path) -> None:
+    rows = [f"r{i},S{i % 3},R1,C1,2026-10-25 10:00:00,BEE000,1,4.50\n" for i in range(600)]
+    rows += [f"r{i},S9,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50\n" for i in range(9)]
+    (tmp_path / f"{DAY}.csv").write_text(HEADER + "".join(rows))
+    read = read_lines(tmp_path, DAY, "Europe/London")
+    assert read.key == ("receipt_id",)
+    assert read.quarantined["receipt_id"].to_pylist() == [f"r{i}" for i in range(9)]
+    assert set(read.quarantined["rule"].to_pylist()) == {"store"}
+    # 9 of 600 ids at two stores: fewer than 10, so no key; 3 of each store's 200 receipts
+    # quarantined: at least 3 and past 1% -> over the limit
+    assert [line.split(":")[0] for line in read.over] == ["store 'S0'", "store 'S1'", "store 'S2'"]
+    with pytest.raises(QuarantineRefused, match="Quarantined too many receipts"):
+        read.gate(accept=False)
+    assert read.gate(accept=True) == "accepted"
