@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from agebatch.duck import connect, literal
+from agebatch.duck import connect, files_under, literal
 from agebatch.errors import InputError
 from agebatch.schema import ABOUT, TABLES, schema
 
@@ -31,23 +31,37 @@ def default_path(out: Path) -> Path:
 
 
 def dataset_glob(out: Path, table: str) -> str:
-    """The files of one dataset, every day: OUT/<table>/*/*.parquet (as the docs read them)."""
-    return str(out / table / "*" / "*.parquet")
+    """The files of one dataset, every day: OUT/<table>/*/*.parquet (as the docs read them),
+    OUT and the table taken literally (never a neighbouring folder that a '[' would match)."""
+    return files_under(out / table, "*/*.parquet")
 
 
-def source(out: Path, table: str) -> str:
-    """The read_parquet call over one dataset's days, as the docs write it for analysts."""
+def source(out: Path, table: str, *, row_order: bool = False) -> str:
+    """The read_parquet call over one dataset's days, as the docs write it for analysts; with
+    row_order, each row's filename and file_row_number too (to keep the published order)."""
+    order = ", filename = true, file_row_number = true" if row_order else ""
     return (
         f"read_parquet({literal(dataset_glob(out, table))}, hive_partitioning = true, "
-        "union_by_name = true, hive_types = {'day': date})"
+        f"union_by_name = true, hive_types = {{'day': date}}{order})"
     )
 
 
 def view_sql(con: duckdb.DuckDBPyConnection, out: Path, table: str) -> str:
-    """`create view <table>` over the dataset's files: the published columns in schema order,
+    """`create view <table>` over the dataset's files (see dataset_select)."""
+    return f"create view {table} as\n{dataset_select(con, out, table)}"
+
+
+def dataset_select(
+    con: duckdb.DuckDBPyConnection, out: Path, table: str, *, row_order: bool = False
+) -> str:
+    """The one read of a dataset's published days: the published columns in schema order,
     each cast to its published type (older days may hold doubles or lack a column: null),
-    then any column only older days have."""
-    found = dict(zip(*_describe(con, f"select * from {source(out, table)}"), strict=True))
+    then any column only older days have (with row_order: filename, file_row_number)."""
+    found = dict(
+        zip(
+            *_describe(con, f"select * from {source(out, table, row_order=row_order)}"), strict=True
+        )
+    )
     con.register("published_schema", schema(table).empty_table())
     wanted = dict(zip(*_describe(con, "select * from published_schema"), strict=True))
     con.unregister("published_schema")
@@ -61,7 +75,7 @@ def view_sql(con: duckdb.DuckDBPyConnection, out: Path, table: str) -> str:
             columns.append(f'cast("{name}" as {type_}) as "{name}"')
     columns += [f'"{name}"' for name in found if name not in wanted]
     select = ",\n    ".join(columns)
-    return f"create view {table} as\nselect\n    {select}\nfrom {source(out, table)}"
+    return f"select\n    {select}\nfrom {source(out, table, row_order=row_order)}"
 
 
 def _describe(con: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], list[str]]:
@@ -70,16 +84,16 @@ def _describe(con: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], li
     return relation.columns, [str(type_) for type_ in relation.types]
 
 
+def is_published(con: duckdb.DuckDBPyConnection, out: Path, table: str) -> bool:
+    """Whether the dataset has at least one published day under out."""
+    query = "select count(*) from glob($glob)"
+    return con.execute(query, {"glob": dataset_glob(out, table)}).fetchone()[0] > 0
+
+
 def published_tables(out: Path) -> list[str]:
     """The datasets that have at least one published day under out, in schema order."""
     with connect() as con:
-        return [
-            table
-            for table in TABLES
-            if con.execute(
-                "select count(*) from glob($glob)", {"glob": dataset_glob(out, table)}
-            ).fetchone()[0]
-        ]
+        return [table for table in TABLES if is_published(con, out, table)]
 
 
 def write_analytics_db(out: Path, db: Path | None = None) -> tuple[Path, list[str]]:

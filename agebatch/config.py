@@ -28,6 +28,12 @@ ENV_PREFIX = "AGEBATCH_"
 
 
 THREAD_WORKERS_MAX = 4  # more decode workers than this decode in processes by default
+# The fixed windows over published history, each written once (the night reads history through
+# agebatch.transform.history; affinity_days and coverage_days below are settings of a run):
+# cashier_compliance's *_7d and *_28d columns, and the report's trend of age-group shares.
+COMPLIANCE_SHORT_DAYS = 7
+COMPLIANCE_LONG_DAYS = 28
+TREND_DAYS = 28
 
 
 class Acceleration(StrEnum):
@@ -325,6 +331,12 @@ class RunConfig(PredictConfig):
         description="refuse to publish a day when a store's share of unreadable or faceless "
         "photos, or of receipts without a photo, is more than this above its trailing median "
         "(0.2 = 20 percentage points)",
+    )
+    duckdb_threads: OptionalInt = Field(
+        None,
+        ge=1,
+        description="threads DuckDB builds the day's tables with (default: DuckDB's own, one "
+        "per core)",
     )
     coverage_days: int = Field(
         28, ge=1, description="earlier days of a store the trailing median is taken over"

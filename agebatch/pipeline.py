@@ -21,25 +21,18 @@ import pyarrow.compute as pc
 
 from agebatch import __version__
 from agebatch.analytics_db import write_analytics_db
-from agebatch.config import Region, RunConfig, age_group_labels
-from agebatch.duck import connect
+from agebatch.config import Region, RunConfig
 from agebatch.errors import OutputError
 from agebatch.inputs.captures import Captures, find_captures
 from agebatch.inputs.clocks import read_clock_offsets
 from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
 from agebatch.inputs.transactions import read_catalog, read_transactions, receipt_checks
-from agebatch.join import join_day
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.paths import PathsUnder
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
 from agebatch.preflight import Room, check_outputs, write_failure
 from agebatch.publish import new_run_id, publish_day, publish_split
-from agebatch.reports.affinity import affinity_inputs, affinity_tables
-from agebatch.reports.compliance import ComplianceInputs, compliance_inputs
-from agebatch.reports.coverage import TABLE as STORE_COVERAGE
-from agebatch.reports.coverage import Coverage, check_coverage
 from agebatch.reports.html import ReportPages, write_pages
-from agebatch.reports.shares import add_corrected_shares
 from agebatch.retention import delete_photos, due_days
 from agebatch.schema import RESTRICTED, ReceiptStatus, conform, schema
 from agebatch.shards import (
@@ -53,6 +46,10 @@ from agebatch.shards import (
     plan,
 )
 from agebatch.shards import stats_of as shard_stats
+from agebatch.transform.compliance import ComplianceInputs
+from agebatch.transform.coverage import TABLE as STORE_COVERAGE
+from agebatch.transform.coverage import Coverage, check_coverage
+from agebatch.transform.join import transform_day
 
 log = logging.getLogger(__name__)
 
@@ -282,38 +279,23 @@ def from_shards(
     return Predicted(aged, stats, counts)
 
 
-def join(
+def transform(
     config: RunConfig, day: dt.date, found: Found, predicted: Predicted, model: AgeModel
 ) -> Joined:
     """Match receipts to ages, sum purchases per age group, list restricted sales to review,
-    sum the affinity window; every table checked against its published schema."""
+    sum the affinity window (agebatch.transform); every table checked against its schema."""
     started = time.perf_counter()
-    compliance = compliance_inputs(config, model.card, day, found.age_checks)
-    with connect() as con:
-        tables = join_day(
-            con,
-            day=day,
-            lines=found.lines,
-            catalog=found.catalog,
-            captures=predicted.captures,
-            model_version=model.version,
-            age_bounds=config.age_groups,
-            window_before_s=config.window_before_s,
-            window_after_s=config.window_after_s,
-            compliance=compliance,
-            clock_offsets=found.clock_offsets,
-            min_cell_receipts=config.min_cell_receipts,
-        )
-        tables |= affinity_tables(con, day, affinity_inputs(config, model.card, day))
-    confusion = model.card.age_confusion
-    tables["age_group_shares"] = add_corrected_shares(
-        tables["age_group_shares"],
-        confusion.counts if confusion else None,
-        f"{model.version} on {confusion.split if confusion else '?'}",
-        config.age_groups,
+    tables, compliance = transform_day(
+        config,
+        model.card,
+        model.version,
+        day,
+        lines=found.lines,
+        catalog=found.catalog,
+        captures=predicted.captures,
+        age_checks=found.age_checks,
+        clock_offsets=found.clock_offsets,
     )
-    groups = [label for label, *_ in age_group_labels(config.age_groups)]
-    tables = {name: conform(name, table, groups) for name, table in tables.items()}
     return Joined(tables, time.perf_counter() - started, compliance)
 
 
@@ -449,6 +431,123 @@ def write_report(config: RunConfig, day: dt.date, model: AgeModel) -> ReportPage
     )
 
 
+@dataclass(frozen=True)
+class Night:
+    """One night as it goes through the stages: its run, and what each stage made so far."""
+
+    config: RunConfig
+    model: AgeModel
+    run: Run
+    progress: Callable[[int], Progress] | None = None  # progress(total): a per-photo callback
+    found: Found | None = None
+    predicted: Predicted | None = None
+    joined: Joined | None = None
+    gated: Gated | None = None
+    published: Published | None = None
+    pages: ReportPages | None = None
+
+    @property
+    def day(self) -> dt.date:
+        """The day the night runs."""
+        return self.run.day
+
+
+def find_stage(night: Night) -> Night:
+    """Find the day's photos and read its transactions and catalog (fails fast on bad input)."""
+    return dataclasses.replace(night, found=find(night.config, night.day))
+
+
+def preflight_stage(night: Night) -> Night:
+    """Check every output root can take the day before any photo is decoded."""
+    preflight(night.config, night.found)
+    return night
+
+
+def predict_stage(night: Night) -> Night:
+    """Predict an age for every photo of the day."""
+    total = len(night.found.captures.table)
+    progress = night.progress and night.progress(total)
+    return dataclasses.replace(
+        night, predicted=predict(night.config, night.found, night.model, progress)
+    )
+
+
+def transform_stage(night: Night) -> Night:
+    """Build the day's tables in DuckDB (agebatch.transform)."""
+    joined = transform(night.config, night.day, night.found, night.predicted, night.model)
+    return dataclasses.replace(night, joined=joined)
+
+
+def gate_stage(night: Night) -> Night:
+    """Refuse the day when a store's photos or matches collapsed (the coverage gate)."""
+    gated = gate(night.config, night.day, night.predicted, night.joined)
+    return dataclasses.replace(night, gated=gated)
+
+
+def publish_stage(night: Night) -> Night:
+    """Write the day's Parquet and its run record to the output folder(s), whole or not at
+    all."""
+    record = run_record(night.run, night.found, night.predicted, night.joined, night.gated)
+    published = publish(night.config, night.gated.tables, record)
+    return dataclasses.replace(night, published=published)
+
+
+def analytics_db_stage(night: Night) -> Night:
+    """Refresh the DuckDB file analysts' tools open (one view per dataset over the output)."""
+    refresh_analytics_db(night.config)
+    return night
+
+
+def report_stage(night: Night) -> Night:
+    """Write the day's HTML report: the chain's page and one page per store."""
+    pages = write_report(night.config, night.day, night.model)
+    published = dataclasses.replace(night.published, report=pages.chain)
+    return dataclasses.replace(night, pages=pages, published=published)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the night: a step from the night so far to the night with what it made."""
+
+    name: str
+    step: Callable[[Night], Night]
+    io: bool  # it reads inputs or writes outputs: the flow retries it (never the model or SQL)
+
+
+# The night, in order: run_day and the Prefect flow (flows/nightly.py) both run this list.
+STAGES = (
+    Stage("find", find_stage, io=True),
+    Stage("preflight", preflight_stage, io=True),
+    Stage("predict", predict_stage, io=False),
+    Stage("transform", transform_stage, io=False),
+    Stage("gate", gate_stage, io=True),
+    Stage("publish", publish_stage, io=True),
+    Stage("analytics_db", analytics_db_stage, io=True),
+    Stage("report", report_stage, io=True),
+)
+
+
+def begin(
+    config: RunConfig,
+    day: dt.date,
+    model: AgeModel | None = None,
+    progress: Callable[[int], Progress] | None = None,
+) -> Night:
+    """A night before its first stage: the model loaded (unless given) and the run started."""
+    model = model or load_model(config.model)
+    return Night(config, model, start(model, day), progress)
+
+
+def run_stages(
+    night: Night, run: Callable[[Stage, Night], Night] = lambda stage, night: stage.step(night)
+) -> Night:
+    """Take the night through every stage in order; `run(stage, night)` runs one (the flow
+    runs each as a Prefect task)."""
+    for stage in STAGES:
+        night = run(stage, night)
+    return night
+
+
 def run_day(
     config: RunConfig,
     day: dt.date,
@@ -456,14 +555,4 @@ def run_day(
     progress: Callable[[int], Progress] | None = None,
 ) -> Published:
     """Run one day through all stages; `progress(total)` returns a per-photo callback."""
-    model = model or load_model(config.model)
-    run = start(model, day)
-    found = find(config, day)
-    preflight(config, found)
-    predicted = predict(config, found, model, progress and progress(len(found.captures.table)))
-    joined = join(config, day, found, predicted, model)
-    gated = gate(config, day, predicted, joined)
-    published = publish(config, gated.tables, run_record(run, found, predicted, joined, gated))
-    refresh_analytics_db(config)
-    pages = write_report(config, day, model)
-    return dataclasses.replace(published, report=pages.chain)
+    return run_stages(begin(config, day, model, progress)).published

@@ -92,7 +92,7 @@ QUANTITY = pa.decimal128(12, 3)
 
 
 class CoverageMeasure(StrEnum):
-    """A share the coverage gate watches per store (agebatch/reports/coverage.py)."""
+    """A share the coverage gate watches per store (agebatch/transform/coverage.py)."""
 
     PHOTOS_UNREADABLE = "photos_unreadable"  # of the store's photos
     PHOTOS_NO_FACE = "photos_no_face"  # of the store's photos

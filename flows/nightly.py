@@ -1,17 +1,18 @@
-"""The `agebatch-nightly` flow: find → preflight → predict → join → gate → publish, one day
-per run.
+"""The `agebatch-nightly` flow: the stages of agebatch.pipeline.STAGES (find → preflight →
+predict → transform → gate → publish → analytics_db → report), one day per run.
 
 Two parameters: `day` (default: yesterday in the chain's time zone) and `config`, the one run
 configuration (agebatch.config.RunConfig; a form in the Prefect UI, fixed by the deployment).
-Each task calls one stage of agebatch.pipeline and returns what it made.
+Each stage runs as a task of its name that takes the night so far and returns it with what the
+stage made; predict may run in shards on Dask instead.
 """
 
 # No `from __future__ import annotations` here: Prefect validates the flow's parameters from
 # their real annotations (RunConfig, dt.date) when a deployment starts a run.
+import dataclasses
 import datetime as dt
 import time
 
-import pyarrow as pa
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -20,7 +21,7 @@ from agebatch import pipeline, shards
 from agebatch.config import RunConfig
 from agebatch.errors import InputError
 from agebatch.predict.model import AgeModel, load_model
-from agebatch.reports.html import ReportPages, report_markdown
+from agebatch.reports.html import report_markdown
 from agebatch.reports.offers import offer_rows
 from agebatch.reports.summary import summary_rows, top_cashiers
 from agebatch.runlog import to_run_log
@@ -41,30 +42,19 @@ def _not_input_error(task, task_run, state) -> bool:
 _IO = {"retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": _not_input_error}
 
 
+def _task(stage: pipeline.Stage):
+    """A pipeline stage as a Prefect task of its name; one that reads or writes files is
+    retried on an I/O hiccup."""
+    return task(stage.step, name=stage.name, cache_policy=NO_CACHE, **(_IO if stage.io else {}))
+
+
+TASKS = {stage.name: _task(stage) for stage in pipeline.STAGES}
+
+
 @task(cache_policy=NO_CACHE)
 def load(config: RunConfig) -> AgeModel:
     """Load the age model and its card."""
     return load_model(config.model)
-
-
-@task(cache_policy=NO_CACHE, **_IO)
-def find(config: RunConfig, day: dt.date) -> pipeline.Found:
-    """Find the day's photos and read its transactions and catalog."""
-    return pipeline.find(config, day)
-
-
-@task(cache_policy=NO_CACHE, **_IO)
-def preflight(config: RunConfig, found: pipeline.Found) -> None:
-    """Check the output folders can take the day before any photo is decoded."""
-    pipeline.preflight(config, found)
-
-
-@task(cache_policy=NO_CACHE)
-def predict(config: RunConfig, found: pipeline.Found, model: AgeModel) -> pipeline.Predicted:
-    """Predict an age for every photo, logging progress lines."""
-    progress = _progress_lines(len(found.captures.table))
-    with shards.gpu_slot(config.gpu_limit):
-        return pipeline.predict(config, found, model, progress)
 
 
 @task(cache_policy=NO_CACHE)
@@ -76,12 +66,11 @@ def predict_shard(
         return shards.run_shard(config, job, shard)
 
 
-def predict_in_shards(
-    config: RunConfig, found: pipeline.Found, run: pipeline.Run
-) -> pipeline.Predicted:
-    """Predict the day's shards on the Dask cluster; goes on only once every shard succeeded."""
+def predict_in_shards(night: pipeline.Night) -> pipeline.Night:
+    """The predict stage on the Dask cluster; goes on only once every shard succeeded."""
     started = time.perf_counter()
-    job, day_shards = pipeline.plan_shards(config, found, run)
+    config, found = night.config, night.found
+    job, day_shards = pipeline.plan_shards(config, found, night.run)
     with shards.task_runner(config) as runner:
         futures = [
             runner.submit(predict_shard, {"config": config, "job": job, "shard": shard})
@@ -90,47 +79,19 @@ def predict_in_shards(
         for future in futures:  # every shard finishes (and stages) before a failure is raised
             future.wait()
         outcomes = [future.result() for future in futures]
-    return pipeline.from_shards(found, job, day_shards, outcomes, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    predicted = pipeline.from_shards(found, job, day_shards, outcomes, seconds)
+    return dataclasses.replace(night, predicted=predicted)
 
 
-@task(cache_policy=NO_CACHE)
-def join(
-    config: RunConfig,
-    day: dt.date,
-    found: pipeline.Found,
-    predicted: pipeline.Predicted,
-    model: AgeModel,
-) -> pipeline.Joined:
-    """Match receipts to ages, sum purchases per age group, list restricted sales, in DuckDB."""
-    return pipeline.join(config, day, found, predicted, model)
-
-
-@task(cache_policy=NO_CACHE, **_IO)
-def gate(
-    config: RunConfig, day: dt.date, predicted: pipeline.Predicted, joined: pipeline.Joined
-) -> pipeline.Gated:
-    """Refuse the day when a store's photos or matches collapsed (the coverage gate)."""
-    return pipeline.gate(config, day, predicted, joined)
-
-
-@task(cache_policy=NO_CACHE, **_IO)
-def publish(
-    config: RunConfig, tables: dict[str, pa.Table], record: pipeline.RunRecord
-) -> pipeline.Published:
-    """Write the day's Parquet and its run record to the output folder, whole or not at all."""
-    return pipeline.publish(config, tables, record)
-
-
-@task(cache_policy=NO_CACHE, **_IO)
-def analytics_db(config: RunConfig) -> str:
-    """Refresh the DuckDB file analysts' tools open (one view per dataset over the output)."""
-    return str(pipeline.refresh_analytics_db(config))
-
-
-@task(cache_policy=NO_CACHE, **_IO)
-def report(config: RunConfig, day: dt.date, model: AgeModel) -> ReportPages:
-    """Write the day's HTML report: the chain's page and one page per store."""
-    return pipeline.write_report(config, day, model)
+def run_stage(stage: pipeline.Stage, night: pipeline.Night) -> pipeline.Night:
+    """One stage as its task; predict holds a GPU slot, or runs in shards on Dask."""
+    if stage.name != "predict":
+        return TASKS[stage.name](night)
+    if night.config.sharded:
+        return predict_in_shards(night)
+    with shards.gpu_slot(night.config.gpu_limit):
+        return TASKS[stage.name](night)
 
 
 @flow(name="agebatch-nightly", log_prints=False)
@@ -141,46 +102,34 @@ def nightly(config: RunConfig, day: dt.date | None = None) -> dict[str, object]:
 
 
 def _nightly(config: RunConfig, day: dt.date) -> dict[str, object]:
-    """The flow's body: load → find → predict → join → publish, then the run's artifacts."""
+    """The flow's body: load, then the pipeline's stages, then the run's artifacts."""
     model = load(config)
-    run = pipeline.start(model, day)
-    found = find(config, day)
-    preflight(config, found)
-    if config.sharded:
-        predicted = predict_in_shards(config, found, run)
-    else:
-        predicted = predict(config, found, model)
-    joined = join(config, day, found, predicted, model)
-    gated = gate(config, day, predicted, joined)
-    record = pipeline.run_record(run, found, predicted, joined, gated)
-    published = publish(config, gated.tables, record)
-    analytics_db(config)
-    pages = report(config, day, model)
-    rows = summary_rows(published.record)
+    night = pipeline.run_stages(pipeline.begin(config, day, model, _progress_lines), run_stage)
+    rows = summary_rows(night.published.record)
     create_table_artifact(
         table=rows,
         key=f"agebatch-summary-{day.isoformat()}",
         description=f"agebatch nightly run for {day}: counts, timings, model",
     )
     create_table_artifact(
-        table=top_cashiers(joined.tables["cashier_compliance"]),
+        table=top_cashiers(night.joined.tables["cashier_compliance"]),
         key=f"agebatch-cashiers-{day.isoformat()}",
         description=f"Cashiers with the highest share of missed ID checks (where the tills "
         f"record checks), else of flagged alcohol sales, on {day} (a list to review, not a "
         "verdict)",
     )
     create_table_artifact(
-        table=offer_rows(joined.tables["age_group_affinity"]),
+        table=offer_rows(night.joined.tables["age_group_affinity"]),
         key=f"agebatch-offers-{day.isoformat()}",
         description=f"What each age group buys more often than the shoppers as a whole, up to "
         f"{day} (age_group_affinity's first offers; ages are estimates, lifts correlations)",
     )
     create_markdown_artifact(
-        markdown=report_markdown(pages, day),
+        markdown=report_markdown(night.pages, day),
         key=f"agebatch-report-{day.isoformat()}",
         description=f"The HTML report of {day}: headline figures and where the pages are",
     )
-    return {**{row["measure"]: row["value"] for row in rows}, "report": str(pages.chain)}
+    return {**{row["measure"]: row["value"] for row in rows}, "report": str(night.pages.chain)}
 
 
 def _progress_lines(total: int, every_s: float = 10.0):

@@ -1,10 +1,11 @@
 -- Per store and cashier: the day's restricted receipts, how many were flagged for a young-
 -- looking shopper or had no usable photo, how many flagged ones had no age check recorded
--- (missed), and the same over the last 7 and 28 days.
--- Inputs: restricted_sales, history (earlier days of this table: day, store_id, cashier_id,
--- restricted_receipts, flagged_receipts, unchecked_receipts, missed_receipts). Parameters:
--- $day, $days_7d and $days_28d (how many days each window really covers, this one included),
--- $checks_recorded (the day's transactions had an age_check column).
+-- (missed), and the same over the last $short_days (7) and $long_days (28) days.
+-- Inputs: restricted_sales, compliance_history (earlier days of this table: day, store_id,
+-- cashier_id, restricted_receipts, flagged_receipts, unchecked_receipts, missed_receipts).
+-- Parameters: $day, $short_days and $long_days (the windows, agebatch.config), $days_7d and
+-- $days_28d (how many days each window really covers, this one included), $checks_recorded
+-- (the day's transactions had an age_check column).
 with today as (
     select
         $day::date as day,
@@ -33,8 +34,8 @@ recent as (
         flagged_receipts,
         unchecked_receipts,
         missed_receipts
-    from history
-    where day > $day::date - 28 and day < $day::date
+    from compliance_history
+    where day > $day::date - $long_days and day < $day::date
 ),
 
 -- Missed checks and their flagged receipts count only on days that recorded checks.
@@ -42,12 +43,12 @@ rolling as (
     select
         store_id,
         cashier_id,
-        sum(restricted_receipts) filter (where day > $day::date - 7) as restricted_7d,
-        sum(flagged_receipts) filter (where day > $day::date - 7) as flagged_7d,
-        sum(unchecked_receipts) filter (where day > $day::date - 7) as unchecked_7d,
-        sum(missed_receipts) filter (where day > $day::date - 7) as missed_7d,
+        sum(restricted_receipts) filter (where day > $day::date - $short_days) as restricted_7d,
+        sum(flagged_receipts) filter (where day > $day::date - $short_days) as flagged_7d,
+        sum(unchecked_receipts) filter (where day > $day::date - $short_days) as unchecked_7d,
+        sum(missed_receipts) filter (where day > $day::date - $short_days) as missed_7d,
         sum(flagged_receipts) filter (
-            where day > $day::date - 7 and missed_receipts is not null
+            where day > $day::date - $short_days and missed_receipts is not null
         ) as flagged_recorded_7d,
         sum(restricted_receipts) as restricted_28d,
         sum(flagged_receipts) as flagged_28d,

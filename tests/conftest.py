@@ -107,7 +107,7 @@ def captures_frame(*rows: tuple) -> pd.DataFrame:
 def compliance(**changes: object):
     """ComplianceInputs with the run config's default policy, changed as given."""
     from agebatch.config import RunConfig
-    from agebatch.reports.compliance import ComplianceInputs
+    from agebatch.transform.compliance import ComplianceInputs
 
     policy = {name: RunConfig.model_fields[name].default for name in ComplianceInputs.POLICY}
     return ComplianceInputs(**{**policy, **changes})

@@ -12,7 +12,7 @@ import pytest
 
 from agebatch.config import default_age_bounds
 from agebatch.duck import connect
-from agebatch.join import join_day
+from agebatch.transform.join import join_day
 from tests.conftest import DAY, captures_frame, compliance
 
 # sku -> (category, age_restricted); SKU9 is not in the catalog (uncategorised), and "beer"
@@ -92,6 +92,7 @@ def test_every_dataset_adds_up_to_the_day(seed: int) -> None:
             window_before_s=120.0,
             window_after_s=5.0,
             compliance=compliance(),
+            min_cell_receipts=1,  # every cell published (k = 1)
         )
     items = lines.to_pylist()
     sales = sum(item["amount"] for item in items)

@@ -11,7 +11,7 @@ import pytest
 
 from agebatch.config import default_age_bounds
 from agebatch.duck import connect
-from agebatch.join import join_day
+from agebatch.transform.join import join_day
 from tests.conftest import DAY, captures_frame, compliance
 
 PAID = dt.datetime(2026, 11, 24, 12, 0, 0)
@@ -51,6 +51,7 @@ def _join(lines: pa.Table, captures: pd.DataFrame, **options) -> dict[str, pa.Ta
             window_before_s=options.get("before", 120.0),
             window_after_s=options.get("after", 5.0),
             compliance=compliance(),
+            min_cell_receipts=1,  # every cell published (k = 1)
         )
 
 
@@ -236,6 +237,7 @@ def test_purchases_split_a_category_by_age_restriction_and_receipts_add_up() -> 
             window_before_s=120.0,
             window_after_s=5.0,
             compliance=compliance(),
+            min_cell_receipts=1,  # every cell published (k = 1)
         )
     purchases = tables["age_group_purchases"].to_pylist()
     rows = {(p["category"], p["age_restricted"]): p for p in purchases}

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from agebatch.config import default_age_bounds
 from agebatch.duck import connect
-from agebatch.join import join_day
+from agebatch.transform.join import join_day
 from tests.busy_till import (
     CATALOG,
     LINES_SCHEMA,
@@ -49,6 +49,7 @@ def run(
             window_after_s=WINDOW_AFTER_S,
             clock_offsets=offsets,
             compliance=compliance(),
+            min_cell_receipts=1,  # every cell published (k = 1)
         )
 
 
@@ -400,7 +401,7 @@ def test_a_drifting_camera_is_named_in_the_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     day = busy_day(0.1, seed=4, camera_ahead_s={("S1", "R2"): 90.0})
-    with caplog.at_level("WARNING", logger="agebatch.join"), connect() as con:
+    with caplog.at_level("WARNING", logger="agebatch.transform.join"), connect() as con:
         tables = join_day(
             con,
             day=DAY,
@@ -412,6 +413,7 @@ def test_a_drifting_camera_is_named_in_the_log(
             window_before_s=WINDOW_BEFORE_S,
             window_after_s=WINDOW_AFTER_S,
             compliance=compliance(),
+            min_cell_receipts=1,  # every cell published (k = 1)
         )
     assert tables["till_clocks"].num_rows == 2  # one row per register, published with the day
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

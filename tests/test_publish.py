@@ -377,7 +377,7 @@ def test_steps_cost_nothing_without_the_test_hook(monkeypatch: pytest.MonkeyPatc
 
 
 def test_compliance_history_reads_published_days_through_the_links(out: Path) -> None:
-    from agebatch.reports.compliance import REPORT, compliance_history
+    from agebatch.transform.compliance import REPORT, compliance_history
 
     table = pa.table(
         {

@@ -25,7 +25,7 @@ CHATTER = [
 ]
 KEPT = [
     b"E0000 00:00:1795674386.945283   18774 op_kernel.cc:1800] OP_REQUIRES failed: out of memory\n",
-    b"06:26:27 INFO agebatch.join: Joined 400 receipts (386 with an age)\n",
+    b"06:26:27 INFO agebatch.transform.join: Joined 400 receipts (386 with an age)\n",
     b"Traceback (most recent call last):\n",
     b"INFO: Created TensorFlow Lite delegate for GPU.\n",
     b"WARNING: the model card is missing\n",

@@ -4,7 +4,7 @@ Developer tool, not part of the nightly job. Each seed generates days (agebatch.
 photos) on which some ages buy a planted item more often, reads every shopper's age as a model
 would (drawn from a model card's age confusion: true year -> predicted year), and runs the
 pipeline's affinity code (sql/age_group_item_receipts.sql, sql/age_group_affinity.sql,
-agebatch.reports.affinity) with the correction off and on. It prints, per planted item, how
+agebatch.transform.affinity) with the correction off and on. It prints, per planted item, how
 often it is its group's first offer and in its top 3 (per store and for the chain), how often
 it shows as an offer of another group, and the same for days without the plants (control).
 
@@ -37,10 +37,10 @@ from agebatch.config import RunConfig, default_age_bounds
 from agebatch.predict.card import ModelCard
 from agebatch.predict.model import bundled_model_path
 from agebatch.publish import partition
-from agebatch.reports.affinity import DAILY, REPORT, AffinityInputs, affinity_of
-from agebatch.reports.shares import EM_ITERATIONS, group_confusion, group_of
 from agebatch.sample import DEMO_PREFERENCES, NoPhotos, Preference, confused_ages, make_sample_day
 from agebatch.schema import ReceiptStatus
+from agebatch.transform.affinity import DAILY, REPORT, AffinityInputs, affinity_of
+from agebatch.transform.shares import EM_ITERATIONS, group_confusion, group_of
 
 DAY = dt.date(2026, 11, 24)
 

@@ -19,8 +19,8 @@ import pyarrow as pa
 
 from agebatch.config import default_age_bounds
 from agebatch.duck import connect, sql
-from agebatch.join import STATEMENTS, join_day
-from agebatch.reports.compliance import ComplianceInputs
+from agebatch.transform.compliance import ComplianceInputs
+from agebatch.transform.join import STATEMENTS, join_day
 
 DAY = dt.date(2026, 11, 24)
 OPEN_S, CLOSE_S = 7 * 3600, 23 * 3600
@@ -113,7 +113,8 @@ def main() -> None:
     parser.add_argument("--stores", type=int, default=500)
     parser.add_argument("--registers", type=int, default=4)
     args = parser.parse_args()
-    logging.getLogger("agebatch.join").setLevel(logging.ERROR)  # one warning per drifted camera
+    # one warning per drifted camera
+    logging.getLogger("agebatch.transform.join").setLevel(logging.ERROR)
 
     started = time.perf_counter()
     lines, catalog, captures, fast = make_day(args.receipts, args.stores, args.registers)

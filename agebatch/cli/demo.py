@@ -14,9 +14,9 @@ from agebatch.analytics_db import default_path
 from agebatch.cli.options import DAY
 from agebatch.config import RunConfig, age_group_labels, yesterday
 from agebatch.errors import InputError
-from agebatch.reports.shares import group_of, shares, total_variation
 from agebatch.reports.summary import example_query
 from agebatch.sample import DEMO_PREFERENCES, make_sample_day
+from agebatch.transform.shares import group_of, shares, total_variation
 
 MARKER = ".agebatch-demo"
 

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 
 from agebatch.errors import InputError
 from agebatch.publish import partition
-from agebatch.reports.affinity import REPORT
 from agebatch.schema import ItemKind, Level
+from agebatch.transform.affinity import REPORT
 
 DASH, TIMES = "\u2013", "\u00d7"  # the en dash of '18-24' in words, the sign of '2.9x'
 

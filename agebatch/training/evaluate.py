@@ -16,7 +16,7 @@ from agebatch.errors import InputError
 from agebatch.predict.card import AgeConfusion, ModelCard, OperatingCurve
 from agebatch.predict.model import AgeModel
 from agebatch.predict.stage import Progress, predict_paths
-from agebatch.reports.shares import (
+from agebatch.transform.shares import (
     corrected_shares,
     group_confusion,
     group_of,

@@ -10,7 +10,7 @@ import pytest
 
 from agebatch.cli import main
 from agebatch.publish import publish_day
-from agebatch.reports.affinity import DAILY, REPORT, affinity_history, affinity_of, wilson
+from agebatch.transform.affinity import DAILY, REPORT, affinity_history, affinity_of, wilson
 from tests.conftest import DAY
 from tests.reports.test_affinity import CATALOG, PLANTED, _day, _inputs
 

@@ -78,7 +78,7 @@ def test_run_on_a_terminal_shows_log_lines_and_a_one_line_bar_only(
     status, terminal = _run_on_a_terminal([*AGEBATCH, *_run_args(sample, tmp_path / "out")])
     assert status == 0, terminal
     assert [piece for piece in CHATTER if piece in terminal] == [], terminal
-    assert "INFO agebatch.join: Joined 40 receipts" in terminal
+    assert "INFO agebatch.transform.join: Joined 40 receipts" in terminal
     # The bar redraws itself with \r; from its first drawing to its 100% it never breaks line.
     start = terminal.index("\rpredict:")
     bar = terminal[start : terminal.index("\n", start)]

@@ -113,7 +113,7 @@ def _publish(config: RunConfig, day: dt.date, model: AgeModel) -> None:
     run = pipeline.start(model, day)
     found = pipeline.find(config, day)
     predicted = pipeline.predict(config, found, model)
-    joined = pipeline.join(config, day, found, predicted, model)
+    joined = pipeline.transform(config, day, found, predicted, model)
     gated = pipeline.gate(config, day, predicted, joined)
     record = pipeline.run_record(run, found, predicted, joined, gated)
     pipeline.publish(config, gated.tables, record)

@@ -18,7 +18,9 @@ from agebatch.config import age_group_labels, default_age_bounds
 from agebatch.predict.card import ModelCard
 from agebatch.predict.model import bundled_model_path
 from agebatch.publish import publish_day
-from agebatch.reports.affinity import (
+from agebatch.sample import DEMO_PREFERENCES, NoPhotos, confused_ages, make_sample_day
+from agebatch.schema import conform
+from agebatch.transform.affinity import (
     DAILY,
     REPORT,
     AffinityInputs,
@@ -29,9 +31,7 @@ from agebatch.reports.affinity import (
     offer_ranks,
     wilson,
 )
-from agebatch.reports.shares import corrected_shares, group_confusion, group_of
-from agebatch.sample import DEMO_PREFERENCES, NoPhotos, confused_ages, make_sample_day
-from agebatch.schema import conform
+from agebatch.transform.shares import corrected_shares, group_confusion, group_of
 from tests.conftest import DAY
 
 BOUNDS = default_age_bounds()

@@ -12,15 +12,15 @@ import pytest
 from agebatch.config import RunConfig, default_age_bounds
 from agebatch.duck import connect
 from agebatch.errors import InputError
-from agebatch.join import join_day
 from agebatch.predict.card import ModelCard
 from agebatch.publish import publish_day
-from agebatch.reports.compliance import (
+from agebatch.transform.compliance import (
     ComplianceInputs,
     compliance_history,
     compliance_inputs,
     error_margins,
 )
+from agebatch.transform.join import join_day
 from tests.conftest import DAY, captures_frame, compliance
 
 PAID = dt.datetime(2026, 11, 24, 18, 0, 0)
@@ -90,6 +90,7 @@ def _report(receipts, shots, policy: ComplianceInputs | None = None, day: dt.dat
             window_before_s=120,
             window_after_s=5,
             compliance=policy or compliance(),
+            min_cell_receipts=1,  # every cell published (k = 1)
         )
 
 

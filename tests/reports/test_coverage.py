@@ -17,8 +17,8 @@ import pytest
 from agebatch.cli import main
 from agebatch.errors import CoverageRefused
 from agebatch.pipeline import run_day
-from agebatch.reports.coverage import judge
 from agebatch.sample import SampleDay, make_sample_day
+from agebatch.transform.coverage import judge
 from tests.conftest import DAY
 from tests.pictures import SolidFaces
 

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from agebatch.config import age_group_labels, default_age_bounds
 from agebatch.duck import connect
-from agebatch.join import join_day
-from agebatch.reports.shares import add_corrected_shares
 from agebatch.schema import SUPPRESSED, conform
+from agebatch.transform.join import join_day
+from agebatch.transform.shares import add_corrected_shares
 from tests.conftest import DAY, captures_frame, compliance
 
 GROUPS = [label for label, *_ in age_group_labels(default_age_bounds())]

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from agebatch.config import default_age_bounds
-from agebatch.reports.shares import (
+from agebatch.transform.shares import (
     add_corrected_shares,
     corrected_shares,
     group_confusion,

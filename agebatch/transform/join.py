@@ -1,10 +1,10 @@
-"""The join stage in DuckDB: match receipts to ages, sum purchases, list restricted sales."""
+"""The transform stage in DuckDB: match receipts to ages, sum purchases, list restricted sales,
+sum the affinity window; the declared models, run by the one runner."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Sequence
 
 import duckdb
@@ -12,52 +12,31 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agebatch.config import age_group_labels
-from agebatch.duck import sql
-from agebatch.reports.compliance import CHECKS_SCHEMA, ComplianceInputs
-from agebatch.schema import ReceiptStatus
+from agebatch.config import (
+    COMPLIANCE_LONG_DAYS,
+    COMPLIANCE_SHORT_DAYS,
+    RunConfig,
+    age_group_labels,
+)
+from agebatch.duck import connect
+from agebatch.predict.card import ModelCard
+from agebatch.schema import ReceiptStatus, conform
+from agebatch.transform.affinity import AffinityInputs, add_affinity, affinity_inputs
+from agebatch.transform.compliance import CHECKS_SCHEMA, ComplianceInputs, compliance_inputs
+from agebatch.transform.models import INPUTS, MODELS
+from agebatch.transform.runner import run_models
+from agebatch.transform.shares import add_corrected_shares
 
 log = logging.getLogger(__name__)
 
-# The tables the join builds, in order. The internal ones only feed those after them:
-# register_clocks, receipt_times and capture_times put receipts and photos on one clock per
-# register, receipt_captures pairs them (one photo, one shopper), restricted_sales feeds the
-# compliance tables.
-STATEMENTS = (
-    "register_clocks",
-    "receipt_times",
-    "capture_times",
-    "receipt_captures",
-    "receipt_ages",
-    "age_group_purchases",
-    "age_group_receipts",
-    "age_group_shares",
-    "restricted_sales",
-    "alcohol_checks",
-    "cashier_compliance",
-    "till_clocks",
-)
-INTERNAL = (
-    "register_clocks",
-    "receipt_times",
-    "capture_times",
-    "receipt_captures",
-    "restricted_sales",
-)
-PUBLISHED = tuple(name for name in STATEMENTS if name not in INTERNAL)
-# Published in place of the aggregates: the same tables without cells of fewer than k
-# receipts (merged into a 'suppressed' row per store), built from them after the join.
-K_ANONYMOUS = {
-    "age_group_purchases": "k_anonymous_purchases",
-    "age_group_receipts": "k_anonymous_receipts",
-    "age_group_shares": "k_anonymous_shares",
-}
+PUBLISHED = tuple(model.name for model in MODELS if model.published)
 # till_clocks: shots are set against receipts within this many seconds, in bins this wide.
 CLOCK_SEARCH_S = 300.0
 CLOCK_BIN_S = 10.0
 OFFSET_SCHEMA = pa.schema(
     [("store_id", pa.string()), ("register_id", pa.string()), ("offset_s", pa.float64())]
 )
+K = RunConfig.model_fields["min_cell_receipts"].default  # k, from its one place: the config
 
 
 def join_day(
@@ -72,19 +51,24 @@ def join_day(
     window_before_s: float,
     window_after_s: float,
     compliance: ComplianceInputs,
+    affinity: AffinityInputs | None = None,
     clock_offsets: pa.Table | None = None,
-    min_cell_receipts: int = 1,
+    min_cell_receipts: int = K,
 ) -> dict[str, pa.Table]:
-    """Match each receipt to its shopper's age, sum purchases per age group and list the
-    restricted sales to review, in DuckDB; returns the tables to publish.
+    """Match each receipt to its shopper's age, sum purchases per age group, list the
+    restricted sales to review and sum the affinity window: every declared model
+    (agebatch.transform.models) run in DuckDB; returns the published tables.
 
     lines may carry paid_at_utc and captures captured_at_utc (naive UTC, null where the
     input had no UTC offset); clock_offsets (store_id, register_id, offset_s) says how many
     seconds a camera's clock runs ahead of its till's. Registers whose camera clock looks off
     (till_clocks.drift_suspected) are logged. min_cell_receipts is k: the aggregates' cells
-    of fewer receipts are merged per store (sql/k_anonymous_*.sql; 1: none are).
+    of fewer receipts are merged per store (sql/small_cells.sql; 1: none are). affinity
+    defaults to the run config's settings with no earlier days.
     """
     groups = age_groups_frame(age_bounds)
+    labels = tuple(groups["label"])
+    affinity = affinity or AffinityInputs(groups=labels)
     inputs = {
         "lines": _with_nulls(lines, "paid_at_utc"),
         "catalog": catalog,
@@ -93,12 +77,14 @@ def join_day(
         "age_groups": groups,
         "policy": compliance.store_policies,
         "margins": compliance.error_margins,
-        "history": compliance.history,
         "curve": compliance.curve,
         "age_checks": (
             CHECKS_SCHEMA.empty_table() if compliance.age_checks is None else compliance.age_checks
         ),
+        "compliance_history": compliance.history,
+        "affinity_history": affinity.history,
     }
+    assert set(inputs) == set(INPUTS)  # the declared inputs, every one registered
     for name, table in inputs.items():
         con.register(name, table)
     params = {
@@ -106,24 +92,24 @@ def join_day(
         "before_s": float(window_before_s),
         "after_s": float(window_after_s),
         "model_version": model_version,
+        "k": int(min_cell_receipts),
         "legal_age": compliance.legal_age,
         "challenge_age": compliance.challenge_age,
         "margin": compliance.margin,
+        "flag_threshold": compliance.chosen_threshold,
+        "checks_recorded": compliance.age_checks is not None,
+        "short_days": COMPLIANCE_SHORT_DAYS,
+        "long_days": COMPLIANCE_LONG_DAYS,
         "days_7d": compliance.days_7d,
         "days_28d": compliance.days_28d,
         "search_s": CLOCK_SEARCH_S,
         "bin_s": CLOCK_BIN_S,
-        "flag_threshold": compliance.chosen_threshold,
-        "checks_recorded": compliance.age_checks is not None,
-        "k": int(min_cell_receipts),
+        "affinity_days": affinity.affinity_days,
+        "days_covered": affinity.days_covered,
     }
-    for name in [*STATEMENTS, *K_ANONYMOUS.values()]:
-        statement = sql(name)
-        used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", statement)}
-        con.execute(f"create or replace table {name} as {statement}", used)
-    tables = {
-        name: con.table(K_ANONYMOUS.get(name, name)).fetch_arrow_table() for name in PUBLISHED
-    }
+    run_models(con, MODELS, INPUTS, params)
+    tables = {name: con.table(name).fetch_arrow_table() for name in PUBLISHED}
+    tables["age_group_affinity"] = add_affinity(tables["age_group_affinity"], affinity)
     for store_id, register_id, lag_s in con.execute(
         "select store_id, register_id, median_lag_s from till_clocks where drift_suspected"
     ).fetchall():
@@ -162,3 +148,46 @@ def age_groups_frame(age_bounds: Sequence[int]) -> pd.DataFrame:
     groups["low_years"] = pd.array(groups["low"].clip(lower=0), dtype="Int32")
     groups["high_years"] = pd.array(groups["high"].where(groups["high"] != float("inf")), "Int32")
     return groups
+
+
+def transform_day(
+    config: RunConfig,
+    card: ModelCard,
+    model_version: str,
+    day: dt.date,
+    *,
+    lines: pa.Table,
+    catalog: pa.Table,
+    captures: pd.DataFrame,
+    age_checks: pa.Table | None,
+    clock_offsets: pa.Table | None,
+) -> tuple[dict[str, pa.Table], ComplianceInputs]:
+    """The day's tables to publish from its lines, catalog and aged captures: the declared
+    models, the corrected shares, every table conformed to its published schema; and the
+    compliance inputs they were built with (for the run record)."""
+    compliance = compliance_inputs(config, card, day, age_checks)
+    with connect(config.duckdb_threads) as con:
+        tables = join_day(
+            con,
+            day=day,
+            lines=lines,
+            catalog=catalog,
+            captures=captures,
+            model_version=model_version,
+            age_bounds=config.age_groups,
+            window_before_s=config.window_before_s,
+            window_after_s=config.window_after_s,
+            compliance=compliance,
+            affinity=affinity_inputs(config, card, day),
+            clock_offsets=clock_offsets,
+            min_cell_receipts=config.min_cell_receipts,
+        )
+    confusion = card.age_confusion
+    tables["age_group_shares"] = add_corrected_shares(
+        tables["age_group_shares"],
+        confusion.counts if confusion else None,
+        f"{model_version} on {confusion.split if confusion else '?'}",
+        config.age_groups,
+    )
+    groups = [label for label, *_ in age_group_labels(config.age_groups)]
+    return {name: conform(name, table, groups) for name, table in tables.items()}, compliance

@@ -11,17 +11,17 @@ from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from agebatch.config import RunConfig
+from agebatch.config import COMPLIANCE_LONG_DAYS, COMPLIANCE_SHORT_DAYS, RunConfig
 from agebatch.errors import InputError
 from agebatch.inputs.policy import POLICY_SCHEMA, read_policy
 from agebatch.predict.card import CurvePoint, ModelCard
-from agebatch.publish import partition
 from agebatch.schema import schema
+from agebatch.transform.history import read_history
 
 REPORT = "cashier_compliance"
-# The columns of earlier days the rolling 7- and 28-day figures are summed from.
+# The columns of earlier days the rolling 7- and 28-day figures are summed from (read as
+# published: a column a day predates reads as null).
 HISTORY_SCHEMA = pa.schema(
     [
         schema(REPORT).field(name)
@@ -84,7 +84,7 @@ def compliance_inputs(
 ) -> ComplianceInputs:
     """The policy of the run's config and what the report needs: per-store ages, margins, the
     flag threshold --max-teen-miss chooses, the card's curve, the day's age checks (None: not
-    recorded), history of the 27 days before `day` where cashier_compliance is published (the
+    recorded), and the long window's earlier days where cashier_compliance is published (the
     restricted root; days published before it was set, under config.out)."""
     margins = error_margins(card)
     if config.margin > 0 and margins.num_rows == 0:
@@ -154,30 +154,12 @@ def error_margins(card: ModelCard) -> pa.Table:
 
 
 def compliance_history(out: Path, day: dt.date, *older: Path) -> tuple[pa.Table, int, int]:
-    """The report's 27 earlier days as published under out (or, for a day out lacks, the
-    first of the older roots that has it), and the days each window covers."""
-    frames, found = [], []
-    for back in range(1, 28):
-        earlier = day - dt.timedelta(days=back)
-        folders = [partition(root, REPORT, earlier) for root in (out, *older)]
-        folder = next((f for f in folders if f.is_dir()), None)
-        if folder is not None:
-            frames.append(_history_day(folder, earlier))
-            found.append(back)
-    history = pa.concat_tables(frames) if frames else HISTORY_SCHEMA.empty_table()
-    return history, 1 + sum(1 for back in found if back < 7), 1 + len(found)
-
-
-def _history_day(folder: Path, day: dt.date) -> pa.Table:
-    """One published day of the report as history rows; columns it predates read as null."""
-    columns = HISTORY_SCHEMA.names[1:]  # the day lives in the folder name
-    published = pq.read_schema(next(folder.glob("*.parquet"))).names
-    table = pq.read_table(folder, columns=[c for c in columns if c in published])
-    rows = {"day": pa.array([day] * table.num_rows, pa.date32())}
-    for column in columns:
-        rows[column] = (
-            table[column]
-            if column in published
-            else pa.nulls(table.num_rows, HISTORY_SCHEMA.field(column).type)
-        )
-    return pa.table(rows).cast(HISTORY_SCHEMA)
+    """The report's earlier days of its long window as published under out (or, for a day out
+    lacks, the first of the older roots that has it), and the days each window covers."""
+    first = day - dt.timedelta(days=COMPLIANCE_LONG_DAYS - 1)
+    history = read_history(
+        [out, *older], REPORT, first, day - dt.timedelta(days=1), HISTORY_SCHEMA.names[1:]
+    )
+    days = set(history["day"].to_pylist())
+    short = 1 + sum(1 for d in days if (day - d).days < COMPLIANCE_SHORT_DAYS)
+    return history, short, 1 + len(days)

@@ -2,7 +2,8 @@
 the store's shoppers as a whole (the lift), with an interval, over a rolling window of days.
 
 The day's counts (age_group_item_receipts, published) are summed with the earlier published
-days of the window in SQL (sql/age_group_affinity.sql); here the shares, the lift, its
+days of the window in SQL (sql/age_group_affinity.sql, read through
+agebatch.transform.history); here the shares, the lift, its
 interval, the optional correction for the model's confusion and the ranking are added.
 See docs/offers.md for the choices and their measured effect.
 """
@@ -16,18 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
 from agebatch.config import AffinityCorrection, RunConfig, age_group_labels
-from agebatch.duck import connect, sql
+from agebatch.duck import connect
 from agebatch.predict.card import ModelCard
-from agebatch.publish import partition
-from agebatch.reports.shares import EM_ITERATIONS, corrected_shares, group_confusion
 from agebatch.schema import schema
+from agebatch.transform.history import read_history
+from agebatch.transform.models import MODELS
+from agebatch.transform.runner import run_models
+from agebatch.transform.shares import EM_ITERATIONS, corrected_shares, group_confusion
 
 log = logging.getLogger(__name__)
 
@@ -101,44 +103,19 @@ def affinity_history(
     """The daily counts of the window's earlier days as published under out, and how many days
     the window covers (this one included). A day published with other age groups is left out:
     its groups cannot be added to these."""
-    frames, covered = [], 1
-    columns = HISTORY_SCHEMA.names[1:]  # the day lives in the folder name
-    for back in range(1, days):
-        earlier = day - dt.timedelta(days=back)
-        folder = partition(out, DAILY, earlier)
-        if not folder.is_dir():
-            continue
-        table = pq.read_table(folder, columns=columns)
-        foreign = set(table.column("age_group").to_pylist()) - set(groups)
-        if foreign:
-            log.warning(
-                "Affinity window: %s left out, its age groups %s are not this run's",
-                earlier,
-                sorted(foreign),
-            )
-            continue
-        dates = pa.array([earlier] * table.num_rows, pa.date32())
-        frames.append(table.add_column(0, "day", dates).cast(HISTORY_SCHEMA))
-        covered += 1
-    history = pa.concat_tables(frames) if frames else HISTORY_SCHEMA.empty_table()
-    return history, covered
-
-
-def affinity_tables(
-    con: duckdb.DuckDBPyConnection, day: dt.date, inputs: AffinityInputs
-) -> dict[str, pa.Table]:
-    """The day's age_group_item_receipts and the window's age_group_affinity, from the lines,
-    catalog and receipt_ages already in con (the join stage's connection)."""
-    con.register("affinity_history", inputs.history)
-    params = {
-        "day": day,
-        "affinity_days": inputs.affinity_days,
-        "days_covered": inputs.days_covered,
-    }
-    con.execute(f"create or replace table {DAILY} as {sql(DAILY)}", {"day": day})
-    con.execute(f"create or replace table affinity_counts as {sql(REPORT)}", params)
-    counts = con.table("affinity_counts").fetch_arrow_table()
-    return {DAILY: con.table(DAILY).fetch_arrow_table(), REPORT: add_affinity(counts, inputs)}
+    first, last = day - dt.timedelta(days=days - 1), day - dt.timedelta(days=1)
+    history = read_history([out], DAILY, first, last, HISTORY_SCHEMA.names[1:])
+    foreign = pc.invert(pc.is_in(history["age_group"], pa.array(groups, pa.string())))
+    left_out = sorted(set(history.filter(foreign)["day"].to_pylist()))
+    for earlier in left_out:
+        rows = history.filter(pc.equal(history["day"], earlier))
+        log.warning(
+            "Affinity window: %s left out, its age groups %s are not this run's",
+            earlier,
+            sorted(set(rows["age_group"].to_pylist()) - set(groups)),
+        )
+    history = history.filter(pc.invert(pc.is_in(history["day"], pa.array(left_out, pa.date32()))))
+    return history, 1 + len(set(history["day"].to_pylist()))
 
 
 def affinity_of(
@@ -149,11 +126,21 @@ def affinity_of(
     inputs: AffinityInputs,
 ) -> dict[str, pa.Table]:
     """The affinity tables from a day's lines, catalog and receipt_ages (receipt_id, store_id,
-    age_group, status) outside a run: for measurements and tests on generated days."""
+    age_group, status) outside a run: for measurements and tests on generated days (the
+    declared models age_group_item_receipts and age_group_affinity alone)."""
+    tables = {"lines": lines, "catalog": catalog, "receipt_ages": receipt_ages}
+    models = [model for model in MODELS if model.name in (DAILY, REPORT)]
+    params = {
+        "day": day,
+        "affinity_days": inputs.affinity_days,
+        "days_covered": inputs.days_covered,
+    }
     with connect() as con:
-        for name, table in (("lines", lines), ("catalog", catalog), ("receipt_ages", receipt_ages)):
+        for name, table in (*tables.items(), ("affinity_history", inputs.history)):
             con.register(name, table)
-        return affinity_tables(con, day, inputs)
+        run_models(con, models, [*tables, "affinity_history"], params)
+        counts = con.table(REPORT).fetch_arrow_table()
+        return {DAILY: con.table(DAILY).fetch_arrow_table(), REPORT: add_affinity(counts, inputs)}
 
 
 def wilson(successes: np.ndarray, trials: np.ndarray, confidence: float) -> tuple[np.ndarray, ...]:

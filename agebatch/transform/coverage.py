@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from agebatch.config import RunConfig
 from agebatch.errors import CoverageRefused
-from agebatch.publish import partition
 from agebatch.schema import CoverageMeasure, Gate, PhotoStatus, ReceiptStatus, Verdict, schema
+from agebatch.transform.history import read_history
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +95,8 @@ def coverage_history(out: Path, day: dt.date, days: int) -> pa.Table:
     """store_id, measure, share, total of the store_coverage days published in the `days`
     before `day` (days without it are skipped)."""
     columns = ["store_id", "measure", "share", "total"]
-    frames = []
-    for back in range(1, days + 1):
-        folder = partition(out, TABLE, day - dt.timedelta(days=back))
-        if folder.is_dir():
-            frames.append(pq.read_table(folder, columns=columns))
-    if not frames:
-        return pa.schema([schema(TABLE).field(c) for c in columns]).empty_table()
-    return pa.concat_tables(frames)
+    first, last = day - dt.timedelta(days=days), day - dt.timedelta(days=1)
+    return read_history([out], TABLE, first, last, columns).select(columns)
 
 
 def judge(

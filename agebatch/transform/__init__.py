@@ -1,0 +1,1 @@
+"""The night's tables, after predict and before publish: declared SQL models, one runner."""
