@@ -8,6 +8,7 @@ whose quarantined share of a store passes QUARANTINE_SHARE is refused unless acc
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import pyarrow.compute as pc
 
 from agebatch.duck import connect, sql
 from agebatch.errors import CoverageRefused, InputError
+from agebatch.inputs.captures import Captures
 from agebatch.inputs.mapping import CONTRACT, KEYS, TransactionsFormat, raw_columns
 from agebatch.inputs.tables import SOURCE_ROW, read_raw, read_table, where
 from agebatch.schema import AgeCheck
@@ -76,6 +78,15 @@ RULES = {
     "store": "has lines at two stores under the receipt key",
     "register": "has lines at two registers under the receipt key",
     "receipt_day": "is paid (at its latest line) on another day",
+}
+
+
+# The rules of a column whose value is empty or does not parse, and the type it should have.
+COLUMN_TYPES = {
+    **{column: "text" for column in ("receipt_id", "store_id", "register_id", "cashier_id", "sku")},
+    "paid_at": "timestamp",
+    "quantity": "number",
+    "amount": TRANSACTION_COLUMNS["amount"],
 }
 
 
@@ -161,12 +172,14 @@ def read_lines(
         faults = con.execute(sql("line_faults")).fetch_arrow_table()
         over = _over_limit(con) if faults.num_rows else []
         quarantined = _quarantined(con, path, day, faults, list(present), fmt.delimiter)
-        con.execute(f"drop view lines_raw; drop table {read}")  # the file as read: done with
+        if faults.num_rows:
+            _something_left(con, path, faults)
         con.execute(f"create table receipt_cashiers as {sql('receipt_cashiers')}")
         con.execute(
             "delete from lines where receipt in "
             "(select receipt from line_receipts where rule is not null)"
         )
+        con.execute(f"drop view lines_raw; drop table {read}")  # the file as read: done with
         con.execute(
             f"update lines set cashier_id = receipt_cashiers.cashier_id, {OPERATOR} = "
             f"coalesce(lines.{OPERATOR}, lines.cashier_id) from receipt_cashiers "
@@ -195,6 +208,48 @@ def read_lines(
     if checks:
         _check_age_checks(lines, path)
     return Transactions(lines, quarantined, key, over)
+
+
+def keyed_captures(captures: Captures, key: tuple[str, ...]) -> Captures:
+    """The captures with a manifest's receipt_id read under the day's receipt key (prefixed with
+    the photo's store_id/ or store_id/register_id/, as the lines' ids are)."""
+    table = captures.table
+    if key == KEY_NAMES["chain"] or "receipt_id" not in table.columns:
+        return captures
+    given = table["receipt_id"].notna()
+    parts = [table[column].astype("string") for column in key]
+    keyed = parts[0].str.cat(parts[1:], sep="/")
+    table = table.assign(receipt_id=table["receipt_id"].where(~given, keyed))
+    return dataclasses.replace(captures, table=table)
+
+
+def _something_left(con: duckdb.DuckDBPyConnection, path: Path, faults: pa.Table) -> None:
+    """Refuse (InputError) a file in which every receipt broke a rule: likely a column of
+    another type or format throughout, a file that cannot be read rather than a few bad lines."""
+    first = faults.slice(0, 1).to_pylist()[0]
+    rule, row = first["rule"], first[SOURCE_ROW]
+    left, bad = con.execute(
+        "select count(*) filter (where receipt not in "
+        "(select receipt from line_receipts where rule is not null)), "
+        "count(*) filter (where fault = $rule) from lines",
+        {"rule": rule},
+    ).fetchone()
+    if left:
+        return
+    if rule in COLUMN_TYPES:
+        (value,) = con.execute(
+            f'select "{rule}" from lines_raw where {SOURCE_ROW} = $row', {"row": row}
+        ).fetchone()
+        shown = "empty" if value is None else repr(value)
+        raise InputError(
+            f"Transactions file {path}: column {rule} has {bad:,} value(s) that are empty or not "
+            f"of type {COLUMN_TYPES[rule]} (first: {shown} on {where(path, row)}), and no "
+            "receipt is left to publish."
+        )
+    raise InputError(
+        f"Transactions file {path}: every receipt broke a rule, none is left to publish "
+        f"(first: {_fault_sentence(path, dt.date.min, first)})"
+    )
 
 
 def _receipt_key(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
