@@ -53,6 +53,7 @@ METAVARS = {
     "restricted_out": "DIR",
     "min_cell_receipts": "K",
     "retention_days": "N",
+    "transactions_format": "FILE.toml",
 }
 PARSERS: dict[str, Callable[[str], object]] = {
     "age_groups": parse_age_bounds,
@@ -83,6 +84,8 @@ GROUPS = {
     "coverage_days": "coverage gate",
     "coverage_min_count": "coverage gate",
     "accept_low_coverage": "coverage gate",
+    "transactions_format": "transactions (docs/inputs.md)",
+    "accept_quarantine": "transactions (docs/inputs.md)",
 }
 
 
