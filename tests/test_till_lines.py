@@ -143,3 +143,42 @@ def test_a_sample_till_day_publishes_every_line_kind_and_numbering(
     assert compliance["approved_receipts"].sum() >= checks["approved_by"].notna().sum() > 0
     assert set(checks["approved_by"].dropna()) <= {f"SUP-S0{s}" for s in (1, 2, 3)}
     assert not set(checks["cashier_id"]) & {f"SUP-S0{s}" for s in (1, 2, 3)}
+
+
+def test_the_example_receipt_of_the_docs_counts_as_the_docs_say(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[1] / "docs" / "inputs.md").read_text()
+    block = text.split("An example receipt, as the till wrote it:\n\n```\n")[1].split("```")[0]
+    # each line's comment follows two spaces or more; the receipt is dated on DAY here
+    rows = [line.split("  ")[0].replace("2026-11-24", str(DAY)) for line in block.splitlines()]
+    (tmp_path / f"{DAY}.csv").write_text("\n".join(rows) + "\n")
+    read = read_lines(tmp_path, DAY, "Europe/London")
+    catalog = pa.table(
+        {
+            "sku": ["BEE000", "WIN001", "BAG"],
+            "category": ["beer", "wine", "bags"],
+            "age_restricted": [True, True, False],
+        }
+    )
+    with connect() as con:
+        tables = join_day(
+            con,
+            day=DAY,
+            lines=read.lines,
+            catalog=catalog,
+            captures=captures_frame(),
+            model_version="m1",
+            age_bounds=default_age_bounds(),
+            window_before_s=120.0,
+            window_after_s=5.0,
+            compliance=compliance(),
+            min_cell_receipts=1,
+        )
+    purchases = tables["age_group_purchases"].to_pydict()
+    assert sum(purchases["revenue"], Decimal(0)) == Decimal("13.90")
+    assert sum(purchases["units"], Decimal(0)) == 2
+    by_category = dict(zip(purchases["category"], purchases["revenue"], strict=True))
+    assert by_category["adjustment"] == Decimal("-0.50")
+    checks = tables["alcohol_checks"].to_pylist()
+    assert [(c["receipt_id"], c["cashier_id"], c["approved_by"]) for c in checks] == [
+        ("0001", "C0221", "SUP-S01")
+    ]

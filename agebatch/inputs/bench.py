@@ -1,9 +1,9 @@
 """How long reading a big day's transactions takes, and its peak memory (figures for the docs).
 
 `python -m agebatch.inputs.bench --receipts 1000000 [--corrupt]` writes a CSV of three lines per
-receipt (500 stores, 4 registers each) to a scratch folder, then reads it with
-read_transactions in a fresh process and prints seconds and that process's peak RSS. With
---corrupt, one line in the middle of the file has a quantity of `nan`.
+receipt (500 stores, 4 registers each) to a scratch folder, then reads it with read_lines in a
+fresh process and prints seconds, lines kept, that process's peak RSS and the quarantined
+receipts. With --corrupt, one line in the middle of the file has a quantity of `nan`.
 """
 
 from __future__ import annotations
@@ -52,13 +52,15 @@ def write_day(folder: Path, receipts: int, corrupt: bool) -> Path:
 
 def _read(folder: str) -> None:
     """In this process: read the day and print seconds, lines and peak RSS as JSON."""
-    from agebatch.inputs.transactions import read_transactions
+    from agebatch.inputs.transactions import read_lines
 
     started = time.perf_counter()
-    lines = read_transactions(Path(folder), DAY, "Europe/London")
+    read = read_lines(Path(folder), DAY, "Europe/London")
     seconds = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": round(seconds, 2), "lines": lines.num_rows, "peak_mib": peak_mib}))
+    peak_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    figures = {"seconds": round(seconds, 2), "lines": read.lines.num_rows, "peak_mib": peak_mib}
+    listed = read.quarantined.select(["receipt_id", "line", "rule"]).to_pylist()
+    print(json.dumps({**figures, "quarantined": listed}))
 
 
 def main() -> None:
