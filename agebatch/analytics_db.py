@@ -3,7 +3,7 @@
 The DuckDB CLI, DBeaver, Metabase or Superset open this one file instead of writing Parquet
 paths. Each view reads its dataset's day folders (hive partitioning, union by name, so days
 published by older versions stay readable), gives every column its exact published type and
-carries the data dictionary's descriptions as comments. The file is written beside its final
+carries the data dictionary's descriptions as comments. The file is copied beside its final
 place and renamed over it, so a tool that has the old file open keeps a consistent one.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -105,9 +107,11 @@ def write_analytics_db(out: Path, db: Path | None = None) -> tuple[Path, list[st
     if not tables:
         raise InputError(f"Nothing is published under {out} yet: run a day first.")
     db.parent.mkdir(parents=True, exist_ok=True)
-    scratch = db.with_name(f".{db.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        con = duckdb.connect(str(scratch), config={"autoinstall_known_extensions": False})
+    # Built in a folder of its own (DuckDB reads a '?' in a database's path as the start of
+    # options, and OUT may hold one), then copied beside its final place and renamed over it.
+    with tempfile.TemporaryDirectory(prefix="agebatch-db-") as folder:
+        built = Path(folder) / FILE_NAME
+        con = duckdb.connect(str(built), config={"autoinstall_known_extensions": False})
         try:
             for table in tables:
                 con.execute(view_sql(con, out, table))
@@ -115,10 +119,12 @@ def write_analytics_db(out: Path, db: Path | None = None) -> tuple[Path, list[st
             con.execute("checkpoint")
         finally:
             con.close()
-        os.replace(scratch, db)
-    finally:
-        scratch.unlink(missing_ok=True)
-        scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
+        scratch = db.with_name(f".{db.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            shutil.copyfile(built, scratch)
+            os.replace(scratch, db)
+        finally:
+            scratch.unlink(missing_ok=True)
     log.info("Wrote %s: views %s over %s", db, ", ".join(tables), out)
     return db, tables
 

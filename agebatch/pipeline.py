@@ -1,7 +1,8 @@
-"""One day, end to end: find → predict → join → publish. The CLI and the flow call these.
+"""One day, end to end: STAGES, the one list of the night (find → preflight → predict →
+transform → gate → publish → analytics_db → report) that run_day and the flow both run.
 
-Each stage takes what the stages before it returned and returns what it made, with its own
-counts and seconds; the run record (one row of `runs`) is assembled from those returns.
+Each stage takes the Night so far and returns it with what it made, with its own counts and
+seconds; the run record (one row of `runs`) is assembled from those returns.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from agebatch.predict.paths import PathsUnder
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
 from agebatch.preflight import Room, check_outputs, write_failure
 from agebatch.publish import new_run_id, publish_day, publish_split
+from agebatch.records import Published, RunRecord
 from agebatch.reports.html import ReportPages, write_pages
 from agebatch.retention import delete_photos, due_days
-from agebatch.schema import RESTRICTED, ReceiptStatus, conform, schema
+from agebatch.schema import RESTRICTED, ReceiptStatus, conform
 from agebatch.shards import (
     Shard,
     ShardCounts,
@@ -106,66 +108,6 @@ class Gated:
 
     tables: dict[str, pa.Table]
     coverage: Coverage
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One row of the `runs` table; its fields are the table's columns (see agebatch.schema)."""
-
-    day: dt.date
-    run_id: str
-    started_at: dt.datetime
-    agebatch_version: str
-    model_version: str
-    device: str
-    photos_found: int
-    photos_decoded: int
-    photos_unreadable: int
-    photos_refused: int
-    photos_no_face: int
-    files_ignored: int
-    receipts: int
-    receipts_matched: int
-    receipts_no_photo: int
-    receipts_unreadable: int
-    receipts_no_face: int
-    receipts_refused: int
-    alcohol_checks: int
-    receipts_quarantined: int
-    quarantine_gate: str
-    receipt_key: list[str]
-    age_checks_recorded: bool
-    missed_checks: int | None
-    max_teen_miss: float | None
-    flag_threshold: float | None
-    expected_teen_miss: float | None
-    expected_adult_flag: float | None
-    clocks_off: list[str]
-    coverage_gate: str
-    coverage_over: list[str]
-    photos_deleted_days: list[str]  # filled in by publish
-    published_at: dt.datetime | None  # filled in by publish
-    find_s: float
-    predict_s: float
-    join_s: float
-    publish_s: float
-    photos_per_s: float
-    shards_total: int | None = None
-    shards_reused: int | None = None
-    shards_retried: int | None = None
-
-    def table(self) -> pa.Table:
-        """The record as a one-row table of the runs schema."""
-        return conform("runs", pa.Table.from_pylist([dataclasses.asdict(self)], schema("runs")))
-
-
-@dataclass(frozen=True)
-class Published:
-    """Where a day went, and the record of the run that published it."""
-
-    record: RunRecord
-    folders: dict[str, Path]
-    report: Path | None = None  # the chain's HTML report page, once written
 
 
 def start(model: AgeModel, day: dt.date) -> Run:

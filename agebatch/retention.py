@@ -14,29 +14,23 @@ import os
 from pathlib import Path
 
 from agebatch.config import RunConfig
-from agebatch.duck import connect
 from agebatch.inputs.captures import IMAGE_SUFFIXES
 from agebatch.publish import RUNS
+from agebatch.transform.history import read_history
 
 log = logging.getLogger(__name__)
 
 
 def last_published(out: Path) -> dict[dt.date, dt.datetime]:
-    """Each day's last committed publish (UTC), from its run records under out; records that
-    have no published_at (written by an older agebatch) do not count."""
-    glob = out / RUNS / "*" / "*.parquet"
-    if not any(out.glob(f"{RUNS}/*/*.parquet")):
-        return {}
-    with connect() as con:
-        runs = con.read_parquet(str(glob), hive_partitioning=True, union_by_name=True)
-        if "published_at" not in runs.columns:
-            return {}
-        rows = (
-            runs.filter("published_at is not null")
-            .aggregate("day, max(published_at) as published_at", "day")
-            .fetchall()
-        )
-    return {dt.date.fromisoformat(str(day)): at.astimezone(dt.UTC) for day, at in rows}
+    """Each day's last committed publish (UTC), from its run records under out (read through
+    the one history reader, OUT taken literally); records that have no published_at (written
+    by an older agebatch) do not count."""
+    last: dict[dt.date, dt.datetime] = {}
+    for row in read_history([out], RUNS, None, None, ["published_at"]).to_pylist():
+        at = row["published_at"]
+        if at is not None and (row["day"] not in last or at > last[row["day"]]):
+            last[row["day"]] = at.astimezone(dt.UTC)
+    return last
 
 
 def due_days(config: RunConfig, day: dt.date, now: dt.datetime) -> list[dt.date]:

@@ -2,8 +2,9 @@
 
     .venv/bin/python tools/bench_join.py [--receipts 1000000] [--stores 500] [--registers 4]
 
-Prints the generation time, then the whole join_day and each SQL statement on its own
-(matching is receipt_captures). A developer tool: not shipped in the package.
+Prints the generation time, then the whole join_day (k from the config) and each declared
+model's time within it, from the runner's debug lines (matching is receipt_captures). A
+developer tool, not shipped in the package; tests/tools/test_bench_join.py runs it small.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 
 from agebatch.config import default_age_bounds
-from agebatch.duck import connect, sql
+from agebatch.duck import connect
 from agebatch.transform.compliance import ComplianceInputs
-from agebatch.transform.join import STATEMENTS, join_day
+from agebatch.transform.join import join_day
 
 DAY = dt.date(2026, 11, 24)
 OPEN_S, CLOSE_S = 7 * 3600, 23 * 3600
@@ -106,15 +107,32 @@ def make_day(
     return lines, catalog, captures, int(fast.sum())
 
 
-def main() -> None:
-    """Generate the day, run join_day once, then time each statement again on its own."""
+class _Timings(logging.Handler):
+    """Collects the runner's 'Built <model> in <s> s' lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seconds: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        name, seconds = record.args
+        self.seconds[name] = seconds
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Generate the day, run join_day once and print its time and each model's; returns the
+    seconds of the whole and of each model."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--receipts", type=int, default=1_000_000)
     parser.add_argument("--stores", type=int, default=500)
     parser.add_argument("--registers", type=int, default=4)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     # one warning per drifted camera
     logging.getLogger("agebatch.transform.join").setLevel(logging.ERROR)
+    runner = logging.getLogger("agebatch.transform.runner")
+    timings, level = _Timings(), runner.level
+    runner.addHandler(timings)
+    runner.setLevel(logging.DEBUG)
 
     started = time.perf_counter()
     lines, catalog, captures, fast = make_day(args.receipts, args.stores, args.registers)
@@ -123,39 +141,37 @@ def main() -> None:
         f"{captures.num_rows:,} photos at {args.stores * args.registers:,} registers "
         f"in {time.perf_counter() - started:.1f} s"
     )
-    with connect() as con:
-        started = time.perf_counter()
-        tables = join_day(
-            con,
-            day=DAY,
-            lines=lines,
-            catalog=catalog,
-            captures=captures,
-            model_version="bench",
-            age_bounds=default_age_bounds(),
-            window_before_s=120.0,
-            window_after_s=5.0,
-            compliance=ComplianceInputs(legal_age=18.0, challenge_age=25.0, margin=0.0),
-        )
-        whole = time.perf_counter() - started
-        status = tables["receipt_ages"].column("status").to_pylist()
-        drifted = sum(tables["till_clocks"].column("drift_suspected").to_pylist())
-        print(
-            f"join_day: {whole:.1f} s  ({status.count('matched'):,} matched, "
-            f"{status.count('no_photo'):,} no_photo; {drifted} registers flagged for drift, "
-            f"{fast} generated with a camera 90 s fast)"
-        )
-        params = {"day": DAY, "before_s": 120.0, "after_s": 5.0, "model_version": "bench"}
-        params |= {"search_s": 300.0, "bin_s": 10.0, "legal_age": 18.0, "challenge_age": 25.0}
-        params |= {"margin": 0.0, "days_7d": 1, "days_28d": 1}
-        for name in STATEMENTS:
-            statement = sql(name)
-            used = {k: v for k, v in params.items() if f"${k}" in statement}
+    try:
+        with connect() as con:
             started = time.perf_counter()
-            con.execute(f"create or replace table {name} as {statement}", used)
-            print(f"  {name:<20} {time.perf_counter() - started:6.2f} s")
+            tables = join_day(
+                con,
+                day=DAY,
+                lines=lines,
+                catalog=catalog,
+                captures=captures,
+                model_version="bench",
+                age_bounds=default_age_bounds(),
+                window_before_s=120.0,
+                window_after_s=5.0,
+                compliance=ComplianceInputs(legal_age=18.0, challenge_age=25.0, margin=0.0),
+            )
+            whole = time.perf_counter() - started
+    finally:
+        runner.removeHandler(timings)
+        runner.setLevel(level)
+    status = tables["receipt_ages"].column("status").to_pylist()
+    drifted = sum(tables["till_clocks"].column("drift_suspected").to_pylist())
+    print(
+        f"join_day: {whole:.1f} s  ({status.count('matched'):,} matched, "
+        f"{status.count('no_photo'):,} no_photo; {drifted} registers flagged for drift, "
+        f"{fast} generated with a camera 90 s fast)"
+    )
+    for name, seconds in timings.seconds.items():
+        print(f"  {name:<24} {seconds:6.2f} s")
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"peak memory {peak_gib:.1f} GiB")
+    return {"join_day": whole, **timings.seconds}
 
 
 if __name__ == "__main__":

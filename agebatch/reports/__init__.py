@@ -1,1 +1,1 @@
-"""What the published tables say for people: compliance inputs, shares, run summaries."""
+"""What the published tables say for people, rendered only: pages, offers, run summaries."""

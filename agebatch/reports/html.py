@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from agebatch.config import TREND_DAYS
 from agebatch.predict.card import ModelCard
 from agebatch.reports.offers import DASH, TIMES, top_offers, window_note
 from agebatch.reports.report_data import (
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 OFFERS_SHOWN = 3  # offers per group and kind of item
 TEXT = ' class="text"'  # a column of words, left-aligned and wrapped
-REPORT_DAYS = 28  # days of the trend, unless asked for others
+REPORT_DAYS = TREND_DAYS  # days of the trend, unless asked for others (agebatch.config)
 
 CHECK_WORDS = {
     AgeCheck.ID_SEEN: "ID seen",

@@ -13,21 +13,9 @@ from agebatch.errors import InputError
 from agebatch.publish import partition
 from agebatch.schema import ItemKind, Level
 from agebatch.transform.affinity import REPORT
+from agebatch.transform.history import published_days
 
 DASH, TIMES = "\u2013", "\u00d7"  # the en dash of '18-24' in words, the sign of '2.9x'
-
-
-def published_days(out: Path, table: str = REPORT) -> list[dt.date]:
-    """The days of a table (by default age_group_affinity) published under out, in order."""
-    days = []
-    for folder in (out / table).glob("day=*"):
-        try:
-            day = dt.date.fromisoformat(folder.name.removeprefix("day="))
-        except ValueError:
-            continue
-        if partition(out, table, day).is_dir():  # a link to a day no longer there is not
-            days.append(day)
-    return sorted(days)
 
 
 def read_offers(
@@ -39,7 +27,7 @@ def read_offers(
     """The day's ranked offers (the latest published day when day is None), for one store
     and/or age group when given; the chain's rows come with every store's unless a store is
     asked for."""
-    days = published_days(out)
+    days = published_days(out, REPORT)
     if not days:
         raise InputError(f"No {REPORT} under {out}: publish a day with this agebatch first.")
     day = day or days[-1]

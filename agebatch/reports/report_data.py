@@ -1,9 +1,10 @@
 """What the HTML report shows, read from the published tables of a day and the days before it.
 
-Each published day is read from its own folder (OUT/<table>/day=<day>/), as the compliance and
-offers reports read theirs; a table a day was published without (an older agebatch) reads as
-None and the page says so. With a store, every frame holds that store's rows only: the chain's
-rows and the run's chain-wide counts are left out, so nothing of another store reaches the page.
+The day's tables are read from their folders (OUT/<table>/day=<day>/), the trend through the
+one history reader (agebatch.transform.history); a table a day was published without (an
+older agebatch) reads as None and the page says so. With a store, every frame holds that
+store's rows only: the chain's rows and the run's chain-wide counts are left out, so nothing
+of another store reaches the page.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from agebatch.config import TREND_DAYS
 from agebatch.errors import InputError
 from agebatch.publish import partition
-from agebatch.reports.offers import group_order, published_days
+from agebatch.reports.offers import group_order
 from agebatch.schema import RESTRICTED, SUPPRESSED, UNKNOWN_GROUP, Level, ReceiptStatus
+from agebatch.transform.history import published_days, read_history
 
 SHARES = "age_group_shares"
 CHAIN = "chain"  # the scope of the chain's rows, in the page's own words
@@ -96,7 +99,7 @@ def group_key(label: str) -> tuple[int, float]:
 def read_report(
     out: Path,
     day: dt.date | None = None,
-    days: int = 28,
+    days: int = TREND_DAYS,
     store: str | None = None,
     restricted: Path | None = None,
 ) -> ReportData:
@@ -107,7 +110,7 @@ def read_report(
 
 
 def read_chain(
-    out: Path, day: dt.date | None = None, days: int = 28, restricted: Path | None = None
+    out: Path, day: dt.date | None = None, days: int = TREND_DAYS, restricted: Path | None = None
 ) -> ReportData:
     """The chain page's figures (every store's and the chain's) of day (default: the latest
     published) and the trend of the days published up to it, at most `days` of them."""
@@ -199,16 +202,11 @@ def _plain(value: object) -> object:
 
 
 def _trend(out: Path, days: list[dt.date]) -> pd.DataFrame:
-    """The shares of every scope over the days: day, level, store_id, age_group, receipts,
-    share, corrected_share."""
-    frames = []
-    for each in days:
-        rows = read_day(out, SHARES, each)
-        if "corrected_share" not in rows:  # published before shares were corrected
-            rows = rows.assign(corrected_share=None)
-        columns = ["level", "store_id", "age_group", "receipts", "share", "corrected_share"]
-        frames.append(rows[columns].assign(day=each))
-    return pd.concat(frames, ignore_index=True)
+    """The shares of every scope over the days (consecutive published days, read through the
+    one history reader): level, store_id, age_group, receipts, share, corrected_share, day."""
+    columns = ["level", "store_id", "age_group", "receipts", "share", "corrected_share"]
+    rows = read_history([out], SHARES, days[0], days[-1], columns).to_pandas()
+    return rows[[*columns, "day"]]
 
 
 def share_table(data: ReportData, scope: str) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from agebatch.pipeline import Published, RunRecord
+from agebatch.records import Published, RunRecord
 
 
 def summary_rows(record: RunRecord) -> list[dict[str, object]]:

@@ -17,23 +17,42 @@ from agebatch.publish import partition
 from agebatch.schema import schema
 
 
+def published_days(root: Path, table: str) -> list[dt.date]:
+    """The days of a table published under root, in order (the day=YYYY-MM-DD folders that
+    are there; a link to a day no longer there is not)."""
+    days = []
+    for folder in (root / table).glob("day=*"):  # root taken literally: only the pattern globs
+        try:
+            day = dt.date.fromisoformat(folder.name.removeprefix("day="))
+        except ValueError:
+            continue
+        if partition(root, table, day).is_dir():
+            days.append(day)
+    return sorted(days)
+
+
 def read_history(
     roots: Sequence[Path],
     table: str,
-    first: dt.date,
-    last: dt.date,
+    first: dt.date | None,
+    last: dt.date | None,
     columns: Sequence[str],
 ) -> pa.Table:
-    """`day` and `columns` of a table's days first..last as published, in day order and each
-    day's published row order; a day comes from the first of roots that has it, and a column
-    that day predates reads as null."""
+    """`day` and `columns` of a table's days first..last (None: no bound) as published, in day
+    order and each day's published row order; a day comes from the first of roots that has
+    it, and a column that day predates reads as null."""
     wanted = pa.schema([schema(table).field("day"), *(schema(table).field(c) for c in columns)])
-    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
     taken: dict[Path, list[dt.date]] = {}
-    for day in days:
-        root = next((r for r in roots if partition(r, table, day).is_dir()), None)
-        if root is not None:
-            taken.setdefault(root, []).append(day)
+    seen: set[dt.date] = set()
+    for root in roots:
+        for day in published_days(root, table):
+            if (
+                day not in seen
+                and (first is None or day >= first)
+                and (last is None or day <= last)
+            ):
+                taken.setdefault(root, []).append(day)
+                seen.add(day)
     if not taken:
         return wanted.empty_table()
     names = ", ".join(f'"{name}"' for name in wanted.names)

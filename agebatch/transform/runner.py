@@ -4,6 +4,7 @@ parameters, and creates each model's table from its sql/ file in one DuckDB conn
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 
 import duckdb
@@ -62,5 +63,6 @@ def run_models(
     check_params(models, params)
     for model in in_order(models, inputs):
         bound = {name: params[name] for name in model.params}
+        started = time.perf_counter()
         con.execute(f"create or replace table {model.name} as {sql(model.name)}", bound)
-        log.debug("Built %s", model.name)
+        log.debug("Built %s in %.3f s", model.name, time.perf_counter() - started)
