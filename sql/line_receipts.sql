@@ -6,7 +6,7 @@
 with receipts as (
     select
         receipt,
-        arg_min(receipt_id, source_row) as receipt_id,
+        arg_min(coalesce(till_receipt_id, receipt), source_row) as receipt_id,
         arg_min(store_id, source_row) as store_id,
         arg_min(register_id, source_row) as register_id,
         min(source_row) as first_row,

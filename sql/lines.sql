@@ -1,6 +1,7 @@
--- The day's lines parsed, each with the first rule it breaks (fault; null: none), its kind and
--- its receipt (the key: the till's receipt_id, prefixed with store_id/ or
--- store_id/register_id/ where receipt numbers restart per store or per register).
+-- The day's lines parsed, each with the first rule it breaks (fault; null: none) and its
+-- receipt (the key: the till's receipt_id, prefixed with store_id/ or store_id/register_id/
+-- where receipt numbers restart per store or per register; till_receipt_id, the till's own,
+-- kept only then).
 -- paid_at is the store's wall clock; paid_at_utc (naive UTC) is set only where the input time
 -- carried a UTC offset or a zone name ('…+01:00', '…Z', '… UTC', '… America/New_York'), whose
 -- wall clock is read in $timezone; a time without one is the wall clock as written.
@@ -43,7 +44,7 @@ timed as (
     from parsed
 ),
 
-final as (
+faulted as (
     select
         -- '' where a part of the key is empty (such lines are quarantined together)
         coalesce(
@@ -70,6 +71,14 @@ final as (
             when paid_at::date not in ($day::date, $day::date - 1) then 'line_day'
         end as fault
     from timed
+),
+
+-- The till's receipt_id is kept only where the key is not it alone (else receipt is the id).
+final as (
+    select
+        * exclude (receipt_id),
+        case when $key != 'chain' then receipt_id end as till_receipt_id
+    from faulted
 )
 
 select * from final

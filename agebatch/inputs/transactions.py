@@ -148,8 +148,9 @@ def read_lines(
     cashier_id (the receipt's: the operator of most of its lines, ties to its first line's),
     paid_at (the store's wall clock), sku, quantity (the units the line counts: 0 on an
     adjustment line), amount, age_check (when the file has it), paid_at_utc (where the time
-    carried an offset or zone; see sql/lines.sql), line_kind (sale, return, adjustment) and
-    operator_id (who keyed the line: the file's operator_id, else its cashier_id).
+    carried an offset or zone; see sql/lines.sql), line_kind (sale, return, adjustment; a
+    dictionary column) and operator_id (who keyed the line where that is not the receipt's
+    cashier: the file's operator_id, else the line's cashier_id; null: the cashier).
     """
     path = transactions_file(folder, day)
     with connect() as con:
@@ -199,11 +200,12 @@ def read_lines(
                 "amount",
                 *([AGE_CHECK] if checks else []),
                 "paid_at_utc",
-                f"case when {ADJUSTMENT} then 'adjustment' when quantity > 0 then 'sale' "
-                "else 'return' end as line_kind",
-                f"coalesce({OPERATOR}, cashier_id) as {OPERATOR}",
+                f"(case when {ADJUSTMENT} then 'adjustment' when quantity > 0 then 'sale' "
+                "else 'return' end)::line_kind as line_kind",
+                f"nullif({OPERATOR}, cashier_id) as {OPERATOR}",
             ]
         )
+        con.execute("create type line_kind as enum ('sale', 'return', 'adjustment')")
         lines = con.sql(f"select {kept} from lines").to_arrow_table()
     if checks:
         _check_age_checks(lines, path)

@@ -187,15 +187,15 @@ def test_a_line_against_the_rules_quarantines_its_receipt_and_the_rest_is_read(
 @pytest.mark.parametrize(
     ("good", "kind", "units", "operator"),
     [
-        ("x,S1,R1,C1,2026-10-25 10:00:00,COUPON,1,-1.00\n", "adjustment", 0, "C1"),
-        ("x,S1,R1,C1,2026-10-25 10:00:00,BEE000,-1,4.50\n", "adjustment", 0, "C1"),
-        ("x,S1,R1,C1,2026-10-25 10:00:00,BAG,0,0\n", "adjustment", 0, "C1"),
-        ("x,S1,R1,C1,2026-10-25 10:00:00,BEE000,-1,-4.50\n", "return", -1, "C1"),
+        ("x,S1,R1,C1,2026-10-25 10:00:00,COUPON,1,-1.00\n", "adjustment", 0, None),
+        ("x,S1,R1,C1,2026-10-25 10:00:00,BEE000,-1,4.50\n", "adjustment", 0, None),
+        ("x,S1,R1,C1,2026-10-25 10:00:00,BAG,0,0\n", "adjustment", 0, None),
+        ("x,S1,R1,C1,2026-10-25 10:00:00,BEE000,-1,-4.50\n", "return", -1, None),
         ("r13332,S1,R1,SUP,2026-10-25 10:00:00,BEE000,1,4.50\n", "sale", 1, "SUP"),
     ],
 )
 def test_adjustments_and_overrides_are_kept(
-    tmp_path: Path, good: str, kind: str, units: int, operator: str
+    tmp_path: Path, good: str, kind: str, units: int, operator: str | None
 ) -> None:
     _big_csv(tmp_path, good, lines=40_100)
     read = read_lines(tmp_path, DAY, "Europe/London")
