@@ -67,8 +67,9 @@ def join_day(
     (till_clocks.drift_suspected) are logged. min_cell_receipts is k: the aggregates' cells
     of fewer receipts are merged per store (sql/small_cells.sql; 1: none are). affinity
     defaults to the run config's settings with no earlier days. lines may carry operator_id
-    (who keyed each line; default its cashier_id); quarantined is the reader's quarantined
-    receipts (agebatch.inputs.transactions.QUARANTINE_SCHEMA; default none).
+    (who keyed a line, where not its receipt's cashier; default none); quarantined is the
+    reader's quarantined receipts (agebatch.inputs.transactions.QUARANTINE_SCHEMA; default
+    none).
     """
     groups = age_groups_frame(age_bounds)
     labels = tuple(groups["label"])
@@ -147,14 +148,15 @@ def _with_nulls(table: pa.Table | pd.DataFrame, column: str) -> pa.Table | pd.Da
 
 
 def _with_operator(table: pa.Table | pd.DataFrame) -> pa.Table | pd.DataFrame:
-    """The lines with operator_id (who keyed each line) set to the cashier where they lack it."""
+    """The lines with operator_id (who keyed a line that is not its receipt's cashier; null:
+    the cashier) added as all nulls where they lack it."""
     if isinstance(table, pa.Table):
         if "operator_id" in table.column_names:
             return table
-        return table.append_column("operator_id", table["cashier_id"])
+        return table.append_column("operator_id", pa.nulls(table.num_rows, pa.string()))
     if "operator_id" in table.columns:
         return table
-    return table.assign(operator_id=table["cashier_id"])
+    return table.assign(operator_id=pd.Series(None, index=table.index, dtype="string"))
 
 
 def age_groups_frame(age_bounds: Sequence[int]) -> pd.DataFrame:
