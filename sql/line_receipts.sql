@@ -3,16 +3,15 @@
 -- stores or registers under the key; receipt_day, paid at its latest line not on $day) and
 -- those rung up by more than one operator (mixed: receipt_cashiers.sql picks the cashier).
 -- Input: lines (lines.sql). Parameter: $day.
+-- Places and operators are compared by their hashes (fixed-size states over a million
+-- receipts; two different ids with one 64-bit hash: about 1 in 10^19).
 with receipts as (
     select
         receipt,
-        arg_min(coalesce(till_receipt_id, receipt), source_row) as receipt_id,
-        arg_min(store_id, source_row) as store_id,
-        arg_min(register_id, source_row) as register_id,
         min(source_row) as first_row,
-        min(store_id) != max(store_id) as stores,
-        min(register_id) != max(register_id) as registers,
-        min(cashier_id) != max(cashier_id) as mixed,
+        min(hash(store_id)) != max(hash(store_id)) as stores,
+        min(hash(register_id)) != max(hash(register_id)) as registers,
+        min(hash(cashier_id)) != max(hash(cashier_id)) as mixed,
         max(paid_at) as paid_at,
         min(source_row) filter (where fault is not null) as fault_row
     from lines
@@ -31,10 +30,21 @@ judged as (
     from receipts
 ),
 
-final as (
+acted_on as (
     select *
     from judged
     where rule is not null or mixed
+),
+
+-- the receipt as its first line names it
+final as (
+    select
+        acted_on.*,
+        coalesce(lines.till_receipt_id, lines.receipt) as receipt_id,
+        lines.store_id,
+        lines.register_id
+    from acted_on
+    inner join lines on acted_on.first_row = lines.source_row
 )
 
 select * from final

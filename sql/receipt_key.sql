@@ -5,7 +5,7 @@ with per_store as (
     select
         store_id,
         receipt_id,
-        min(register_id) != max(register_id) as registers
+        min(hash(register_id)) != max(hash(register_id)) as registers
     from lines_raw
     group by store_id, receipt_id
 ),
