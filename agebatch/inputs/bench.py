@@ -55,7 +55,10 @@ def _read(folder: str) -> None:
     from agebatch.inputs.transactions import read_lines
 
     started = time.perf_counter()
-    read = read_lines(Path(folder), DAY, "Europe/London")
+    from agebatch.config import RunConfig
+
+    zone = RunConfig.model_fields["timezone"].default  # the run's default, written once there
+    read = read_lines(Path(folder), DAY, zone)
     seconds = time.perf_counter() - started
     peak_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     figures = {"seconds": round(seconds, 2), "lines": read.lines.num_rows, "peak_mib": peak_mib}
