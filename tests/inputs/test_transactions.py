@@ -15,10 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agebatch.errors import InputError
+from agebatch.inputs.captures import Captures
 from agebatch.inputs.mapping import TransactionsFormat
 from agebatch.inputs.transactions import (
     KEY_NAMES,
     QuarantineRefused,
+    keyed_captures,
     read_lines,
     read_transactions,
 )
@@ -410,3 +412,21 @@ def test_a_few_receipts_at_two_stores_are_quarantined_not_taken_for_a_key(tmp_pa
     with pytest.raises(QuarantineRefused, match="Quarantined too many receipts"):
         read.gate(accept=False)
     assert read.gate(accept=True) == "accepted"
+
+
+def test_a_manifests_receipt_ids_are_read_under_the_days_key(tmp_path: Path) -> None:
+    table = pd.DataFrame(
+        {
+            "photo": ["a.jpg", "b.jpg"],
+            "store_id": ["S1", "S2"],
+            "register_id": ["R1", "R2"],
+            "captured_at": pd.to_datetime(["2026-10-25 10:00", "2026-10-25 10:01"]),
+            "receipt_id": pd.array(["0001", None], dtype="string"),
+        }
+    )
+    captures = Captures(tmp_path, table, 0, "manifest")
+    assert keyed_captures(captures, KEY_NAMES["chain"]) is captures
+    by_store = keyed_captures(captures, KEY_NAMES["store"]).table["receipt_id"]
+    assert by_store.tolist() == ["S1/0001", pd.NA]
+    by_register = keyed_captures(captures, KEY_NAMES["register"]).table["receipt_id"]
+    assert by_register.tolist() == ["S1/R1/0001", pd.NA]
