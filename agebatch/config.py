@@ -259,6 +259,16 @@ class RunConfig(PredictConfig):
     transactions: Path = Field(
         description="the folder of the day's transactions, <day>.parquet or <day>.csv"
     )
+    transactions_format: OptionalPath = Field(
+        None,
+        description="a TOML file mapping a chain's own export onto the transactions contract "
+        "(column names, delimiter, decimal comma, date format, unit prices; docs/inputs.md)",
+    )
+    accept_quarantine: bool = Field(
+        False,
+        description="publish a day even when a store's quarantined receipts pass the limit "
+        "(recorded in runs)",
+    )
     catalog: Path = Field(description="the product catalog, .parquet or .csv")
     out: Path = Field(description="the output root of the published Parquet datasets")
     analytics_db: OptionalPath = Field(

@@ -26,8 +26,9 @@ from agebatch.config import Region, RunConfig
 from agebatch.errors import OutputError
 from agebatch.inputs.captures import Captures, find_captures
 from agebatch.inputs.clocks import read_clock_offsets
+from agebatch.inputs.mapping import CONTRACT, read_format
 from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
-from agebatch.inputs.transactions import read_catalog, read_transactions, receipt_checks
+from agebatch.inputs.transactions import keyed_captures, read_catalog, read_lines, receipt_checks
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.paths import PathsUnder
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
@@ -78,6 +79,9 @@ class Found:
     clock_offsets: pa.Table | None  # per camera, from clock_offsets
     seconds: float
     age_checks: pa.Table | None  # receipt_id, age_check; None: the day records none
+    quarantined: pa.Table | None = None  # the receipts a bad line quarantined (none: None)
+    receipt_key: tuple[str, ...] = ("receipt_id",)  # the columns that made a receipt
+    quarantine_gate: str = "passed"  # or accepted (--accept-quarantine)
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,15 @@ def find(config: RunConfig, day: dt.date) -> Found:
     """Find the day's photos and read its transactions and catalog (fails fast on bad input)."""
     started = time.perf_counter()
     captures = find_captures(config.day_folder(day), config.timezone)
-    lines = read_transactions(config.transactions, day, config.timezone)
+    fmt = read_format(config.transactions_format) if config.transactions_format else CONTRACT
+    transactions = read_lines(config.transactions, day, config.timezone, fmt)
+    for row in transactions.quarantined.to_pylist():
+        log.warning(
+            "Quarantined receipt %s (%s): %s", row["receipt_id"], row["file"], row["detail"]
+        )
+    quarantine_gate = transactions.gate(config.accept_quarantine)  # refused: exit 3, no decode
+    lines = transactions.lines
+    captures = keyed_captures(captures, transactions.key)
     catalog = read_catalog(config.catalog)
     regions = read_face_regions(config.face_regions) if config.face_regions else None
     offsets = read_clock_offsets(config.clock_offsets) if config.clock_offsets else None
@@ -130,7 +142,18 @@ def find(config: RunConfig, day: dt.date) -> Found:
     if checks is None:
         log.info("No age_check column in the transactions: missed ID checks are not counted")
     seconds = time.perf_counter() - started
-    return Found(captures, lines, catalog, regions, offsets, seconds, checks)
+    return Found(
+        captures,
+        lines,
+        catalog,
+        regions,
+        offsets,
+        seconds,
+        checks,
+        transactions.quarantined,
+        transactions.key,
+        quarantine_gate,
+    )
 
 
 def preflight(config: RunConfig, found: Found) -> Room:
@@ -240,6 +263,7 @@ def transform(
         captures=predicted.captures,
         age_checks=found.age_checks,
         clock_offsets=found.clock_offsets,
+        quarantined=found.quarantined,
     )
     return Joined(tables, time.perf_counter() - started, compliance)
 
@@ -282,6 +306,9 @@ def run_record(
         receipts=len(status),
         **receipts,
         alcohol_checks=checks.num_rows,
+        receipts_quarantined=joined.tables["quarantined_receipts"].num_rows,
+        quarantine_gate=found.quarantine_gate,
+        receipt_key=list(found.receipt_key),
         age_checks_recorded=recorded,
         missed_checks=(pc.sum(checks["missed_check"]).as_py() or 0) if recorded else None,
         max_teen_miss=compliance.max_teen_miss,

@@ -35,6 +35,9 @@ class RunRecord:
     receipts_no_face: int
     receipts_refused: int
     alcohol_checks: int
+    receipts_quarantined: int
+    quarantine_gate: str
+    receipt_key: list[str]
     age_checks_recorded: bool
     missed_checks: int | None
     max_teen_miss: float | None

@@ -108,6 +108,8 @@ def make_sample_day(
     unreadable: int = 3,
     age_checks: bool = True,
     preferences: tuple[Preference, ...] = (),
+    till_lines: bool = False,
+    numbering: str = "chain",
 ) -> SampleDay:
     """Write a day of checkout photos, its transactions and a catalog under root.
 
@@ -116,7 +118,10 @@ def make_sample_day(
     age. With age_checks the transactions carry the till's age_check on receipts with
     restricted items (CHECK_MIX), and most refused sales take the restricted items off again.
     `preferences` plants what some ages buy more of (by true age); without them a seed
-    draws exactly the day it always drew.
+    draws exactly the day it always drew. With till_lines, receipts also get the lines a real
+    till writes (TILL_LINES: coupons, line discounts, info lines, a supervisor's override of a
+    restricted line); numbering "store" or "register" restarts receipt numbers there (truth's
+    receipt_id is then the published one, e.g. S01/0001). The defaults write the same day.
     """
     writer = writer or DrawnFaces()
     rng = np.random.default_rng(seed)
@@ -174,8 +179,57 @@ def make_sample_day(
     if age_checks:
         # Its own random stream, so that the rest of the day is the same with or without.
         lines_df = _add_age_checks(lines_df, catalog, truth_df, np.random.default_rng([seed, 15]))
+    if till_lines:
+        lines_df = _add_till_lines(lines_df, catalog, np.random.default_rng([seed, 25]))
+    if numbering != "chain":
+        lines_df, truth_df = _renumber(lines_df, truth_df, numbering)
     lines_df.to_parquet(tx_dir / f"{day.isoformat()}.parquet", index=False)
     return SampleDay(day, photos_root, tx_dir, catalog_path, truth_df)
+
+
+# The lines a real till adds, each on this share of receipts: a coupon (a code missing from the
+# catalog, quantity 1, amount -0.50), a line discount on the receipt's first item (quantity 1,
+# amount -0.10), an info line (quantity 0, amount 0: bag declined), and a supervisor keying the
+# restricted line of a trainee's receipt (the line's cashier_id is the supervisor's).
+TILL_LINES = {"coupon": 0.1, "discount": 0.1, "info": 0.15, "override": 0.3}
+COUPON_SKU = "CPN-050"
+
+
+def _add_till_lines(
+    lines: pd.DataFrame, catalog: pd.DataFrame, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Lines with coupons, line discounts, info lines and supervisor overrides added."""
+    lines = lines.copy()
+    restricted = set(catalog.loc[catalog["age_restricted"], "sku"])
+    added = []
+    for _, rows in lines.groupby("receipt_id", sort=False):
+        first = rows.iloc[0]
+        if rng.random() < TILL_LINES["coupon"]:
+            added.append({**first.to_dict(), "sku": COUPON_SKU, "quantity": 1.0, "amount": -0.5})
+        if rng.random() < TILL_LINES["discount"]:
+            added.append({**first.to_dict(), "quantity": 1.0, "amount": -0.1})
+        if rng.random() < TILL_LINES["info"]:
+            added.append({**first.to_dict(), "sku": "BAG", "quantity": 0.0, "amount": 0.0})
+        sold = rows.index[rows["sku"].isin(restricted)]
+        if len(sold) and len(rows) > 2 and rng.random() < TILL_LINES["override"]:
+            lines.loc[sold[0], "cashier_id"] = f"SUP-{first['store_id']}"
+    if added:
+        lines = pd.concat([lines, pd.DataFrame(added)], ignore_index=True)
+    return lines
+
+
+def _renumber(
+    lines: pd.DataFrame, truth: pd.DataFrame, numbering: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Receipt numbers restarted per store or per register (0001, 0002, …); truth's receipt_id
+    becomes the published one (store_id/number or store_id/register_id/number)."""
+    scope = ["store_id"] if numbering == "store" else ["store_id", "register_id"]
+    numbers = truth.groupby(scope).cumcount().add(1).map("{:04d}".format)
+    published = truth[scope].agg("/".join, axis=1) + "/" + numbers
+    till = dict(zip(truth["receipt_id"], numbers, strict=True))
+    lines = lines.assign(receipt_id=lines["receipt_id"].map(till))
+    truth = truth.assign(receipt_id=published)
+    return lines, truth
 
 
 def _add_age_checks(

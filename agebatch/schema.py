@@ -120,7 +120,25 @@ class Gate(StrEnum):
 SUPPRESSED = "suppressed"
 WITH_SUPPRESSED = ("age_group_purchases", "age_group_receipts", "age_group_shares")
 # Tables whose rows name a receipt or a cashier: published under --restricted-out when given.
-RESTRICTED = ("receipt_ages", "alcohol_checks", "cashier_compliance")
+RESTRICTED = ("receipt_ages", "alcohol_checks", "cashier_compliance", "quarantined_receipts")
+# quarantined_receipts.rule: the rule a line of the receipt broke (agebatch.inputs.transactions)
+QUARANTINE_RULES = (
+    "receipt_id",
+    "store_id",
+    "register_id",
+    "cashier_id",
+    "sku",
+    "paid_at",
+    "quantity",
+    "quantity_not_finite",
+    "quantity_too_large",
+    "quantity_scale",
+    "amount",
+    "line_day",
+    "store",
+    "register",
+    "receipt_day",
+)
 
 
 @dataclass(frozen=True)
@@ -219,7 +237,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(
             "category",
             pa.string(),
-            f"catalog category ('uncategorised': sku not in it; '{SUPPRESSED}': merged cells)",
+            "catalog category ('uncategorised': sku not in it; 'adjustment': an adjustment line "
+            f"of a code not in it, e.g. a coupon; '{SUPPRESSED}': merged cells)",
         ),
         Column(
             "age_restricted",
@@ -334,6 +353,13 @@ TABLES: dict[str, tuple[Column, ...]] = {
         STORE,
         REGISTER,
         CASHIER,
+        Column(
+            "approved_by",
+            pa.string(),
+            "operator(s) other than the cashier who keyed or approved a restricted line (a "
+            "supervisor's override), comma-separated; null: the cashier alone",
+            nullable=True,
+        ),
         RECEIPT,
         PAID_AT,
         AGE,
@@ -397,6 +423,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
             "sold_after_refusal_receipts",
             "restricted items sold although the till recorded id_refused; null: no checks",
         ),
+        _count(
+            "approved_receipts",
+            "of the restricted receipts, those with a restricted line keyed or approved by "
+            "another operator (alcohol_checks.approved_by: a supervisor's override)",
+        ),
         _count("restricted_receipts_7d", "restricted receipts over the last 7 days"),
         _count("flagged_receipts_7d", "flagged receipts over the last 7 days"),
         _rate("flagged_rate_7d", "flagged / restricted over the last 7 days"),
@@ -453,6 +484,25 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ),
         Column("verdict", pa.string(), "ok, over_limit or too_few", allowed=_values(Verdict)),
     ),
+    "quarantined_receipts": (
+        DAY,
+        Column("store_id", pa.string(), "store of the receipt's first line", nullable=True),
+        Column(
+            "receipt_id",
+            pa.string(),
+            "receipt, as receipt_ages would publish it (the receipt key's value)",
+        ),
+        Column("file", pa.string(), "the transactions file's name"),
+        Column("line", pa.int64(), "the line shown: a CSV's line (header: line 1), a Parquet row"),
+        Column(
+            "rule",
+            pa.string(),
+            "the rule the line broke (docs/inputs.md, Quarantine)",
+            allowed=QUARANTINE_RULES,
+        ),
+        Column("detail", pa.string(), "the rule and the line, in one sentence"),
+        Column("raw_line", pa.string(), "the line as read, its fields joined by the delimiter"),
+    ),
     "runs": (
         DAY,
         Column("run_id", pa.string(), "one run of the day (a re-run adds a row)"),
@@ -476,6 +526,23 @@ TABLES: dict[str, tuple[Column, ...]] = {
             for status in ReceiptStatus
         ),
         _count("alcohol_checks", "rows of alcohol_checks"),
+        _count(
+            "receipts_quarantined",
+            "receipts left out because a line broke a rule (rows of quarantined_receipts)",
+        ),
+        Column(
+            "quarantine_gate",
+            pa.string(),
+            "passed, or accepted: published with --accept-quarantine although a store's "
+            "quarantined share passed the limit",
+            allowed=_values(Gate),
+        ),
+        Column(
+            "receipt_key",
+            pa.list_(pa.string()),
+            "the columns that made a receipt: receipt_id (unique per chain), store_id and "
+            "receipt_id, or store_id, register_id and receipt_id",
+        ),
         Column(
             "age_checks_recorded", pa.bool_(), "whether the transactions had an age_check column"
         ),
@@ -569,6 +636,7 @@ ABOUT: dict[str, About] = {
     "store_coverage": About(
         "store and coverage measure (the gate's figures)", ("day", "store_id", "measure")
     ),
+    "quarantined_receipts": About("receipt a bad line quarantined", ("day", "receipt_id")),
     "runs": About("run of the day (a re-run adds a row)", ("day", "run_id")),
 }
 

@@ -18,7 +18,9 @@ with today as (
         case when $checks_recorded then count(*) filter (where missed_check) end
             as missed_receipts,
         case when $checks_recorded then count(*) filter (where reason = 'sold_after_refusal') end
-            as sold_after_refusal_receipts
+            as sold_after_refusal_receipts,
+        -- a restricted line keyed or approved by another operator (a supervisor's override)
+        count(*) filter (where approved_by is not null) as approved_receipts
     from restricted_sales
     group by store_id, cashier_id
 ),
@@ -71,6 +73,7 @@ final as (
         today.missed_receipts,
         today.missed_receipts / nullif(today.flagged_receipts, 0) as missed_rate,
         today.sold_after_refusal_receipts,
+        today.approved_receipts,
         rolling.restricted_7d::bigint as restricted_receipts_7d,
         rolling.flagged_7d::bigint as flagged_receipts_7d,
         rolling.flagged_7d / rolling.restricted_7d as flagged_rate_7d,

@@ -2,6 +2,8 @@
 -- Receipts without an age go to the 'unknown' group, so totals add up to the day's sales.
 -- category_receipts counts a receipt in every category it bought: not additive across them.
 -- Every cell, before the small-cell rule (sql/age_group_purchases.sql publishes it).
+-- A line of a code missing from the catalog sums under 'uncategorised', or 'adjustment' when it
+-- is an adjustment line (quantity 0 from the reader: a coupon, a discount, an info line).
 -- Inputs: lines, catalog, receipt_ages. Parameter: $day.
 with lines_aged as (
     select
@@ -9,7 +11,10 @@ with lines_aged as (
         coalesce(receipt_ages.age_group, 'unknown') as age_group,
         receipt_ages.age_group_low,
         receipt_ages.age_group_high,
-        coalesce(catalog.category, 'uncategorised') as category,
+        coalesce(
+            catalog.category,
+            case when lines.quantity = 0 then 'adjustment' else 'uncategorised' end
+        ) as category,
         coalesce(catalog.age_restricted, false) as age_restricted,
         lines.receipt_id,
         lines.quantity,

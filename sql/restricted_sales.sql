@@ -1,6 +1,8 @@
 -- Every receipt of the day that sold an age-restricted item, with the store's policy and the
 -- reason to review it (null: the shopper looked old enough), the till's age check and whether
 -- it was a missed check. Internal: alcohol_checks and cashier_compliance are built from it.
+-- approved_by: the operators other than the receipt's cashier who keyed or approved one of its
+-- restricted lines (a supervisor's override; lines.operator_id), null: the cashier alone.
 -- Inputs: lines, catalog, receipt_ages, policy (store_id, legal_age, challenge_age), margins
 -- (low, high, mae: the model's error per band), age_checks (receipt_id, age_check), curve
 -- (threshold, teen_miss, adult_flag: the model card's operating curve).
@@ -12,7 +14,9 @@ with restricted_lines as (
         lines.receipt_id,
         lines.sku,
         lines.quantity,
-        lines.amount
+        lines.amount,
+        -- keyed or approved by another operator than the receipt's cashier: an override
+        case when lines.operator_id != lines.cashier_id then lines.operator_id end as approver
     from lines
     inner join catalog on lines.sku = catalog.sku
     where catalog.age_restricted
@@ -24,7 +28,8 @@ restricted as (
         receipt_id,
         list(distinct sku order by sku) filter (where quantity > 0) as restricted_skus,
         sum(quantity)::decimal(12, 3) as restricted_units,
-        sum(amount)::decimal(18, 2) as restricted_amount
+        sum(amount)::decimal(18, 2) as restricted_amount,
+        string_agg(distinct approver, ', ' order by approver) as approved_by
     from restricted_lines
     group by receipt_id
     having sum(quantity) > 0
@@ -36,6 +41,7 @@ checked as (
         restricted.restricted_skus,
         restricted.restricted_units,
         restricted.restricted_amount,
+        restricted.approved_by,
         coalesce(policy.legal_age, $legal_age)::double as legal_age,
         coalesce(policy.challenge_age, $challenge_age)::double as challenge_age,
         coalesce(margins.mae, 0) * $margin as margin_years,
@@ -77,6 +83,7 @@ final as (
         store_id,
         register_id,
         cashier_id,
+        approved_by,
         receipt_id,
         paid_at,
         predicted_age,

@@ -19,7 +19,10 @@ with cell_receipts as (
         receipt_ages.store_id,
         [
             coalesce(receipt_ages.age_group, 'unknown'),
-            coalesce(catalog.category, 'uncategorised'),
+            coalesce(
+                catalog.category,
+                case when lines.quantity = 0 then 'adjustment' else 'uncategorised' end
+            ),
             coalesce(catalog.age_restricted, false)::varchar
         ] as cell,
         lines.receipt_id

@@ -30,6 +30,7 @@ TABLES = {
     "age_group_shares": 3,
     "alcohol_checks": 2,
     "cashier_compliance": 1,
+    "quarantined_receipts": 6,
 }
 
 

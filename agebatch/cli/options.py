@@ -56,6 +56,7 @@ METAVARS = {
     "retention_days": "N",
     "image_size": "PX",
     "limit": "N",
+    "transactions_format": "FILE.toml",
 }
 PARSERS: dict[str, Callable[[str], object]] = {
     "age_groups": parse_age_bounds,
@@ -86,6 +87,8 @@ GROUPS = {
     "coverage_days": "coverage gate",
     "coverage_min_count": "coverage gate",
     "accept_low_coverage": "coverage gate",
+    "transactions_format": "transactions (docs/inputs.md)",
+    "accept_quarantine": "transactions (docs/inputs.md)",
 }
 
 

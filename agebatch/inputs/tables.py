@@ -35,6 +35,8 @@ CSV_OPTIONS: dict[str, object] = {
     "null_padding": False,
     "ignore_errors": False,
 }
+# Delimiters a file may be written with, in words (a file read with another is told which).
+SEPARATORS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 SOURCE_ROW = "source_row"  # with rows=True: the 1-based row of the file a line came from
 
 
@@ -66,26 +68,8 @@ def load_table(
     """Load a Parquet or CSV file as table `name` with typed columns, or say what is wrong;
     optional columns (may be absent, may be empty) follow the required ones when present; with
     rows, the table also has SOURCE_ROW (the file's 1-based row of each line)."""
-    if not path.is_file():
-        raise InputError(f"{what.capitalize()} file {path} does not exist.")
     read = f"{name}_read"
-    try:
-        if path.suffix.lower() == ".parquet":
-            rel = con.read_parquet(str(path))
-        elif path.suffix.lower() == ".csv":
-            names = dict.fromkeys(read_csv_header(path, what), "varchar")
-            rel = con.read_csv(str(path), columns=names, **CSV_OPTIONS)
-        else:
-            raise InputError(f"{what.capitalize()} file {path} must be .parquet or .csv.")
-        missing = [c for c in columns if c not in rel.columns]
-        if missing:
-            raise InputError(
-                f"{what.capitalize()} file {path} lacks the column(s) {', '.join(missing)} "
-                f"(expected {', '.join(columns)})."
-            )
-        rel.create(read)  # every row is read here; the table's rowid is the file's row order
-    except duckdb.Error as error:
-        raise InputError(_unreadable(what, path, error)) from None
+    file_columns = read_raw(con, read, path, what, list(columns))
     for column, type_ in columns.items():
         empty = "false" if column in nullable else f'"{column}" is null'
         wrong = f'try_cast("{column}" as {type_}) is null and "{column}" is not null'
@@ -100,7 +84,7 @@ def load_table(
                 f"{what.capitalize()} file {path}: column {column} has {bad} value(s) that are "
                 f"empty or not of type {type_} (first: {shown} on {where(path, rowid + 1)})."
             )
-    present = {c: t for c, t in (optional or {}).items() if c in rel.columns}
+    present = {c: t for c, t in (optional or {}).items() if c in file_columns}
     for column, type_ in present.items():
         value = f"nullif(trim(\"{column}\"::varchar), '')"
         found = con.execute(
@@ -125,22 +109,71 @@ def load_table(
     con.execute(f"drop table {read}")
 
 
-def read_csv_header(path: Path, what: str) -> list[str]:
-    """The column names on a CSV file's first line (UTF-8, quotes allowed), each once."""
+def read_raw(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    path: Path,
+    what: str,
+    required: Iterable[str],
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+) -> list[str]:
+    """Load a Parquet or CSV file as table `name` as written (a CSV's columns all text, its
+    dialect fixed), every row read; its rowid is the file's row order. Returns its columns; a
+    file that is missing, unreadable or lacks a `required` column is one sentence (InputError)."""
+    if not path.is_file():
+        raise InputError(f"{what.capitalize()} file {path} does not exist.")
+    try:
+        if path.suffix.lower() == ".parquet":
+            rel = con.read_parquet(str(path))
+        elif path.suffix.lower() == ".csv":
+            header = read_csv_header(path, what, delimiter, encoding)
+            options = {**CSV_OPTIONS, "delimiter": delimiter, "encoding": encoding}
+            rel = con.read_csv(str(path), columns=dict.fromkeys(header, "varchar"), **options)
+        else:
+            raise InputError(f"{what.capitalize()} file {path} must be .parquet or .csv.")
+        missing = [c for c in required if c not in rel.columns]
+        if missing:
+            raise InputError(
+                f"{what.capitalize()} file {path} lacks the column(s) {', '.join(missing)} "
+                f"(expected {', '.join(required)})."
+            )
+        rel.create(name)  # every row is read here; the table's rowid is the file's row order
+    except duckdb.Error as error:
+        raise InputError(_unreadable(what, path, error)) from None
+    return list(rel.columns)
+
+
+def read_csv_header(
+    path: Path, what: str, delimiter: str = ",", encoding: str = "utf-8"
+) -> list[str]:
+    """The column names on a CSV file's first line (quotes allowed), each once; a file
+    separated by another delimiter than `delimiter` (`;`, a tab) is told so."""
     with path.open("rb") as file:
         first = file.readline(1 << 20)
     try:
-        line = first.decode("utf-8-sig").rstrip("\r\n")
-    except UnicodeDecodeError:
-        raise InputError(f"{what.capitalize()} file {path}: line 1 is not UTF-8 text.") from None
+        line = first.decode("utf-8-sig" if encoding == "utf-8" else encoding).rstrip("\r\n")
+    except (UnicodeDecodeError, LookupError):
+        raise InputError(
+            f"{what.capitalize()} file {path}: line 1 is not {encoding.upper()} text."
+        ) from None
     if not line:
         raise InputError(f"{what.capitalize()} file {path} is empty: it needs a header line.")
     try:
-        names = next(csv.reader([line], strict=True))
+        names = next(csv.reader([line], delimiter=delimiter, strict=True))
     except csv.Error as error:
         raise InputError(
             f"{what.capitalize()} file {path}: line 1 (the header) cannot be read ({error})."
         ) from None
+    if len(names) == 1:
+        for other, called in SEPARATORS.items():
+            if other != delimiter and other in line:
+                raise InputError(
+                    f"{what.capitalize()} file {path} is separated by {called}, not by "
+                    f"{SEPARATORS.get(delimiter, repr(delimiter))}: write it with "
+                    f"{SEPARATORS.get(delimiter, repr(delimiter))} or give a format file "
+                    "(--transactions-format, docs/inputs.md) that names its delimiter."
+                )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InputError(f"{what.capitalize()} file {path} names the column(s) {repeated} twice.")

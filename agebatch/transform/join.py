@@ -19,6 +19,7 @@ from agebatch.config import (
     age_group_labels,
 )
 from agebatch.duck import connect
+from agebatch.inputs.transactions import QUARANTINE_SCHEMA
 from agebatch.predict.card import ModelCard
 from agebatch.schema import ReceiptStatus, conform
 from agebatch.transform.affinity import AffinityInputs, add_affinity, affinity_inputs
@@ -54,6 +55,7 @@ def join_day(
     affinity: AffinityInputs | None = None,
     clock_offsets: pa.Table | None = None,
     min_cell_receipts: int = K,
+    quarantined: pa.Table | None = None,
 ) -> dict[str, pa.Table]:
     """Match each receipt to its shopper's age, sum purchases per age group, list the
     restricted sales to review and sum the affinity window: every declared model
@@ -64,13 +66,16 @@ def join_day(
     seconds a camera's clock runs ahead of its till's. Registers whose camera clock looks off
     (till_clocks.drift_suspected) are logged. min_cell_receipts is k: the aggregates' cells
     of fewer receipts are merged per store (sql/small_cells.sql; 1: none are). affinity
-    defaults to the run config's settings with no earlier days.
+    defaults to the run config's settings with no earlier days. lines may carry operator_id
+    (who keyed a line, where not its receipt's cashier; default none); quarantined is the
+    reader's quarantined receipts (agebatch.inputs.transactions.QUARANTINE_SCHEMA; default
+    none).
     """
     groups = age_groups_frame(age_bounds)
     labels = tuple(groups["label"])
     affinity = affinity or AffinityInputs(groups=labels)
     inputs = {  # the declared INPUTS of agebatch.transform.models
-        "lines": _with_nulls(lines, "paid_at_utc"),
+        "lines": _with_operator(_with_nulls(lines, "paid_at_utc")),
         "catalog": catalog,
         "captures": _with_nulls(captures, "captured_at_utc"),
         "clock_offsets": OFFSET_SCHEMA.empty_table() if clock_offsets is None else clock_offsets,
@@ -83,6 +88,7 @@ def join_day(
         ),
         "compliance_history": compliance.history,
         "affinity_history": affinity.history,
+        "quarantine": QUARANTINE_SCHEMA.empty_table() if quarantined is None else quarantined,
     }
     for name, table in inputs.items():
         con.register(name, table)
@@ -140,6 +146,18 @@ def _with_nulls(table: pa.Table | pd.DataFrame, column: str) -> pa.Table | pd.Da
     return table.assign(**{column: pd.Series(pd.NaT, index=table.index, dtype="datetime64[us]")})
 
 
+def _with_operator(table: pa.Table | pd.DataFrame) -> pa.Table | pd.DataFrame:
+    """The lines with operator_id (who keyed a line that is not its receipt's cashier; null:
+    the cashier) added as all nulls where they lack it."""
+    if isinstance(table, pa.Table):
+        if "operator_id" in table.column_names:
+            return table
+        return table.append_column("operator_id", pa.nulls(table.num_rows, pa.string()))
+    if "operator_id" in table.columns:
+        return table
+    return table.assign(operator_id=pd.Series(None, index=table.index, dtype="string"))
+
+
 def age_groups_frame(age_bounds: Sequence[int]) -> pd.DataFrame:
     """The age groups the SQL reads: label, [low, high) as numbers for matching ages, and the
     whole-year bounds published beside each label (0 for the first group, null past the last)."""
@@ -160,6 +178,7 @@ def transform_day(
     captures: pd.DataFrame,
     age_checks: pa.Table | None,
     clock_offsets: pa.Table | None,
+    quarantined: pa.Table | None = None,
 ) -> tuple[dict[str, pa.Table], ComplianceInputs]:
     """The day's tables to publish from its lines, catalog and aged captures: the declared
     models, the corrected shares, every table conformed to its published schema; and the
@@ -180,6 +199,7 @@ def transform_day(
             affinity=affinity_inputs(config, card, day),
             clock_offsets=clock_offsets,
             min_cell_receipts=config.min_cell_receipts,
+            quarantined=quarantined,
         )
     confusion = card.age_confusion
     tables["age_group_shares"] = add_corrected_shares(

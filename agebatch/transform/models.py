@@ -31,6 +31,7 @@ INPUTS = (
     "age_checks",  # receipt_id, age_check from the till
     "compliance_history",  # earlier days of cashier_compliance (agebatch.transform.history)
     "affinity_history",  # earlier days of age_group_item_receipts (agebatch.transform.history)
+    "quarantine",  # the receipts the reader quarantined (agebatch.inputs.transactions)
 )
 
 MODELS = (
@@ -82,6 +83,8 @@ MODELS = (
         ("day", "before_s", "after_s", "search_s", "bin_s"),
         published=True,
     ),
+    # The receipts a bad line quarantined: listed, in no other table.
+    Model("quarantined_receipts", ("quarantine",), ("day",), published=True),
     # What each age group buys, the day's counts and the window's sums (lifts added in Python).
     Model("age_group_item_receipts", ("lines", "catalog", "receipt_ages"), ("day",), True),
     Model(

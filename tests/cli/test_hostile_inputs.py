@@ -78,7 +78,7 @@ def test_refused_photos_are_counted_and_their_receipts_unchecked(
 
 @pytest.mark.parametrize(
     "problem",
-    ["manifest outside", "manifest pipe", "two registers", "ragged line", "another day"],
+    ["manifest outside", "manifest pipe", "semicolons", "ragged line"],
 )
 def test_a_bad_manifest_or_transactions_file_is_one_sentence_and_publishes_nothing(
     problem: str,
@@ -102,10 +102,10 @@ def test_a_bad_manifest_or_transactions_file_is_one_sentence_and_publishes_nothi
     elif problem == "manifest pipe":
         os.mkfifo(folder / "captures.csv")
         message = r"captures\.csv is refused, not a regular file \(a named pipe\)"
-    elif problem == "two registers":
-        lines.loc[len(lines)] = {**lines.iloc[0].to_dict(), "register_id": "R9"}
-        lines.to_parquet(tx)
-        message = rf"{DAY}\.parquet, row {len(lines)}: receipt .* is at register 'R9' but"
+    elif problem == "semicolons":
+        tx.unlink()
+        lines.to_csv(sample.transactions / f"{DAY}.csv", index=False, sep=";")
+        message = r"\.csv is separated by semicolons, not by commas"
     elif problem == "ragged line":
         tx.unlink()
         text = lines.to_csv(index=False).splitlines()
@@ -113,10 +113,6 @@ def test_a_bad_manifest_or_transactions_file_is_one_sentence_and_publishes_nothi
         (sample.transactions / f"{DAY}.csv").write_text("\n".join(text) + "\n")
         width = len(lines.columns)
         message = rf"\.csv: line 6 has {width + 1} field\(s\) where the header has {width}"
-    else:
-        lines.loc[0, "paid_at"] = pd.Timestamp(DAY) - pd.Timedelta(days=3)
-        lines.to_parquet(tx)
-        message = r"row 1: receipt .* has a line paid at 2026-11-21"
     out = tmp_path / "out"
     code = _run(["run", "--day", str(DAY), *_args(sample, out, brightness_model_path)])
     err = capsys.readouterr().err.strip().splitlines()
@@ -124,3 +120,47 @@ def test_a_bad_manifest_or_transactions_file_is_one_sentence_and_publishes_nothi
     assert err[-1].startswith("agebatch: error: ")
     assert re.search(message, err[-1]), err[-1]
     assert not any(out.rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("problem", ["two registers", "another day", "nan quantity"])
+def test_a_bad_line_quarantines_its_receipt_and_the_day_publishes(
+    problem: str, sample: SampleDay, tmp_path: Path, brightness_model_path: Path
+) -> None:
+    tx = sample.transactions / f"{DAY}.parquet"
+    lines = pd.read_parquet(tx)
+    receipt = lines.loc[0, "receipt_id"]
+    if problem == "two registers":
+        lines.loc[len(lines)] = {**lines.iloc[0].to_dict(), "register_id": "R9"}
+    elif problem == "another day":
+        lines.loc[0, "paid_at"] = pd.Timestamp(DAY) - pd.Timedelta(days=3)
+    else:
+        lines.loc[0, "quantity"] = float("nan")
+    lines.to_parquet(tx)
+    out = tmp_path / "out"
+    assert _run(["run", "--day", str(DAY), *_args(sample, out, brightness_model_path)]) == 0
+    listed = pd.read_parquet(out / "quarantined_receipts")
+    assert list(listed["receipt_id"]) == [receipt]
+    assert pd.read_parquet(out / "runs")["receipts_quarantined"].tolist() == [1]
+    ages = pd.read_parquet(out / "receipt_ages")
+    assert receipt not in set(ages["receipt_id"]) and len(ages) == 39
+    kept = lines[lines["receipt_id"] != receipt]
+    revenue = pd.read_parquet(out / "age_group_purchases")["revenue"].map(float).sum()
+    assert revenue == pytest.approx(kept["amount"].sum(), abs=0.005)
+
+
+def test_a_store_with_too_many_quarantined_receipts_refuses_the_day_unless_accepted(
+    sample: SampleDay, tmp_path: Path, brightness_model_path: Path, capsys
+) -> None:
+    tx = sample.transactions / f"{DAY}.parquet"
+    lines = pd.read_parquet(tx)
+    store = lines.loc[0, "store_id"]
+    broken = lines["receipt_id"].isin(lines.loc[lines["store_id"] == store, "receipt_id"][:15])
+    lines.loc[broken, "quantity"] = float("nan")
+    lines.to_parquet(tx)
+    out = tmp_path / "out"
+    args = ["run", "--day", str(DAY), *_args(sample, out, brightness_model_path)]
+    assert _run(args) == 3
+    assert "Quarantined too many receipts" in capsys.readouterr().err
+    assert not any(out.rglob("*.parquet"))
+    assert _run([*args, "--accept-quarantine"]) == 0
+    assert pd.read_parquet(out / "runs")["quarantine_gate"].tolist() == ["accepted"]

@@ -17,7 +17,14 @@ from agebatch.transform.models import INPUTS, MODELS, Model
 from agebatch.transform.runner import ModelError, check_params, in_order, run_models
 
 # sql/ files the transform stage does not run: inputs/transactions.py reads the till lines.
-NOT_MODELS = {"lines", "line_faults"}
+NOT_MODELS = {
+    "lines",
+    "receipt_key",
+    "line_receipts",
+    "line_faults",
+    "receipt_cashiers",
+    "quarantine_shares",
+}
 
 
 def _tables_read(text: str) -> set[str]:
