@@ -24,6 +24,9 @@ class PhotoStatus(StrEnum):
     # not opened or not decoded: outside the day folder, not a regular file, over the pixel
     # budget, a colour mode not converted, or over the time budget (docs/hostile-inputs.md)
     REFUSED = "refused"
+    # a face was found but reads below the model card's quality floor: no age (quality_part
+    # names the failing part)
+    LOW_QUALITY = "low_quality"
 
 
 class ReceiptStatus(StrEnum):
