@@ -127,6 +127,25 @@ class OperatingCurve(BaseModel):
         return next((p for p in self.points if p.teen_miss <= max_teen_miss), None)
 
 
+class CardQuality(BaseModel):
+    """The quality floors of a card: a photo with any part under its floor is low_quality."""
+
+    model_config = ConfigDict(extra="allow")
+    floors: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("floors")
+    @classmethod
+    def _known_parts(cls, floors: dict[str, float]) -> dict[str, float]:
+        from agebatch.predict.quality import PARTS
+
+        unknown = sorted(set(floors) - set(PARTS))
+        if unknown:
+            raise ValueError(f"unknown quality parts {unknown}; known: {', '.join(PARTS)}")
+        if any(value <= 0 for value in floors.values()):
+            raise ValueError("quality floors must be > 0")
+        return floors
+
+
 class ModelCard(BaseModel):
     """A model card; unknown fields (architecture, source, licence, …) are kept as written."""
 
@@ -142,6 +161,7 @@ class ModelCard(BaseModel):
     test_time_augmentation: Literal["none", "flip"] = "none"
     age_confusion: AgeConfusion | None = None
     operating_curve: OperatingCurve | None = None
+    quality: CardQuality | None = None
     training: dict[str, Any] | None = None
 
     @field_validator("output")
