@@ -127,11 +127,22 @@ class OperatingCurve(BaseModel):
         return next((p for p in self.points if p.teen_miss <= max_teen_miss), None)
 
 
+class CardLight(BaseModel):
+    """Light normalisation: a face whose centre is darker than `below` (mean grey level of the
+    chip's centre, 0-255) is brightened by one gain to `target`."""
+
+    model_config = ConfigDict(extra="allow")
+    below: float = Field(gt=0, le=255)
+    target: float = Field(gt=0, le=255)
+
+
 class CardQuality(BaseModel):
-    """The quality floors of a card: a photo with any part under its floor is low_quality."""
+    """The quality floors of a card: a photo with any part under its floor is low_quality;
+    and the light normalisation of dim faces (None: none)."""
 
     model_config = ConfigDict(extra="allow")
     floors: dict[str, float] = Field(default_factory=dict)
+    light: CardLight | None = None
 
     @field_validator("floors")
     @classmethod

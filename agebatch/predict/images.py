@@ -172,6 +172,7 @@ class InputSpec:
     padding: float  # dlib chip padding, for cards without an aligned-crop box
     limits: Limits = NO_LIMITS  # where a photo may lie, its pixel and time budgets
     floors: tuple[tuple[str, float], ...] = ()  # quality floors (card's `quality`); (): none
+    light: tuple[float, float] | None = None  # (below, target): see brightened
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "photos", PhotoKind(self.photos))
@@ -182,6 +183,7 @@ class InputSpec:
     ) -> InputSpec:
         """The spec a model card asks for, for photos of the given kind."""
         floors = tuple(sorted(card.quality.floors.items())) if card.quality else ()
+        light = card.quality.light if card.quality else None
         return cls(
             card.size,
             card.crop,
@@ -190,6 +192,7 @@ class InputSpec:
             card.face.padding,
             limits,
             floors,
+            (light.below, light.target) if light else None,
         )
 
 
@@ -288,7 +291,16 @@ def judged(views: np.ndarray, spec: InputSpec, parts: dict[str, float]) -> Decod
     if not quality.passed:
         reason = f"{quality.part} under the card's floor"
         return Decoded(None, PhotoStatus.LOW_QUALITY, reason, quality)
+    if spec.light is not None and parts["exposure"] < spec.light[0]:
+        views = brightened(views, parts["exposure"], spec.light[1])
     return Decoded(views, PhotoStatus.OK, quality=quality)
+
+
+def brightened(views: np.ndarray, exposure: float, target: float) -> np.ndarray:
+    """A dim face's views with one gain, target / exposure, so the face's centre has the mean
+    grey level `target` (the card's `quality.light`: only for faces darker than its `below`)."""
+    gain = target / max(exposure, 1.0)
+    return np.clip(np.rint(views.astype(np.float32) * gain), 0, 255).astype(np.uint8)
 
 
 def _face_parts(face: Face, zoom_pixels: np.ndarray, factor: float) -> dict[str, float]:
