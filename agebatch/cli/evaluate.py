@@ -163,13 +163,13 @@ def conditions_command(args: argparse.Namespace, model, faces, config: PredictCo
         args.json.write_text(json.dumps(table, indent=2, default=str) + "\n")
         print(f"Wrote {args.json}")
     if args.write_conditions:
-        record = conditions_record(table, args, len(faces.paths))
+        record = conditions_record(table, args, len(faces.paths), str(config.photo_kind))
         path = update_card(model, {"conditions": record})
         print(f"Wrote conditions to {path}")
     return 0
 
 
-def conditions_record(table: dict, args: argparse.Namespace, n: int) -> dict:
+def conditions_record(table: dict, args: argparse.Namespace, n: int, photo_kind: str) -> dict:
     """The card's `conditions`: which faces, how read, and per condition the figures."""
     keys = (
         "condition",
@@ -186,7 +186,7 @@ def conditions_record(table: dict, args: argparse.Namespace, n: int) -> dict:
     subset_text = f"{n} faces, numpy default_rng({args.seed})" if args.subset else f"{n} faces"
     return {
         "faces": f"{args.faces.resolve().name} ({subset_text})",
-        "photo_kind": str(args.photo_kind or "auto"),
+        "photo_kind": photo_kind,
         "command": f"agebatch evaluate --faces {args.faces.resolve().name} --conditions "
         f"{args.conditions}"
         + (f" --subset {args.subset} --seed {args.seed}" if args.subset else "")
