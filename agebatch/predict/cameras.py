@@ -7,8 +7,9 @@ The rule:
    are judged one by one by the crop test (faces.is_face_crop: small and about square, then no
    face or one big centred face, the detector looking at the photo with a grey margin round
    it). Unreadable photos do not vote.
-   A crop's vote carries its measured misalignment: its face's 5 landmarks against the card's
-   aligned framing (faces.alignment; above 1 the crop is not aligned).
+   A crop's vote carries its measured misalignment: its detected face's 5 landmarks against
+   the card's aligned framing (faces.alignment; above 1 the crop is not aligned); a crop in
+   which no face is detected votes crop without a measure (counted as aligned).
 2. The camera is a **crop camera** when more than half of its votes say crop; otherwise (a tie,
    or no readable photo in the sample) it is a **frame camera**. Votes stop as soon as the
    remaining photos of the sample could no longer change the outcome, so the decision is the

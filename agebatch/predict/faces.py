@@ -799,13 +799,14 @@ def assumed_face(rgb: np.ndarray, finder: FaceFinder) -> Face:
     return finder.add_landmarks(rgb, [Face((x0 * w, y0 * h, x1 * w, y1 * h), 0.0)])[0]
 
 
-def loose_crop_face(rgb: np.ndarray, finder: FaceFinder) -> Face | None:
+def loose_crop_face(rgb: np.ndarray, finder: FaceFinder, guess: bool = True) -> Face | None:
     """The face of a crop that is not aligned (the camera's own box), with landmarks.
 
     The detector looks at the photo with a grey margin around it (as crop_face); the largest
     face is taken. When it finds none, the landmarks fitted in the assumed box say where the
     face is, and are fitted again in the box they imply (a second look without a detector);
-    None when even that framing lies mostly outside the photo.
+    None when even that framing lies mostly outside the photo, or (guess=False) when the
+    detector found no face.
     """
     rgb = _check_rgb(rgb)
     h, w = rgb.shape[:2]
@@ -813,6 +814,8 @@ def loose_crop_face(rgb: np.ndarray, finder: FaceFinder) -> Face | None:
     if found:
         face = max(found, key=lambda f: f.area)
         return finder.add_landmarks(rgb, [face])[0]
+    if not guess:
+        return None
     first = assumed_face(rgb, finder)
     a, b, tx, ty = _similarity(first.landmarks or (), ALIGNED_CROP_LANDMARKS)
     det = a * a + b * b

@@ -346,10 +346,11 @@ def crop_input(
         return judged(pixels[None], spec, parts)
     if framing == Framing.CHECKED:
         face = assumed_face(rgb, finder)
-        if alignment(face, w, h).aligned:
+        found = None if alignment(face, w, h).aligned else loose_crop_face(rgb, finder, False)
+        if found is None:  # aligned, or no face detected to align by
             pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
             return judged(pixels[None], spec, _face_parts(face, pixels, factor))
-    face = loose_crop_face(rgb, finder)
+    face = found if framing == Framing.CHECKED else loose_crop_face(rgb, finder)
     if face is None:
         return Decoded(None, PhotoStatus.NO_FACE)
     box = spec.crop or (0.0, 0.0, 1.0, 1.0)
@@ -426,7 +427,10 @@ def crop_vote(path: Path, limits: Limits = NO_LIMITS) -> float | bool | None:
         return None
     try:
         face = crop_face(np.asarray(image), worker_finder())
-        return False if face is None else alignment(face, *image.size).misalignment
+        if face is None:
+            return False
+        # No face detected (score 0): landmarks fitted on nothing measure nothing.
+        return alignment(face, *image.size).misalignment if face.score > 0 else True
     except ValueError:  # decoded, but too small to look at
         return None
 

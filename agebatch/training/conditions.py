@@ -119,22 +119,21 @@ def describe(name: str) -> str:
 
 
 def write_condition(name: str, paths: list[Path], out: Path, seed: int = 0) -> list[Path]:
-    """The photos of `paths` under condition `name`, written as JPEG (quality 95, or the
-    condition's own) under out/name/; the same seed gives the same copies."""
+    """The photos of `paths` under condition `name` under out/name/: as JPEG (quality 95), but
+    clean and jpeg copies losslessly (PNG: the same pixels, not compressed twice); the same
+    seed gives the same copies."""
     if name not in CONDITIONS:
         raise ValueError(f"unknown condition {name!r}; known: {', '.join(CONDITIONS)}")
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     degrade = CONDITIONS[name]
+    lossless = name in ("clean", "jpeg")
     written = []
     for index, path in enumerate(paths):
         rng = np.random.default_rng([seed, index, sum(map(ord, name))])
         with Image.open(path) as source:
             image = degrade(source.convert("RGB"), rng)
-        target = folder / f"{index:06d}.png" if name == "jpeg" else folder / f"{index:06d}.jpg"
-        if name == "jpeg":  # already compressed: stored losslessly, not compressed twice
-            image.save(target)
-        else:
-            image.save(target, quality=95)
+        target = folder / f"{index:06d}.{'png' if lossless else 'jpg'}"
+        image.save(target, **({} if lossless else {"quality": 95}))
         written.append(target)
     return written

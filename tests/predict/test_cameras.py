@@ -290,3 +290,34 @@ def test_a_vote_over_the_time_budget_is_none_and_the_sample_goes_on(
         assert votes[1] is None and all(0 <= votes[i] <= 1 for i in (0, 2))
     finally:
         release.set()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cast=st.lists(
+        st.one_of(st.just(False), st.none(), st.floats(0, 3), st.just(True)),
+        min_size=1,
+        max_size=16,
+    )
+)
+def test_a_crop_camera_is_loose_when_more_than_an_eighth_of_its_crops_are_misaligned(
+    cast: list,
+) -> None:
+    paths = [Path(f"/day/C/{j:04d}.jpg") for j in range(len(cast))]
+    truth = dict(zip(paths, cast, strict=True))
+    verdict = decide(paths, ["C"] * len(paths), 16, lambda todo: [truth[p] for p in todo])["C"]
+    votes = cast[: verdict.looked_at]
+    crops = [v for v in votes if v is True or (isinstance(v, float) and v is not False)]
+    misaligned = [v for v in crops if v is not True and v > 1.0]
+    if verdict.kind != PhotoKind.CROPS:
+        assert verdict.saves == "frames" and verdict.reading == Reading.BY_PHOTO
+    elif len(misaligned) > len(crops) / 8:
+        assert verdict.saves == "loose crops" and verdict.reading == Reading.LOOSE
+    else:
+        assert verdict.saves == "aligned crops" and verdict.reading == Reading.BY_SIZE
+    measured = sorted(v for v in crops if v is not True)
+    assert verdict.misaligned == len(misaligned)
+    if measured:
+        assert verdict.misalignment == pytest.approx(float(np.median(measured)))
+    row = verdict.row()
+    assert row["camera"] == "C" and row["saves"] == verdict.saves
