@@ -30,6 +30,7 @@ import numpy as np
 HIGHER_IS_BETTER = ("face_px", "sharpness", "exposure", "contrast", "detector")
 LOWER_IS_BETTER = ("landmark_fit", "yaw", "roll")
 PARTS = HIGHER_IS_BETTER + LOWER_IS_BETTER
+_GREY = np.array([0.299, 0.587, 0.114], np.float32)
 SCORE_CAP = 9.99  # a part far above its floor says no more
 FACE_OF_CROP = 0.895  # dlib's HOG box spans this much of an aligned crop's width
 # Where the 5 landmarks sit in an aligned crop (faces.ALIGNED_CROP_LANDMARKS order: right eye
@@ -53,9 +54,9 @@ class Quality:
 
 def chip_parts(chip: np.ndarray) -> dict[str, float]:
     """sharpness, exposure and contrast of a (h, w, 3) uint8 chip, from its central 60%."""
-    grey = chip[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    h, w = grey.shape
-    centre = grey[round(0.2 * h) : round(0.8 * h), round(0.2 * w) : round(0.8 * w)]
+    h, w = chip.shape[:2]
+    middle = chip[round(0.2 * h) : round(0.8 * h), round(0.2 * w) : round(0.8 * w), :3]
+    centre = middle.astype(np.float32) @ _GREY
     contrast = float(centre.std())
     lap = (
         4 * centre[1:-1, 1:-1]
