@@ -336,14 +336,14 @@ def crop_input(
     and always for ALIGNED, its face is found and aligned by its landmarks, as a frame's face
     is. stored: the stored photo's size (the image may be decoded at a reduced scale).
     """
-    rgb = np.asarray(image)
     w, h = image.size
     factor = (stored[0] / w) if stored else 1.0
-    if framing == Framing.TRUSTED:
+    if framing == Framing.TRUSTED:  # no landmarks: the photo's pixels are not looked at again
         pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
         parts = chip_parts(pixels)
         parts["face_px"] = w * factor * FACE_OF_CROP  # an aligned crop's face spans this much
         return judged(pixels[None], spec, parts)
+    rgb = np.asarray(image)
     if framing == Framing.CHECKED:
         face = assumed_face(rgb, finder)
         found = None if alignment(face, w, h).aligned else loose_crop_face(rgb, finder, False)
