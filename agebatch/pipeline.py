@@ -192,6 +192,8 @@ def predict(
     aged = captures.copy()
     aged["predicted_age"] = pd.array([p.age for p in predictions], dtype="Float64")
     aged["status"] = pd.array([str(p.status) for p in predictions], dtype="string")
+    aged["quality_score"] = pd.array([p.quality for p in predictions], dtype="Float64")
+    aged["quality_part"] = pd.array([p.quality_part or None for p in predictions], dtype="string")
     log.info(
         "Predicted %d photos (%d unreadable, %d refused, %d without a face) at %.1f photos/s",
         stats.photos,

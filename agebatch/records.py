@@ -34,6 +34,7 @@ class RunRecord:
     receipts_unreadable: int
     receipts_no_face: int
     receipts_refused: int
+    receipts_low_quality: int
     alcohol_checks: int
     receipts_quarantined: int
     quarantine_gate: str

@@ -24,6 +24,9 @@ class PhotoStatus(StrEnum):
     # not opened or not decoded: outside the day folder, not a regular file, over the pixel
     # budget, a colour mode not converted, or over the time budget (docs/hostile-inputs.md)
     REFUSED = "refused"
+    # a face was found but reads below the model card's quality floor: no age (quality_part
+    # names the failing part)
+    LOW_QUALITY = "low_quality"
 
 
 class ReceiptStatus(StrEnum):
@@ -34,6 +37,7 @@ class ReceiptStatus(StrEnum):
     UNREADABLE = "unreadable"  # its photo could not be decoded
     NO_FACE = "no_face"  # its photo showed no shopper's face
     REFUSED = "refused"  # its photo was refused (not opened or not decoded, see PhotoStatus)
+    LOW_QUALITY = "low_quality"  # its face reads below the model card's quality floor
 
 
 class Reason(StrEnum):
@@ -45,6 +49,7 @@ class Reason(StrEnum):
     UNREADABLE = "unreadable"
     NO_FACE = "no_face"
     REFUSED = "refused"  # its photo was refused
+    LOW_QUALITY = "low_quality"  # its face reads below the card's quality floor: unchecked
     SOLD_AFTER_REFUSAL = "sold_after_refusal"  # the till recorded id_refused, yet it sold
 
 
@@ -97,6 +102,7 @@ class CoverageMeasure(StrEnum):
     PHOTOS_UNREADABLE = "photos_unreadable"  # of the store's photos
     PHOTOS_NO_FACE = "photos_no_face"  # of the store's photos
     PHOTOS_REFUSED = "photos_refused"  # of the store's photos (links out, pipes, budgets)
+    PHOTOS_LOW_QUALITY = "photos_low_quality"  # of the store's photos (under the card's floor)
     RECEIPTS_NO_PHOTO = "receipts_no_photo"  # of the store's receipts
 
 
@@ -220,6 +226,20 @@ TABLES: dict[str, tuple[Column, ...]] = {
             pa.string(),
             "matched, or why there is no age",
             allowed=_values(ReceiptStatus),
+        ),
+        Column(
+            "quality_score",
+            pa.float64(),
+            "the photo's face quality: its worst measured part as a multiple of the model card's "
+            "floor (below 1: low_quality, no age; null: no face cut, or no floors)",
+            True,
+        ),
+        Column(
+            "quality_part",
+            pa.string(),
+            "the part that scored lowest (face_px, sharpness, exposure, contrast, landmark_fit, "
+            "yaw, roll, detector): the failing part when status is low_quality",
+            True,
         ),
         MODEL_VERSION,
     ),
@@ -470,7 +490,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(
             "measure",
             pa.string(),
-            "the share watched: photos_unreadable, photos_no_face, photos_refused (of the store's "
+            "the share watched: photos_unreadable, photos_no_face, photos_refused, "
+            "photos_low_quality (of the store's "
             "photos), receipts_no_photo (of its receipts)",
             allowed=_values(CoverageMeasure),
         ),

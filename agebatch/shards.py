@@ -63,12 +63,14 @@ SHARDS = ".shards"
 ATTEMPTS = "attempts"
 KILL_ENV = "AGEBATCH_SHARD_KILL"
 # Bumped when what a staged file means changes, so files of an older layout are not reused.
-LAYOUT = "agebatch.shard/1"
+LAYOUT = "agebatch.shard/2"  # 2: quality_score, quality_part
 STAGED = pa.schema(
     [
         pa.field("photo", pa.string(), nullable=False),
         pa.field("predicted_age", pa.float64()),
         pa.field("status", pa.string(), nullable=False),
+        pa.field("quality_score", pa.float64()),
+        pa.field("quality_part", pa.string()),
     ]
 )
 
@@ -221,6 +223,8 @@ def run_shard(config: RunConfig, job: ShardJob, shard: Shard) -> ShardOutcome:
             "photo": list(shard.photos),
             "predicted_age": [p.age for p in predictions],
             "status": [str(p.status) for p in predictions],
+            "quality_score": [p.quality for p in predictions],
+            "quality_part": [p.quality_part or None for p in predictions],
         },
         schema=STAGED,
     )
@@ -322,6 +326,8 @@ def add_ages(captures: pd.DataFrame, ages: pd.DataFrame) -> pd.DataFrame:
     rows = by_photo.loc[list(captures["photo"])]
     aged["predicted_age"] = pd.array(rows["predicted_age"].to_numpy(), dtype="Float64")
     aged["status"] = pd.array(rows["status"].to_numpy(), dtype="string")
+    aged["quality_score"] = pd.array(rows["quality_score"].to_numpy(), dtype="Float64")
+    aged["quality_part"] = pd.array(rows["quality_part"].to_numpy(), dtype="string")
     return aged
 
 
@@ -337,6 +343,7 @@ def stats_of(aged: pd.DataFrame, seconds: float) -> PredictStats:
         seconds=seconds,
         no_face=int((status == PhotoStatus.NO_FACE).sum()),
         refused=refused,
+        low_quality=int((status == PhotoStatus.LOW_QUALITY).sum()),
     )
 
 

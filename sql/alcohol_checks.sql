@@ -1,6 +1,6 @@
 -- Age-restricted sales a manager should review: the shopper looked under the challenge age,
--- or no usable photo shows who bought (no_photo, unreadable, no_face, refused: an unchecked
--- sale), or the till recorded a refused ID yet sold (sold_after_refusal).
+-- or no usable photo shows who bought (no_photo, unreadable, no_face, refused, low_quality: an
+-- unchecked sale), or the till recorded a refused ID yet sold (sold_after_refusal).
 -- A list to review, not a verdict.
 -- Input: restricted_sales.
 with final as (

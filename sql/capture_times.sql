@@ -24,6 +24,8 @@ with timed as (
         register_clocks.offset_s,
         captures.predicted_age::double as predicted_age,
         captures.status::varchar as status,
+        captures.quality_score::double as quality_score,
+        captures.quality_part::varchar as quality_part,
         captures.receipt_id::varchar as receipt_id
     from captures
     inner join register_clocks
@@ -40,6 +42,8 @@ final as (
         camera_at - to_seconds(offset_s) as captured_on_clock,
         predicted_age,
         status,
+        quality_score,
+        quality_part,
         receipt_id,
         receipt_id is not null
         or row_number() over (

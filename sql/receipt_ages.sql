@@ -12,7 +12,9 @@ with paired as (
         receipt_times.paid_at,
         receipt_captures.photo,
         receipt_captures.status as capture_status,
-        receipt_captures.predicted_age
+        receipt_captures.predicted_age,
+        receipt_captures.quality_score,
+        receipt_captures.quality_part
     from receipt_times
     left join receipt_captures on receipt_times.receipt_id = receipt_captures.receipt_id
 ),
@@ -31,12 +33,14 @@ final as (
         age_groups.low_years as age_group_low,
         age_groups.high_years as age_group_high,
         -- matched, no_photo, or the capture's reason for having no age: unreadable, no_face,
-        -- refused
+        -- refused, low_quality
         case
             when paired.photo is null then 'no_photo'
             when paired.capture_status = 'ok' then 'matched'
             else paired.capture_status
         end as status,
+        paired.quality_score,
+        paired.quality_part,
         $model_version::varchar as model_version
     from paired
     left join age_groups

@@ -23,6 +23,8 @@ with recursive named as (
         capture_times.captured_at,
         capture_times.predicted_age,
         capture_times.status,
+        capture_times.quality_score,
+        capture_times.quality_part,
         'manifest' as paired_by
     from capture_times
     inner join receipt_times on capture_times.receipt_id = receipt_times.receipt_id
@@ -141,6 +143,8 @@ by_time as (
         capture_times.captured_at,
         capture_times.predicted_age,
         capture_times.status,
+        capture_times.quality_score,
+        capture_times.quality_part,
         'time' as paired_by
     from rounds
     inner join capture_times on rounds.photo = capture_times.photo

@@ -67,7 +67,7 @@ judged as (
     select
         *,
         case
-            -- no usable photo (no_photo, unreadable, no_face, refused): an unchecked sale
+            -- no usable photo (no_photo, unreadable, no_face, refused, low_quality): an unchecked sale
             when status != 'matched' then status
             when predicted_age < legal_age + margin_years then 'under_legal_age'
             when predicted_age < flag_threshold then 'under_challenge_age'

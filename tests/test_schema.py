@@ -29,6 +29,8 @@ def _receipts(**changes: list) -> pa.Table:
         "age_group_low": [25, None],
         "age_group_high": [35, None],
         "status": ["matched", "no_photo"],
+        "quality_score": [1.8, None],
+        "quality_part": ["contrast", None],
         "model_version": ["m1", "m1"],
         **changes,
     }

@@ -168,8 +168,17 @@ def test_a_torn_or_foreign_staged_file_is_not_reused(
     target.parent.mkdir(parents=True)
     target.write_bytes(b"PAR1 torn")
     assert read_staged(target, shard) is None
-    other = pa.table({"photo": ["x.png"], "predicted_age": [1.0], "status": ["ok"]})
-    shards.write_atomically(other.cast(shards.STAGED), target, shard.fingerprint)
+    other = pa.table(
+        {
+            "photo": ["x.png"],
+            "predicted_age": [1.0],
+            "status": ["ok"],
+            "quality_score": [None],
+            "quality_part": [None],
+        },
+        schema=shards.STAGED,
+    )
+    shards.write_atomically(other, target, shard.fingerprint)
     assert read_staged(target, shard) is None  # right key, other photos
     config = _config(scratch / "out", model=brightness_model_path)
     assert run_shard(config, _job(scratch), shard).reused is False
@@ -181,7 +190,13 @@ def test_staging_is_never_half_written(scratch: Path, monkeypatch: pytest.Monkey
     (shard,) = _plan(scratch, captures)
     target = _job(scratch).staging / f"{shard.fingerprint}.parquet"
     table = pa.table(
-        {"photo": list(shard.photos), "predicted_age": [1.0, 2.0], "status": ["ok", "ok"]},
+        {
+            "photo": list(shard.photos),
+            "predicted_age": [1.0, 2.0],
+            "status": ["ok", "ok"],
+            "quality_score": [1.5, 2.0],
+            "quality_part": ["contrast", "exposure"],
+        },
         schema=shards.STAGED,
     )
 
@@ -203,7 +218,13 @@ def test_retried_shards_are_counted_from_their_starts(scratch: Path) -> None:
         shards._mark_attempt(job, shard)
     for shard in (one, two):
         table = pa.table(
-            {"photo": list(shard.photos), "predicted_age": [1.0, 2.0], "status": ["ok"] * 2},
+            {
+                "photo": list(shard.photos),
+                "predicted_age": [1.0, 2.0],
+                "status": ["ok"] * 2,
+                "quality_score": [1.5, 2.0],
+                "quality_part": ["contrast"] * 2,
+            },
             schema=shards.STAGED,
         )
         shards.write_atomically(

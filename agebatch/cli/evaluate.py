@@ -10,6 +10,7 @@ from agebatch.cli.options import ProgressBars, add_config_options, predict_confi
 from agebatch.config import PredictConfig
 
 SPLITS = ("all", "calibration", "holdout", "validation")
+CONDITION_NAMES = ("clean", "loose", "dim", "small", "blur", "jpeg", "rotated", "motion")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -47,10 +48,40 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="store the MAE overall and per band (what --margin reads) in the model's card",
     )
+    evaluate.add_argument(
+        "--conditions",
+        metavar="NAMES",
+        help="measure the same faces under named degradations instead, each read as one camera "
+        "under --photo-kind (default auto, as a run reads): comma-separated names or 'all' "
+        f"({', '.join(CONDITION_NAMES)}); copies go to --workdir (default: a temporary folder)",
+    )
+    evaluate.add_argument(
+        "--subset",
+        type=int,
+        metavar="N",
+        help="with --conditions: a fixed random subset of N faces (numpy default_rng(--seed))",
+    )
+    evaluate.add_argument("--seed", type=int, default=24, help="the subset's seed (default 24)")
+    evaluate.add_argument(
+        "--workdir", type=Path, help="with --conditions: where the degraded copies are written"
+    )
+    evaluate.add_argument(
+        "--write-conditions",
+        action="store_true",
+        help="with --conditions: store the table in the model's card (`conditions`)",
+    )
     add_config_options(
         evaluate,
         PredictConfig,
-        only=("model", "batch_size", "workers", "decode_processes", "accelerate"),
+        only=(
+            "model",
+            "batch_size",
+            "workers",
+            "decode_processes",
+            "accelerate",
+            "photo_kind",
+            "auto_sample",
+        ),
     )
     evaluate.set_defaults(handler=command)
 
@@ -76,6 +107,8 @@ def command(args: argparse.Namespace) -> int:
         faces = validation_faces(model.card, args.faces)
     else:
         faces = read_labelled(args.faces, args.split)
+    if args.conditions:
+        return conditions_command(args, model, faces, config)
     with ProgressBars() as bars:
         result, predicted = evaluate(model, faces, config, progress=bars.new)
     result["faces"] = str(args.faces)
@@ -96,3 +129,75 @@ def command(args: argparse.Namespace) -> int:
         path = update_card(model, changes)
         print(f"Wrote {' and '.join(sorted(changes))} to {path}")
     return 0
+
+
+def conditions_command(args: argparse.Namespace, model, faces, config: PredictConfig) -> int:
+    """`--conditions`: the table of the same faces under named degradations."""
+    import tempfile
+
+    from agebatch.errors import InputError
+    from agebatch.training.evaluate import (
+        evaluate_conditions,
+        format_conditions,
+        subset,
+        update_card,
+    )
+
+    names = CONDITION_NAMES if args.conditions == "all" else tuple(args.conditions.split(","))
+    unknown = sorted(set(names) - set(CONDITION_NAMES))
+    if unknown:
+        raise InputError(
+            f"Unknown condition(s) {', '.join(unknown)}: choose from {', '.join(CONDITION_NAMES)}."
+        )
+    if args.subset is not None and args.subset < 1:
+        raise InputError("--subset must be at least 1.")
+    faces = subset(faces, args.subset, args.seed)
+    with tempfile.TemporaryDirectory(prefix="agebatch-conditions-") as scratch:
+        workdir = args.workdir or Path(scratch)
+        with ProgressBars() as bars:
+            table = evaluate_conditions(
+                model, faces, config, names, workdir, seed=args.seed, progress=bars.new
+            )
+    print(format_conditions(table, len(faces.paths), args.seed))
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=2, default=str) + "\n")
+        print(f"Wrote {args.json}")
+    if args.write_conditions:
+        record = conditions_record(table, args, len(faces.paths), str(config.photo_kind))
+        path = update_card(model, {"conditions": record})
+        print(f"Wrote conditions to {path}")
+    return 0
+
+
+def conditions_record(table: dict, args: argparse.Namespace, n: int, photo_kind: str) -> dict:
+    """The card's `conditions`: which faces, how read, and per condition the figures."""
+    keys = (
+        "condition",
+        "share_aged",
+        "statuses",
+        "mae",
+        "mae_by_band",
+        "teen_miss_rate",
+        "false_challenge_rate",
+        "share_tvd_corrected",
+        "n_by_group",
+        "camera",
+    )
+    subset_text = f"{n} faces, numpy default_rng({args.seed})" if args.subset else f"{n} faces"
+    return {
+        "faces": f"{args.faces.resolve().name} ({subset_text})",
+        "photo_kind": photo_kind,
+        "command": f"agebatch evaluate --faces {args.faces.resolve().name} --conditions "
+        f"{args.conditions}"
+        + (f" --subset {args.subset} --seed {args.seed}" if args.subset else "")
+        + " --write-conditions",
+        "figures": "over the faces aged; teen miss and adults flagged at 25",
+        "table": {name: {key: _round(row.get(key)) for key in keys} for name, row in table.items()},
+    }
+
+
+def _round(value: object) -> object:
+    """Floats to 3 places, in dicts too."""
+    if isinstance(value, dict):
+        return {k: _round(v) for k, v in value.items()}
+    return round(value, 3) if isinstance(value, float) else value

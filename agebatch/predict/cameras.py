@@ -7,21 +7,33 @@ The rule:
    are judged one by one by the crop test (faces.is_face_crop: small and about square, then no
    face or one big centred face, the detector looking at the photo with a grey margin round
    it). Unreadable photos do not vote.
+   A crop's vote carries its measured misalignment: its detected face's 5 landmarks against
+   the card's aligned framing (faces.alignment; above 1 the crop is not aligned); a crop in
+   which no face is detected votes crop without a measure (counted as aligned).
 2. The camera is a **crop camera** when more than half of its votes say crop; otherwise (a tie,
    or no readable photo in the sample) it is a **frame camera**. Votes stop as soon as the
    remaining photos of the sample could no longer change the outcome, so the decision is the
-   same as with every vote counted.
-3. A crop camera's photos (the sampled ones included) are read by size (Reading.BY_SIZE): a
-   photo whose stored size passes the size test (faces.crop_shaped: longest side <= 512 px,
-   width/height 0.8-1.25) is a crop, no detector; any other photo (the camera switched to
-   frames) is a frame, its shopper found by the detector. A frame camera's photos are each
-   judged by the crop test (Reading.BY_PHOTO), as `auto` did before it was decided per camera:
-   frames fail the size test without a detector run.
+   same as with every vote counted. A crop camera is an **aligned-crop camera** when at most
+   LOOSE_SHARE of its crop votes are misaligned, else a **loose-crop camera** (it saves its
+   own box: off-centre, looser, tilted).
+3. An aligned-crop camera's photos (the sampled ones included) are read by size
+   (Reading.BY_SIZE): a photo whose stored size passes the size test (faces.crop_shaped:
+   longest side <= 512 px, width/height 0.8-1.25) is a crop, aged as-is, no detector; any
+   other photo (the camera switched to frames) is a frame, its shopper found by the detector.
+   A loose-crop camera's crops have their face found and aligned by its landmarks
+   (Reading.LOOSE), as a frame's face is. A frame camera's photos are each judged by the crop
+   test (Reading.BY_PHOTO), as `auto` did before it was decided per camera: frames fail the
+   size test without a detector run; a photo that passes is aged as-is only when its own
+   landmarks confirm the alignment, else aligned by them.
+4. Each camera's verdict (aligned crops / loose crops / frames, and the median misalignment
+   of its crop votes) is logged and returned with the stage's figures (PredictStats.cameras),
+   so a camera that was re-mounted shows.
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -33,7 +45,18 @@ from agebatch.predict.images import Reading
 log = logging.getLogger(__name__)
 
 Camera = Hashable
-Judge = Callable[[list[Path]], list[bool | None]]  # crop votes of photos (None: unreadable)
+# A photo's vote: None (unreadable), False (a frame), True (a crop, alignment not measured) or
+# a float (a crop and its misalignment, faces.Alignment.misalignment).
+Vote = bool | float | None
+Judge = Callable[[list[Path]], list[Vote]]  # the votes of photos
+# An aligned-crop camera has at most this share of misaligned crop votes (the shared faces as
+# aligned crops: 1% of them misaligned; a 16-photo sample then has at most 1 in 99% of cameras).
+LOOSE_SHARE = 0.125
+
+
+def is_crop(vote: Vote) -> bool:
+    """Whether a vote says crop."""
+    return vote is True or (isinstance(vote, float) and not isinstance(vote, bool))
 
 
 @dataclass(frozen=True)
@@ -44,6 +67,8 @@ class Verdict:
     crops: int
     frames: int
     looked_at: int
+    misaligned: int = 0  # crop votes whose landmarks do not confirm the card's alignment
+    misalignment: float | None = None  # median over the crop votes that measured it
 
     @property
     def kind(self) -> PhotoKind:
@@ -51,9 +76,31 @@ class Verdict:
         return PhotoKind.CROPS if self.crops > self.frames else PhotoKind.FRAMES
 
     @property
+    def saves(self) -> str:
+        """What the camera saves, in words: aligned crops, loose crops or frames."""
+        if self.kind != PhotoKind.CROPS:
+            return "frames"
+        return "loose crops" if self.misaligned > LOOSE_SHARE * self.crops else "aligned crops"
+
+    @property
     def reading(self) -> Reading:
         """How the camera's photos are read."""
-        return Reading.BY_SIZE if self.kind == PhotoKind.CROPS else Reading.BY_PHOTO
+        return {
+            "aligned crops": Reading.BY_SIZE,
+            "loose crops": Reading.LOOSE,
+            "frames": Reading.BY_PHOTO,
+        }[self.saves]
+
+    def row(self) -> dict[str, object]:
+        """The verdict as a row: camera, saves, votes, misaligned crops, median misalignment."""
+        return {
+            "camera": camera_name(self.camera),
+            "saves": self.saves,
+            "crop_votes": self.crops,
+            "frame_votes": self.frames,
+            "misaligned_crops": self.misaligned,
+            "misalignment": None if self.misalignment is None else round(self.misalignment, 3),
+        }
 
 
 def samples(paths: Sequence[Path], cameras: Sequence[Camera], size: int) -> dict[Camera, list[int]]:
@@ -75,7 +122,7 @@ def decide(
     if len(cameras) != len(paths):
         raise ValueError("cameras must have one camera per path")
     sampled = samples(paths, cameras, size)
-    votes: dict[Camera, list[bool | None]] = {camera: [] for camera in sampled}
+    votes: dict[Camera, list[Vote]] = {camera: [] for camera in sampled}
     # First round: a majority's worth of each sample; then the rest where still undecided.
     rounds = [lambda n: n // 2 + 1, lambda n: n]
     for upto in rounds:
@@ -91,17 +138,27 @@ def decide(
             wanted, judge([paths[index] for _, index in wanted]), strict=True
         ):
             votes[camera].append(vote)
-    verdicts = {
-        camera: Verdict(camera, cast.count(True), cast.count(False), len(cast))
-        for camera, cast in votes.items()
-    }
+    verdicts = {camera: _verdict(camera, cast) for camera, cast in votes.items()}
     _log(verdicts)
     return verdicts
 
 
-def _settled(votes: list[bool | None], sample: int) -> bool:
+def _verdict(camera: Camera, cast: list[Vote]) -> Verdict:
+    """A camera's verdict from its votes."""
+    measured = [v for v in cast if is_crop(v) and v is not True]
+    return Verdict(
+        camera,
+        sum(1 for v in cast if is_crop(v)),
+        sum(1 for v in cast if v is False),
+        len(cast),
+        sum(1 for v in measured if v > 1.0),
+        float(statistics.median(measured)) if measured else None,
+    )
+
+
+def _settled(votes: list[Vote], sample: int) -> bool:
     """Whether the photos of the sample not yet judged can no longer change the majority."""
-    crops, frames = votes.count(True), votes.count(False)
+    crops, frames = sum(1 for v in votes if is_crop(v)), sum(1 for v in votes if v is False)
     remaining = sample - len(votes)
     return crops > frames + remaining or crops + remaining <= frames
 
@@ -126,18 +183,31 @@ def _log(verdicts: dict[Camera, Verdict]) -> None:
     """One line per camera (debug), one summary line naming the frame cameras (info)."""
     for verdict in verdicts.values():
         log.debug(
-            "Camera %s: %s (%d of %d sampled photos look like crops, %d like frames)",
+            "Camera %s: %s (%d of %d sampled photos look like crops, %d of them misaligned "
+            "(median misalignment %s), %d like frames)",
             camera_name(verdict.camera),
-            verdict.kind,
+            verdict.saves,
             verdict.crops,
             verdict.looked_at,
+            verdict.misaligned,
+            "-" if verdict.misalignment is None else f"{verdict.misalignment:.2f}",
             verdict.frames,
         )
     frames = sorted(camera_name(v.camera) for v in verdicts.values() if v.kind != PhotoKind.CROPS)
-    shown = ", ".join(frames[:20]) + (f" and {len(frames) - 20} more" if len(frames) > 20 else "")
+    loose = sorted(camera_name(v.camera) for v in verdicts.values() if v.saves == "loose crops")
     log.info(
-        "Photo kind auto: %d camera(s) read as crops, %d as frames%s",
-        len(verdicts) - len(frames),
+        "Photo kind auto: %d camera(s) read as aligned crops, %d as loose crops%s, %d as frames%s",
+        len(verdicts) - len(frames) - len(loose),
+        len(loose),
+        _shown(loose),
         len(frames),
-        f" ({shown})" if frames else "",
+        _shown(frames),
     )
+
+
+def _shown(names: list[str]) -> str:
+    """Up to 20 camera names in brackets ('' for none)."""
+    if not names:
+        return ""
+    more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+    return f" ({', '.join(names[:20])}{more})"

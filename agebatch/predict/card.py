@@ -127,6 +127,36 @@ class OperatingCurve(BaseModel):
         return next((p for p in self.points if p.teen_miss <= max_teen_miss), None)
 
 
+class CardLight(BaseModel):
+    """Light normalisation: a face whose centre is darker than `below` (mean grey level of the
+    chip's centre, 0-255) is brightened by one gain to `target`."""
+
+    model_config = ConfigDict(extra="allow")
+    below: float = Field(gt=0, le=255)
+    target: float = Field(gt=0, le=255)
+
+
+class CardQuality(BaseModel):
+    """The quality floors of a card: a photo with any part under its floor is low_quality;
+    and the light normalisation of dim faces (None: none)."""
+
+    model_config = ConfigDict(extra="allow")
+    floors: dict[str, float] = Field(default_factory=dict)
+    light: CardLight | None = None
+
+    @field_validator("floors")
+    @classmethod
+    def _known_parts(cls, floors: dict[str, float]) -> dict[str, float]:
+        from agebatch.predict.quality import PARTS
+
+        unknown = sorted(set(floors) - set(PARTS))
+        if unknown:
+            raise ValueError(f"unknown quality parts {unknown}; known: {', '.join(PARTS)}")
+        if any(value <= 0 for value in floors.values()):
+            raise ValueError("quality floors must be > 0")
+        return floors
+
+
 class ModelCard(BaseModel):
     """A model card; unknown fields (architecture, source, licence, …) are kept as written."""
 
@@ -142,6 +172,7 @@ class ModelCard(BaseModel):
     test_time_augmentation: Literal["none", "flip"] = "none"
     age_confusion: AgeConfusion | None = None
     operating_curve: OperatingCurve | None = None
+    quality: CardQuality | None = None
     training: dict[str, Any] | None = None
 
     @field_validator("output")

@@ -18,12 +18,18 @@ from PIL import Image, ImageOps
 from agebatch.config import WHOLE_FRAME, PhotoKind, Region
 from agebatch.inputs.files import Refusal, open_inside
 from agebatch.predict.faces import (
+    ALIGNED_CROP_LANDMARKS,
     FRAME_ZOOMS,
+    Face,
     FaceFinder,
     aligned_crop_chips,
+    alignment,
+    assumed_face,
+    crop_face,
     crop_shaped,
     face_chip,
     is_face_crop,
+    loose_crop_face,
 )
 from agebatch.predict.jpeg import decode_plain
 from agebatch.predict.opening import (
@@ -34,6 +40,7 @@ from agebatch.predict.opening import (
     to_rgb,
     watched_map,
 )
+from agebatch.predict.quality import FACE_OF_CROP, Quality, assess, chip_parts, landmark_parts
 from agebatch.schema import PhotoStatus
 
 if TYPE_CHECKING:
@@ -44,7 +51,7 @@ log = logging.getLogger(__name__)
 # How a photo becomes the model's pixels; bumped when a change to reading moves ages, so ages
 # staged by an earlier version (agebatch.shards) are not reused. 2: crops' JPEGs decoded at the
 # reduced scale where the crop box still spans the model's input (was twice the input).
-DECODE_VERSION = 2
+DECODE_VERSION = 3  # 3: crops under auto checked for alignment by their landmarks; quality
 # Pillow raises these for files that are not images, truncated or corrupt.
 _UNREADABLE = (OSError, ValueError, SyntaxError)
 # Pillow's own limit (its error over twice MAX_IMAGE_PIXELS, its warning when warnings are errors).
@@ -164,6 +171,8 @@ class InputSpec:
     photos: PhotoKind
     padding: float  # dlib chip padding, for cards without an aligned-crop box
     limits: Limits = NO_LIMITS  # where a photo may lie, its pixel and time budgets
+    floors: tuple[tuple[str, float], ...] = ()  # quality floors (card's `quality`); (): none
+    light: tuple[float, float] | None = None  # (below, target): see brightened
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "photos", PhotoKind(self.photos))
@@ -173,8 +182,17 @@ class InputSpec:
         cls, card: ModelCard, photos: PhotoKind | str, limits: Limits = NO_LIMITS
     ) -> InputSpec:
         """The spec a model card asks for, for photos of the given kind."""
+        floors = tuple(sorted(card.quality.floors.items())) if card.quality else ()
+        light = card.quality.light if card.quality else None
         return cls(
-            card.size, card.crop, card.resample, PhotoKind(photos), card.face.padding, limits
+            card.size,
+            card.crop,
+            card.resample,
+            PhotoKind(photos),
+            card.face.padding,
+            limits,
+            floors,
+            (light.below, light.target) if light else None,
         )
 
 
@@ -188,7 +206,8 @@ class Decoded:
 
     pixels: np.ndarray | None
     status: PhotoStatus
-    reason: str = ""  # why a photo was refused, in words
+    reason: str = ""  # why a photo was refused (or is low_quality), in words
+    quality: Quality | None = None  # measured for photos whose face was cut
 
 
 _local = threading.local()
@@ -206,10 +225,17 @@ class Reading(StrEnum):
     """How one photo is read. `crops` and `frames` read every photo one way; `auto` reads the
     photos of a crop camera BY_SIZE and all others BY_PHOTO (see agebatch.predict.cameras)."""
 
-    CROP = "crop"  # resized as an aligned face crop, no detector
+    CROP = "crop"  # resized as an aligned face crop, no detector, no alignment check
     FRAME = "frame"  # the shopper's face is found in it
-    BY_SIZE = "by_size"  # a crop when its stored size passes faces.crop_shaped, else a frame
-    BY_PHOTO = "by_photo"  # faces.is_face_crop: the size test, then the detector's crop test
+    # an aligned-crop camera's photo: a crop when its stored size passes faces.crop_shaped
+    # (aged as-is: the camera's sample confirmed its alignment), else a frame
+    BY_SIZE = "by_size"
+    # a loose-crop camera's photo: a crop-shaped one has its face found and aligned by its
+    # landmarks (crop_input, Framing.ALIGNED), any other is a frame
+    LOOSE = "loose"
+    # faces.is_face_crop: the size test, then the detector's crop test; a crop is aged as-is
+    # only when its own landmarks confirm the card's alignment (Framing.CHECKED)
+    BY_PHOTO = "by_photo"
 
     @classmethod
     def of(cls, kind: PhotoKind | str) -> Reading:
@@ -230,11 +256,12 @@ def load_photo(
     resized exactly as under CROP (JPEG draft included); any other photo is read as a frame.
     """
     reading = Reading.of(spec.photos) if reading is None else Reading(reading)
+    stored = None
     try:
-        if reading == Reading.BY_SIZE:
+        if reading in (Reading.BY_SIZE, Reading.LOOSE):
             read = read_sized(path, draft_side(spec.size, spec.crop), crop_shaped, spec.limits)
-            image, crop = (None, False) if read is None else (read[0], crop_shaped(*read[1]))
-            reading = Reading.FRAME  # when it is not crop-shaped
+            image, stored = (None, None) if read is None else read
+            crop = image is not None and crop_shaped(*stored)
         else:
             crop = reading == Reading.CROP
             image = read_rgb(path, draft_side(spec.size, spec.crop) if crop else None, spec.limits)
@@ -242,14 +269,93 @@ def load_photo(
         return Decoded(None, PhotoStatus.REFUSED, str(refusal))
     if image is None:
         return Decoded(None, PhotoStatus.UNREADABLE)
-    if crop:
-        pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
-        return Decoded(pixels[None], PhotoStatus.OK)
     try:
-        return face_input(image, spec, region, worker_finder(), reading)
+        if reading == Reading.CROP:
+            pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
+            return judged(pixels[None], spec, chip_parts(pixels))
+        if crop:
+            framing = Framing.ALIGNED if reading == Reading.LOOSE else Framing.TRUSTED
+            return crop_input(image, spec, worker_finder(), stored, framing)
+        return face_input(
+            image, spec, region, worker_finder(), Reading.FRAME if stored else reading
+        )
     except ValueError as error:  # e.g. a 1-pixel image: decoded, but nothing to look at
         log.debug("Photo %s cannot be searched for a face: %s", path, error)
         return Decoded(None, PhotoStatus.UNREADABLE)
+
+
+def judged(views: np.ndarray, spec: InputSpec, parts: dict[str, float]) -> Decoded:
+    """A photo's views with their quality: status ok, or low_quality (no pixels) when a part
+    is under the card's floor."""
+    quality = assess(parts, dict(spec.floors))
+    if not quality.passed:
+        reason = f"{quality.part} under the card's floor"
+        return Decoded(None, PhotoStatus.LOW_QUALITY, reason, quality)
+    if spec.light is not None and parts["exposure"] < spec.light[0]:
+        views = brightened(views, parts["exposure"], spec.light[1])
+    return Decoded(views, PhotoStatus.OK, quality=quality)
+
+
+def brightened(views: np.ndarray, exposure: float, target: float) -> np.ndarray:
+    """A dim face's views with one gain, target / exposure, so the face's centre has the mean
+    grey level `target` (the card's `quality.light`: only for faces darker than its `below`)."""
+    gain = target / max(exposure, 1.0)
+    return np.clip(np.rint(views.astype(np.float32) * gain), 0, 255).astype(np.uint8)
+
+
+def _face_parts(face: Face, zoom_pixels: np.ndarray, factor: float) -> dict[str, float]:
+    """The quality parts of a face cut from a photo decoded at 1/factor of its stored size."""
+    parts: dict[str, float] = chip_parts(zoom_pixels)
+    if face.landmarks is not None:
+        parts.update(landmark_parts(face.landmarks, ALIGNED_CROP_LANDMARKS))
+        parts["face_px"] *= factor
+    if face.score > 0:
+        parts["detector"] = face.score
+    return parts
+
+
+class Framing(StrEnum):
+    """How a crop's framing is taken (crop_input)."""
+
+    TRUSTED = "trusted"  # an aligned-crop camera's crop: aged as-is (its sample was checked)
+    CHECKED = "checked"  # aged as-is only when its own landmarks confirm the alignment
+    ALIGNED = "aligned"  # a loose-crop camera's crop: its face found and aligned
+
+
+def crop_input(
+    image: Image.Image,
+    spec: InputSpec,
+    finder: FaceFinder,
+    stored: tuple[int, int] | None = None,
+    framing: Framing = Framing.CHECKED,
+) -> Decoded:
+    """The model input of a photo that is a crop (read under auto).
+
+    TRUSTED: cut as the card's aligned crop. CHECKED: so only when its landmarks (fitted in the
+    assumed face box, no detector) confirm the card's alignment (faces.alignment). Otherwise,
+    and always for ALIGNED, its face is found and aligned by its landmarks, as a frame's face
+    is. stored: the stored photo's size (the image may be decoded at a reduced scale).
+    """
+    w, h = image.size
+    factor = (stored[0] / w) if stored else 1.0
+    if framing == Framing.TRUSTED:  # no landmarks: the photo's pixels are not looked at again
+        pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
+        parts = chip_parts(pixels)
+        parts["face_px"] = w * factor * FACE_OF_CROP  # an aligned crop's face spans this much
+        return judged(pixels[None], spec, parts)
+    rgb = np.asarray(image)
+    if framing == Framing.CHECKED:
+        face = assumed_face(rgb, finder)
+        found = None if alignment(face, w, h).aligned else loose_crop_face(rgb, finder, False)
+        if found is None:  # aligned, or no face detected to align by
+            pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
+            return judged(pixels[None], spec, _face_parts(face, pixels, factor))
+    face = found if framing == Framing.CHECKED else loose_crop_face(rgb, finder)
+    if face is None:
+        return Decoded(None, PhotoStatus.NO_FACE)
+    box = spec.crop or (0.0, 0.0, 1.0, 1.0)
+    views = aligned_crop_chips(image, face, spec.size, box, spec.resample, FRAME_ZOOMS)
+    return judged(views, spec, _face_parts(face, views[len(views) // 2], factor))
 
 
 def face_input(
@@ -264,19 +370,18 @@ def face_input(
     reading = Reading.of(spec.photos) if reading is None else reading
     rgb = np.asarray(image)
     if reading == Reading.BY_PHOTO and is_face_crop(rgb, finder):
-        pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
-        return Decoded(pixels[None], PhotoStatus.OK)
+        return crop_input(image, spec, finder)
     face = finder.find_shopper(rgb, region, image)
     if face is None:
         return Decoded(None, PhotoStatus.NO_FACE)
     if spec.crop is not None:
         views = aligned_crop_chips(image, face, spec.size, spec.crop, spec.resample, FRAME_ZOOMS)
-        return Decoded(views, PhotoStatus.OK)
+        return judged(views, spec, _face_parts(face, views[len(views) // 2], 1.0))
     if spec.size[0] == spec.size[1]:
         pixels = face_chip(rgb, face, spec.size[0], spec.padding)
     else:
         pixels = to_model_input(Image.fromarray(face_chip(rgb, face, max(spec.size))), spec.size)
-    return Decoded(pixels[None], PhotoStatus.OK)
+    return judged(pixels[None], spec, _face_parts(face, pixels, 1.0))
 
 
 PhotoItem = tuple[Path, Region] | tuple[Path, Region, Reading]
@@ -302,9 +407,10 @@ def load_photos(items: Sequence[PhotoItem], spec: InputSpec) -> list[Decoded]:
     return watched_map(load, items, seconds, lambda _: Decoded(None, PhotoStatus.REFUSED, reason))
 
 
-def crop_vote(path: Path, limits: Limits = NO_LIMITS) -> bool | None:
-    """Whether a photo passes the crop test (faces.is_face_crop); None when unreadable or
-    refused (opened only as `limits` allow, like load_photo).
+def crop_vote(path: Path, limits: Limits = NO_LIMITS) -> float | bool | None:
+    """A photo's vote (cameras.Vote): its misalignment (faces.alignment of its face's
+    landmarks) when it passes the crop test (faces.is_face_crop), False when not, None when
+    unreadable or refused (opened only as `limits` allow, like load_photo).
 
     A photo whose stored size fails the size test votes False without being decoded.
     """
@@ -320,16 +426,20 @@ def crop_vote(path: Path, limits: Limits = NO_LIMITS) -> bool | None:
     if image is None:
         return None
     try:
-        return is_face_crop(np.asarray(image), worker_finder())
+        face = crop_face(np.asarray(image), worker_finder())
+        if face is None:
+            return False
+        # No face detected (score 0): landmarks fitted on nothing measure nothing.
+        return alignment(face, *image.size).misalignment if face.score > 0 else True
     except ValueError:  # decoded, but too small to look at
         return None
 
 
-def crop_votes(paths: Sequence[Path], limits: Limits = NO_LIMITS) -> list[bool | None]:
+def crop_votes(paths: Sequence[Path], limits: Limits = NO_LIMITS) -> list[float | bool | None]:
     """crop_vote for a chunk of paths (one call per worker); with a time budget
     (limits.seconds), a photo still being judged when it is spent votes None."""
 
-    def vote(path: Path) -> bool | None:
+    def vote(path: Path) -> float | bool | None:
         return crop_vote(path, limits)
 
     if limits.seconds is None:

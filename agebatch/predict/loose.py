@@ -33,8 +33,8 @@ def predict_loose(
     config: PredictConfig,
     progress: Callable[[int], Progress] | None = None,
 ) -> int:
-    """Write path, predicted_age, status (ok / unreadable / no_face / refused) for every image
-    to out."""
+    """Write path, predicted_age, status (ok / unreadable / no_face / refused / low_quality),
+    quality_score and quality_part for every image to out."""
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise InputError(f"Output {out} must end in .csv or .parquet.")
     files = image_paths(paths)
@@ -52,6 +52,8 @@ def predict_loose(
             "path": [str(p) for p in files],
             "predicted_age": pd.array([p.age for p in predictions], dtype="Float64").round(2),
             "status": [str(p.status) for p in predictions],
+            "quality_score": pd.array([p.quality for p in predictions], dtype="Float64"),
+            "quality_part": [p.quality_part or None for p in predictions],
             "model_version": model.version,
         }
     )

@@ -17,9 +17,9 @@ from typing import TypeVar
 import numpy as np
 
 from agebatch.config import WHOLE_FRAME, PhotoKind, PredictConfig, Region
-from agebatch.predict.cameras import Camera, decide, readings
+from agebatch.predict.cameras import Camera, Verdict, decide, readings
 from agebatch.predict.device import for_run
-from agebatch.predict.images import InputSpec, PhotoItem, crop_votes, load_photos
+from agebatch.predict.images import Decoded, InputSpec, PhotoItem, crop_votes, load_photos
 from agebatch.predict.model import AgeModel
 from agebatch.predict.opening import Limits
 from agebatch.schema import PhotoStatus
@@ -30,8 +30,9 @@ R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]  # called with the number of photos just finished
-# A decoded photo without its pixels: status, number of views (0: none), why it was refused.
-Layout = tuple[PhotoStatus, int, str]
+# A decoded photo without its pixels: status, number of views (0: none), why it was refused
+# (or is low_quality), its quality score and the part that scored lowest.
+Layout = tuple[PhotoStatus, int, str, float | None, str]
 
 
 @dataclass(frozen=True, slots=True)  # one per photo of the day: kept small
@@ -40,7 +41,9 @@ class Prediction:
 
     age: float | None
     status: PhotoStatus
-    reason: str = ""  # why a photo was refused
+    reason: str = ""  # why a photo was refused or is low_quality
+    quality: float | None = None  # the worst quality part over its floor (quality.assess)
+    quality_part: str = ""  # that part (the failing one when the status is low_quality)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class PredictStats:
     seconds: float
     no_face: int = 0
     refused: int = 0  # not opened or not decoded (opening.Refusal, or over the time budget)
+    low_quality: int = 0  # a face under the card's quality floor: no age
+    # under auto with cameras: each camera's verdict (cameras.Verdict.row), else empty
+    cameras: tuple[dict[str, object], ...] = ()
 
     @property
     def photos_per_s(self) -> float:
@@ -78,8 +84,9 @@ def predict_paths(
     photo); inside: the folder photos must lie in (the day folder; None: anywhere)."""
     started = time.perf_counter()
     results: list[Prediction] = []
+    verdicts: dict[Camera, Verdict] = {}
     batches = stream_predictions(
-        paths, model, config, regions=regions, cameras=cameras, inside=inside
+        paths, model, config, regions=regions, cameras=cameras, inside=inside, verdicts=verdicts
     )
     for batch in batches:
         results.extend(batch)
@@ -96,6 +103,8 @@ def predict_paths(
         seconds=time.perf_counter() - started,
         no_face=count[PhotoStatus.NO_FACE],
         refused=count[PhotoStatus.REFUSED],
+        low_quality=count[PhotoStatus.LOW_QUALITY],
+        cameras=tuple(verdict.row() for verdict in verdicts.values()),
     )
     return results, stats
 
@@ -108,6 +117,7 @@ def stream_predictions(
     regions: Sequence[Region] | None = None,
     cameras: Sequence[Camera] | None = None,
     inside: Path | None = None,
+    verdicts: dict[Camera, Verdict] | None = None,
 ) -> Iterator[list[Prediction]]:
     """Yield predictions batch by batch, in order.
 
@@ -122,7 +132,8 @@ def stream_predictions(
     thread or process builds its own face finder on first use (images.worker_finder).
 
     With photo kind auto and `cameras`, a sample of each camera's photos is judged first and
-    the camera's photos are then read as its verdict says (agebatch.predict.cameras).
+    the camera's photos are then read as its verdict says (agebatch.predict.cameras); the
+    verdicts are put in `verdicts` when given.
     """
     if regions is not None and len(regions) != len(paths):
         raise ValueError("regions must have one region per path")
@@ -134,11 +145,13 @@ def stream_predictions(
     model_thread = thread_of(runner)
     workers = config.workers
     with _decoder(workers, config.decodes_in_processes()) as pool:
-        verdicts = None
+        decided = None
         if cameras is not None and PhotoKind(config.photo_kind) == PhotoKind.AUTO:
             judge = partial(_spread, pool, partial(crop_votes, limits=limits), workers)
-            verdicts = decide(paths, cameras, config.auto_sample, judge)
-        reads = readings(cameras or [None] * len(paths), verdicts, config.photo_kind)
+            decided = decide(paths, cameras, config.auto_sample, judge)
+            if verdicts is not None:
+                verdicts.update(decided)
+        reads = readings(cameras or [None] * len(paths), decided, config.photo_kind)
         where = regions or [WHOLE_FRAME] * len(paths)
         decode = partial(load_photos, spec=spec)
         starts = range(0, len(paths), config.batch_size)
@@ -158,7 +171,7 @@ def stream_predictions(
             decoded = [item for future in decoding for item in future.result()]
             if running is not None and running[0] is not None:
                 lanes.adapt(model_waited=running[0].done())
-            layout = [(d.status, _views(d.pixels), d.reason) for d in decoded]
+            layout = [(d.status, _views(d.pixels), d.reason, *_quality(d)) for d in decoded]
             pixels = [d.pixels for d in decoded if d.pixels is not None]
             del decoded
             staged = runner.stage(np.concatenate(pixels)) if pixels else None
@@ -244,6 +257,12 @@ def _views(pixels: np.ndarray | None) -> int:
     return 0 if pixels is None else len(pixels)
 
 
+def _quality(decoded: Decoded) -> tuple[float | None, str]:
+    """A decoded photo's quality score and lowest part (None, "" when not measured)."""
+    quality = decoded.quality
+    return (None, "") if quality is None else (quality.score, quality.part)
+
+
 def _result(future: Future[np.ndarray] | None) -> np.ndarray:
     """A model run's ages (none for a batch without a readable photo)."""
     return np.zeros(0) if future is None else future.result()
@@ -253,10 +272,11 @@ def _predictions(ages: np.ndarray, layout: list[Layout]) -> list[Prediction]:
     """One prediction per photo of a batch: a photo's age is the mean over its views (framings
     of a frame's face); photos without pixels keep their status."""
     results, start = [], 0
-    for status, views, reason in layout:
+    for status, views, reason, score, part in layout:
         if views == 0:
-            results.append(Prediction(None, status, reason))
+            results.append(Prediction(None, status, reason, score, part))
             continue
-        results.append(Prediction(float(ages[start : start + views].mean()), PhotoStatus.OK))
+        age = float(ages[start : start + views].mean())
+        results.append(Prediction(age, PhotoStatus.OK, "", score, part))
         start += views
     return results

@@ -62,6 +62,7 @@ STATUS_WORDS = {
     ReceiptStatus.NO_PHOTO: "no photo",
     ReceiptStatus.UNREADABLE: "photo unreadable",
     ReceiptStatus.NO_FACE: "no face in the photo",
+    ReceiptStatus.LOW_QUALITY: "a face below the quality floor",
     ReceiptStatus.REFUSED: "photo refused",
 }
 
@@ -134,6 +135,8 @@ def reason_words(row: dict | pd.Series) -> str:
         return "the photo could not be read"
     if reason == Reason.NO_FACE:
         return "no face found in the photo"
+    if reason == Reason.LOW_QUALITY:
+        return "the face in the photo was below the model's quality floor (too dark, turned)"
     if reason == Reason.REFUSED:
         return "the photo was refused (outside the day folder, not a file, or over a budget)"
     if reason == Reason.SOLD_AFTER_REFUSAL:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from agebatch.errors import InputError
 from agebatch.predict.card import AgeConfusion, ModelCard, OperatingCurve
 from agebatch.predict.model import AgeModel
 from agebatch.predict.stage import Progress, predict_paths
+from agebatch.schema import PhotoStatus
 from agebatch.transform.shares import (
     corrected_shares,
     group_confusion,
@@ -173,6 +174,90 @@ def evaluate(
         confusion_from=confusion and confusion.split,
     )
     return result, predicted
+
+
+def subset(faces: LabelledFaces, size: int | None, seed: int) -> LabelledFaces:
+    """A fixed random subset of `size` faces (numpy default_rng(seed), in file order); all
+    faces when size is None or not smaller."""
+    if size is None or size >= len(faces.paths):
+        return faces
+    keep = np.sort(np.random.default_rng(seed).choice(len(faces.paths), size, replace=False))
+    return LabelledFaces([faces.paths[i] for i in keep], faces.ages[keep])
+
+
+def evaluate_conditions(
+    model: AgeModel,
+    faces: LabelledFaces,
+    config: PredictConfig,
+    conditions: Sequence[str],
+    workdir: Path,
+    *,
+    seed: int = 0,
+    progress: Callable[[int], Progress] | None = None,
+) -> dict[str, dict[str, object]]:
+    """The same faces under each named condition (training.conditions), read as the run reads
+    photos (config's photo kind, each condition one camera): per condition the metrics over
+    the faces that were aged, the share aged and the count of each status."""
+    from agebatch.training.conditions import describe, write_condition
+
+    if not faces.paths:
+        raise InputError("No labelled faces to evaluate on (is the split empty?).")
+    confusion = model.card.age_confusion
+    table: dict[str, dict[str, object]] = {}
+    for name in conditions:
+        paths = write_condition(name, faces.paths, workdir, seed)
+        predictions, stats = predict_paths(
+            paths,
+            model,
+            config,
+            cameras=[name] * len(paths),
+            progress=progress and progress(len(paths)),
+        )
+        aged = np.array([p.age is not None for p in predictions])
+        predicted = np.array([p.age if p.age is not None else np.nan for p in predictions])
+        result = metrics(
+            faces.ages[aged], predicted[aged], age_confusion=confusion and confusion.counts
+        )
+        result.update(
+            condition=describe(name),
+            share_aged=float(aged.mean()),
+            statuses={
+                str(s): sum(1 for p in predictions if p.status == s)
+                for s in PhotoStatus
+                if any(p.status == s for p in predictions)
+            },
+            images_per_s=stats.photos_per_s,
+            camera=stats.cameras[0] if stats.cameras else None,
+        )
+        table[name] = result
+    return table
+
+
+def format_conditions(table: dict[str, dict[str, object]], n: int, seed: int) -> str:
+    """The conditions table for the terminal (and docs/model.md)."""
+    head = (
+        f"{n} labelled faces (seed {seed}), each condition read as one camera; "
+        "figures over the faces aged"
+    )
+    lines = [
+        head,
+        "| condition | aged | MAE | "
+        + " | ".join(f"MAE {b}" for b in BANDS)
+        + " | teen miss @25 | adults flagged @25 | share distance, corrected |",
+        "| --- " * (len(BANDS) + 6) + "|",
+    ]
+    for name, r in table.items():
+        bands = " | ".join(
+            f"{r['mae_by_band'][b]:.1f}" if b in r["mae_by_band"] else "-" for b in BANDS
+        )
+        corrected = r["share_tvd_corrected"]
+        lines.append(
+            f"| {name} | {r['share_aged']:.1%} | {r['mae']:.2f} | {bands} | "
+            f"{r['teen_miss_rate']:.1%} | {r['false_challenge_rate']:.1%} | "
+            + (f"{corrected:.3f}" if corrected is not None else "-")
+            + " |"
+        )
+    return "\n".join(lines)
 
 
 def update_card(model: AgeModel, changes: dict[str, object]) -> Path:

@@ -33,6 +33,7 @@ COUNTED = {
     CoverageMeasure.PHOTOS_UNREADABLE: ("photos", PhotoStatus.UNREADABLE),
     CoverageMeasure.PHOTOS_NO_FACE: ("photos", PhotoStatus.NO_FACE),
     CoverageMeasure.PHOTOS_REFUSED: ("photos", PhotoStatus.REFUSED),
+    CoverageMeasure.PHOTOS_LOW_QUALITY: ("photos", PhotoStatus.LOW_QUALITY),
     CoverageMeasure.RECEIPTS_NO_PHOTO: ("receipts", ReceiptStatus.NO_PHOTO),
 }
 
@@ -147,6 +148,7 @@ def explain(row: dict[str, object]) -> str:
         PhotoStatus.UNREADABLE: "are unreadable",
         PhotoStatus.NO_FACE: "show no face",
         PhotoStatus.REFUSED: "were refused (links out, pipes, over a budget)",
+        PhotoStatus.LOW_QUALITY: "show a face below the model card's quality floor",
         ReceiptStatus.NO_PHOTO: "have no photo",
     }[status]
     days = row["history_days"]

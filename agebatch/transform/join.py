@@ -77,7 +77,7 @@ def join_day(
     inputs = {  # the declared INPUTS of agebatch.transform.models
         "lines": _with_operator(_with_nulls(lines, "paid_at_utc")),
         "catalog": catalog,
-        "captures": _with_nulls(captures, "captured_at_utc"),
+        "captures": _with_quality(_with_nulls(captures, "captured_at_utc")),
         "clock_offsets": OFFSET_SCHEMA.empty_table() if clock_offsets is None else clock_offsets,
         "age_groups": groups,
         "policy": compliance.store_policies,
@@ -156,6 +156,25 @@ def _with_operator(table: pa.Table | pd.DataFrame) -> pa.Table | pd.DataFrame:
     if "operator_id" in table.columns:
         return table
     return table.assign(operator_id=pd.Series(None, index=table.index, dtype="string"))
+
+
+def _with_quality(table: pa.Table | pd.DataFrame) -> pa.Table | pd.DataFrame:
+    """The captures with quality_score and quality_part added as nulls when they lack them
+    (captures aged before the quality record, or built by hand)."""
+    columns = {"quality_score": pa.float64(), "quality_part": pa.string()}
+    if isinstance(table, pa.Table):
+        for name, kind in columns.items():
+            if name not in table.column_names:
+                table = table.append_column(name, pa.nulls(table.num_rows, kind))
+        return table
+    missing = {
+        name: pd.Series(
+            pd.NA, index=table.index, dtype="Float64" if name == "quality_score" else "string"
+        )
+        for name in columns
+        if name not in table.columns
+    }
+    return table.assign(**missing) if missing else table
 
 
 def age_groups_frame(age_bounds: Sequence[int]) -> pd.DataFrame:

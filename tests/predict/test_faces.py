@@ -351,3 +351,16 @@ def test_compare_scores_generated_frames(tmp_path: Path) -> None:
     assert score.frames == 6 and score.with_face + score.empty_frames == 6
     assert 0 <= score.found <= score.with_face and score.best_seconds > 0
     assert "| ours-hog |" in out.getvalue()
+
+
+def test_the_face_models_ship_beside_the_age_model_with_their_notices() -> None:
+    import hashlib
+
+    from agebatch.predict.faces import default_blazeface_model, default_landmark_model
+
+    models = Path(__file__).resolve().parents[2] / "agebatch" / "models"
+    notice = (models / "NOTICE.md").read_text()
+    for path in (default_landmark_model(), default_blazeface_model()):
+        assert path.parent.resolve() == models and path.is_file()
+        assert hashlib.sha256(path.read_bytes()).hexdigest() in notice  # the notice names it
+    assert "CC0-1.0" in notice and "Apache-2.0" in notice

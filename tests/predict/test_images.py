@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agebatch.predict.images import InputSpec, draft_side, load_photo, load_photos, read_rgb
+from agebatch.predict.faces import FRAME_ZOOMS, FaceFinder, aligned_crop_chip
+from agebatch.predict.images import InputSpec, draft_side, load_photo, read_rgb
 from tests.pictures import drawn_frame, scene
 
 
@@ -63,7 +64,6 @@ def test_a_frame_without_a_face_is_no_face(tmp_path: Path, kind: str) -> None:
 
 
 def test_two_faces_the_shopper_is_the_larger(tmp_path: Path) -> None:
-    from agebatch.predict.faces import FRAME_ZOOMS, FaceFinder, aligned_crop_chip
 
     rgb = drawn_frame((640, 480), [(200, 230, 150), (500, 220, 80)], [BRIGHT, DARK])
     path = _save(rgb, tmp_path / "two.png")
@@ -124,19 +124,36 @@ def test_exif_orientation_is_applied_before_finding_the_face(
         assert sideways.pixels is None
 
 
-def test_auto_tells_crops_from_frames(tmp_path: Path) -> None:
+def test_auto_ages_a_crop_as_is_only_when_its_landmarks_confirm_the_alignment(
+    tmp_path: Path,
+) -> None:
     auto, crops = replace(SPEC, photos="auto"), replace(SPEC, photos="crops")
-    grey = _save(np.full((96, 96, 3), 100, np.uint8), tmp_path / "grey.png")  # a crop, no face
-    face_crop = _save(drawn_frame((200, 200), [(100, 110, 170)]), tmp_path / "crop.png")
-    frame = _save(drawn_frame((640, 480), [(320, 240, 120)]), tmp_path / "frame.png")
-    got = load_photos([(grey, (0, 0, 1, 1)), (face_crop, (0, 0, 1, 1))], auto)
-    want = load_photos([(grey, (0, 0, 1, 1)), (face_crop, (0, 0, 1, 1))], crops)
-    for a, b in zip(got, want, strict=True):
-        assert a.status == b.status == "ok"
-        np.testing.assert_array_equal(a.pixels, b.pixels)  # crops are not re-cropped
-    as_frame = load_photo(frame, auto)
+    frame = drawn_frame((640, 480), [(320, 240, 120)])
+    face = FaceFinder().find_shopper(frame)
+    assert face is not None
+    chip = aligned_crop_chip(Image.fromarray(frame), face, (200, 200), resample="bilinear")
+    aligned = _save(chip, tmp_path / "aligned.png")
+    # The camera's own box: the same face 12% off-centre and 15% looser.
+    side, shift = 1.15, 0.12
+    loose_box = (0.5 - side / 2 + shift, 0.5 - side / 2, 0.5 + side / 2 + shift, 0.5 + side / 2)
+    loose_chip = aligned_crop_chip(
+        Image.fromarray(frame), face, (200, 200), box=loose_box, resample="bilinear"
+    )
+    loose = _save(loose_chip, tmp_path / "loose.png")
+    as_is = load_photo(aligned, auto)
+    assert as_is.status == "ok" and as_is.pixels is not None and len(as_is.pixels) == 1
+    np.testing.assert_array_equal(as_is.pixels, load_photo(aligned, crops).pixels)
+    realigned = load_photo(loose, auto)
+    assert realigned.status == "ok" and realigned.pixels is not None
+    assert len(realigned.pixels) == len(FRAME_ZOOMS)  # aligned by its landmarks, as a frame
+    middle = realigned.pixels[len(FRAME_ZOOMS) // 2].astype(float)
+    cut_as_is = load_photo(loose, crops).pixels[0].astype(float)
+    # The realigned chip is the aligned crop's, not the loose box cut as if aligned.
+    assert (
+        np.abs(middle - as_is.pixels[0]).mean() < 0.5 * np.abs(cut_as_is - as_is.pixels[0]).mean()
+    )
+    as_frame = load_photo(_save(frame, tmp_path / "frame.png"), auto)
     assert as_frame.status == "ok" and as_frame.pixels is not None
-    assert not np.array_equal(as_frame.pixels, load_photo(frame, crops).pixels)
 
 
 @pytest.mark.parametrize(

@@ -257,8 +257,8 @@ def test_days_without_the_optional_tables_still_make_a_page(
     counted = _rows(
         published.out, "receipt_ages", day, "select count(*) from t where store_id = 'S02'"
     )
-    n = str(counted[0][0])  # matched, no photo, unreadable, no face, refused; receipts
-    assert s02.table("coverage")["S02"] == ["0", n, "0", "0", "0", n]
+    n = str(counted[0][0])  # matched, no photo, unreadable, no face, low quality, refused; receipts
+    assert s02.table("coverage")["S02"] == ["0", n, "0", "0", "0", "0", n]
     for table in ("age_group_affinity", "age_group_receipts"):  # as an older agebatch published
         (published.out / table / f"day={day}").unlink()
     html, page = _page(published)

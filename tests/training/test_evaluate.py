@@ -153,3 +153,60 @@ def test_evaluate_writes_the_curve_and_error_to_the_card(
     argv = ["evaluate", "--faces", str(adults_only), "--model", str(model), "--write-curve"]
     assert main(argv) == 2
     assert ModelCard.read(model).curve == curve
+
+
+def test_conditions_command_measures_each_condition_as_one_camera(
+    tmp_path: Path, brightness_model_path: Path, capsys
+) -> None:
+    ages = [5, 14, 16, 20, 24, 30, 33, 41, 50, 60, 70, 80] * 2
+    faces = write_labelled_faces(tmp_path / "faces", ages)
+    model = tmp_path / "m.keras"
+    model.write_bytes(brightness_model_path.read_bytes())
+    card = json.loads(brightness_model_path.with_name("brightness.card.json").read_text())
+    card["quality"] = {"floors": {"exposure": 20.0}}
+    model.with_name("m.card.json").write_text(json.dumps(card))
+    out, work = tmp_path / "cond.json", tmp_path / "copies"
+    argv = ["evaluate", "--faces", str(faces), "--model", str(model), "--json", str(out)]
+    argv += ["--conditions", "clean,dim,jpeg", "--subset", "20", "--workdir", str(work)]
+    assert main([*argv, "--write-conditions"]) == 0
+    table = json.loads(out.read_text())
+    assert list(table) == ["clean", "dim", "jpeg"]
+    assert all(
+        row["n"] + sum(n for s, n in row["statuses"].items() if s != "ok") == 20
+        for row in table.values()
+    )
+    # The brightness model reads the age from the light: clean is near-exact, dim is not,
+    # and its darkest faces are low_quality (under the exposure floor) rather than aged.
+    assert table["clean"]["mae"] < 3 and table["clean"]["share_aged"] >= 0.9
+    assert table["dim"]["mae"] > table["clean"]["mae"] + 5
+    assert table["dim"]["statuses"].get("low_quality", 0) > 0
+    assert table["dim"]["share_aged"] < table["clean"]["share_aged"]
+    assert len(list((work / "dim").iterdir())) == 20 and not any(faces.rglob("*dim*"))
+    assert "| dim |" in capsys.readouterr().out
+    written = json.loads(model.with_name("m.card.json").read_text())["conditions"]
+    assert set(written["table"]) == {"clean", "dim", "jpeg"} and "--subset 20" in written["command"]
+    bad = ["evaluate", "--faces", str(faces), "--model", str(model), "--conditions", "fog"]
+    assert main(bad) == 2 and "Unknown condition(s) fog" in capsys.readouterr().err
+
+
+def test_condition_copies_are_seeded_and_change_the_photo(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from agebatch.training.conditions import CONDITIONS, write_condition
+    from tests.pictures import scene
+
+    paths = []
+    for seed in (1, 2):  # textured pictures: every condition changes them
+        paths.append(tmp_path / f"{seed}.png")
+        Image.fromarray(scene(200, 200, seed=seed)).save(paths[-1])
+    for name in CONDITIONS:
+        first = write_condition(name, paths, tmp_path / "a", seed=3)
+        again = write_condition(name, paths, tmp_path / "b", seed=3)
+        pixels = [np.asarray(Image.open(p).convert("RGB"), dtype=float) for p in first]
+        assert all(
+            np.array_equal(x, np.asarray(Image.open(q).convert("RGB"), dtype=float))
+            for x, q in zip(pixels, again, strict=True)
+        )
+        source = np.asarray(Image.open(paths[0]).convert("RGB"), dtype=float)
+        change = np.abs(pixels[0] - source).mean()
+        assert (change == 0) if name == "clean" else (change > 0.5), name

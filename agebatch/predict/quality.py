@@ -1,0 +1,125 @@
+"""How readable a face is: a quality record per photo from measured parts, and the card's floors.
+
+Parts, each measured on what the model is given (the chip) or on the face's 5 landmarks:
+- face_px: the face's width in the stored photo, pixels (0.9 of the aligned-crop framing);
+- sharpness: mean absolute Laplacian of the chip's grey centre over its contrast (a blurred
+  or upscaled face has little fine detail for its contrast);
+- exposure: mean grey level of the chip's centre (0-255);
+- contrast: standard deviation of that grey level;
+- landmark_fit: how far the 5 landmarks lie from the aligned-crop shape after the best
+  similarity (RMS, in crop widths; lower is better);
+- yaw: the nose's sideways offset from the eyes' midpoint over the eye distance (0: frontal;
+  lower is better); roll: the eye line's tilt, degrees (lower is better; a rolled face is
+  turned upright before ageing, so only extreme tilts fail);
+- detector: the face detector's confidence (not measured when no detector ran).
+
+A photo's score is its worst part as a multiple of that part's floor (part / floor for parts
+where higher is better, floor / part otherwise): 1.0 is at the floor, below 1 the photo is
+`low_quality` and the failing part is named. Floors live in the model card (`quality`), chosen
+on degraded copies of labelled faces (docs/model.md, Quality).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+HIGHER_IS_BETTER = ("face_px", "sharpness", "exposure", "contrast", "detector")
+LOWER_IS_BETTER = ("landmark_fit", "yaw", "roll")
+PARTS = HIGHER_IS_BETTER + LOWER_IS_BETTER
+_GREY = np.array([0.299, 0.587, 0.114], np.float32)
+SCORE_CAP = 9.99  # a part far above its floor says no more
+FACE_OF_CROP = 0.895  # dlib's HOG box spans this much of an aligned crop's width
+# Where the 5 landmarks sit in an aligned crop (faces.ALIGNED_CROP_LANDMARKS order: right eye
+# outer, right eye inner, left eye outer, left eye inner, nose).
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    """A photo's measured parts (None: not measured), its score and the part that scored
+    lowest (the failing part when the score is below 1)."""
+
+    parts: tuple[tuple[str, float], ...]
+    score: float | None
+    part: str
+
+    @property
+    def passed(self) -> bool:
+        """Whether every measured part is at or above its floor."""
+        return self.score is None or self.score >= 1.0
+
+
+def chip_parts(chip: np.ndarray) -> dict[str, float]:
+    """sharpness, exposure and contrast of a (h, w, 3) uint8 chip, from its central 60%."""
+    h, w = chip.shape[:2]
+    middle = chip[round(0.2 * h) : round(0.8 * h), round(0.2 * w) : round(0.8 * w), :3]
+    centre = middle.astype(np.float32) @ _GREY
+    contrast = float(centre.std())
+    lap = (
+        4 * centre[1:-1, 1:-1]
+        - centre[:-2, 1:-1]
+        - centre[2:, 1:-1]
+        - centre[1:-1, :-2]
+        - centre[1:-1, 2:]
+    )
+    sharpness = float(np.abs(lap).mean()) / max(contrast, 1.0)
+    return {"sharpness": sharpness, "exposure": float(centre.mean()), "contrast": contrast}
+
+
+def landmark_parts(
+    landmarks: Sequence[tuple[float, float]], canonical: Sequence[tuple[float, float]]
+) -> dict[str, float]:
+    """face_px, landmark_fit, yaw and roll of a face from its 5 landmarks (pixels of the photo
+    as decoded; face_px is scaled by the caller to the stored photo)."""
+    from agebatch.predict.faces import _similarity
+
+    a, b, tx, ty = _similarity(landmarks, canonical)
+    scale = math.hypot(a, b)  # crop widths per pixel
+    if scale <= 0:
+        return {"landmark_fit": math.inf}
+    points = np.asarray(landmarks, dtype=np.float64)
+    mapped = np.stack(
+        [a * points[:, 0] - b * points[:, 1] + tx, b * points[:, 0] + a * points[:, 1] + ty], 1
+    )
+    fit = float(np.sqrt(((mapped - np.asarray(canonical)) ** 2).sum(axis=1).mean()))
+    eyes = (points[0] + points[1] + points[2] + points[3]) / 4
+    right, left = (points[0] + points[1]) / 2, (points[2] + points[3]) / 2
+    across = left - right
+    distance = float(np.hypot(*across)) or 1.0
+    # The nose's offset along the eye line, over the eye distance; minus where it sits in an
+    # aligned crop (its nose is slightly off the eyes' midpoint).
+    along = float(np.dot(points[4] - eyes, across)) / distance**2
+    c_points = np.asarray(canonical)
+    c_eyes = c_points[:4].mean(axis=0)
+    c_across = (c_points[2] + c_points[3]) / 2 - (c_points[0] + c_points[1]) / 2
+    c_along = float(np.dot(c_points[4] - c_eyes, c_across)) / float(np.dot(c_across, c_across))
+    roll = math.degrees(math.atan2(across[1], -across[0]))
+    return {
+        "face_px": FACE_OF_CROP / scale,
+        "landmark_fit": fit,
+        "yaw": abs(along - c_along),
+        "roll": abs(roll),
+    }
+
+
+def assess(parts: Mapping[str, float | None], floors: Mapping[str, float]) -> Quality:
+    """A photo's quality from its measured parts and the card's floors (parts without a floor,
+    or not measured, do not count)."""
+    margins: list[tuple[float, str]] = []
+    for name in PARTS:
+        value, floor = parts.get(name), floors.get(name)
+        if value is None or floor is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if name in HIGHER_IS_BETTER:
+            margin = value / floor if floor > 0 else SCORE_CAP
+        else:
+            margin = floor / value if value > 0 else SCORE_CAP
+        margins.append((min(SCORE_CAP, margin), name))
+    measured = tuple((k, round(float(v), 4)) for k, v in parts.items() if v is not None)
+    if not margins:
+        return Quality(measured, None, "")
+    score, part = min(margins)
+    return Quality(measured, round(score, 3), part)

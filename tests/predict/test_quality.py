@@ -1,0 +1,162 @@
+"""Face quality: the record per photo, the card's floors, low_quality, light normalisation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from agebatch.config import PredictConfig
+from agebatch.predict.card import ModelCard
+from agebatch.predict.faces import ALIGNED_CROP_LANDMARKS, FaceFinder, aligned_crop_chip
+from agebatch.predict.images import InputSpec, brightened, load_photo
+from agebatch.predict.model import load_model
+from agebatch.predict.quality import HIGHER_IS_BETTER, PARTS, assess, chip_parts, landmark_parts
+from agebatch.predict.stage import predict_paths
+from agebatch.schema import PhotoStatus
+from tests.conftest import save_brightness_model
+from tests.pictures import drawn_frame
+
+FLOORS = {"exposure": 20.0, "contrast": 6.0, "landmark_fit": 0.05, "yaw": 0.35, "roll": 30.0}
+SPEC = InputSpec(
+    (64, 64), (0.025, 0.025, 0.975, 0.975), "box", "auto", 0.2, floors=tuple(FLOORS.items())
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    parts=st.dictionaries(st.sampled_from(PARTS), st.floats(0.001, 500), min_size=1),
+    floors=st.dictionaries(st.sampled_from(PARTS), st.floats(0.001, 500), min_size=1),
+)
+def test_a_photo_fails_exactly_when_a_measured_part_is_under_its_floor(parts, floors) -> None:
+    quality = assess(parts, floors)
+    under = [
+        name
+        for name in parts
+        if name in floors
+        and (parts[name] < floors[name] if name in HIGHER_IS_BETTER else parts[name] > floors[name])
+    ]
+    assert quality.passed == (not under)
+    if under:
+        assert quality.part in under and quality.score < 1
+    if not set(parts) & set(floors):
+        assert quality.score is None and quality.passed
+
+
+def test_the_score_is_the_worst_part_over_its_floor() -> None:
+    quality = assess({"exposure": 30.0, "contrast": 3.0, "roll": 10.0}, FLOORS)
+    assert (quality.score, quality.part) == (0.5, "contrast")  # 3 / 6
+    quality = assess({"exposure": 80.0, "roll": 60.0}, FLOORS)
+    assert (quality.score, quality.part) == (0.5, "roll")  # 30 / 60: lower is better
+
+
+def test_chip_parts_measure_light_and_detail() -> None:
+    flat = np.full((64, 64, 3), 50, np.uint8)
+    noisy = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    assert chip_parts(flat) == {"sharpness": 0.0, "exposure": pytest.approx(50), "contrast": 0.0}
+    assert chip_parts(noisy)["sharpness"] > 1 and chip_parts(noisy)["contrast"] > 30
+
+
+def test_landmark_parts_of_the_aligned_shape_and_a_turned_one() -> None:
+    side = 200
+    points = [(x * side, y * side) for x, y in ALIGNED_CROP_LANDMARKS]
+    parts = landmark_parts(points, ALIGNED_CROP_LANDMARKS)
+    assert parts["landmark_fit"] == pytest.approx(0, abs=1e-9)
+    assert parts["yaw"] == pytest.approx(0, abs=1e-9) and parts["roll"] == pytest.approx(0, abs=0.1)
+    assert parts["face_px"] == pytest.approx(0.895 * side)
+    turn = np.radians(20)
+    rotated = [
+        (x * np.cos(turn) - y * np.sin(turn), x * np.sin(turn) + y * np.cos(turn))
+        for x, y in points
+    ]
+    assert landmark_parts(rotated, ALIGNED_CROP_LANDMARKS)["roll"] == pytest.approx(20, abs=0.1)
+    nose_aside = [*points[:4], (points[4][0] + 0.3 * 0.38 * side, points[4][1])]
+    assert landmark_parts(nose_aside, ALIGNED_CROP_LANDMARKS)["yaw"] == pytest.approx(0.3, 0.05)
+
+
+@pytest.fixture(scope="module")
+def aligned_face() -> np.ndarray:
+    """A 200x200 aligned crop of the drawn face."""
+    frame = drawn_frame((640, 480), [(320, 240, 140)])
+    face = FaceFinder().find_shopper(frame)
+    return aligned_crop_chip(Image.fromarray(frame), face, (200, 200), resample="bilinear")
+
+
+def test_a_face_too_dark_to_read_is_low_quality_with_no_pixels(
+    aligned_face: np.ndarray, tmp_path: Path
+) -> None:
+    dark = (aligned_face.astype(float) * 0.08).astype(np.uint8)
+    path = tmp_path / "dark.png"
+    Image.fromarray(dark).save(path)
+    decoded = load_photo(path, SPEC)
+    assert decoded.status == PhotoStatus.LOW_QUALITY and decoded.pixels is None
+    assert decoded.quality.part in ("exposure", "contrast") and decoded.quality.score < 1
+    assert decoded.reason == f"{decoded.quality.part} under the card's floor"
+    # Without the card's floors the same photo is aged (and its quality still measured).
+    unfloored = load_photo(path, replace(SPEC, floors=()))
+    assert unfloored.status == PhotoStatus.OK and unfloored.pixels is not None
+    assert unfloored.quality.score is None and dict(unfloored.quality.parts)["exposure"] < 20
+
+
+def test_a_clean_face_passes_and_carries_its_record(
+    aligned_face: np.ndarray, tmp_path: Path
+) -> None:
+    path = tmp_path / "clean.png"
+    Image.fromarray(aligned_face).save(path)
+    decoded = load_photo(path, SPEC)
+    assert decoded.status == PhotoStatus.OK and decoded.quality.passed
+    assert decoded.quality.score >= 1 and decoded.quality.part in FLOORS
+
+
+def test_a_dim_face_is_brightened_to_the_cards_target(
+    aligned_face: np.ndarray, tmp_path: Path
+) -> None:
+    dim = (aligned_face.astype(float) * 0.3).astype(np.uint8)
+    path = tmp_path / "dim.png"
+    Image.fromarray(dim).save(path)
+    plain = load_photo(path, SPEC)
+    lit = load_photo(path, replace(SPEC, light=(60.0, 110.0)))
+    before = chip_parts(plain.pixels[0])["exposure"]
+    assert before < 60
+    assert chip_parts(lit.pixels[0])["exposure"] == pytest.approx(110, abs=3)
+    # A face brighter than `below` is left as it is.
+    views = np.full((1, 8, 8, 3), 100, np.uint8)
+    assert brightened(views, 50.0, 100.0).max() == 200
+
+
+def test_the_stage_gives_low_quality_photos_no_age_and_counts_them(
+    aligned_face: np.ndarray, tmp_path: Path
+) -> None:
+    model_path = save_brightness_model(tmp_path / "bright.keras")
+    card_file = ModelCard.path_for(model_path)
+    card = json.loads(card_file.read_text())
+    card["face"] = {"aligned_crop": {"box": [0.025, 0.025, 0.975, 0.975], "resample": "box"}}
+    card["quality"] = {"floors": FLOORS}
+    card_file.write_text(json.dumps(card))
+    model = load_model(model_path)
+    paths = []
+    for name, gain in (("a", 1.0), ("b", 0.08), ("c", 1.0)):
+        paths.append(tmp_path / f"{name}.png")
+        Image.fromarray((aligned_face * gain).astype(np.uint8)).save(paths[-1])
+    config = PredictConfig(photo_kind="auto", workers=1, batch_size=2)
+    predictions, stats = predict_paths(paths, model, config, cameras=["C1"] * 3)
+    assert [p.status for p in predictions] == ["ok", "low_quality", "ok"]
+    assert predictions[1].age is None and predictions[1].quality_part in ("exposure", "contrast")
+    assert predictions[1].quality < 1 <= predictions[0].quality
+    assert predictions[0].age is not None and stats.low_quality == 1
+    assert stats.cameras[0]["camera"] == "C1" and stats.cameras[0]["crop_votes"] >= 2
+
+
+def test_a_card_rejects_unknown_quality_parts() -> None:
+    from pydantic import ValidationError
+
+    from agebatch.predict.card import CardQuality
+
+    with pytest.raises(ValidationError, match="unknown quality parts"):
+        CardQuality(floors={"glare": 1.0})
