@@ -20,6 +20,8 @@ from pathlib import Path
 
 from agebatch.config import RunConfig
 from agebatch.errors import OutputError
+from agebatch.publish import blocked
+from agebatch.schema import RESTRICTED, TABLES
 
 # A published day's size. Measured on generated days (tools/day_bytes.py: 26.5 bytes per
 # receipt over all tables and 43 kB fixed, with 21-character receipt ids); the estimate allows
@@ -63,6 +65,23 @@ def check_outputs(config: RunConfig, receipts: int) -> Room:
                 f"{_size(needed)} ({receipts} receipts): free some space before running."
             )
     return Room(needed, free, limit)
+
+
+def check_owned(config: RunConfig, day: dt.date) -> None:
+    """Raise OutputError, in one sentence, if something agebatch did not write (a user's folder,
+    a link out of the output root) stands where the day's tables are published; see
+    agebatch.publish.blocked. Nothing is changed."""
+    if config.restricted_out is None or config.restricted_root().resolve() == config.out.resolve():
+        places = {config.out: list(TABLES)}
+    else:
+        places = {
+            config.out: [name for name in TABLES if name not in RESTRICTED],
+            config.restricted_out: list(RESTRICTED),
+        }
+    for root, names in places.items():
+        sentence = blocked(root, day, names)
+        if sentence is not None:
+            raise OutputError(sentence)
 
 
 def file_size_limit() -> int | None:

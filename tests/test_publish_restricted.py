@@ -2,8 +2,9 @@
 
 publish_split writes the restricted tables' version first without switching to it, commits by
 renaming the analysts' root's pointer, then points the restricted root at the same version. A
-real publishing process (forked by `tests.publishing --serve`) is SIGKILLed at every step in
-turn; after each kill both roots must show each table's day from one run, the analysts' root
+real publishing process (forked by `tests.publishing --serve`) is SIGKILLed before each of its
+changes to the file system in turn; after each kill both roots must show each table's day from
+one run, the analysts' root
 the previous run or the killed one once it passed its switch, and the restricted root never a
 run the analysts' root has not committed. The next publish of any day brings the restricted
 root back in line.
@@ -19,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from agebatch.publish import KILL_AT_ENV, publish_day, realign_days
+from agebatch.publish import publish_day, realign_days
 from agebatch.schema import RESTRICTED
 from tests.conftest import DAY
 from tests.publishing import (
+    KILL_AT,
     RESTRICTED_ROOT,
     TABLES,
     day_tables,
@@ -79,7 +81,7 @@ def test_a_split_publish_killed_at_every_step(
         shutil.copytree(tmp_path / "template", root, symlinks=True)
         o, p = root / "out", root / "private"
         run_id = f"k{number:03d}"
-        publisher.start(o, run_id, **{KILL_AT_ENV: str(number), RESTRICTED_ROOT: str(p)})
+        publisher.start(o, run_id, **{KILL_AT: str(number), RESTRICTED_ROOT: str(p)})
         code = publisher.wait()
         stderr = (root / f"{run_id}.stderr").read_text()
         analysts, confined, runs = _views(o, p, DAY)
@@ -87,7 +89,7 @@ def test_a_split_publish_killed_at_every_step(
             assert (analysts, confined) == (run_id, run_id)
             break
         assert code == -signal.SIGKILL, stderr
-        name = stderr.split(f"killed at step {number} ", 1)[1].strip()
+        name = stderr.split(f"killed at step {number} ", 1)[1].strip().replace(run_id, "NEW")
         committed = analysts == run_id
         steps.append((name, committed, confined == run_id))
         assert analysts in (before, run_id)
@@ -104,8 +106,10 @@ def test_a_split_publish_killed_at_every_step(
     else:
         raise AssertionError("the publish never got through")
     names = [name for name, _, _ in steps]
-    switch, follow = names.index("switched"), names.index("restricted:switched")
-    assert names.index("restricted:synced:version") < switch < follow
+    # Killed before the n-th change: committed once the change before it was the rename.
+    switch = names.index(f"replace .days/{DAY}") + 1
+    follow = names.index(f"replace ../private/.days/{DAY}") + 1
+    assert names.index("fsync ../private/.versions") < switch < follow
     assert [c for _, c, _ in steps] == [False] * switch + [True] * (len(steps) - switch)
     assert [r for _, _, r in steps] == [False] * follow + [True] * (len(steps) - follow)
 
