@@ -32,7 +32,7 @@ from agebatch.join import join_day
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.paths import PathsUnder
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
-from agebatch.preflight import Room, check_outputs, write_failure
+from agebatch.preflight import Room, check_outputs, check_owned, write_failure
 from agebatch.publish import new_run_id, publish_day, publish_split
 from agebatch.reports.affinity import affinity_inputs, affinity_tables
 from agebatch.reports.compliance import ComplianceInputs, compliance_inputs
@@ -79,6 +79,7 @@ class Found:
     clock_offsets: pa.Table | None  # per camera, from clock_offsets
     seconds: float
     age_checks: pa.Table | None  # receipt_id, age_check; None: the day records none
+    day: dt.date | None = None  # the day these are of
 
 
 @dataclass(frozen=True)
@@ -188,12 +189,14 @@ def find(config: RunConfig, day: dt.date) -> Found:
     if checks is None:
         log.info("No age_check column in the transactions: missed ID checks are not counted")
     seconds = time.perf_counter() - started
-    return Found(captures, lines, catalog, regions, offsets, seconds, checks)
+    return Found(captures, lines, catalog, regions, offsets, seconds, checks, day)
 
 
 def preflight(config: RunConfig, found: Found) -> Room:
     """Before any photo is decoded: every output root writable, with room for the day."""
     room = check_outputs(config, len(pc.unique(found.lines["receipt_id"])))
+    if found.day is not None:
+        check_owned(config, found.day)  # nothing agebatch did not write is in the day's way
     log.info("Output folders writable; the day needs about %d bytes", room.needed)
     return room
 
