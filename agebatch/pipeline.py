@@ -40,7 +40,7 @@ from agebatch.reports.coverage import TABLE as STORE_COVERAGE
 from agebatch.reports.coverage import Coverage, check_coverage
 from agebatch.reports.html import ReportPages, write_pages
 from agebatch.reports.shares import add_corrected_shares
-from agebatch.retention import delete_photos, due_days
+from agebatch.retention import PHOTOS_NOTE, delete_photos, due_days, photos_note
 from agebatch.schema import RESTRICTED, ReceiptStatus, conform, schema
 from agebatch.shards import (
     Shard,
@@ -405,6 +405,7 @@ def publish(config: RunConfig, tables: Mapping[str, pa.Table], record: RunRecord
         return final[0].table()
 
     roots = [config.out, config.restricted_root()]
+    notes = {PHOTOS_NOTE: photos_note(config.day_folder(record.day))}  # what retention may delete
     try:
         if config.restricted_out and config.restricted_out.resolve() != config.out.resolve():
             folders = publish_split(
@@ -415,9 +416,12 @@ def publish(config: RunConfig, tables: Mapping[str, pa.Table], record: RunRecord
                 RESTRICTED,
                 record_table,
                 record.run_id,
+                notes,
             )
         else:
-            folders = publish_day(config.out, record.day, tables, record_table, record.run_id)
+            folders = publish_day(
+                config.out, record.day, tables, record_table, record.run_id, notes
+            )
     except OSError as error:
         failure = write_failure(error, record.day, roots)
         if failure is None:
