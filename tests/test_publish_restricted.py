@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import signal
 from pathlib import Path
 
 import pytest
 
+from agebatch.config import RunConfig
+from agebatch.errors import InputError
 from agebatch.publish import publish_day, realign_days
 from agebatch.schema import RESTRICTED
 from tests.conftest import DAY
@@ -125,3 +128,58 @@ def test_a_restricted_root_left_behind_by_a_plain_publish_is_realigned(tmp_path:
     assert day_view(private, DAY)["receipt_ages"] is None
     assert day_view(out, DAY)["receipt_ages"] == "r2"  # the plain run's, in the analysts' root
     assert os.listdir(private / ".versions" / DAY.isoformat()) == ["r1"]  # collected later
+
+
+def test_switching_a_day_to_a_restricted_root_removes_its_restricted_tables_from_out(
+    tmp_path: Path,
+) -> None:
+    """Issue #27: after a day moves to --restricted-out, no earlier version under OUT (the one
+    kept for open readers included) still holds receipt_ages, alcohol_checks or
+    cashier_compliance."""
+    out, private = tmp_path / "out", tmp_path / "private"
+    publish(out, DAY, "r1")  # everything under out
+    publish(out, DAY, "r2")
+    publish(out, OTHER, "o1")
+    publish(out, DAY, "r3", restricted=private)
+    leftovers = [
+        str(path.relative_to(out))
+        for path in sorted(out.rglob("*"))
+        if any(part in RESTRICTED for part in path.relative_to(out).parts)
+        and DAY.isoformat() in str(path)
+    ]
+    assert leftovers == []
+    assert sorted(os.listdir(out / ".versions" / DAY.isoformat())) == ["r2", "r3"]
+    assert sorted(os.listdir(out / ".versions" / DAY.isoformat() / "r2")) == sorted([*OPEN, "runs"])
+    assert _views(out, private, DAY)[:2] == ("r3", "r3")
+    assert day_view(out, OTHER)["receipt_ages"] == "o1"  # another day is that day's own switch
+
+
+def _settings(tmp_path: Path, **changes: object) -> dict[str, object]:
+    paths = {name: tmp_path for name in ("photos", "transactions", "catalog")}
+    return {**paths, "out": tmp_path / "out", **changes}
+
+
+@pytest.mark.parametrize("where", ["out", "out/private", "out/./x/.."])
+def test_a_restricted_root_inside_out_is_refused(tmp_path: Path, where: str) -> None:
+    with pytest.raises(InputError) as refused:
+        RunConfig.build(_settings(tmp_path, restricted_out=tmp_path / where))
+    assert str(refused.value) == (
+        f"Setting config: restricted_out {tmp_path / where} is inside out {tmp_path / 'out'}, "
+        "where analysts read: give a folder outside out, or leave restricted_out unset."
+    )
+    assert RunConfig.build(_settings(tmp_path, restricted_out=tmp_path / "private"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "sentence"),
+    [
+        ({"min_cell_receipts": 1}, "min_cell_receipts (k) is 1, under 5"),
+        ({"min_cell_receipts": 4}, "min_cell_receipts (k) is 4, under 5"),
+        ({"min_receipts": 1}, "min_receipts is 1, under k = 5 (min_cell_receipts)"),
+        ({"min_cell_receipts": 9, "min_receipts": 8}, "min_receipts is 8, under k = 9"),
+    ],
+)
+def test_no_setting_can_name_a_single_shopper(tmp_path: Path, changes: dict, sentence: str) -> None:
+    with pytest.raises(InputError, match=re.escape(sentence)):
+        RunConfig.build(_settings(tmp_path, **changes))
+    assert RunConfig.build(_settings(tmp_path, min_cell_receipts=5, min_receipts=5))
