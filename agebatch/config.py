@@ -338,6 +338,11 @@ class RunConfig(PredictConfig):
         False,
         description="publish a day even when the coverage gate refuses it (recorded in runs)",
     )
+    accept_worse_day: bool = Field(
+        False,
+        description="publish a day again even when its receipts, photos or matched share "
+        "collapsed against the published version it replaces (recorded in runs)",
+    )
     retention_days: OptionalInt = Field(
         None,
         ge=1,

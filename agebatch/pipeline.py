@@ -40,6 +40,7 @@ from agebatch.reports.coverage import TABLE as STORE_COVERAGE
 from agebatch.reports.coverage import Coverage, check_coverage
 from agebatch.reports.html import ReportPages, write_pages
 from agebatch.reports.shares import add_corrected_shares
+from agebatch.republish import refuse_worse_day
 from agebatch.retention import PHOTOS_NOTE, delete_photos, due_days, photos_note
 from agebatch.schema import RESTRICTED, ReceiptStatus, conform, schema
 from agebatch.shards import (
@@ -324,6 +325,9 @@ def gate(config: RunConfig, day: dt.date, predicted: Predicted, joined: Joined) 
     """The coverage gate: raises CoverageRefused when a store's photos or matches collapsed
     (unless accept_low_coverage); else the tables to publish, store_coverage added."""
     coverage = check_coverage(config, day, predicted.captures, joined.tables["receipt_ages"])
+    coverage = refuse_worse_day(
+        config, day, predicted.captures, joined.tables["receipt_ages"], coverage
+    )
     return Gated(
         {**joined.tables, STORE_COVERAGE: conform(STORE_COVERAGE, coverage.table)}, coverage
     )

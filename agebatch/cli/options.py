@@ -83,6 +83,7 @@ GROUPS = {
     "coverage_days": "coverage gate",
     "coverage_min_count": "coverage gate",
     "accept_low_coverage": "coverage gate",
+    "accept_worse_day": "coverage gate",
 }
 
 
