@@ -209,3 +209,29 @@ def test_a_short_manifest_quote_or_bad_byte_is_named(tmp_path: Path) -> None:
     manifest.write_bytes(MANIFEST_HEADER.encode() + b"a.jpg,S1,R1,2026-11-24 10:00:00\nb\xff\n")
     with pytest.raises(InputError, match="line 3 is not UTF-8 text"):
         find_captures(tmp_path, ZONE)
+
+
+@pytest.mark.parametrize("word", ["now", "today", "tomorrow", " NOW ", "noon", "1", "10:00"])
+def test_a_manifest_time_must_be_a_written_time(tmp_path: Path, word: str) -> None:
+    """Issue #27: pandas reads 'now' and 'today' as the clock of the run; a manifest's time is
+    one the camera wrote, date first."""
+    header = "photo,store_id,register_id,captured_at\n"
+    (tmp_path / "captures.csv").write_text(
+        f"{header}a.jpg,S1,R1,2026-11-24 10:00\nb.jpg,S1,R1,{word}\n"
+    )
+    with pytest.raises(InputError) as refused:
+        find_captures(tmp_path, ZONE)
+    assert str(refused.value) == (
+        f"Capture manifest {tmp_path / 'captures.csv'}: column captured_at has 1 value(s) that "
+        f"are not timestamps (first: {word!r} on line 3)."
+    )
+
+
+def test_a_header_only_manifest_is_a_day_without_captures(tmp_path: Path) -> None:
+    (tmp_path / "captures.csv").write_text("photo,store_id,register_id,captured_at,receipt_id\n")
+    _touch(tmp_path, "S1/R1/20261124T100000.jpg")  # not listed: ignored, as any unlisted file
+    captures = find_captures(tmp_path, ZONE)
+    assert (len(captures.table), captures.ignored, captures.source) == (0, 1, "manifest")
+    assert list(captures.table.columns) == [
+        "photo", "store_id", "register_id", "captured_at", "receipt_id", "captured_at_utc"
+    ]  # fmt: skip
