@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from agebatch.errors import InputError
 from agebatch.inputs.files import Refusal, open_inside
@@ -252,3 +253,28 @@ def _typed(table: pd.DataFrame, utc: pd.Series) -> pd.DataFrame:
     ).reset_index(drop=True)
     typed["captured_at_utc"] = utc.reset_index(drop=True).astype("datetime64[us]")
     return typed
+
+
+def check_ties(captures: Captures, lines: pa.Table) -> None:
+    """Raise InputError naming the first manifest row that ties a photo to a receipt of another
+    store than the photo's (a wrong manifest would give that store's shopper this one's age)."""
+    tied = captures.table.dropna(subset=["receipt_id"])
+    if tied.empty or lines.num_rows == 0:
+        return
+    stores = (
+        pa.table({"receipt_id": lines["receipt_id"], "store_id": lines["store_id"]})
+        .group_by(["receipt_id", "store_id"])
+        .aggregate([])
+        .to_pandas()
+        .astype("string")
+    )
+    joined = tied.merge(stores, on="receipt_id", suffixes=("", "_receipt"))
+    crossed = joined[joined["store_id"] != joined["store_id_receipt"]]
+    if len(crossed):
+        row = crossed.iloc[0]
+        raise InputError(
+            f"Capture manifest {captures.folder / MANIFEST} ties photo {row['photo']!r} of store "
+            f"{row['store_id']} to receipt {row['receipt_id']!r} of store "
+            f"{row['store_id_receipt']} ({len(crossed)} such tie(s)): a photo is only tied to "
+            "a receipt of its own store."
+        )

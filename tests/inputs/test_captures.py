@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute  # pa.compute
 import pytest
 
 from agebatch.errors import InputError
-from agebatch.inputs.captures import find_captures
+from agebatch.inputs.captures import check_ties, find_captures
 
 ZONE = "Europe/London"
 
@@ -235,3 +237,22 @@ def test_a_header_only_manifest_is_a_day_without_captures(tmp_path: Path) -> Non
     assert list(captures.table.columns) == [
         "photo", "store_id", "register_id", "captured_at", "receipt_id", "captured_at_utc"
     ]  # fmt: skip
+
+
+def test_a_manifest_tie_to_another_stores_receipt_is_one_sentence(tmp_path: Path) -> None:
+    """Issue #27: a manifest row may tie a photo to a receipt, but only to one of its store."""
+    (tmp_path / "captures.csv").write_text(
+        "photo,store_id,register_id,captured_at,receipt_id\n"
+        "a.jpg,S1,R1,2026-11-24 10:00,T1\n"
+        "b.jpg,S1,R1,2026-11-24 10:01,T2\n"
+        "c.jpg,S2,R1,2026-11-24 10:02,\n"
+    )
+    captures = find_captures(tmp_path, ZONE)
+    lines = pa.table({"receipt_id": ["T1", "T1", "T2", "T3"], "store_id": ["S1", "S1", "S2", "S2"]})
+    with pytest.raises(InputError) as refused:
+        check_ties(captures, lines)
+    assert str(refused.value) == (
+        f"Capture manifest {tmp_path / 'captures.csv'} ties photo 'b.jpg' of store S1 to receipt "
+        "'T2' of store S2 (1 such tie(s)): a photo is only tied to a receipt of its own store."
+    )
+    check_ties(captures, lines.filter(pa.compute.field("receipt_id") != "T2"))  # no tie crosses
