@@ -24,8 +24,8 @@ from agebatch.analytics_db import write_analytics_db
 from agebatch.config import Region, RunConfig, age_group_labels
 from agebatch.duck import connect
 from agebatch.errors import OutputError
-from agebatch.inputs.captures import Captures, find_captures
-from agebatch.inputs.clocks import read_clock_offsets
+from agebatch.inputs.captures import Captures, check_ties, find_captures
+from agebatch.inputs.clocks import name_unknown_cameras, read_clock_offsets
 from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
 from agebatch.inputs.transactions import read_catalog, read_transactions, receipt_checks
 from agebatch.join import join_day
@@ -185,6 +185,9 @@ def find(config: RunConfig, day: dt.date) -> Found:
     catalog = read_catalog(config.catalog)
     regions = read_face_regions(config.face_regions) if config.face_regions else None
     offsets = read_clock_offsets(config.clock_offsets) if config.clock_offsets else None
+    check_ties(captures, lines)  # a manifest ties photos to receipts of their own store only
+    if offsets is not None:
+        name_unknown_cameras(config.clock_offsets, offsets, captures.table)
     log.info("Read %d transaction lines and %d catalog items", lines.num_rows, catalog.num_rows)
     checks = receipt_checks(lines)
     if checks is None:
