@@ -29,6 +29,9 @@ from agebatch.schema import RESTRICTED, TABLES
 # compress to some 60 bytes), and twenty times the fixed part.
 BYTES_PER_RECEIPT = 256
 BYTES_PER_DAY = 1024 * 1024
+# Room the day's report pages and the analytics database (views only) are given, generously.
+REPORT_BYTES = 8 * 1024 * 1024
+DATABASE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,43 @@ def check_owned(config: RunConfig, day: dt.date) -> None:
         sentence = blocked(root, day, names)
         if sentence is not None:
             raise OutputError(sentence)
+
+
+def check_report_places(config: RunConfig, day: dt.date) -> None:
+    """Raise OutputError, in one sentence, unless the day's report folder and the analytics
+    database's folder can be written (made if missing, a file written, synced and removed),
+    so that a read-only or full place stops the run before predicting, not after publishing."""
+    from agebatch.analytics_db import default_path  # not at import: analytics_db loads DuckDB
+
+    places = {
+        "report folder": (config.reports_folder(day), "--reports", REPORT_BYTES),
+        "analytics database's folder": (
+            (config.analytics_db or default_path(config.out)).parent,
+            "--analytics-db",
+            DATABASE_BYTES,
+        ),
+    }
+    for what, (folder, setting, needed) in places.items():
+        made = [p for p in [folder, *folder.parents] if not os.path.lexists(p)]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".agebatch-probe-") as probe:
+                probe.write(b"agebatch" * 512)
+                probe.flush()
+                os.fsync(probe.fileno())
+            free = shutil.disk_usage(folder).free
+            for path in made:  # leave no empty folder behind: the run may still stop
+                path.rmdir()
+        except OSError as error:
+            raise OutputError(
+                f"The {what} {folder} cannot be written ({error.strerror or error}): check "
+                f"{setting}, the folder's permissions and its file system before running."
+            ) from None
+        if free < needed:
+            raise OutputError(
+                f"The {what} {folder} has {_size(free)} free and needs about {_size(needed)}: "
+                f"free some space or give another {setting} before running."
+            )
 
 
 def file_size_limit() -> int | None:
