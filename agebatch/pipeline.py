@@ -32,7 +32,13 @@ from agebatch.join import join_day
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.paths import PathsUnder
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
-from agebatch.preflight import Room, check_outputs, check_owned, write_failure
+from agebatch.preflight import (
+    Room,
+    check_outputs,
+    check_owned,
+    check_report_places,
+    write_failure,
+)
 from agebatch.publish import new_run_id, publish_day, publish_split
 from agebatch.reports.affinity import affinity_inputs, affinity_tables
 from agebatch.reports.compliance import ComplianceInputs, compliance_inputs
@@ -201,6 +207,7 @@ def preflight(config: RunConfig, found: Found) -> Room:
     room = check_outputs(config, len(pc.unique(found.lines["receipt_id"])))
     if found.day is not None:
         check_owned(config, found.day)  # nothing agebatch did not write is in the day's way
+        check_report_places(config, found.day)  # the pages and the database can be written
     log.info("Output folders writable; the day needs about %d bytes", room.needed)
     return room
 
