@@ -315,3 +315,87 @@ def test_the_gpu_slot_waits_for_the_prefect_limit(harness: None) -> None:
     assert [name for name, _ in events] == ["first out", "second in"]
     with shards.gpu_slot("agebatch-test-gpu", device="CPU"):  # a CPU takes no slot
         pass
+
+
+def _descendants(root: int) -> set[int]:
+    """The processes under `root` now, from /proc."""
+    parents: dict[int, list[int]] = {}
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as file:
+                parent = int(file.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        parents.setdefault(parent, []).append(int(name))
+    found, todo = set(), [root]
+    while todo:
+        for pid in parents.get(todo.pop(), []):
+            found.add(pid)
+            todo.append(pid)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _cli(sample: SampleDay, out: Path, model: Path, *extra: str) -> list[str]:
+    import sys
+
+    main = "import sys; from agebatch.cli import main; sys.exit(main(sys.argv[1:]))"
+    return [
+        sys.executable, "-c", main, "run", "--day", str(DAY), "--photos", str(sample.photos),
+        "--transactions", str(sample.transactions), "--catalog", str(sample.catalog),
+        "--out", str(out), "--model", str(model), "--photo-kind", "crops", *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="the reaper reads /proc")
+def test_killing_the_main_process_stops_the_prefect_server_and_the_cluster(
+    sample: SampleDay, tmp_path: Path, brightness_model_path: Path
+) -> None:
+    """Issue #27: SIGKILL to `agebatch run --dask-workers 2` (no PREFECT_API_URL: a temporary
+    server) leaves no process behind: the reaper stops the server and the workers."""
+    import signal
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    argv = _cli(sample, tmp_path / "out", brightness_model_path, "--dask-workers", "2")
+    main = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, seen = time.monotonic() + 240, set()
+    while time.monotonic() < deadline and main.poll() is None:
+        seen |= _descendants(main.pid)
+        if len(seen) >= 5:  # the reaper, the server, two workers (and their nannies)
+            break
+        time.sleep(0.5)
+    assert main.poll() is None, main.stderr.read().decode()[-3000:]
+    time.sleep(2)
+    seen |= _descendants(main.pid)
+    main.kill()
+    main.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(pid) for pid in seen):
+        time.sleep(0.5)
+    left = [pid for pid in seen if _alive(pid)]
+    for pid in left:  # never leave them to the next test
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], f"{len(seen)} processes seen, these outlived the main process"
+
+
+def test_a_clean_dask_run_prints_no_traceback(
+    sample: SampleDay, tmp_path: Path, brightness_model_path: Path
+) -> None:
+    """Issue #27: a successful `agebatch run --dask-workers 2` says what it published and no
+    `distributed` shutdown traceback."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    argv = _cli(sample, tmp_path / "out", brightness_model_path, "--dask-workers", "2")
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Published {DAY} under" in done.stdout
+    assert "Traceback" not in done.stderr, done.stderr[-5000:]
