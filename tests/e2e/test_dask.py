@@ -335,6 +335,14 @@ def _descendants(root: int) -> set[int]:
     return found
 
 
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as file:
@@ -369,11 +377,11 @@ def test_killing_the_main_process_stops_the_prefect_server_and_the_cluster(
     deadline, seen = time.monotonic() + 240, set()
     while time.monotonic() < deadline and main.poll() is None:
         seen |= _descendants(main.pid)
-        if len(seen) >= 5:  # the reaper, the server, two workers (and their nannies)
+        commands = " ".join(_command(pid) for pid in seen)
+        if "uvicorn" in commands and commands.count("spawn_main") >= 2:  # server, 2 workers
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     assert main.poll() is None, main.stderr.read().decode()[-3000:]
-    time.sleep(2)
     seen |= _descendants(main.pid)
     main.kill()
     main.wait()
