@@ -185,10 +185,14 @@ def _remove_restricted(layout: _Day, private: set[str]) -> None:
     """Remove from out every version's copy of the restricted tables, and their links."""
     if layout.versions.is_dir():
         for version in sorted(os.listdir(layout.versions)):
+            if not (layout.versions / version).is_dir() or (layout.versions / version).is_symlink():
+                continue
+            removed = False
             for name in sorted(private):
                 folder = layout.versions / version / name
                 if folder.is_dir() and not folder.is_symlink():
                     shutil.rmtree(folder)
+                    removed = True
                     log.warning(
                         "Removed %s of %s (version %s) from %s: it belongs under the restricted "
                         "root now",
@@ -197,7 +201,8 @@ def _remove_restricted(layout: _Day, private: set[str]) -> None:
                         version,
                         layout.out,
                     )
-            fsync_dir(layout.versions / version)
+            if removed:
+                fsync_dir(layout.versions / version)
     for name in sorted(private):
         if _is_own_link(layout, name):
             layout.link(name).unlink()
