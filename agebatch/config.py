@@ -34,6 +34,7 @@ THREAD_WORKERS_MAX = 4  # more decode workers than this decode in processes by d
 COMPLIANCE_SHORT_DAYS = 7
 COMPLIANCE_LONG_DAYS = 28
 TREND_DAYS = 28
+K_FLOOR = 5  # the least k: a count of fewer receipts than this can name a single shopper
 
 
 class Acceleration(StrEnum):
@@ -332,9 +333,8 @@ class RunConfig(PredictConfig):
     )
     min_receipts: int = Field(
         20,
-        ge=1,
         description="age_group_affinity ranks an item for a group only when at least this many "
-        "of the group's receipts bought it in the window",
+        f"of the group's receipts bought it in the window (at least k and {K_FLOOR})",
     )
     affinity_confidence: float = Field(
         0.95, gt=0, lt=1, description="confidence level of age_group_affinity's lift intervals"
@@ -351,10 +351,9 @@ class RunConfig(PredictConfig):
         "only (default: they are published under out with the rest)",
     )
     min_cell_receipts: int = Field(
-        5,
-        ge=1,
+        K_FLOOR,
         description="k: cells of age_group_purchases and age_group_shares with fewer receipts "
-        "are merged into a 'suppressed' row per store (1: publish every cell)",
+        f"are merged into a 'suppressed' row per store (at least {K_FLOOR})",
     )
     coverage_margin: float = Field(
         0.2,
@@ -382,6 +381,11 @@ class RunConfig(PredictConfig):
     accept_low_coverage: bool = Field(
         False,
         description="publish a day even when the coverage gate refuses it (recorded in runs)",
+    )
+    accept_worse_day: bool = Field(
+        False,
+        description="publish a day again even when its receipts, photos or matched share "
+        "collapsed against the published version it replaces (recorded in runs)",
     )
     retention_days: OptionalInt = Field(
         None,
@@ -422,6 +426,24 @@ class RunConfig(PredictConfig):
                 "max_teen_miss chooses the flag threshold from measured error rates, which a "
                 "margin would shift: give one of max_teen_miss and margin"
             )
+        k = self.min_cell_receipts
+        if k < K_FLOOR:
+            raise ValueError(
+                f"min_cell_receipts (k) is {k}, under {K_FLOOR}: a cell of fewer receipts can "
+                "name a single shopper's purchases"
+            )
+        if self.min_receipts < k:
+            raise ValueError(
+                f"min_receipts is {self.min_receipts}, under k = {k} (min_cell_receipts): an "
+                "offer counted on fewer receipts can name a single shopper's purchases"
+            )
+        if self.restricted_out is not None:
+            out, private = self.out.resolve(), self.restricted_out.resolve()
+            if private == out or out in private.parents:
+                raise ValueError(
+                    f"restricted_out {self.restricted_out} is inside out {self.out}, where "
+                    "analysts read: give a folder outside out, or leave restricted_out unset"
+                )
         if self.dask_workers is not None and self.dask_address is not None:
             raise ValueError(
                 "dask_workers starts a local cluster and dask_address names a running one: "

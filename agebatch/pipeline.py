@@ -24,19 +24,27 @@ from agebatch import __version__
 from agebatch.analytics_db import write_analytics_db
 from agebatch.config import Region, RunConfig
 from agebatch.errors import OutputError
-from agebatch.inputs.captures import Captures, find_captures
-from agebatch.inputs.clocks import read_clock_offsets
+from agebatch.inputs.captures import Captures, check_ties, find_captures
+from agebatch.inputs.clocks import name_unknown_cameras, read_clock_offsets
 from agebatch.inputs.mapping import CONTRACT, read_format
 from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
 from agebatch.inputs.transactions import keyed_captures, read_catalog, read_lines, receipt_checks
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.paths import PathsUnder
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
-from agebatch.preflight import Room, check_outputs, check_settings, write_failure
+from agebatch.preflight import (
+    Room,
+    check_outputs,
+    check_owned,
+    check_report_places,
+    check_settings,
+    write_failure,
+)
 from agebatch.publish import new_run_id, publish_day, publish_split
 from agebatch.records import Published, RunRecord
 from agebatch.reports.html import ReportPages, write_pages
-from agebatch.retention import delete_photos, due_days
+from agebatch.republish import refuse_worse_day
+from agebatch.retention import PHOTOS_NOTE, delete_photos, due_days, photos_note
 from agebatch.schema import RESTRICTED, ReceiptStatus, conform
 from agebatch.shards import (
     Shard,
@@ -82,6 +90,7 @@ class Found:
     quarantined: pa.Table | None = None  # the receipts a bad line quarantined (none: None)
     receipt_key: tuple[str, ...] = ("receipt_id",)  # the columns that made a receipt
     quarantine_gate: str = "passed"  # or accepted (--accept-quarantine)
+    day: dt.date | None = None  # the day these are of
 
 
 @dataclass(frozen=True)
@@ -137,6 +146,9 @@ def find(config: RunConfig, day: dt.date) -> Found:
     catalog = read_catalog(config.catalog)
     regions = read_face_regions(config.face_regions) if config.face_regions else None
     offsets = read_clock_offsets(config.clock_offsets) if config.clock_offsets else None
+    check_ties(captures, lines)  # a manifest ties photos to receipts of their own store only
+    if offsets is not None:
+        name_unknown_cameras(config.clock_offsets, offsets, captures.table)
     log.info("Read %d transaction lines and %d catalog items", lines.num_rows, catalog.num_rows)
     checks = receipt_checks(lines)
     if checks is None:
@@ -153,12 +165,16 @@ def find(config: RunConfig, day: dt.date) -> Found:
         transactions.quarantined,
         transactions.key,
         quarantine_gate,
+        day,
     )
 
 
 def preflight(config: RunConfig, found: Found) -> Room:
     """Before any photo is decoded: every output root writable, with room for the day."""
     room = check_outputs(config, len(pc.unique(found.lines["receipt_id"])))
+    if found.day is not None:
+        check_owned(config, found.day)  # nothing agebatch did not write is in the day's way
+        check_report_places(config, found.day)  # the pages and the database can be written
     log.info("Output folders writable; the day needs about %d bytes", room.needed)
     return room
 
@@ -274,6 +290,9 @@ def gate(config: RunConfig, day: dt.date, predicted: Predicted, joined: Joined) 
     """The coverage gate: raises CoverageRefused when a store's photos or matches collapsed
     (unless accept_low_coverage); else the tables to publish, store_coverage added."""
     coverage = check_coverage(config, day, predicted.captures, joined.tables["receipt_ages"])
+    coverage = refuse_worse_day(
+        config, day, predicted.captures, joined.tables["receipt_ages"], coverage
+    )
     return Gated(
         {**joined.tables, STORE_COVERAGE: conform(STORE_COVERAGE, coverage.table)}, coverage
     )
@@ -358,6 +377,7 @@ def publish(config: RunConfig, tables: Mapping[str, pa.Table], record: RunRecord
         return final[0].table()
 
     roots = [config.out, config.restricted_root()]
+    notes = {PHOTOS_NOTE: photos_note(config.day_folder(record.day))}  # what retention may delete
     try:
         if config.restricted_out and config.restricted_out.resolve() != config.out.resolve():
             folders = publish_split(
@@ -368,9 +388,12 @@ def publish(config: RunConfig, tables: Mapping[str, pa.Table], record: RunRecord
                 RESTRICTED,
                 record_table,
                 record.run_id,
+                notes,
             )
         else:
-            folders = publish_day(config.out, record.day, tables, record_table, record.run_id)
+            folders = publish_day(
+                config.out, record.day, tables, record_table, record.run_id, notes
+            )
     except OSError as error:
         failure = write_failure(error, record.day, roots)
         if failure is None:

@@ -32,6 +32,8 @@ from agebatch.inputs.regions import read_face_regions
 from agebatch.inputs.transactions import read_catalog, transactions_file
 from agebatch.predict.card import ModelCard
 from agebatch.predict.model import bundled_model_path
+from agebatch.publish import blocked
+from agebatch.schema import RESTRICTED, TABLES
 from agebatch.transform.compliance import choose_threshold, error_margins
 
 # A published day's size. Measured on generated days (tools/day_bytes.py: 26.5 bytes per
@@ -40,6 +42,9 @@ from agebatch.transform.compliance import choose_threshold, error_margins
 # compress to some 60 bytes), and twenty times the fixed part.
 BYTES_PER_RECEIPT = 256
 BYTES_PER_DAY = 1024 * 1024
+# Room the day's report pages and the analytics database (views only) are given, generously.
+REPORT_BYTES = 8 * 1024 * 1024
+DATABASE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,60 @@ def check_outputs(config: RunConfig, receipts: int) -> Room:
                 f"{_size(needed)} ({receipts} receipts): free some space before running."
             )
     return Room(needed, free, limit)
+
+
+def check_owned(config: RunConfig, day: dt.date) -> None:
+    """Raise OutputError, in one sentence, if something agebatch did not write (a user's folder,
+    a link out of the output root) stands where the day's tables are published; see
+    agebatch.publish.blocked. Nothing is changed."""
+    if config.restricted_out is None or config.restricted_root().resolve() == config.out.resolve():
+        places = {config.out: list(TABLES)}
+    else:
+        places = {
+            config.out: [name for name in TABLES if name not in RESTRICTED],
+            config.restricted_out: list(RESTRICTED),
+        }
+    for root, names in places.items():
+        sentence = blocked(root, day, names)
+        if sentence is not None:
+            raise OutputError(sentence)
+
+
+def check_report_places(config: RunConfig, day: dt.date) -> None:
+    """Raise OutputError, in one sentence, unless the day's report folder and the analytics
+    database's folder can be written (made if missing, a file written, synced and removed),
+    so that a read-only or full place stops the run before predicting, not after publishing."""
+    from agebatch.analytics_db import default_path  # not at import: analytics_db loads DuckDB
+
+    places = {
+        "report folder": (config.reports_folder(day), "--reports", REPORT_BYTES),
+        "analytics database's folder": (
+            (config.analytics_db or default_path(config.out)).parent,
+            "--analytics-db",
+            DATABASE_BYTES,
+        ),
+    }
+    for what, (folder, setting, needed) in places.items():
+        made = [p for p in [folder, *folder.parents] if not os.path.lexists(p)]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".agebatch-probe-") as probe:
+                probe.write(b"agebatch" * 512)
+                probe.flush()
+                os.fsync(probe.fileno())
+            free = shutil.disk_usage(folder).free
+            for path in made:  # leave no empty folder behind: the run may still stop
+                path.rmdir()
+        except OSError as error:
+            raise OutputError(
+                f"The {what} {folder} cannot be written ({error.strerror or error}): check "
+                f"{setting}, the folder's permissions and its file system before running."
+            ) from None
+        if free < needed:
+            raise OutputError(
+                f"The {what} {folder} has {_size(free)} free and needs about {_size(needed)}: "
+                f"free some space or give another {setting} before running."
+            )
 
 
 def file_size_limit() -> int | None:

@@ -1,6 +1,8 @@
-"""Runs of agebatch under faults a test cannot make in its own process: a read-only or full
-file system (a private mount: `unshare` as an unprivileged user of its own namespace, so it
-works for root too, which file permissions do not stop), or a file-size limit (RLIMIT_FSIZE).
+"""Faults for tests: runs of agebatch under faults a test cannot make in its own process (a
+read-only or full file system: a private mount, `unshare` as an unprivileged user of its own
+namespace, so it works for root too, which file permissions do not stop; a file-size limit,
+RLIMIT_FSIZE), and `at_each_change`, which stops a process before its N-th change to the file
+system (the way tests kill publishing at every point without a hook in agebatch).
 
 `python -m tests.faults publish OUT BIG_ROWS [FSIZE]` publishes a small version of DAY through
 pipeline.publish, then (with FSIZE, under that file-size limit) a version with a table of
@@ -15,9 +17,14 @@ import json
 import os
 import resource
 import shlex
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = dt.date(2026, 11, 24)
@@ -54,6 +61,69 @@ def run_agebatch(
     return subprocess.run(
         args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, preexec_fn=limit
     )
+
+
+# The calls through which Python changes a file system (pathlib and shutil go through these),
+# and pyarrow's Parquet writer, which writes from C++.
+CHANGES = ("mkdir", "symlink", "replace", "rename", "unlink", "rmdir", "link", "fsync")
+TWO_PATHS = ("symlink", "replace", "rename", "link")  # named by the path they make
+
+
+@contextmanager
+def at_each_change(act: Callable[[int, str], None], root: Path | None = None) -> Iterator[None]:
+    """Call act(number, name) before each change this process makes to a file system (numbered
+    from 1; name: the call and its path, relative to root where under it) while in the block.
+
+    act may raise, sleep or SIGKILL the process: a kill just before a change, for every change
+    in turn, reaches every state a kill can leave (a change is one system call).
+    """
+    import pyarrow.parquet as pq
+
+    count = 0
+
+    def name(call: str, path: object) -> str:
+        if call == "fsync" and isinstance(path, int):
+            path = os.readlink(f"/proc/self/fd/{path}") if os.path.isdir("/proc/self/fd") else "?"
+        text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+        if root is not None and os.path.isabs(text):
+            text = os.path.relpath(text, root.resolve() if call == "fsync" else root)
+        return f"{call} {text}"
+
+    def wrap(call: str, real: Callable, target_arg: int = 0) -> Callable:
+        def changed(*args, **kwargs):
+            nonlocal count
+            count += 1
+            act(count, name(call, args[target_arg] if len(args) > target_arg else "?"))
+            return real(*args, **kwargs)
+
+        return changed
+
+    patches = [
+        mock.patch.object(os, call, wrap(call, getattr(os, call), 1 if call in TWO_PATHS else 0))
+        for call in CHANGES
+    ]
+    patches.append(mock.patch.object(pq, "write_table", wrap("write_table", pq.write_table, 1)))
+    for patch in patches:
+        patch.start()
+    try:
+        yield
+    finally:
+        for patch in reversed(patches):
+            patch.stop()
+
+
+def kill_before(number: int, slow_s: float = 0.0) -> Callable[[int, str], None]:
+    """An act for at_each_change: sleep slow_s before every change, SIGKILL this process before
+    change `number` (0: never), saying on stderr where."""
+
+    def act(count: int, name: str) -> None:
+        if slow_s:
+            time.sleep(slow_s)
+        if count == number:
+            os.write(2, f"killed at step {count} {name}\n".encode())
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return act
 
 
 _MAIN = "import sys; from agebatch.cli import main; sys.exit(main(sys.argv[1:]))"

@@ -1,8 +1,9 @@
 """Tables whose rows name their run, readers that check a day is whole, publishing processes.
 
-`python -m tests.publishing OUT DAY RUN_ID` publishes one run's tables of the day (it prints
-"publishing" just before); `python -m tests.publishing --serve` forks such processes on demand
-(see `serve`).
+`python -m tests.publishing OUT DAY RUN_ID [CHANGE]` publishes one run's tables of the day (it
+prints "publishing" just before; with CHANGE, the name of a change to the file system, it is
+SIGKILLed just before that change); `python -m tests.publishing --serve` forks such processes
+on demand (see `serve`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import pyarrow as pa
 
-from agebatch.publish import RUNS, _Steps, publish_day, publish_split
+from agebatch.publish import RUNS, publish_day, publish_split
 from agebatch.schema import RESTRICTED
+from tests.faults import at_each_change, kill_before
 
 Seen = dict[tuple[str, dt.date], list[str]] | None
 
@@ -112,7 +113,56 @@ def day_runs(out: Path, day: dt.date, seen: Seen = None) -> list[str]:
     return (read_tables(out) if seen is None else seen).get((RUNS, day), [])
 
 
+class Theirs:
+    """What a user keeps under (and beside) an output folder: agebatch must never touch it."""
+
+    def __init__(self, roots: list[Path]) -> None:
+        self.roots = roots
+        self.before = snapshot(self)
+
+
+def user_things(out: Path) -> Theirs:
+    """A user's folder and file under out, a file of theirs in a table's folder, a day folder
+    in a folder that is not a table, and a link from out to a folder outside it."""
+    elsewhere = out.parent / f"{out.name}-elsewhere"
+    for folder in (out / "notes" / "sub", out / "notes" / f"day={DAY_OF_NOTES}", elsewhere):
+        folder.mkdir(parents=True, exist_ok=True)
+    (out / "notes" / "todo.txt").write_text("keep me\n")
+    (out / "notes" / "sub" / "data.bin").write_bytes(bytes(range(256)))
+    (out / "notes" / f"day={DAY_OF_NOTES}" / "part-0.parquet").write_bytes(b"PAR1 not ours")
+    (out / "receipt_ages").mkdir(parents=True, exist_ok=True)
+    (out / "receipt_ages" / "README.txt").write_text("my notes on this table\n")
+    (elsewhere / "day=2026-11-24").mkdir(exist_ok=True)
+    (elsewhere / "day=2026-11-24" / "part-0.parquet").write_bytes(b"PAR1 theirs")
+    (out / "shared").symlink_to(elsewhere, target_is_directory=True)
+    return Theirs([out / "notes", out / "receipt_ages" / "README.txt", out / "shared", elsewhere])
+
+
+DAY_OF_NOTES = "2026-11-24"
+
+
+def snapshot(theirs: Theirs) -> dict[str, object]:
+    """Every path under the roots, links not followed: a link's target, a file's bytes."""
+    seen: dict[str, object] = {}
+    for root in theirs.roots:
+        paths = [root]
+        if root.is_dir() and not root.is_symlink():
+            paths += sorted(root.rglob("*"))
+        for path in paths:
+            if path.is_symlink():
+                seen[str(path)] = ("link", os.readlink(path))
+            elif path.is_file():
+                seen[str(path)] = ("file", path.read_bytes())
+            elif path.is_dir():
+                seen[str(path)] = ("folder",)
+            else:
+                seen[str(path)] = ("missing",)
+    return seen
+
+
 RESTRICTED_ROOT = "RESTRICTED_ROOT"  # serve's setting: publish_split to that root
+KILL_AT = "KILL_AT"  # serve's setting: SIGKILL before that change to the file system
+SLOW_S = "SLOW_S"  # serve's setting: sleep before every change
 
 
 class Killed(BaseException):
@@ -120,28 +170,28 @@ class Killed(BaseException):
 
 
 @contextmanager
-def killed_at(step: int) -> Iterator[list[str]]:
-    """Stop publish_day as a kill would at its step number `step`; yields the steps passed."""
+def killed_at(step: int, root: Path | None = None) -> Iterator[list[str]]:
+    """Stop publishing as a kill would just before its change number `step` to the file system
+    (0: never); yields the changes made (their names, relative to root)."""
     passed: list[str] = []
-    real = _Steps.__call__
 
-    def stop(self: _Steps, name: str) -> None:
-        real(self, name)
-        passed.append(name)
-        if self.count == step:
+    def stop(count: int, name: str) -> None:
+        if count == step:
             raise Killed(name)
+        passed.append(name)
 
-    with mock.patch.object(_Steps, "__call__", stop):
+    with at_each_change(stop, root):
         yield passed
 
 
 def serve() -> None:
     """Fork a publishing process per line `OUT DAY RUN_ID STDERR TABLE,… [NAME=VALUE …]` on stdin.
 
-    Answers `pid N` once it forked, then `exit N` when it ended (-9: SIGKILL). The child sets
-    the NAME=VALUE environment variables (the publish test hook), writes its stderr to STDERR
-    and publishes those tables (RESTRICTED_ROOT=DIR among them: the restricted ones to DIR,
-    with publish_split). The kill tests kill a child per step: forking from here costs
+    Answers `pid N` once it forked, then `exit N` when it ended (-9: SIGKILL). The child writes
+    its stderr to STDERR and publishes those tables; settings: RESTRICTED_ROOT=DIR publishes the
+    restricted ones to DIR, with publish_split; KILL_AT=N SIGKILLs it just before its N-th
+    change to the file system, SLOW_S=S sleeps S seconds before each (tests.faults).
+    The kill tests kill a child per step: forking from here costs
     milliseconds, a new interpreter a second (pyarrow and pandas to import).
     """
     import pandas  # noqa: F401  # Parquet writing imports it: once, here, before forking
@@ -153,15 +203,17 @@ def serve() -> None:
             code = 1
             try:
                 os.dup2(os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
-                os.environ.update(item.split("=", 1) for item in env)
-                restricted = os.environ.pop(RESTRICTED_ROOT, None)
-                publish(
-                    Path(out),
-                    dt.date.fromisoformat(day),
-                    run_id,
-                    names.split(","),
-                    Path(restricted) if restricted else None,
-                )
+                settings = dict(item.split("=", 1) for item in env)
+                restricted = settings.get(RESTRICTED_ROOT)
+                act = kill_before(int(settings.get(KILL_AT, 0)), float(settings.get(SLOW_S, 0)))
+                with at_each_change(act, Path(out)):
+                    publish(
+                        Path(out),
+                        dt.date.fromisoformat(day),
+                        run_id,
+                        names.split(","),
+                        Path(restricted) if restricted else None,
+                    )
                 code = 0
             except BaseException:
                 traceback.print_exc()
@@ -176,5 +228,12 @@ if __name__ == "__main__":
         serve()
     else:
         out, day, run_id = Path(sys.argv[1]), dt.date.fromisoformat(sys.argv[2]), sys.argv[3]
+        kill_at = sys.argv[4] if len(sys.argv) > 4 else None  # a change's name: killed before it
         print("publishing", flush=True)
-        publish(out, day, run_id)
+
+        def act(count: int, name: str) -> None:
+            if name == kill_at:
+                kill_before(count)(count, name)
+
+        with at_each_change(act, out):
+            publish(out, day, run_id)

@@ -197,12 +197,20 @@ def test_failure_after_the_switch_keeps_the_new_day(
     assert _versions(out) == ["r1", "r2"]
 
 
-@pytest.mark.parametrize("step", ["written:alcohol_checks", "synced:version", "pointer-created"])
+@pytest.mark.parametrize(
+    "step",
+    [
+        f"fsync .versions/{DAY}/k1/alcohol_checks/part-0.parquet",
+        f"fsync .versions/{DAY}",
+        f"replace .days/{DAY}",
+    ],
+    ids=["writing", "synced", "pointer made"],
+)
 def test_leftovers_of_a_killed_run_are_removed_by_the_next(out: Path, step: str) -> None:
     publish(out, DAY, "r1")
-    with killed_at(_step_number(out, step)) as passed, pytest.raises(Killed):
+    with killed_at(_step_number(out, step), out) as passed, pytest.raises(Killed) as killed:
         publish(out, DAY, "k1")
-    assert passed[-1] == step
+    assert str(killed.value) == step and step not in passed
     assert _versions(out) == ["k1", "r1"]  # what the kill left, invisible to readers
     assert whole_day(out, DAY) == "r1" and day_runs(out, DAY) == ["r1"]
 
@@ -213,17 +221,20 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next(out: Path, step: str)
 
 
 def _step_number(out: Path, name: str) -> int:
-    """Number of the named step in a re-publish of DAY, counted on a copy of the same history."""
+    """Number of the named change (the last by that name) in a re-publish of DAY, counted on a
+    copy of the same history."""
     probe = out.parent / "probe"
     publish(probe, DAY, "r1")
-    with killed_at(0) as passed:
+    with killed_at(0, probe) as passed:
         publish(probe, DAY, "k1")
-    return passed.index(name) + 1
+    return len(passed) - passed[::-1].index(name)
 
 
 def test_kill_after_the_switch_keeps_the_new_day(out: Path) -> None:
     publish(out, DAY, "r1")
-    with killed_at(_step_number(out, "switched")), pytest.raises(Killed):
+    # Killed just after the rename of the pointer: before fsyncing the pointer's folder.
+    after_switch = _step_number(out, f"replace .days/{DAY}") + 1
+    with killed_at(after_switch, out), pytest.raises(Killed, match=r"^fsync \.days$"):
         publish(out, DAY, "k1")
     assert whole_day(out, DAY) == "k1" and day_runs(out, DAY) == ["k1", "r1"]
 
@@ -246,95 +257,16 @@ def test_a_table_a_newer_run_does_not_write_loses_the_day(out: Path) -> None:
 def test_first_publish_killed_before_the_switch_shows_no_day(out: Path) -> None:
     publish(out, OTHER, "o1")
     probe = out.parent / "probe"
-    with killed_at(0) as passed:
+    publish(probe, OTHER, "o1")
+    with killed_at(0, probe) as passed:
         publish(probe, DAY, "p1")
-    with killed_at(passed.index("pointer-created") + 1), pytest.raises(Killed):
+    with killed_at(passed.index(f"replace .days/{DAY}") + 1), pytest.raises(Killed):
         publish(out, DAY, "k1")
     assert partition(out, "receipt_ages", DAY).is_symlink()  # linked, still dangling
     assert whole_day(out, DAY) is None and day_runs(out, DAY) == []
     assert _pandas_runs(out, "receipt_ages") == {str(OTHER): ["o1"] * 5}
     publish(out, DAY, "r1")
     assert whole_day(out, DAY) == "r1" and _versions(out) == ["r1"]
-
-
-def _old_layout_day(out: Path, day: dt.date, run_id: str, records: list[str]) -> None:
-    """A day as the old publish_day left it: real day folders, every record in runs."""
-    for name, table in day_tables(run_id).items():
-        partition(out, name, day).mkdir(parents=True)
-        pq.write_table(table, partition(out, name, day) / "part-0.parquet")
-    _old_records(partition(out, "runs", day), records)
-
-
-def _old_records(folder: Path, records: list[str]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for run_id in records:
-        pq.write_table(run_record(run_id), folder / f"run-{run_id}.parquet")
-
-
-def test_old_layout_is_read_and_adopted_by_the_next_publish(out: Path) -> None:
-    _old_layout_day(out, OTHER, "o1", ["o1"])
-    _old_layout_day(out, DAY, "L2", ["L1", "L2"])
-    assert whole_day(out, DAY) == "L2" and day_runs(out, DAY) == ["L1", "L2"]
-    other = _day_files(out, OTHER)
-
-    publish(out, DAY, "r1")
-    assert whole_day(out, DAY) == "r1" and day_runs(out, DAY) == ["L1", "L2", "r1"]
-    for name in ALL:
-        assert os.readlink(partition(out, name, DAY)) == f"../.days/{DAY}/{name}"
-    [adopted] = [v for v in _versions(out) if v.startswith("legacy-")]
-    assert _versions(out) == [adopted, "r1"]
-    assert not (out / ".trash" / str(DAY)).exists()
-    # The other day keeps its real folders until it is published again, and reads the same.
-    assert _day_files(out, OTHER) == other and whole_day(out, OTHER) == "o1"
-    assert not partition(out, "runs", OTHER).is_symlink()
-    assert _pandas_runs(out, "runs") == {str(OTHER): ["o1"], str(DAY): ["L1", "L2", "r1"]}
-
-
-def test_old_staging_leftovers_give_back_the_days_run_records(out: Path) -> None:
-    """The issue's case: the old swap was killed with `runs` moved aside into staging."""
-    _old_layout_day(out, DAY, "Lk", [])
-    (out / "runs" / f"day={DAY}").rmdir()  # moved aside, never moved back
-    staging = out / ".staging" / f"{DAY}-Lk"
-    _old_records(partition(staging / ".previous", "runs", DAY), ["L0", "L1"])
-    _old_records(partition(staging, "runs", DAY), ["L0", "L1", "Lk"])  # Lk never published
-    (partition(staging, "runs", DAY) / "run-L0.parquet").write_bytes(b"PAR1 half a copy")
-    killed_while_writing = out / ".staging" / f"{DAY}-Lz"
-    partition(killed_while_writing, "receipt_ages", DAY).mkdir(parents=True)
-    assert day_runs(out, DAY) == []  # what readers saw after the old kill
-
-    publish(out, DAY, "r1")
-    assert day_runs(out, DAY) == ["L0", "L1", "r1"]
-    assert whole_day(out, DAY) == "r1"
-    assert sorted(p.name for p in (out / ".staging").iterdir()) == ["locks"]
-
-
-def test_adoption_killed_after_its_switch_is_finished_next_time(out: Path) -> None:
-    _old_layout_day(out, DAY, "L2", ["L1", "L2"])
-    probe = out.parent / "probe"
-    _old_layout_day(probe, DAY, "L2", ["L1", "L2"])
-    with killed_at(0) as passed:
-        publish(probe, DAY, "p1")
-    exchanged = [n for n in passed if n.startswith("exchanged:")]
-    with killed_at(passed.index(exchanged[1]) + 1), pytest.raises(Killed):
-        publish(out, DAY, "k1")
-    # Two tables are links now, the rest still real folders: all show the same run.
-    assert sum(partition(out, n, DAY).is_symlink() for n in ALL) == 2
-    assert whole_day(out, DAY) == "L2" and day_runs(out, DAY) == ["L1", "L2"]
-
-    publish(out, DAY, "r1")
-    assert whole_day(out, DAY) == "r1" and day_runs(out, DAY) == ["L1", "L2", "r1"]
-    assert all(partition(out, n, DAY).is_symlink() for n in ALL)
-
-
-def test_old_layout_is_adopted_where_folders_cannot_be_exchanged_atomically(
-    out: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(publish_module, "_rename_exchange", lambda a, b: False)
-    _old_layout_day(out, DAY, "L2", ["L1", "L2"])
-    publish(out, DAY, "r1")
-    assert whole_day(out, DAY) == "r1" and day_runs(out, DAY) == ["L1", "L2", "r1"]
-    assert all(partition(out, n, DAY).is_symlink() for n in ALL)
-    assert not (out / ".trash" / str(DAY)).exists()
 
 
 def test_version_is_durable_before_the_switch_and_the_switch_after(
@@ -366,14 +298,6 @@ def test_version_is_durable_before_the_switch_and_the_switch_after(
     must = {str(p) for p in [version, *version.rglob("*"), version.parent, version.parent.parent]}
     assert must - synced_before == set()
     assert ("fsync", str((out / ".days").resolve())) in events[switch + 1 :]
-
-
-def test_steps_cost_nothing_without_the_test_hook(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(publish_module.KILL_AT_ENV, raising=False)
-    monkeypatch.delenv(publish_module.SLOW_ENV, raising=False)
-    assert not publish_module._Steps().active
-    monkeypatch.setenv(publish_module.KILL_AT_ENV, "switched")
-    assert publish_module._Steps().active
 
 
 def test_compliance_history_reads_published_days_through_the_links(out: Path) -> None:

@@ -1,12 +1,13 @@
 """A publishing process killed with SIGKILL at any moment never splits a day (issue #12).
 
 Each case starts from a prepared output folder, kills a real publishing process (forked by
-`tests.publishing --serve`) at step 1, 2, … of the protocol until one gets through, and after
+`tests.publishing --serve`) just before its 1st, 2nd, … change to the file system (a system
+call, seen through tests.faults.at_each_change) until one gets through, and after
 every kill checks with DuckDB that each table of the day comes from one run — the previous one,
 or the killed one once it passed the switch — and that `runs` holds every committed run exactly
-once; then a normal publish must succeed and leave no garbage. Another case slows every step
-and kills from outside at stratified random moments, so kills land inside writes, copies and
-removals too; a last one kills a freshly started interpreter, as a scheduler would.
+once; then a normal publish must succeed and leave no garbage. Another case slows every change
+and kills from outside at stratified random moments, so kills land inside Parquet writes too; a
+last one kills a freshly started interpreter, as a scheduler would.
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agebatch.publish import KILL_AT_ENV, SLOW_ENV, partition
+from agebatch.publish import partition
 from tests.conftest import DAY
 from tests.publishing import (
+    KILL_AT,
+    SLOW_S,
     TABLES,
     day_runs,
     day_tables,
@@ -38,7 +40,8 @@ from tests.publishing import (
     killed_at,
     publish,
     read_tables,
-    run_record,
+    snapshot,
+    user_things,
     whole_day,
 )
 
@@ -77,20 +80,14 @@ class Day:
         day = DAY.isoformat()
         pointer, versions = self.out / ".days" / day, self.out / ".versions" / day
         current = os.readlink(pointer).rsplit("/", 1)[1] if pointer.is_symlink() else None
-        existed = set(os.listdir(versions)) if versions.is_dir() else set()
         publish(self.out, DAY, run_id)
         self.visible = run_id
         self.history.append(run_id)
         self.check()
-        # Left: the version readers saw before, the new one, any adopted from the old layout now.
-        left = set(os.listdir(versions)) - {current, run_id}
-        assert run_id in os.listdir(versions) and (
-            current is None or current in os.listdir(versions)
-        )
-        assert all(v.startswith("legacy-") and v not in existed for v in left), left
+        # Left: the version readers saw before and the new one.
+        assert set(os.listdir(versions)) == {run_id} | ({current} if current else set())
         assert not list((self.out / ".days").glob(f"{day}.tmp-*"))
-        assert not (self.out / ".trash" / day).exists()
-        assert not list((self.out / ".staging").glob(f"{day}-*"))
+        assert os.listdir(self.out / ".staging") == ["locks"]
         assert all(partition(self.out, t, DAY).is_symlink() for t in ("receipt_ages", "runs"))
 
 
@@ -98,11 +95,9 @@ class Publisher:
     """Client of `python -m tests.publishing --serve`: forks publishing processes on demand."""
 
     def __init__(self) -> None:
-        clean = {k: v for k, v in os.environ.items() if k not in (KILL_AT_ENV, SLOW_ENV)}
         self.server = subprocess.Popen(
             [sys.executable, "-m", "tests.publishing", "--serve"],
             cwd=ROOT,
-            env=clean,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -145,9 +140,11 @@ def publisher() -> Iterator[Publisher]:
 def _kill_at_every_step(
     publisher: Publisher, template: Path, tmp: Path, visible: str | None, history: list[str]
 ) -> list[tuple[str, bool]]:
-    """Kill a publish of DAY at each step in turn, each on a fresh copy of template.
+    """Kill a publish of DAY before each of its changes in turn, each on a fresh copy of
+    template.
 
-    Returns each step's name and whether the day showed the killed run after the kill.
+    Returns each change's name (the run's id as NEW) and whether the day showed the killed run
+    after the kill.
     """
     steps: list[tuple[str, bool]] = []
     for number in range(1, 200):
@@ -155,23 +152,26 @@ def _kill_at_every_step(
         shutil.copytree(template, out, symlinks=True)
         day = Day(out, visible, history)
         run_id = f"k{number:03d}"
-        publisher.start(out, run_id, **{KILL_AT_ENV: str(number)})
+        publisher.start(out, run_id, **{KILL_AT: str(number)})
         code = publisher.wait()
         stderr = (tmp / f"{run_id}.stderr").read_text()
         if code == 0:  # the step after the last one: the publish went through
             assert day.killed(run_id)
             return steps
         assert code == -signal.SIGKILL, stderr
-        name = stderr.split(f"killed at step {number} ", 1)[1].strip()
+        name = stderr.split(f"killed at step {number} ", 1)[1].strip().replace(run_id, "NEW")
         steps.append((name, day.killed(run_id)))
         day.published(f"s{number:03d}")
         shutil.rmtree(out)
     raise AssertionError("the publish never got through")
 
 
-def _committed_from_the_switch_on(steps: list[tuple[str, bool]], switch: str) -> None:
+SWITCH = f"replace .days/{DAY}"  # the commit: a kill before it keeps the previous day
+
+
+def _committed_from_the_switch_on(steps: list[tuple[str, bool]], switch: str = SWITCH) -> None:
     names = [name for name, _ in steps]
-    at = names.index(switch)
+    at = names.index(switch) + 1
     assert [committed for _, committed in steps] == [False] * at + [True] * (len(steps) - at)
 
 
@@ -189,61 +189,45 @@ def _first(out: Path) -> Day:
     return Day(out, None, [])
 
 
-def _old_layout(out: Path) -> Day:
-    """Both days as the old publish_day left them, and a staging folder of a killed old run."""
-    for day, run_id, records in [(OTHER, "o1", ["o1"]), (DAY, "L2", ["L1", "L2"])]:
-        for name, table in day_tables(run_id).items():
-            partition(out, name, day).mkdir(parents=True)
-            pq.write_table(table, partition(out, name, day) / "part-0.parquet")
-        partition(out, "runs", day).mkdir(parents=True)
-        for record in records:
-            pq.write_table(
-                run_record(record), partition(out, "runs", day) / f"run-{record}.parquet"
-            )
-    # The old run was killed while staging: copies of the published records, and its own.
-    staged = partition(out / ".staging" / f"{DAY}-Lx", "runs", DAY)
-    staged.mkdir(parents=True)
-    for record in ["L1", "L2", "Lx"]:
-        pq.write_table(run_record(record), staged / f"run-{record}.parquet")
-    return Day(out, "L2", ["L1", "L2"])
-
-
-TEMPLATES = {"republish": _republish, "first": _first, "old layout": _old_layout}
+TEMPLATES = {"republish": _republish, "first": _first}
 
 
 def test_republish_killed_at_every_step(publisher: Publisher, tmp_path: Path) -> None:
     template = _republish(tmp_path / "template")
     steps = _kill_at_every_step(publisher, template.out, tmp_path, "r2", ["r1", "r2"])
     names = [name for name, _ in steps]
-    assert names[:2] == ["locked", "removed:version:r1"]
-    for name in ["written:receipt_ages", "copied:runs/run-r2.parquet", "written:runs"]:
+    new = f".versions/{DAY}/NEW"
+    assert names[0] == "mkdir .staging/locks"
+    assert names.index(f"rmdir .versions/{DAY}/r1") < names.index(f"mkdir {new}")
+    for name in [
+        f"write_table {new}/receipt_ages/part-0.parquet",
+        f"link {new}/runs/run-r2.parquet",
+        f"write_table {new}/runs/run-NEW.parquet",
+    ]:
         assert name in names
-    assert names[-4:] == ["synced:version", "pointer-created", "switched", "synced:pointer"]
-    _committed_from_the_switch_on(steps, "switched")
+    assert names[-5:] == [
+        "fsync .versions",
+        f"unlink .days/{DAY}.tmp-NEW",
+        f"symlink .days/{DAY}.tmp-NEW",
+        SWITCH,
+        "fsync .days",
+    ]
+    _committed_from_the_switch_on(steps)
 
 
 def test_first_publish_killed_at_every_step(publisher: Publisher, tmp_path: Path) -> None:
     template = _first(tmp_path / "template")
     steps = _kill_at_every_step(publisher, template.out, tmp_path, None, [])
     names = [name for name, _ in steps]
-    assert [n for n in names if n.startswith("linked:")] == [
-        f"linked:{t}" for t in [*day_tables("x"), "runs"]
+    assert [n for n in names if n.startswith("symlink") and "day=" in n] == [
+        f"symlink {t}/day={DAY}" for t in [*day_tables("x"), "runs"]
     ]
-    _committed_from_the_switch_on(steps, "switched")
-
-
-def test_adopting_the_old_layout_killed_at_every_step(publisher: Publisher, tmp_path: Path) -> None:
-    template = _old_layout(tmp_path / "template")
-    steps = _kill_at_every_step(publisher, template.out, tmp_path, "L2", ["L1", "L2"])
-    names = [name for name, _ in steps]
-    assert names.index("adopted:switched") < names.index("exchanged:receipt_ages")
-    assert f"removed:.staging/{DAY}-Lx" in names
-    _committed_from_the_switch_on(steps, "switched")
+    _committed_from_the_switch_on(steps)
 
 
 @pytest.mark.parametrize(
     ("kind", "slow_s", "kills"),
-    [("republish", 0.15, 12), ("first", 0.1, 8), ("old layout", 0.05, 12)],
+    [("republish", 0.03, 12), ("first", 0.03, 8)],
 )
 def test_slowed_publish_killed_from_outside_at_random_moments(
     publisher: Publisher, tmp_path: Path, kind: str, slow_s: float, kills: int
@@ -251,7 +235,7 @@ def test_slowed_publish_killed_from_outside_at_random_moments(
     template = TEMPLATES[kind](tmp_path / "template")
     probe = tmp_path / "probe"
     shutil.copytree(template.out, probe, symlinks=True)
-    with killed_at(0) as passed:
+    with killed_at(0, probe) as passed:
         publish(probe, DAY, "probe")
     window_s = len(passed) * slow_s
     rng = random.Random(12)
@@ -261,7 +245,7 @@ def test_slowed_publish_killed_from_outside_at_random_moments(
         shutil.copytree(template.out, out, symlinks=True)
         day = Day(out, template.visible, template.history)
         run_id = f"t{number:02d}"
-        pid = publisher.start(out, run_id, **{SLOW_ENV: str(slow_s)})
+        pid = publisher.start(out, run_id, **{SLOW_S: str(slow_s)})
         # Stratified: the n-th kill lands in the n-th slice of the publish, at random in it.
         time.sleep((number + rng.random()) / kills * window_s)
         os.kill(pid, signal.SIGKILL)
@@ -277,16 +261,14 @@ def test_slowed_publish_killed_from_outside_at_random_moments(
 def test_a_fresh_interpreter_killed_at_the_switch(tmp_path: Path) -> None:
     day = _republish(tmp_path / "fresh")
     out = day.out
-    clean = {k: v for k, v in os.environ.items() if k not in (KILL_AT_ENV, SLOW_ENV)}
     done = subprocess.run(
-        [sys.executable, "-m", "tests.publishing", str(out), DAY.isoformat(), "f1"],
+        [sys.executable, "-m", "tests.publishing", str(out), DAY.isoformat(), "f1", SWITCH],
         cwd=ROOT,
-        env={**clean, KILL_AT_ENV: "pointer-created"},
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert done.returncode == -signal.SIGKILL and "pointer-created" in done.stderr, done.stderr
+    assert done.returncode == -signal.SIGKILL and SWITCH in done.stderr, done.stderr
     assert not day.killed("f1")
     day.published("s1")
 
@@ -295,30 +277,31 @@ def test_a_fresh_interpreter_killed_at_the_switch(tmp_path: Path) -> None:
 def _publishes(draw: st.DrawFn) -> list[tuple[dt.date, list[str], int | None]]:
     """Publishes of DAY or OTHER, each of some tables, each maybe killed at some step."""
     tables = st.lists(st.sampled_from(list(TABLES)), min_size=1, unique=True)
-    kill_at = st.none() | st.integers(min_value=1, max_value=35)
+    kill_at = st.none() | st.integers(min_value=1, max_value=60)
     return draw(st.lists(st.tuples(st.sampled_from([DAY, OTHER]), tables, kill_at), max_size=6))
 
 
 @settings(max_examples=20, deadline=None, derandomize=True)
-@given(old_layout=st.booleans(), publishes=_publishes())
+@given(template=st.sampled_from(list(TEMPLATES)), publishes=_publishes())
 def test_any_sequence_of_publishes_and_kills_keeps_days_whole(
-    publisher: Publisher, old_layout: bool, publishes: list
+    publisher: Publisher, template: str, publishes: list
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
-        model = _old_layout(out) if old_layout else _first(out)
+        model = TEMPLATES[template](out)
+        theirs = user_things(out)  # agebatch must never touch these, killed or not
         # What readers must see: per day, each table's run (absent: no such day), and runs.
         visible = {d: dict.fromkeys(TABLES, model.visible) for d in (DAY, OTHER)}
         history = {DAY: list(model.history), OTHER: ["o1"]}
         visible[OTHER] = dict.fromkeys(TABLES, "o1")
         for number, (day, names, kill_at) in enumerate(publishes):
             run_id = f"h{number}"
-            env = {KILL_AT_ENV: str(kill_at)} if kill_at else {}
+            env = {KILL_AT: str(kill_at)} if kill_at else {}
             publisher.start(out, run_id, day=day, names=names, **env)
             code = publisher.wait()
             stderr = (Path(tmp) / f"{run_id}.stderr").read_text()
             assert code in (0, -signal.SIGKILL), stderr
-            if code == 0 or stderr.split()[-1] in ("switched", "synced:pointer"):
+            if code == 0 or stderr.rstrip().endswith(" fsync .days"):  # after its switch
                 visible[day] = {t: run_id if t in names else None for t in TABLES}
                 history[day].append(run_id)
             seen = read_tables(out)
@@ -329,6 +312,7 @@ def test_any_sequence_of_publishes_and_kills_keeps_days_whole(
             publish(out, d, f"final-{d}")
             assert day_runs(out, d) == sorted([*history[d], f"final-{d}"])
             versions = os.listdir(out / ".versions" / d.isoformat())
-            assert len(versions) <= 2 or len([v for v in versions if "legacy" not in v]) <= 2
+            assert len(versions) <= 2
         assert not list((out / ".days").glob("*.tmp-*"))
-        assert not list((out / ".trash").glob("*")) and os.listdir(out / ".staging") == ["locks"]
+        assert os.listdir(out / ".staging") == ["locks"]
+        assert snapshot(theirs) == theirs.before

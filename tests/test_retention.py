@@ -1,9 +1,14 @@
 """--retention-days deletes a day's photos N days after the day was published, never before,
-judged from the published run records; never the day being run, never on a failed run (#12)."""
+judged from the published run records; never the day being run, never on a failed run (#12);
+only from the photo folder the publishing run read, and only while those photos are unchanged
+(#27)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import os
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,7 +17,7 @@ import pytest
 from agebatch.errors import CoverageRefused, InputError
 from agebatch.pipeline import run_day
 from agebatch.publish import _day_lock, publish_day
-from agebatch.retention import due_days, photo_files
+from agebatch.retention import PHOTOS_NOTE, delete_photos, due_days, photo_files, photos_note
 from agebatch.sample import SampleDay, make_sample_day
 from tests.conftest import DAY
 from tests.faults import bare_record
@@ -21,10 +26,14 @@ from tests.pictures import SolidFaces
 NOW = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
 
 
-def _published(out: Path, day: dt.date, run_id: str, at: dt.datetime) -> None:
-    """A committed run of `day` whose record says it was published `at`."""
+def _published(
+    out: Path, day: dt.date, run_id: str, at: dt.datetime, photos: Path | None = None
+) -> None:
+    """A committed run of `day` whose record says it was published `at`, having read the day's
+    folder under photos (default: the data folder beside out)."""
     record = bare_record(run_id, day, published_at=at)
-    publish_day(out, day, {}, record.table, run_id)
+    folder = (photos or out.parent / "data" / "photos") / day.isoformat()
+    publish_day(out, day, {}, record.table, run_id, {PHOTOS_NOTE: photos_note(folder)})
 
 
 def _photos(root: Path, day: dt.date, receipts: int = 6) -> SampleDay:
@@ -101,3 +110,55 @@ def test_a_failed_run_deletes_nothing(tmp_path: Path, brightness_model, failure:
             run_day(config, DAY, model=brightness_model)
     assert len(photo_files(sample.photos / old.isoformat())) > 0
     assert not (out / "receipt_ages" / f"day={DAY}").exists()
+
+
+def test_only_the_photo_root_the_day_was_published_from_is_deleted(tmp_path: Path) -> None:
+    """The issue's case: 2026-12-06 was published from X; a run of 2026-12-05 with --photos Y
+    must not delete Y's 2026-12-06, a folder never read (here a copy of X's, times and all)."""
+    run, other = dt.date(2026, 12, 5), dt.date(2026, 12, 6)
+    x, y, out = tmp_path / "x", tmp_path / "y", tmp_path / "out"
+    sample_x = _photos(x, other)
+    shutil.copytree(x, y)  # copy2: the same names, sizes and modification times
+    sample_y = dataclasses.replace(sample_x, photos=y / "photos")
+    _published(out, other, "a", _ago(40), photos=sample_x.photos)
+    from_y = sample_y.config(out, retention_days=30)
+    from_x = sample_x.config(out, retention_days=30)
+    y_photos = photo_files(from_y.day_folder(other))
+    assert due_days(from_y, run, NOW) == []
+    assert delete_photos(from_y, [other]) == {}  # asked anyway: checked again, kept
+    assert photo_files(from_y.day_folder(other)) == y_photos and y_photos
+    assert due_days(from_x, run, NOW) == [other]  # the root it was read from: due
+    assert delete_photos(from_x, [other]) == {other: len(y_photos)}
+    assert photo_files(from_y.day_folder(other)) == y_photos
+
+
+@pytest.mark.parametrize("change", ["replaced", "added", "removed"])
+def test_photos_changed_since_the_publish_are_kept(tmp_path: Path, change: str) -> None:
+    old, out = DAY - dt.timedelta(days=40), tmp_path / "out"
+    sample = _photos(tmp_path / "data", old)
+    _published(out, old, "a", _ago(31))
+    config = sample.config(out, retention_days=30)
+    first, *_ = photos = photo_files(config.day_folder(old))
+    if change == "replaced":  # another photo under the same name, size and time
+        stat = first.stat()
+        first.write_bytes(bytes(reversed(first.read_bytes())))
+        os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    elif change == "added":
+        (first.parent / "new.png").write_bytes(first.read_bytes())
+    else:
+        first.unlink()
+    assert due_days(config, DAY, NOW) == []
+    assert delete_photos(config, [old]) == {}
+    left = len(photos) + {"added": 1, "removed": -1}.get(change, 0)
+    assert len(photo_files(config.day_folder(old))) == left
+
+
+def test_an_out_path_with_glob_characters_reads_only_itself(tmp_path: Path) -> None:
+    """OUT `out[1]` beside `out1`: `[1]` is a glob's class; retention must read OUT literally."""
+    old = DAY - dt.timedelta(days=40)
+    sample = _photos(tmp_path / "data", old)
+    _published(tmp_path / "out1", old, "a", _ago(31))
+    mine = sample.config(tmp_path / "out[1]", retention_days=30)
+    (tmp_path / "out[1]").mkdir()
+    assert due_days(mine, DAY, NOW) == []
+    assert due_days(sample.config(tmp_path / "out1", retention_days=30), DAY, NOW) == [old]

@@ -3,7 +3,9 @@ model loaded once per process (the GPU slot's test is in tests/e2e/test_dask.py)
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from PIL import Image
 
 from agebatch import shards
 from agebatch.config import WHOLE_FRAME, RunConfig
+from agebatch.predict.card import ModelCard
 from agebatch.shards import Shard, ShardJob, plan, read_staged, run_shard, worker_model
 from tests.conftest import DAY
 
@@ -45,7 +48,9 @@ def _plan(folder: Path, captures: pd.DataFrame, **settings: object) -> list[Shar
     version = str(settings.pop("model_version", VERSION))
     config = _config(folder, **settings)
     regions = [WHOLE_FRAME] * len(captures)
-    return plan(config, captures, folder, regions, DAY.isoformat(), version, "run1")[1]
+    planned = plan(config, captures, folder, regions, DAY.isoformat(), version, "run1")[1]
+    shards.release_staging(config.restricted_root(), DAY.isoformat(), "run1")
+    return planned
 
 
 registers_st = st.dictionaries(
@@ -78,8 +83,13 @@ def test_touching_a_photo_changes_exactly_its_shard(
                 f"{shard.store_id}/{shard.register_id}"
             }
         touched = data.draw(st.sampled_from(list(captures["photo"])))
+        # Another photo under the same name, size and modification time (issue #27).
         stat = (folder / touched).stat()
-        os.utime(folder / touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        content = bytearray((folder / touched).read_bytes())
+        content[len(content) // 2] ^= 0xFF
+        (folder / touched).write_bytes(bytes(content))
+        os.utime(folder / touched, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        assert (folder / touched).stat().st_size == stat.st_size
         after = _plan(folder, captures, shard_size=size)
         changed = [b.label for b, a in zip(before, after, strict=True) if b != a]
         assert changed == [next(s.label for s in before if touched in s.photos)]
@@ -267,3 +277,54 @@ def test_a_shard_opens_photos_only_inside_the_day_folder(
     aged = shards.add_ages(captures, ages)
     stats = shards.stats_of(aged, 1.0)
     assert (stats.decoded, stats.unreadable, stats.refused) == (3, 0, 1)
+
+
+def test_the_predict_code_and_the_card_are_in_every_key(
+    scratch: Path, brightness_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #27: a change to agebatch/predict/*.py or to the model's card is a new key."""
+    import agebatch.predict
+
+    captures = _write_day(scratch / "day", {("S01", "R1"): 3, ("S01", "R2"): 2})
+    base = {s.fingerprint for s in _plan(scratch / "day", captures, model=brightness_model_path)}
+    code = scratch / "code" / "predict"
+    shutil.copytree(Path(agebatch.predict.__file__).parent, code)
+    monkeypatch.setattr(agebatch.predict, "__file__", str(code / "__init__.py"))
+    shards.predict_code_version.cache_clear()
+    same = {s.fingerprint for s in _plan(scratch / "day", captures, model=brightness_model_path)}
+    assert same == base  # the same sources: the same keys
+    (code / "stage.py").write_text((code / "stage.py").read_text() + "\n# changed\n")
+    shards.predict_code_version.cache_clear()
+    edited = {s.fingerprint for s in _plan(scratch / "day", captures, model=brightness_model_path)}
+    assert not edited & base
+    monkeypatch.undo()
+    shards.predict_code_version.cache_clear()
+
+    model = scratch / "model" / brightness_model_path.name
+    model.parent.mkdir()
+    shutil.copy(brightness_model_path, model)
+    card = json.loads(ModelCard.path_for(brightness_model_path).read_text())
+    card["notes"] = "re-measured"  # the same version, another card
+    ModelCard.path_for(model).write_text(json.dumps(card))
+    recarded = {s.fingerprint for s in _plan(scratch / "day", captures, model=model)}
+    assert not recarded & base
+
+
+def test_a_plain_run_never_deletes_the_shards_of_a_run_in_flight(
+    scratch: Path, brightness_model_path: Path
+) -> None:
+    """Issue #27: staging holds the day's staging lock from plan to collect; a publish of the
+    same day meanwhile (discard) leaves the staged ages, and removes them after."""
+    captures = _write_day(scratch, {("S01", "R1"): 3})
+    out = scratch / "out"
+    config = _config(out, model=brightness_model_path)
+    regions = [WHOLE_FRAME] * len(captures)
+    job, (shard,) = plan(config, captures, scratch, regions, DAY.isoformat(), VERSION, "dask1")
+    outcome = run_shard(config, job, shard)
+    staged = job.staging / f"{shard.fingerprint}.parquet"
+    shards.discard(out, DAY.isoformat())  # a plain run of the day publishes now
+    assert staged.is_file()
+    ages, _ = shards.collect(job, [shard], [outcome])  # the Dask run reads its ages back
+    assert ages["predicted_age"].tolist() == pytest.approx([20, 21, 22], abs=0.2)
+    shards.discard(out, DAY.isoformat())
+    assert not (out / ".shards" / DAY.isoformat()).exists()

@@ -89,6 +89,7 @@ GROUPS = {
     "accept_low_coverage": "coverage gate",
     "transactions_format": "transactions (docs/inputs.md)",
     "accept_quarantine": "transactions (docs/inputs.md)",
+    "accept_worse_day": "coverage gate",
 }
 
 

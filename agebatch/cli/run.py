@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +59,7 @@ def run_flow(config: RunConfig, day: dt.date) -> None:
     Prefect task runner needs a flow run: the API of PREFECT_API_URL, else a temporary one)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    start_reaper()
     from agebatch.flows.nightly import nightly
 
     with _prefect_api():
@@ -84,6 +86,76 @@ def _prefect_api() -> Iterator[None]:
     os.environ["PREFECT_API_URL"] = server.api_url  # inherited by local worker processes
     with temporary_settings({PREFECT_API_URL: server.api_url}):
         yield
+
+
+# The reaper: a small process that outlives this one by at most a few seconds. Every half
+# second it notes this process's descendants (Prefect's temporary server, the Dask scheduler's
+# nannies and workers, their children) from /proc; when this process ends, however (a SIGKILL
+# included: its end of the pipe closes with it), it sends SIGTERM to those still running, then
+# SIGKILL to any left after 5 s. Linux only (/proc); elsewhere it does nothing.
+_REAPER = r"""
+import os, signal, sys, time
+main, me = int(sys.argv[1]), os.getpid()
+def stat(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+        return int(fields[1]), fields[19]  # parent, start time
+    except (OSError, IndexError, ValueError):
+        return None
+def descendants():
+    tree = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (found := stat(int(name))):
+            tree.setdefault(found[0], []).append((int(name), found[1]))
+    seen, todo = {}, [main]
+    while todo:
+        for pid, start in tree.get(todo.pop(), []):
+            if pid != me and pid not in seen:
+                seen[pid] = start
+                todo.append(pid)
+    return seen
+os.set_blocking(0, False)
+noted = {}
+while True:
+    try:
+        ended = os.read(0, 1) == b""
+    except BlockingIOError:
+        ended = False
+    if ended:
+        break
+    noted.update(descendants())
+    noted = {pid: start for pid, start in noted.items() if (stat(pid) or (0, None))[1] == start}
+    time.sleep(0.5)
+for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
+    alive = {p: s for p, s in noted.items() if (stat(p) or (0, None))[1] == s}
+    for pid in alive:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    deadline = time.monotonic() + wait
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = {p: s for p, s in alive.items() if (stat(p) or (0, None))[1] == s}
+"""
+
+
+def start_reaper() -> subprocess.Popen | None:
+    """Start the reaper (see _REAPER) for this process, once; None where there is no /proc."""
+    global _reaper
+    if _reaper is not None or not os.path.isdir("/proc/self"):
+        return _reaper
+    _reaper = subprocess.Popen(
+        [sys.executable, "-c", _REAPER, str(os.getpid())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C to this process's group is this process's to handle
+    )
+    return _reaper
+
+
+_reaper: subprocess.Popen | None = None
 
 
 def command_backfill(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from agebatch.errors import InputError
 from agebatch.inputs.files import Refusal, open_inside
@@ -24,6 +25,9 @@ MANIFEST = "captures.csv"
 # a UTC offset.
 _NAME = re.compile(r"^(\d{8}T\d{6})(Z|[+-]\d{4})?(?:_\d+)?\.(?:jpe?g|png)$", re.IGNORECASE)
 # A time that ends in a UTC offset: ...12:00:00Z, ...01:30+01:00, ...01:30:00-0500.
+# A capture time starts with its date in digits: words pandas would read as times ('now',
+# 'today') are not times a camera wrote.
+_TIME_SHAPE = r"^\s*\d{4}-?\d{2}-?\d{2}[T ]\d{2}:?\d{2}"
 _OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 # captured_at_utc: naive UTC, set only where the capture time carried an offset.
 CAPTURE_COLUMNS = ["photo", "store_id", "register_id", "captured_at", "receipt_id"]
@@ -141,7 +145,7 @@ def _read_manifest(path: Path, timezone: str) -> pd.DataFrame:
     table["captured_at"] = local
     photo = table["photo"].str.replace("\\", "/", regex=False)
     table["photo"] = photo.str.replace(r"^(\./)+", "", regex=True)
-    outside = table["photo"].map(_not_inside)
+    outside = table["photo"].map(_not_inside).astype(bool)  # bool also when no row (header only)
     if outside.any():
         row = int(outside.to_numpy().argmax())
         raise InputError(
@@ -231,7 +235,9 @@ def _times(text: pd.Series, timezone: str) -> tuple[pd.Series, pd.Series, pd.Ser
     utc = aware.dt.tz_localize(None).astype("datetime64[us]")
     wall = aware.dt.tz_convert(timezone).dt.tz_localize(None).astype("datetime64[us]")
     local = naive.astype("datetime64[us]").where(~has_offset, wall)
-    return local, utc, text[local.isna()]
+    shaped = text.str.contains(_TIME_SHAPE, regex=True).fillna(False).astype(bool)
+    local = local.where(shaped)
+    return local, utc.where(shaped), text[local.isna()]
 
 
 def _typed(table: pd.DataFrame, utc: pd.Series) -> pd.DataFrame:
@@ -247,3 +253,28 @@ def _typed(table: pd.DataFrame, utc: pd.Series) -> pd.DataFrame:
     ).reset_index(drop=True)
     typed["captured_at_utc"] = utc.reset_index(drop=True).astype("datetime64[us]")
     return typed
+
+
+def check_ties(captures: Captures, lines: pa.Table) -> None:
+    """Raise InputError naming the first manifest row that ties a photo to a receipt of another
+    store than the photo's (a wrong manifest would give that store's shopper this one's age)."""
+    tied = captures.table.dropna(subset=["receipt_id"])
+    if tied.empty or lines.num_rows == 0:
+        return
+    stores = (
+        pa.table({"receipt_id": lines["receipt_id"], "store_id": lines["store_id"]})
+        .group_by(["receipt_id", "store_id"])
+        .aggregate([])
+        .to_pandas()
+        .astype("string")
+    )
+    joined = tied.merge(stores, on="receipt_id", suffixes=("", "_receipt"))
+    crossed = joined[joined["store_id"] != joined["store_id_receipt"]]
+    if len(crossed):
+        row = crossed.iloc[0]
+        raise InputError(
+            f"Capture manifest {captures.folder / MANIFEST} ties photo {row['photo']!r} of store "
+            f"{row['store_id']} to receipt {row['receipt_id']!r} of store "
+            f"{row['store_id_receipt']} ({len(crossed)} such tie(s)): a photo is only tied to "
+            "a receipt of its own store."
+        )

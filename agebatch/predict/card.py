@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agebatch.errors import InputError
 
 CARD_SCHEMA = "agebatch.model-card/1"
+MIN_BOX_SIDE = 0.2  # a crop box narrower or shorter than this share of the crop sees no face
+MAX_INPUT_SIDE = 2048  # pixels: a bigger input is not a face model's (and exhausts memory)
 _OPEN = ConfigDict(extra="allow")  # cards carry descriptive fields the code does not read
 
 
@@ -27,8 +29,8 @@ class CardInput(BaseModel):
     """The model's input: an (N, height, width, 3) RGB batch, preprocessed as named."""
 
     model_config = _OPEN
-    height: int = Field(gt=0)
-    width: int = Field(gt=0)
+    height: int = Field(gt=0, le=MAX_INPUT_SIDE)
+    width: int = Field(gt=0, le=MAX_INPUT_SIDE)
     # in_model: raw 0..255 RGB floats go in (the model normalises); scale_0_1: x / 255 first
     preprocessing: Literal["in_model", "scale_0_1"] = "in_model"
 
@@ -57,6 +59,12 @@ class AlignedCrop(BaseModel):
             raise ValueError(
                 f"the crop box {list(box)} must have 0 <= left < right <= 1 and "
                 "0 <= top < bottom <= 1 (fractions of the image)"
+            )
+        if box is not None and min(box[2] - box[0], box[3] - box[1]) < MIN_BOX_SIDE - 1e-9:
+            raise ValueError(
+                f"the crop box {list(box)} is {box[2] - box[0]:.4g} wide and "
+                f"{box[3] - box[1]:.4g} high: each side must be at least {MIN_BOX_SIDE} of the "
+                "image, a smaller box shows no face"
             )
         return box
 

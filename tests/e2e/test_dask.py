@@ -113,31 +113,6 @@ def _assert_same_day(got: dict[str, pd.DataFrame], expected: dict[str, pd.DataFr
     assert got["runs"][same].iloc[-1].to_dict() == expected["runs"][same].iloc[-1].to_dict()
 
 
-def _garble_photos(sample: SampleDay, keep: set[str] = frozenset()) -> int:
-    """Overwrite every photo but `keep` with zero bytes of the same size, its time restored:
-    the fingerprints stay, and a photo decoded again would turn unreadable."""
-    folder = sample.photos / DAY.isoformat()
-    garbled = 0
-    for photo in sample.truth["photo"].dropna():
-        if photo in keep:
-            continue
-        path = folder / photo
-        stat = path.stat()
-        path.write_bytes(b"\0" * stat.st_size)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-        garbled += 1
-    return garbled
-
-
-def _shard_of(sample: SampleDay, photo: str) -> list[str]:
-    """The photos in the same shard as `photo`: its register's, in name order, SHARD_SIZE a go."""
-    register = sorted(
-        p for p in sample.truth["photo"].dropna() if p.rsplit("/", 1)[0] == photo.rsplit("/", 1)[0]
-    )
-    start = register.index(photo) // SHARD_SIZE * SHARD_SIZE
-    return register[start : start + SHARD_SIZE]
-
-
 def _failing_publish(monkeypatch: pytest.MonkeyPatch) -> None:
     """Publishing fails (the disk, say) for the rest of the test, without the task's retries."""
 
@@ -190,8 +165,8 @@ def test_a_failed_publish_is_retried_with_every_shard_reused(
     assert not (out / "receipt_ages").exists()  # nothing of the day was published
     staged = list((out / SHARDS / DAY.isoformat()).glob("*/*.parquet"))
     assert len(staged) >= 10
-    assert _garble_photos(sample) > 50  # any photo decoded again would now be unreadable
-
+    # Shard keys hash the photos' bytes (issue #27): unchanged photos, every shard reused, none
+    # decoded again (a shard is counted reused only when its staged file was read instead).
     result = _run(sample, out, brightness_model_path, dask_address=cluster)
     assert result["shards_reused"] == result["shards_total"] == len(staged)
     assert result["shards_retried"] == 0
@@ -214,8 +189,7 @@ def test_a_changed_photo_repredicts_only_its_shard(
             _run(sample, out, brightness_model_path, dask_address=cluster)
     matched = sample.truth[sample.truth["status"] == "matched"].iloc[7]
     path = sample.photos / DAY.isoformat() / matched["photo"]
-    SolidFaces()(path, 70.0, None)  # the shopper is now 70; new size/time, so a new fingerprint
-    _garble_photos(sample, keep=set(_shard_of(sample, matched["photo"])))
+    SolidFaces()(path, 70.0, None)  # the shopper is now 70: new bytes, so a new key
 
     result = _run(sample, out, brightness_model_path, dask_address=cluster)
     assert result["shards_reused"] == result["shards_total"] - 1
@@ -316,3 +290,95 @@ def test_the_gpu_slot_waits_for_the_prefect_limit(harness: None) -> None:
     assert [name for name, _ in events] == ["first out", "second in"]
     with shards.gpu_slot("agebatch-test-gpu", device="CPU"):  # a CPU takes no slot
         pass
+
+
+def _descendants(root: int) -> set[int]:
+    """The processes under `root` now, from /proc."""
+    parents: dict[int, list[int]] = {}
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as file:
+                parent = int(file.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        parents.setdefault(parent, []).append(int(name))
+    found, todo = set(), [root]
+    while todo:
+        for pid in parents.get(todo.pop(), []):
+            found.add(pid)
+            todo.append(pid)
+    return found
+
+
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _cli(sample: SampleDay, out: Path, model: Path, *extra: str) -> list[str]:
+    import sys
+
+    main = "import sys; from agebatch.cli import main; sys.exit(main(sys.argv[1:]))"
+    return [
+        sys.executable, "-c", main, "run", "--day", str(DAY), "--photos", str(sample.photos),
+        "--transactions", str(sample.transactions), "--catalog", str(sample.catalog),
+        "--out", str(out), "--model", str(model), "--photo-kind", "crops", *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="the reaper reads /proc")
+def test_killing_the_main_process_stops_the_prefect_server_and_the_cluster(
+    sample: SampleDay, tmp_path: Path, brightness_model_path: Path
+) -> None:
+    """Issue #27: SIGKILL to `agebatch run --dask-workers 2` (no PREFECT_API_URL: a temporary
+    server) leaves no process behind: the reaper stops the server and the workers."""
+    import signal
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    argv = _cli(sample, tmp_path / "out", brightness_model_path, "--dask-workers", "2")
+    main = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, seen = time.monotonic() + 240, set()
+    while time.monotonic() < deadline and main.poll() is None:
+        seen |= _descendants(main.pid)
+        commands = " ".join(_command(pid) for pid in seen)
+        if "uvicorn" in commands and commands.count("spawn_main") >= 2:  # server, 2 workers
+            break
+        time.sleep(0.2)
+    assert main.poll() is None, main.stderr.read().decode()[-3000:]
+    seen |= _descendants(main.pid)
+    main.kill()
+    main.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(pid) for pid in seen):
+        time.sleep(0.5)
+    left = [pid for pid in seen if _alive(pid)]
+    for pid in left:  # never leave them to the next test
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], f"{len(seen)} processes seen, these outlived the main process"
+
+
+def test_a_clean_dask_run_prints_no_traceback(
+    sample: SampleDay, tmp_path: Path, brightness_model_path: Path
+) -> None:
+    """Issue #27: a successful `agebatch run --dask-workers 2` says what it published and no
+    `distributed` shutdown traceback."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    argv = _cli(sample, tmp_path / "out", brightness_model_path, "--dask-workers", "2")
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Published {DAY} under" in done.stdout
+    assert "Traceback" not in done.stderr, done.stderr[-5000:]

@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute  # pa.compute
 import pytest
 
 from agebatch.errors import InputError
-from agebatch.inputs.captures import find_captures
+from agebatch.inputs.captures import check_ties, find_captures
 
 ZONE = "Europe/London"
 
@@ -209,3 +211,48 @@ def test_a_short_manifest_quote_or_bad_byte_is_named(tmp_path: Path) -> None:
     manifest.write_bytes(MANIFEST_HEADER.encode() + b"a.jpg,S1,R1,2026-11-24 10:00:00\nb\xff\n")
     with pytest.raises(InputError, match="line 3 is not UTF-8 text"):
         find_captures(tmp_path, ZONE)
+
+
+@pytest.mark.parametrize("word", ["now", "today", "tomorrow", " NOW ", "noon", "1", "10:00"])
+def test_a_manifest_time_must_be_a_written_time(tmp_path: Path, word: str) -> None:
+    """Issue #27: pandas reads 'now' and 'today' as the clock of the run; a manifest's time is
+    one the camera wrote, date first."""
+    header = "photo,store_id,register_id,captured_at\n"
+    (tmp_path / "captures.csv").write_text(
+        f"{header}a.jpg,S1,R1,2026-11-24 10:00\nb.jpg,S1,R1,{word}\n"
+    )
+    with pytest.raises(InputError) as refused:
+        find_captures(tmp_path, ZONE)
+    assert str(refused.value) == (
+        f"Capture manifest {tmp_path / 'captures.csv'}: column captured_at has 1 value(s) that "
+        f"are not timestamps (first: {word!r} on line 3)."
+    )
+
+
+def test_a_header_only_manifest_is_a_day_without_captures(tmp_path: Path) -> None:
+    (tmp_path / "captures.csv").write_text("photo,store_id,register_id,captured_at,receipt_id\n")
+    _touch(tmp_path, "S1/R1/20261124T100000.jpg")  # not listed: ignored, as any unlisted file
+    captures = find_captures(tmp_path, ZONE)
+    assert (len(captures.table), captures.ignored, captures.source) == (0, 1, "manifest")
+    assert list(captures.table.columns) == [
+        "photo", "store_id", "register_id", "captured_at", "receipt_id", "captured_at_utc"
+    ]  # fmt: skip
+
+
+def test_a_manifest_tie_to_another_stores_receipt_is_one_sentence(tmp_path: Path) -> None:
+    """Issue #27: a manifest row may tie a photo to a receipt, but only to one of its store."""
+    (tmp_path / "captures.csv").write_text(
+        "photo,store_id,register_id,captured_at,receipt_id\n"
+        "a.jpg,S1,R1,2026-11-24 10:00,T1\n"
+        "b.jpg,S1,R1,2026-11-24 10:01,T2\n"
+        "c.jpg,S2,R1,2026-11-24 10:02,\n"
+    )
+    captures = find_captures(tmp_path, ZONE)
+    lines = pa.table({"receipt_id": ["T1", "T1", "T2", "T3"], "store_id": ["S1", "S1", "S2", "S2"]})
+    with pytest.raises(InputError) as refused:
+        check_ties(captures, lines)
+    assert str(refused.value) == (
+        f"Capture manifest {tmp_path / 'captures.csv'} ties photo 'b.jpg' of store S1 to receipt "
+        "'T2' of store S2 (1 such tie(s)): a photo is only tied to a receipt of its own store."
+    )
+    check_ties(captures, lines.filter(pa.compute.field("receipt_id") != "T2"))  # no tie crosses
