@@ -28,8 +28,8 @@ import pyarrow.parquet as pq
 from agebatch.config import RunConfig
 from agebatch.errors import CoverageRefused
 from agebatch.publish import DAYS, RUNS, VERSIONS
-from agebatch.reports.coverage import Coverage
 from agebatch.schema import Gate, PhotoStatus, ReceiptStatus
+from agebatch.transform.coverage import Coverage
 
 COLLAPSE = 0.5  # a count below this share of the published one is a collapse
 
