@@ -69,14 +69,21 @@ def _in_the_way(out: Path, kind: str) -> str:
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("earlier", [False, True], ids=["first", "republish"])
-@pytest.mark.parametrize("kind", ["day folder", "day link", "table link", "versions link"])
+# A table link or a .versions link cannot stand where an earlier publish made agebatch's own
+# folder, so those two are tried on a first publish only.
+IN_THE_WAY = [
+    pytest.param(kind, earlier, id=f"{kind}-{'republish' if earlier else 'first'}")
+    for kind in ("day folder", "day link", "table link", "versions link")
+    for earlier in (False, True)
+    if not (earlier and kind in ("table link", "versions link"))
+]
+
+
+@pytest.mark.parametrize(("kind", "earlier"), IN_THE_WAY)
 def test_what_agebatch_did_not_write_stops_the_publish_untouched(
     tmp_path: Path, kind: str, earlier: bool
 ) -> None:
     out = tmp_path / "out"
-    if earlier and kind in ("table link", "versions link"):
-        pytest.skip("agebatch's own folder is there already")
     if earlier:
         publish(out, OTHER, "o1")
     expected = _in_the_way(out, kind)
