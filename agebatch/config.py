@@ -107,6 +107,21 @@ def parse_day(text: str | dt.date) -> dt.date:
         raise InputError(f"Day {text!r} is not a date in the form YYYY-MM-DD.") from None
 
 
+def _missing_sentence(names: list[str]) -> str:
+    """All the missing settings in one sentence, with the flags and variables that give them."""
+
+    def listed(words: list[str]) -> str:
+        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+    flags = [f"--{name.replace('_', '-')}" for name in names]
+    variables = [f"{ENV_PREFIX}{name.upper()}" for name in names]
+    if len(names) == 1:
+        return f"Setting {names[0]} is missing: give {flags[0]} or set {variables[0]}."
+    return (
+        f"Settings {listed(names)} are missing: give {listed(flags)}, or set {listed(variables)}."
+    )
+
+
 def _checked(parse: Any) -> BeforeValidator:
     """A pydantic validator from one of the parse_* functions (their InputError -> ValueError)."""
 
@@ -132,15 +147,48 @@ OptionalBool = Annotated[bool | None, BeforeValidator(_none_if_empty)]
 OptionalShare = Annotated[
     Annotated[float, Field(ge=0, le=1)] | None, BeforeValidator(_none_if_empty)
 ]
+OptionalPositive = Annotated[Annotated[float, Field(gt=0)] | None, BeforeValidator(_none_if_empty)]
 OptionalCount = Annotated[Annotated[int, Field(ge=1)] | None, BeforeValidator(_none_if_empty)]
 OptionalText = Annotated[str | None, BeforeValidator(_none_if_empty)]
 OptionalInt = Annotated[int | None, BeforeValidator(_none_if_empty)]
 
 
-class PredictConfig(BaseModel):
-    """How photos become ages: the model, batching, decoding and face finding."""
+class Settings(BaseModel):
+    """A settings object: frozen, unknown names refused, built in one sentence or not at all."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def build(cls, values: Mapping[str, Any]) -> Self:
+        """Validate values into a config, or raise InputError naming the setting and the fix."""
+        try:
+            return cls.model_validate(dict(values))
+        except ValidationError as error:
+            missing = [
+                ".".join(str(part) for part in e["loc"])
+                for e in error.errors()
+                if e["type"] == "missing"
+            ]
+            if missing:
+                raise InputError(_missing_sentence(missing)) from None
+            first = error.errors()[0]
+            name = ".".join(str(part) for part in first["loc"]) or "config"
+            message = first["msg"].removeprefix("Value error, ")
+            raise InputError(f"Setting {name}: {message.rstrip('.')}.") from None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The AGEBATCH_<FIELD> variables that name a field of this config, as raw values."""
+        environ = os.environ if environ is None else environ
+        return {
+            name: environ[ENV_PREFIX + name.upper()]
+            for name in cls.model_fields
+            if ENV_PREFIX + name.upper() in environ
+        }
+
+
+class PredictConfig(Settings):
+    """How photos become ages: the model, batching, decoding and face finding."""
 
     model: OptionalPath = Field(
         None, description="a .keras age model with its card beside it (default: the bundled one)"
@@ -202,32 +250,6 @@ class PredictConfig(BaseModel):
         if self.decode_processes is None:
             return self.workers > THREAD_WORKERS_MAX
         return self.decode_processes and self.workers > 1
-
-    @classmethod
-    def build(cls, values: Mapping[str, Any]) -> Self:
-        """Validate values into a config, or raise InputError naming the setting and the fix."""
-        try:
-            return cls.model_validate(dict(values))
-        except ValidationError as error:
-            first = error.errors()[0]
-            name = ".".join(str(part) for part in first["loc"]) or "config"
-            if first["type"] == "missing":
-                raise InputError(
-                    f"Setting {name} is missing: give --{name.replace('_', '-')} or set "
-                    f"{ENV_PREFIX}{name.upper()}."
-                ) from None
-            message = first["msg"].removeprefix("Value error, ")
-            raise InputError(f"Setting {name}: {message.rstrip('.')}.") from None
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The AGEBATCH_<FIELD> variables that name a field of this config, as raw values."""
-        environ = os.environ if environ is None else environ
-        return {
-            name: environ[ENV_PREFIX + name.upper()]
-            for name in cls.model_fields
-            if ENV_PREFIX + name.upper() in environ
-        }
 
 
 class RunConfig(PredictConfig):
@@ -437,3 +459,117 @@ def age_group_labels(bounds: tuple[int, ...]) -> list[tuple[str, float, float]]:
 def default_age_bounds() -> tuple[int, ...]:
     """The default age groups' lower bounds (for tools that have no RunConfig)."""
     return RunConfig.model_fields["age_groups"].default
+
+
+class Arch(StrEnum):
+    """What `agebatch train` trains: the bundled net fine-tuned, or the ResNet50 recipe."""
+
+    DEFAULT = "default"
+    RESNET50 = "resnet50"
+
+
+class Balance(StrEnum):
+    """Sample weights against the age imbalance, by 5-year bin."""
+
+    NONE = "none"
+    SQRT = "sqrt"  # 1/sqrt(bin count)
+    INVERSE = "inverse"  # 1/count
+
+
+class Loss(StrEnum):
+    """The training loss: the error of the predicted age, or that plus a label distribution."""
+
+    MAE = "mae"
+    MAE_DIST = "mae+dist"
+
+
+class FlipTTA(StrEnum):
+    """Whether predictions average with the mirror image."""
+
+    AUTO = "auto"  # kept when it lowers the validation MAE
+    ON = "on"
+    OFF = "off"
+
+
+class TrainConfig(Settings):
+    """Everything that decides what a training run computes (saved in the card and work dir);
+    `agebatch train` makes a flag of each field, as `agebatch run` does of RunConfig's."""
+
+    arch: Arch = Field(
+        Arch.DEFAULT,
+        description="default: fine-tune the bundled net (no download, the fast path on a CPU); "
+        "resnet50: the original ResNet50 recipe",
+    )
+    weights: str = Field(
+        "none",
+        description="resnet50 start: imagenet (downloaded once, only when asked), none, or a "
+        "no-top weights file",
+    )
+    image_size: int = Field(
+        224, ge=32, description="resnet50 input side in pixels (the default net's is its card's)"
+    )
+    epochs: int = Field(16, ge=1, description="at most this many epochs")
+    batch_size: int = Field(64, ge=1, description="faces per step")
+    learning_rate: OptionalPositive = Field(
+        None, description="Adam's (default: 1e-4 fine-tuning, 1e-3 resnet50)"
+    )
+    val_share: float = Field(
+        0.2, gt=0, lt=1, description="share of the faces kept aside for validation"
+    )
+    seed: int = Field(0, description="seeds the split, the order and the augmentation")
+    limit: OptionalCount = Field(None, description="train on a seeded subset of N faces")
+    balance: Balance = Field(
+        Balance.SQRT, description="sample weights against the age imbalance, by 5-year bin"
+    )
+    patience: int = Field(
+        5, ge=1, description="stop after this many epochs without a better validation MAE"
+    )
+    rotation_deg: float = Field(15.0, ge=0, description="augment with random rotation (degrees)")
+    brightness: float = Field(0.2, ge=0, description="augment with random brightness (share)")
+    jitter: float = Field(
+        0.0,
+        ge=0,
+        description="augment with random zoom and shift of up to this share of the face",
+    )
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay; 0 is plain Adam")
+    lr_decay: float = Field(
+        0.75, gt=0, le=1, description="multiply the learning rate by this after every epoch"
+    )
+    flip_tta: FlipTTA = Field(
+        FlipTTA.AUTO,
+        description="average with the mirror image at prediction time; auto keeps it when it "
+        "lowers the validation MAE",
+    )
+    loss: Loss | None = Field(
+        None,
+        description="mae: error of the predicted age; mae+dist: plus a label-distribution term "
+        "on the default net's age classes (default: mae+dist for default, mae for resnet50)",
+    )
+    max_age: int = Field(
+        100,
+        ge=80,
+        le=120,
+        description="default net: add whole-year age classes past its last (80) up to this age",
+    )
+
+    @model_validator(mode="after")
+    def _fits_the_arch(self) -> Self:
+        if self.loss_name == Loss.MAE_DIST and self.arch != Arch.DEFAULT:
+            raise ValueError("the loss mae+dist needs the default net's age distribution output")
+        if self.arch == Arch.DEFAULT and self.weights != "none":
+            raise ValueError("weights apply to arch resnet50 only")
+        return self
+
+    @property
+    def loss_name(self) -> Loss:
+        """The loss: mae+dist for the default net (it has age classes), mae for resnet50."""
+        if self.loss is not None:
+            return self.loss
+        return Loss.MAE_DIST if self.arch == Arch.DEFAULT else Loss.MAE
+
+    @property
+    def adam_rate(self) -> float:
+        """The learning rate Adam starts with."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 1e-3 if self.arch == Arch.RESNET50 else 1e-4

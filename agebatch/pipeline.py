@@ -31,7 +31,7 @@ from agebatch.inputs.transactions import read_catalog, read_transactions, receip
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.paths import PathsUnder
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
-from agebatch.preflight import Room, check_outputs, write_failure
+from agebatch.preflight import Room, check_outputs, check_settings, write_failure
 from agebatch.publish import new_run_id, publish_day, publish_split
 from agebatch.records import Published, RunRecord
 from agebatch.reports.html import ReportPages, write_pages
@@ -500,4 +500,5 @@ def run_day(
     progress: Callable[[int], Progress] | None = None,
 ) -> Published:
     """Run one day through all stages; `progress(total)` returns a per-photo callback."""
+    check_settings(config, day)  # inputs, settings files and the card, before the model loads
     return run_stages(begin(config, day, model, progress)).published

@@ -1,6 +1,12 @@
-"""Checks on the output folders before the expensive work, and write failures in one sentence.
+"""Checks before the expensive work: the settings, the inputs and the output folders; and
+write failures in one sentence.
 
-Before any photo is decoded a run makes sure each output root can take the day: it exists or
+`check_settings` runs first, before the model loads: the day's inputs exist (its photo folder,
+its transactions, the catalog), every settings file reads (--policy, --face-regions,
+--clock-offsets), and the model card supports what the settings ask of it (--margin needs its
+error per age band, --max-teen-miss a threshold on its operating curve). Then, once the day's
+transactions are read and before any photo is decoded, a run makes sure each output root can
+take the day: it exists or
 can be made, a file can be written in it, it has the room the day is estimated to need, and
 the process's file-size limit (`ulimit -f`) is above that estimate. What cannot be foreseen (a
 disk filling while the day is written) fails in publish_day, which leaves the previous version
@@ -19,7 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agebatch.config import RunConfig
-from agebatch.errors import OutputError
+from agebatch.errors import InputError, OutputError
+from agebatch.inputs.clocks import read_clock_offsets
+from agebatch.inputs.policy import read_policy
+from agebatch.inputs.regions import read_face_regions
+from agebatch.inputs.transactions import read_catalog, transactions_file
+from agebatch.predict.card import ModelCard
+from agebatch.predict.model import bundled_model_path
+from agebatch.reports.compliance import choose_threshold, error_margins
 
 # A published day's size. Measured on generated days (tools/day_bytes.py: 26.5 bytes per
 # receipt over all tables and 43 kB fixed, with 21-character receipt ids); the estimate allows
@@ -36,6 +49,43 @@ class Room:
     needed: int  # bytes
     free: dict[Path, int]  # bytes free per root
     file_limit: int | None  # the soft RLIMIT_FSIZE, None: unlimited
+
+
+def check_settings(config: RunConfig, day: dt.date | None = None) -> ModelCard:
+    """Check every setting a run of `day` (None: any day) needs against its files and the model
+    card, before the model loads and any photo is decoded; return the card, or raise
+    InputError in one sentence."""
+    if day is not None:
+        folder = config.day_folder(day)
+        if not config.photos.is_dir():
+            raise InputError(f"Photos root {config.photos} is not a folder: check --photos.")
+        if not folder.is_dir():
+            raise InputError(
+                f"Photo folder {folder} does not exist: check --photos and --day "
+                "(a day with no photos needs an empty folder)."
+            )
+        transactions_file(config.transactions, day)
+    elif not config.photos.is_dir():
+        raise InputError(f"Photos root {config.photos} is not a folder: check --photos.")
+    read_catalog(config.catalog)
+    for path, read in (
+        (config.policy, read_policy),
+        (config.face_regions, read_face_regions),
+        (config.clock_offsets, read_clock_offsets),
+    ):
+        if path is not None:
+            read(path)
+    model = bundled_model_path() if config.model is None else Path(config.model)
+    if not model.is_file():
+        raise InputError(f"Model file {model} does not exist: check --model.")
+    card = ModelCard.read(model)
+    if config.margin > 0 and error_margins(card).num_rows == 0:
+        raise InputError(
+            f"--margin needs the model's error per age band, and the card of {card.name} has none."
+        )
+    if config.max_teen_miss is not None:
+        choose_threshold(card, config.max_teen_miss)
+    return card
 
 
 def estimate_bytes(receipts: int) -> int:

@@ -21,6 +21,7 @@ from agebatch import pipeline, shards
 from agebatch.config import RunConfig
 from agebatch.errors import InputError
 from agebatch.predict.model import AgeModel, load_model
+from agebatch.preflight import check_settings
 from agebatch.reports.html import report_markdown
 from agebatch.reports.offers import offer_rows
 from agebatch.reports.summary import summary_rows, top_cashiers
@@ -103,6 +104,7 @@ def nightly(config: RunConfig, day: dt.date | None = None) -> dict[str, object]:
 
 def _nightly(config: RunConfig, day: dt.date) -> dict[str, object]:
     """The flow's body: load, then the pipeline's stages, then the run's artifacts."""
+    check_settings(config, day)  # inputs, settings files and the card, before the model loads
     model = load(config)
     night = pipeline.run_stages(pipeline.begin(config, day, model, _progress_lines), run_stage)
     rows = summary_rows(night.published.record)

@@ -97,6 +97,29 @@ def test_a_missing_setting_names_its_flag_and_variable() -> None:
         RunConfig.build({k: v for k, v in PATHS.items() if k != "out"})
 
 
+def test_all_missing_settings_are_named_in_one_sentence() -> None:
+    with pytest.raises(InputError) as error:
+        RunConfig.build({"catalog": "c.csv"})
+    assert str(error.value) == (
+        "Settings photos, transactions and out are missing: give --photos, --transactions and "
+        "--out, or set AGEBATCH_PHOTOS, AGEBATCH_TRANSACTIONS and AGEBATCH_OUT."
+    )
+
+
+def test_each_default_is_printed_once_in_the_help() -> None:
+    """`agebatch run --help` used to print '(default: the bundled one) (default: none)'."""
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    helps = {a.dest: a.help or "" for a in run._actions if a.dest in RunConfig.model_fields}
+    assert set(helps) == set(RunConfig.model_fields)
+    for name, text in helps.items():
+        expected = 0 if RunConfig.model_fields[name].is_required() else 1
+        assert text.count("(default:") == expected, (name, text)
+    assert "(default: the bundled one)" in helps["model"]
+    text = " ".join(run.format_help().split())
+    optional = sum(not f.is_required() for f in RunConfig.model_fields.values())
+    assert text.count("(default:") == optional + 1  # and --day's: yesterday
+
+
 def test_every_setting_is_a_flag_of_run_with_its_default_in_the_help() -> None:
     run = build_parser()._subparsers._group_actions[0].choices["run"]
     text = run.format_help()

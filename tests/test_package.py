@@ -30,3 +30,6 @@ def test_the_wheel_ships_the_job_and_no_developer_tool(tmp_path: Path) -> None:
     assert {f"agebatch/sql/{p.name}" for p in (ROOT / "sql").glob("*.sql")} <= names
     assert {f"agebatch/flows/{p.name}" for p in (ROOT / "flows").glob("*.py")} <= names
     assert {"agebatch/models/age_v1.keras", "agebatch/models/age_v1.card.json"} <= names
+    templates = ROOT / "agebatch" / "reports" / "templates"
+    shipped = {f"agebatch/reports/templates/{p.name}" for p in templates.iterdir()}
+    assert len(shipped) >= 2 and shipped <= names  # the report's page and its style sheet

@@ -117,6 +117,9 @@ def test_every_column_is_described_and_statuses_are_enumerated() -> None:
 def test_every_table_has_its_grain_and_key() -> None:
     from agebatch.schema import ABOUT
 
-    assert list(ABOUT) == list(TABLES) or set(ABOUT) == set(TABLES)
+    assert set(ABOUT) == set(TABLES)
     for table, about in ABOUT.items():
+        # A grain in words and a key of distinct columns of the table, never an empty one.
+        assert len(about.grain.split()) >= 1 and about.key, table
+        assert len(set(about.key)) == len(about.key), table
         assert set(about.key) <= {column.name for column in TABLES[table]}, table

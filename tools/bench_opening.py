@@ -88,7 +88,7 @@ def main() -> None:
         print("photos\tbefore_us\tpillow_only_us\tread_rgb_us\tlimits_us\twatched_us")
         for kind, shape in (("crops", (200, 200, 3)), ("frames", (720, 1280, 3))):
             day, paths = Path(folder), []
-            for i in range(args.photos if kind == "crops" else args.photos // 8):
+            for i in range(args.photos if kind == "crops" else max(1, args.photos // 8)):
                 path = day / f"{kind}{i}.jpg"
                 Image.fromarray(rng.integers(90, 160, shape, dtype=np.uint8)).save(path)
                 paths.append(path)

@@ -43,8 +43,8 @@ def main(work: Path, receipts: int, seed: int) -> None:
         ((rows, ones, small, revenue),) = query(
             out,
             "age_group_purchases",
-            "select count(*), count(*) filter (where receipts = 1), "
-            "count(*) filter (where receipts < 5), round(sum(revenue), 2) from t",
+            "select count(*), count(*) filter (where category_receipts = 1), "
+            "count(*) filter (where category_receipts < 5), round(sum(revenue), 2) from t",
         )
         print(
             f"k={k}: age_group_purchases {rows} rows, {ones} of one receipt, {small} under 5;"
@@ -53,7 +53,7 @@ def main(work: Path, receipts: int, seed: int) -> None:
         for store, n, rev in query(
             out,
             "age_group_purchases",
-            "select store_id, receipts, round(revenue, 2) from t "
+            "select store_id, category_receipts, round(revenue, 2) from t "
             "where age_group = 'suppressed' order by 1",
         ):
             print(f"  remainder {store}: {n} receipts, revenue {rev}")

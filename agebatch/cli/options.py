@@ -22,6 +22,7 @@ from agebatch import quiet
 from agebatch.config import (
     PredictConfig,
     RunConfig,
+    Settings,
     parse_age_bounds,
     parse_day,
     parse_region,
@@ -53,6 +54,8 @@ METAVARS = {
     "restricted_out": "DIR",
     "min_cell_receipts": "K",
     "retention_days": "N",
+    "image_size": "PX",
+    "limit": "N",
 }
 PARSERS: dict[str, Callable[[str], object]] = {
     "age_groups": parse_age_bounds,
@@ -109,7 +112,7 @@ def flag(name: str) -> str:
 
 def add_config_options(
     parser: argparse.ArgumentParser,
-    model: type[PredictConfig],
+    model: type[Settings],
     *,
     only: Iterable[str] | None = None,
     skip: Iterable[str] = (),
@@ -141,6 +144,8 @@ def _argument(name: str, field: FieldInfo, required: bool) -> dict[str, Any]:
     if field.is_required():
         keywords["required"] = required
         keywords["help"] = described
+    elif "(default:" in described:  # the description says the default in words: once is enough
+        keywords["help"] = described
     else:
         keywords["help"] = f"{described} (default: {_shown(field)})"
     if kind is bool:
@@ -169,7 +174,7 @@ def _shown(field: FieldInfo) -> str:
     return str(value)
 
 
-def given(args: argparse.Namespace, model: type[PredictConfig]) -> dict[str, Any]:
+def given(args: argparse.Namespace, model: type[Settings]) -> dict[str, Any]:
     """The config fields given on the command line (options left out are not in args)."""
     return {name: value for name, value in vars(args).items() if name in model.model_fields}
 

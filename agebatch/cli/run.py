@@ -90,11 +90,13 @@ def command_backfill(args: argparse.Namespace) -> int:
     """Run each day of a range; report the days that failed (exit status 1 if any)."""
     from agebatch.pipeline import run_day
     from agebatch.predict.model import load_model
+    from agebatch.preflight import check_settings
     from agebatch.reports.summary import print_summary
 
     if args.end < args.start:
         raise InputError(f"--end {args.end} is before --start {args.start}.")
     config = run_config(args)
+    check_settings(config)  # each day's inputs are checked again as it runs
     model = None if config.sharded else load_model(config.model)
     days = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
     failed: list[str] = []

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,21 @@ def accelerates(config: PredictConfig) -> bool:
 
 def for_run(model: AgeModel, config: PredictConfig) -> AgeModel:
     """The model as a run uses it: accelerated on a GPU (or when forced), else as loaded."""
-    return model.accelerated() if accelerates(config) else model
+    return accelerated(model) if accelerates(config) else model
+
+
+def accelerated(model: AgeModel) -> AgeModel:
+    """The model XLA-compiled in mixed precision, fed on the device: built once per loaded
+    model (kept while the model lives), the accelerated model itself as it is."""
+    if isinstance(model, DeviceModel):
+        return model
+    if model not in _ACCELERATED:
+        _ACCELERATED[model] = DeviceModel(model)
+    return _ACCELERATED[model]
+
+
+# The accelerated model of each loaded model (a weak key: it goes with the model).
+_ACCELERATED: weakref.WeakKeyDictionary[AgeModel, AgeModel] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -62,7 +77,6 @@ class DeviceModel(AgeModel):
 
         keras_model.compile(jit_compile=keras.backend.backend() in ("tensorflow", "jax"))
         super().__init__(model.card, keras_model, model.path)
-        self._accelerated = self
         self._device = compute_device()
         log.info(
             "Model %s runs XLA-compiled in %s on %s", model.version, MIXED_POLICY, compute_device()

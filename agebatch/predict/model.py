@@ -32,7 +32,6 @@ class AgeModel:
         self.card = card
         self.path = path
         self._model = keras_model
-        self._accelerated: AgeModel | None = None
 
     @property
     def version(self) -> str:
@@ -43,15 +42,6 @@ class AgeModel:
     def keras_model(self) -> Any:
         """The underlying Keras model (for fine-tuning)."""
         return self._model
-
-    def accelerated(self) -> AgeModel:
-        """This model XLA-compiled in mixed precision, fed on the device (built once; see
-        agebatch.predict.device)."""
-        if self._accelerated is None:
-            from agebatch.predict.device import DeviceModel
-
-            self._accelerated = DeviceModel(self)
-        return self._accelerated
 
     def stage(self, images: np.ndarray) -> Any:
         """A batch made ready for predict ahead of time (a device copy when accelerated)."""

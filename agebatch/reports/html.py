@@ -1,9 +1,11 @@
 """The morning report: one self-contained HTML page of a published day and its trend.
 
-Charts are inline SVG drawn here (agebatch.reports.svg); the page has no script, loads nothing
-(its Content-Security-Policy forbids it) and holds no pixel of a photo. Every text from the
-data is escaped. Each chart is followed by a table of its figures, for people who want the
-numbers and for the tests that read them back. See docs/report.md.
+This module prepares plain data (words, formatted figures, tables as rows of text) and the
+Jinja2 template `templates/report.html.j2` lays it out, with autoescape on: every text from the
+data is escaped there. Charts are inline SVG markup from agebatch.reports.svg. The page has no
+script, loads nothing (its Content-Security-Policy forbids it) and holds no pixel of a photo.
+Each chart is followed by a table of its figures, for people who want the numbers and for the
+tests that read them back. See docs/report.md.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
+import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 from agebatch.config import TREND_DAYS
 from agebatch.predict.card import ModelCard
@@ -32,7 +37,7 @@ from agebatch.reports.report_data import (
     read_report,
     share_table,
 )
-from agebatch.reports.svg import Html, bar_chart, esc, line_chart, percent, stacked_chart
+from agebatch.reports.svg import bar_chart, line_chart, percent, stacked_chart
 from agebatch.schema import SUPPRESSED, UNKNOWN_GROUP, AgeCheck, Level, Reason, ReceiptStatus
 
 log = logging.getLogger(__name__)
@@ -40,7 +45,6 @@ log = logging.getLogger(__name__)
 # Nothing leaves the page: no script, no request; inline styles and data: images only.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 OFFERS_SHOWN = 3  # offers per group and kind of item
-TEXT = ' class="text"'  # a column of words, left-aligned and wrapped
 REPORT_DAYS = TREND_DAYS  # days of the trend, unless asked for others (agebatch.config)
 
 CHECK_WORDS = {
@@ -57,24 +61,6 @@ STATUS_WORDS = {
     ReceiptStatus.REFUSED: "photo refused",
 }
 
-STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;
-max-width:1000px;padding:0 16px 48px;color:#222;line-height:1.4}
-h1{font-size:1.6em;margin:20px 0 4px}h2{margin-top:36px;border-bottom:2px solid #0072B2}
-h3{margin:22px 0 6px}p.note{color:#555;font-size:.92em;max-width:78ch}
-table{border-collapse:collapse;font-size:.88em;margin:8px 0 4px}
-th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}
-th:first-child,td:first-child{text-align:left}
-thead th{background:#f3f6fa;white-space:normal;vertical-align:bottom}
-.text{text-align:left;white-space:normal}
-dl.headline{display:flex;flex-wrap:wrap;gap:10px 28px;margin:14px 0}
-dl.headline div{background:#f3f6fa;padding:8px 14px;border-radius:6px}
-dl.headline dt{font-size:.8em;color:#555}dl.headline dd{margin:0;font-size:1.35em}
-.verdict{background:#fff4e0;border-left:4px solid #E69F00;padding:8px 12px;max-width:78ch}
-svg.chart{display:block;max-width:100%;height:auto;margin:8px 0}
-nav a{margin-right:14px}
-"""
-
 
 @dataclass(frozen=True)
 class Figure:
@@ -82,6 +68,51 @@ class Figure:
 
     label: str
     value: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of figures as text: data-table names it (and data-scope its scope) for readers
+    and tests; text_columns are columns of words, left-aligned and wrapped."""
+
+    name: str
+    header: list[str]
+    rows: list[list[str]]
+    scope: str | None = None
+    text_columns: tuple[int, ...] = ()
+
+
+@dataclass
+class Block:
+    """A part of a section (a scope, a store): its title, notes, chart, tables, notes."""
+
+    title: str | None = None
+    before: list[str] = field(default_factory=list)
+    chart: Markup | None = None
+    tables: list[Table] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    """A section of the page: its anchor, heading, verdict, notes, blocks, closing notes."""
+
+    id: str
+    heading: str
+    notes: list[str] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    closing: list[str] = field(default_factory=list)
+    verdict: str | None = None
+
+
+NAV = (
+    ("shares", "shares"),
+    ("trend", "trend"),
+    ("mix", "category mix"),
+    ("coverage", "coverage"),
+    ("compliance", "alcohol"),
+    ("offers", "offers"),
+)
 
 
 def reason_words(row: dict | pd.Series) -> str:
@@ -116,29 +147,15 @@ def _table(
     name: str,
     scope: str | None = None,
     text_columns: Sequence[int] = (),
-) -> Html:
-    """A table of figures: data-table names it (and data-scope its scope) for readers and tests."""
-    head = "".join(
-        f"<th{TEXT if i in text_columns else ''}>{esc(h)}</th>" for i, h in enumerate(header)
+) -> Table:
+    """A table of figures, each cell as text."""
+    return Table(
+        name,
+        [str(h) for h in header],
+        [[str(cell) for cell in row] for row in rows],
+        scope,
+        tuple(text_columns),
     )
-    body = []
-    for row in rows:
-        cells = []
-        for i, cell in enumerate(row):
-            tag = "th" if i == 0 else "td"
-            cells.append(f"<{tag}{TEXT if i in text_columns else ''}>{esc(cell)}</{tag}>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    scoped = f' data-scope="{esc(scope)}"' if scope is not None else ""
-    return Html(
-        f'<table data-table="{esc(name)}"{scoped}><thead><tr>{head}</tr></thead><tbody>'
-        + "".join(body)
-        + "</tbody></table>"
-    )
-
-
-def _p(text: str, cls: str = "note") -> Html:
-    """A paragraph of text."""
-    return Html(f'<p class="{cls}">{esc(text)}</p>')
 
 
 def _money(value: object) -> str:
@@ -198,7 +215,7 @@ def _model_error(card: ModelCard | None, version: object) -> str:
     )
 
 
-def _shares_section(data: ReportData, card: ModelCard | None) -> list[Html]:
+def _shares_section(data: ReportData, card: ModelCard | None) -> Section:
     """Age-group share of receipts (raw and corrected) and of revenue, per scope."""
     merged = (
         f" '{SUPPRESSED}': the groups of fewer receipts than the run's minimum (k), merged so "
@@ -206,20 +223,22 @@ def _shares_section(data: ReportData, card: ModelCard | None) -> list[Html]:
         if SUPPRESSED in data.groups
         else ""
     )
-    parts = [
-        Html("<h2 id=shares>Who shops: age-group shares</h2>"),
-        _p(
+    section = Section(
+        "shares",
+        "Who shops: age-group shares",
+        notes=[
             "Share of the receipts with an age (a photo the model read), raw and corrected for "
             "the model's confusion of neighbouring groups (the correction is named under each "
-            f"table), and share of those receipts' revenue (not corrected).{merged}"
-        ),
-        _p(_model_error(card, data.run.get("model_version"))),
-    ]
+            f"table), and share of those receipts' revenue (not corrected).{merged}",
+            _model_error(card, data.run.get("model_version")),
+        ],
+    )
     for scope in data.scopes:
         table = share_table(data, scope)
-        parts.append(Html(f"<h3>{esc(_capital(_scope_name(scope)))}</h3>"))
+        block = Block(_capital(_scope_name(scope)))
+        section.blocks.append(block)
         if not table["receipts"].sum():
-            parts.append(_p(f"No receipt of {_scope_name(scope)} had an age on {data.day}."))
+            block.before.append(f"No receipt of {_scope_name(scope)} had an age on {data.day}.")
             continue
         series = [("receipts", list(table["share"]))]
         if table["corrected_share"].notna().any():
@@ -227,7 +246,7 @@ def _shares_section(data: ReportData, card: ModelCard | None) -> list[Html]:
         if data.receipts is not None:
             series.append(("revenue", _optional(table["revenue_share"])))
         label = f"Age-group shares, {_scope_name(scope)}, {data.day}"
-        parts.append(bar_chart(f"shares:{scope}", label, data.groups, series))
+        block.chart = bar_chart(f"shares:{scope}", label, data.groups, series)
         rows = [
             (
                 group,
@@ -240,16 +259,14 @@ def _shares_section(data: ReportData, card: ModelCard | None) -> list[Html]:
             for group, row in table.iterrows()
         ]
         header = ["age group", "receipts", "share", "corrected share", "revenue", "revenue share"]
-        parts.append(_table(header, rows, name="shares", scope=scope))
-        parts.append(_p(f"Correction: {correction_note(data, scope)}."))
+        block.tables.append(_table(header, rows, name="shares", scope=scope))
+        block.after.append(f"Correction: {correction_note(data, scope)}.")
     if data.receipts is None:
-        parts.append(
-            _p(
-                f"{data.day} has no age_group_receipts (published by an older agebatch):"
-                " no revenue shares."
-            )
+        section.closing.append(
+            f"{data.day} has no age_group_receipts (published by an older agebatch):"
+            " no revenue shares."
         )
-    return parts
+    return section
 
 
 def _optional(values: Iterable[object]) -> list[float | None]:
@@ -257,7 +274,7 @@ def _optional(values: Iterable[object]) -> list[float | None]:
     return [None if v is None or pd.isna(v) else float(v) for v in values]
 
 
-def _trend_section(data: ReportData) -> list[Html]:
+def _trend_section(data: ReportData) -> Section:
     """Each group's share of receipts over the trend's days."""
     scope = data.store or CHAIN
     days = [d.isoformat() for d in data.trend_days]
@@ -266,30 +283,32 @@ def _trend_section(data: ReportData) -> list[Html]:
     groups = sorted(wide.columns, key=group_key)
     series = [(group, _optional(wide[group])) for group in groups]
     first = data.trend_days[0]
-    parts = [
-        Html("<h2 id=trend>The trend: each group's share over the days</h2>"),
-        _p(
+    section = Section(
+        "trend",
+        "The trend: each group's share over the days",
+        notes=[
             f"Share of receipts with an age, {_scope_name(scope)}, on the {len(days)} published "
             f"day{'s' if len(days) != 1 else ''} from {first} to {data.day} (raw, uncorrected)."
-        ),
-    ]
-    if not groups:
-        parts.append(_p(f"No receipt of {_scope_name(scope)} had an age on these days."))
-        return parts
-    parts.append(
-        line_chart(
-            f"trend:{scope}", f"Age-group shares over the days, {_scope_name(scope)}", days, series
-        )
+        ],
     )
+    if not groups:
+        section.notes.append(f"No receipt of {_scope_name(scope)} had an age on these days.")
+        return section
     rows = [
         (day, *(_rate(wide.at[d, g]) for g in groups))
         for day, d in zip(days, data.trend_days, strict=True)
     ]
-    parts.append(_table(["day", *groups], rows, name="trend", scope=scope))
-    return parts
+    label = f"Age-group shares over the days, {_scope_name(scope)}"
+    section.blocks.append(
+        Block(
+            chart=line_chart(f"trend:{scope}", label, days, series),
+            tables=[_table(["day", *groups], rows, name="trend", scope=scope)],
+        )
+    )
+    return section
 
 
-def _mix_section(data: ReportData) -> list[Html]:
+def _mix_section(data: ReportData) -> Section:
     """Each age group's revenue by category."""
     scope = data.store or CHAIN
     mix = category_mix(data, scope)
@@ -299,25 +318,29 @@ def _mix_section(data: ReportData) -> list[Html]:
         for group in mix.index
     ]
     label = f"Category mix of each age group's revenue, {_scope_name(scope)}, {data.day}"
-    parts = [
-        Html("<h2 id=mix>What each age group buys: category mix</h2>"),
-        _p(
-            f"Share of each age group's revenue per category, {_scope_name(scope)}, {data.day} "
-            f"('{UNKNOWN_GROUP}': receipts without an age). The total is written after each bar."
-        ),
-        stacked_chart(f"mix:{scope}", label, categories, rows),
-    ]
     table_rows = []
     for group in mix.index:
         total = mix.loc[group].sum()
         table_rows.append(
             (group, *(percent(mix.at[group, c] / total if total else None) for c in categories))
         )
-    parts.append(_table(["age group", *categories], table_rows, name="mix", scope=scope))
-    return parts
+    return Section(
+        "mix",
+        "What each age group buys: category mix",
+        notes=[
+            f"Share of each age group's revenue per category, {_scope_name(scope)}, {data.day} "
+            f"('{UNKNOWN_GROUP}': receipts without an age). The total is written after each bar."
+        ],
+        blocks=[
+            Block(
+                chart=stacked_chart(f"mix:{scope}", label, categories, rows),
+                tables=[_table(["age group", *categories], table_rows, name="mix", scope=scope)],
+            )
+        ],
+    )
 
 
-def _coverage_section(data: ReportData) -> list[Html]:
+def _coverage_section(data: ReportData) -> Section:
     """Receipts per store: matched, no photo, unreadable, no face, refused."""
     counts = coverage(data)
     statuses = list(counts.columns)
@@ -326,24 +349,28 @@ def _coverage_section(data: ReportData) -> list[Html]:
         (store, [float(v) for v in counts.loc[store]], f"{int(counts.loc[store].sum()):,} receipts")
         for store in counts.index
     ]
-    parts = [
-        Html("<h2 id=coverage>Coverage: which receipts got an age</h2>"),
-        _p(
-            "Receipts per store by what the photo gave: an age (matched), no photo at the till "
-            "in the match window, a photo that could not be read, no face found in it, or a "
-            "photo refused (outside the day folder, not a file, over the pixel or time budget)."
-        ),
-        stacked_chart("coverage", f"Coverage per store, {data.day}", words, rows),
-    ]
     table_rows = [
         (store, *(_count(counts.at[store, s]) for s in statuses), _count(counts.loc[store].sum()))
         for store in counts.index
     ]
-    parts.append(_table(["store", *statuses, "receipts"], table_rows, name="coverage"))
-    return parts
+    return Section(
+        "coverage",
+        "Coverage: which receipts got an age",
+        notes=[
+            "Receipts per store by what the photo gave: an age (matched), no photo at the till "
+            "in the match window, a photo that could not be read, no face found in it, or a "
+            "photo refused (outside the day folder, not a file, over the pixel or time budget)."
+        ],
+        blocks=[
+            Block(
+                chart=stacked_chart("coverage", f"Coverage per store, {data.day}", words, rows),
+                tables=[_table(["store", *statuses, "receipts"], table_rows, name="coverage")],
+            )
+        ],
+    )
 
 
-def _compliance_section(data: ReportData) -> list[Html]:
+def _compliance_section(data: ReportData) -> Section:
     """Per store, the alcohol sales to review and the cashiers' 7- and 28-day rates."""
     threshold = data.run.get("flag_threshold")
     teen_miss = data.run.get("expected_teen_miss")
@@ -361,28 +388,25 @@ def _compliance_section(data: ReportData) -> list[Html]:
             f"The model card gives no measured miss rate for 13{DASH}17-year-olds at {shown} "
             "(no operating curve measured there), so what the list misses is not known."
         )
-    parts = [
-        Html("<h2 id=compliance>Alcohol sales to review</h2>"),
-        Html(
-            '<p class="verdict">'
-            + esc(
-                "This is a list to review, not a verdict: the ages are the model's estimates "
-                "from a photo, and a young-looking face is a reason to look at the till roll or "
-                "the camera, not a finding against anyone. "
-            )
-            + esc(measured)
-            + "</p>"
+    section = Section(
+        "compliance",
+        "Alcohol sales to review",
+        verdict=(
+            "This is a list to review, not a verdict: the ages are the model's estimates "
+            "from a photo, and a young-looking face is a reason to look at the till roll or "
+            "the camera, not a finding against anyone. " + measured
         ),
-    ]
+    )
     if not data.checks_recorded:
-        parts.append(
-            _p(f"The tills recorded no age checks on {data.day}: missed checks are not counted.")
+        section.notes.append(
+            f"The tills recorded no age checks on {data.day}: missed checks are not counted."
         )
     for store in data.stores:
-        parts.append(Html(f"<h3>Store {esc(store)}</h3>"))
+        block = Block(f"Store {store}")
+        section.blocks.append(block)
         checks = data.checks[data.checks["store_id"] == store].sort_values("paid_at")
         if checks.empty:
-            parts.append(_p(f"No alcohol sale to review at {store} on {data.day}."))
+            block.before.append(f"No alcohol sale to review at {store} on {data.day}.")
         else:
             rows = [
                 (
@@ -409,9 +433,11 @@ def _compliance_section(data: ReportData) -> list[Html]:
                 "reason",
                 "ID check (till)",
             ]
-            parts.append(_table(header, rows, name="review", scope=store, text_columns=(3, 6)))
-        parts.extend(_cashier_table(data, store))
-    return parts
+            block.tables.append(
+                _table(header, rows, name="review", scope=store, text_columns=(3, 6))
+            )
+        _cashier_table(data, store, block)
+    return section
 
 
 def _items(row: pd.Series) -> str:
@@ -421,11 +447,13 @@ def _items(row: pd.Series) -> str:
     return f"{skus} ({units:g} unit{'s' if units != 1 else ''})"
 
 
-def _cashier_table(data: ReportData, store: str) -> list[Html]:
-    """A store's cashiers with restricted sales: the day's, 7- and 28-day rates."""
+def _cashier_table(data: ReportData, store: str, block: Block) -> None:
+    """Add to a store's block its cashiers with restricted sales: the day's, 7- and 28-day
+    rates."""
     cashiers = data.cashiers[data.cashiers["store_id"] == store]
     if cashiers.empty:
-        return [_p(f"No cashier at {store} sold alcohol on {data.day}.")]
+        block.after.append(f"No cashier at {store} sold alcohol on {data.day}.")
+        return
     rate = "missed_rate_28d" if data.checks_recorded else "flagged_rate_28d"
     cashiers = cashiers.sort_values([rate, "cashier_id"], ascending=[False, True])
     header = [
@@ -459,35 +487,29 @@ def _cashier_table(data: ReportData, store: str) -> list[Html]:
             ]
         rows.append(cells)
     first = cashiers.iloc[0]
-    return [
-        _table(header, rows, name="cashiers", scope=store),
-        _p(
-            f"Flagged rate: sales to shoppers who looked under the flag threshold, of the "
-            f"cashier's alcohol sales; missed rate: of those flagged, no ID check recorded. The "
-            f"7- and 28-day windows cover {int(first['days_7d'])} and {int(first['days_28d'])} "
-            "published days."
-        ),
-    ]
+    block.tables.append(_table(header, rows, name="cashiers", scope=store))
+    block.after.append(
+        f"Flagged rate: sales to shoppers who looked under the flag threshold, of the "
+        f"cashier's alcohol sales; missed rate: of those flagged, no ID check recorded. The "
+        f"7- and 28-day windows cover {int(first['days_7d'])} and {int(first['days_28d'])} "
+        "published days."
+    )
 
 
-def _offers_section(data: ReportData) -> list[Html]:
+def _offers_section(data: ReportData) -> Section:
     """Each group's first offers per scope, from age_group_affinity."""
-    parts = [Html("<h2 id=offers>What to offer each age group</h2>")]
+    section = Section("offers", "What to offer each age group")
     if data.affinity is None:
-        parts.append(
-            _p(
-                f"{data.day} has no age_group_affinity (published by an older agebatch): no "
-                "offers to show."
-            )
+        section.notes.append(
+            f"{data.day} has no age_group_affinity (published by an older agebatch): no "
+            "offers to show."
         )
-        return parts
-    parts.append(
-        _p(
-            "Items each age group buys more often than the shoppers as a whole: the lift and its "
-            f"interval, the first {OFFERS_SHOWN} per group and kind of item (ages are the "
-            f"model's estimates; a lift is a correlation, not a cause). "
-            f"{window_note(data.affinity)}."
-        )
+        return section
+    section.notes.append(
+        "Items each age group buys more often than the shoppers as a whole: the lift and its "
+        f"interval, the first {OFFERS_SHOWN} per group and kind of item (ages are the "
+        f"model's estimates; a lift is a correlation, not a cause). "
+        f"{window_note(data.affinity)}."
     )
     shown = top_offers(data.affinity, OFFERS_SHOWN)
     for scope in data.scopes:
@@ -495,9 +517,10 @@ def _offers_section(data: ReportData) -> list[Html]:
             rows = shown[shown["level"] == Level.CHAIN.value]
         else:
             rows = shown[(shown["level"] == Level.STORE.value) & (shown["store_id"] == scope)]
-        parts.append(Html(f"<h3>{esc(_capital(_scope_name(scope)))}</h3>"))
+        block = Block(_capital(_scope_name(scope)))
+        section.blocks.append(block)
         if rows.empty:
-            parts.append(_p(f"No offers for {_scope_name(scope)} in this window."))
+            block.before.append(f"No offers for {_scope_name(scope)} in this window.")
             continue
         table_rows = [
             (
@@ -512,11 +535,13 @@ def _offers_section(data: ReportData) -> list[Html]:
             for _, row in rows.iterrows()
         ]
         header = ["age group", "kind", "rank", "item", "lift", "interval", "receipts"]
-        parts.append(_table(header, table_rows, name="offers", scope=scope, text_columns=(3,)))
+        block.tables.append(
+            _table(header, table_rows, name="offers", scope=scope, text_columns=(3,))
+        )
         without = [g for g in data.groups if g not in {*rows["age_group"], SUPPRESSED}]
         if without:
-            parts.append(_p("No offers for " + ", ".join(without) + "."))
-    return parts
+            block.after.append("No offers for " + ", ".join(without) + ".")
+    return section
 
 
 def _category_name(category: str) -> str:
@@ -530,38 +555,45 @@ def _item(row: pd.Series) -> str:
     return f"{row['item']} ({_category_name(row['category'])})"
 
 
+@cache
+def _templates() -> jinja2.Environment:
+    """The report's templates (package data beside this module), autoescaped."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("agebatch.reports", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
 def render(data: ReportData, card: ModelCard | None = None) -> str:
     """The page of a day: headline, shares, trend, category mix, coverage, alcohol, offers."""
     scope = f"store {data.store}" if data.store else "the chain"
-    title = f"agebatch report: {scope}, {data.day}"
-    figures = "".join(
-        f"<div><dt>{esc(f.label)}</dt><dd>{esc(f.value)}</dd></div>" for f in headline(data)
-    )
     run = data.run
     made = (
         f"Published by agebatch {run.get('agebatch_version')} (run {run.get('run_id')}, model "
         f"{run.get('model_version')}); page made {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC."
     )
-    sections = [
-        *_shares_section(data, card),
-        *_trend_section(data),
-        *_mix_section(data),
-        *_coverage_section(data),
-        *_compliance_section(data),
-        *_offers_section(data),
-    ]
-    nav = (
-        '<nav><a href="#shares">shares</a><a href="#trend">trend</a><a href="#mix">category mix'
-        '</a><a href="#coverage">coverage</a><a href="#compliance">alcohol</a>'
-        '<a href="#offers">offers</a></nav>'
-    )
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{esc(title)}</h1>{_p(made)}{nav}"
-        f'<dl class="headline">{figures}</dl>' + "".join(sections) + "</body></html>\n"
+        _templates()
+        .get_template("report.html.j2")
+        .render(
+            csp=CSP,
+            title=f"agebatch report: {scope}, {data.day}",
+            made=made,
+            nav=NAV,
+            figures=headline(data),
+            sections=[
+                _shares_section(data, card),
+                _trend_section(data),
+                _mix_section(data),
+                _coverage_section(data),
+                _compliance_section(data),
+                _offers_section(data),
+            ],
+        )
     )
 
 

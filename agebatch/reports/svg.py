@@ -1,14 +1,17 @@
-"""Charts as inline SVG, written in Python: no script, no library, nothing fetched.
+"""Charts as inline SVG markup for the report's templates: no script, nothing fetched.
 
-Every text goes through `esc`; every data mark is an element of class `mark` carrying its
+Each helper returns MarkupSafe `Markup` that the page template places as it is; every text in
+it goes through `esc` (MarkupSafe's escape, the one the templates' autoescape uses), and every
+number is formatted here. Every data mark is an element of class `mark` carrying its
 value in `data-value`, so a browser test can count the marks each chart drew and the report's
 tests can read the plotted figures back.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
+
+from markupsafe import Markup, escape
 
 # Okabe & Ito's colour-blind-safe palette, then darker and lighter tones for longer lists.
 PALETTE = (
@@ -31,15 +34,9 @@ VALUE_W = 70  # room for the value written after a bar
 FONT = 12
 
 
-class Html(str):
-    """Text already escaped (markup): `esc` leaves it as it is."""
-
-
-def esc(value: object) -> Html:
+def esc(value: object) -> Markup:
     """Escape text for HTML and SVG, quotes included; markup passes through."""
-    if isinstance(value, Html):
-        return value
-    return Html(html.escape(str(value), quote=True))
+    return escape(value)
 
 
 def number(value: float) -> str:
@@ -57,9 +54,9 @@ def colour(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def _svg(name: str, label: str, height: float, body: list[str]) -> Html:
+def _svg(name: str, label: str, height: float, body: list[str]) -> Markup:
     """The chart's svg element: class chart, its name, an accessible label."""
-    return Html(
+    return Markup(
         f'<svg class="chart" data-chart="{esc(name)}" role="img" aria-label="{esc(label)}" '
         f'viewBox="0 0 {WIDTH} {height:.0f}" width="{WIDTH}" height="{height:.0f}" '
         f'font-size="{FONT}" xmlns="http://www.w3.org/2000/svg"><title>{esc(label)}</title>'
@@ -89,7 +86,7 @@ def bar_chart(
     label: str,
     rows: Sequence[str],
     series: Sequence[tuple[str, Sequence[float | None]]],
-) -> Html:
+) -> Markup:
     """Grouped horizontal bars of shares (0-1): one block per row, one bar per series; a
     missing value draws no bar and is written as a dash."""
     bar_h, gap = 12, 10
@@ -123,7 +120,7 @@ def stacked_chart(
     label: str,
     keys: Sequence[str],
     rows: Sequence[tuple[str, Sequence[float], str]],
-) -> Html:
+) -> Markup:
     """One 100% bar per row (label, values in the order of keys, note written after it): each
     key's part of the row's total, in the key's colour."""
     bar_h, gap = 16, 8
@@ -157,7 +154,7 @@ def line_chart(
     label: str,
     days: Sequence[str],
     series: Sequence[tuple[str, Sequence[float | None]]],
-) -> Html:
+) -> Markup:
     """One line per series over the days (shares, 0-1), a dot per known value."""
     body, top = _legend([key for key, _ in series])
     top, plot_h, bottom = top + 6, 220, 24

@@ -22,13 +22,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agebatch.config import PredictConfig
+from agebatch.config import PredictConfig, TrainConfig
 from agebatch.errors import InputError
 from agebatch.predict.card import CARD_SCHEMA, ModelCard
 from agebatch.predict.images import load_faces
@@ -46,9 +46,6 @@ from agebatch.training.evaluate import (
 
 log = logging.getLogger(__name__)
 
-ARCHS = ("default", "resnet50")
-BALANCES = ("none", "sqrt", "inverse")
-LOSSES = ("mae", "mae+dist")
 DIST_SIGMA = 2.0  # years: width of the Gaussian label distribution of the mae+dist loss
 IMAGENET_NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_URL = (
@@ -70,70 +67,6 @@ RESEARCH_ONLY = (
     "Trained on faces licensed for non-commercial research only (UTKFace-style data): "
     "use this model for research, never as a shipped default."
 )
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides what a training run computes (saved in the card and work dir)."""
-
-    arch: str = "default"
-    weights: str = "none"  # resnet50 only: imagenet, none, or a path to a no-top weights file
-    image_size: int = 224  # resnet50 only; the default net's input is fixed by its card
-    epochs: int = 16
-    batch_size: int = 64
-    learning_rate: float | None = None  # Adam; None: 1e-4 to fine-tune, 1e-3 for resnet50
-    val_share: float = 0.2
-    seed: int = 0
-    limit: int | None = None  # train on a seeded subset of this many faces
-    balance: str = "sqrt"  # sample weights: none, sqrt (1/sqrt(bin count)), inverse (1/count)
-    patience: int = 5
-    rotation_deg: float = 15.0
-    brightness: float = 0.2
-    jitter: float = 0.0  # random zoom and shift, as a fraction of the face (detector jitter)
-    weight_decay: float = 0.0  # AdamW's decoupled weight decay; 0 is plain Adam
-    lr_decay: float = 0.75  # the learning rate is multiplied by this after every epoch
-    flip_tta: str = "auto"  # auto (keep when it lowers validation MAE), on, off
-    loss: str | None = None  # mae, or mae+dist (a label-distribution term); None: by arch
-    max_age: int = 100  # default net: add age classes 81..max_age (its own stop at 80)
-
-    @property
-    def loss_name(self) -> str:
-        """The loss: mae+dist for the default net (it has age classes), mae for resnet50."""
-        if self.loss is not None:
-            return self.loss
-        return "mae+dist" if self.arch == "default" else "mae"
-
-    @property
-    def adam_rate(self) -> float:
-        """The learning rate Adam starts with."""
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return 1e-3 if self.arch == "resnet50" else 1e-4
-
-    def check(self) -> None:
-        """Raise InputError for settings that cannot work."""
-        if self.arch not in ARCHS:
-            raise InputError(f"--arch must be one of {', '.join(ARCHS)}, not {self.arch!r}.")
-        if self.balance not in BALANCES:
-            raise InputError(f"--balance must be one of {', '.join(BALANCES)}.")
-        if self.flip_tta not in ("auto", "on", "off"):
-            raise InputError("--flip-tta must be auto, on or off.")
-        if not 0 < self.val_share < 1:
-            raise InputError(f"--val-share must be between 0 and 1, not {self.val_share}.")
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
-            raise InputError("--epochs, --batch-size and --patience must be at least 1.")
-        if self.loss_name not in LOSSES:
-            raise InputError(f"--loss must be one of {', '.join(LOSSES)}.")
-        if self.loss_name == "mae+dist" and self.arch != "default":
-            raise InputError("--loss mae+dist needs the default net's age distribution output.")
-        if not 0 < self.lr_decay <= 1:
-            raise InputError(f"--lr-decay must be in (0, 1], not {self.lr_decay}.")
-        if not 80 <= self.max_age <= 120:
-            raise InputError(f"--max-age must be between 80 and 120, not {self.max_age}.")
-        if self.arch == "default" and self.weights != "none":
-            raise InputError("--weights applies to --arch resnet50 only.")
-        if self.arch == "resnet50" and self.image_size < 32:
-            raise InputError("--image-size must be at least 32 for ResNet50.")
 
 
 @dataclass
@@ -377,7 +310,6 @@ def train(
     with the same settings resumes there. The work dir is removed once the model is saved.
     predict: how faces are decoded and the model measured (workers, batch size).
     """
-    config.check()
     if out.suffix != ".keras":
         raise InputError(f"--out must end in .keras, not {out.name}.")
     started = time.perf_counter()
@@ -432,7 +364,7 @@ def train(
     val_names = sorted(n for n, v in zip(names, is_val, strict=True) if v)
     card["test_time_augmentation"] = "flip" if tta["flip"] else "none"
     card["training"] = {
-        "config": asdict(config),
+        "config": config.model_dump(mode="json"),
         "faces": len(names),
         "unreadable": int((~readable).sum()),
         "validation": {
@@ -573,7 +505,7 @@ def _prepare_workdir(workdir: Path, config: TrainConfig, fresh: bool) -> None:
     A leftover without a finished epoch (no state.json) has nothing to resume and is reused.
     """
     settings = workdir / "config.json"
-    wanted = json.dumps(asdict(config), sort_keys=True)
+    wanted = json.dumps(config.model_dump(mode="json"), sort_keys=True)
     started = (workdir / "state.json").is_file()
     if fresh and workdir.exists():
         shutil.rmtree(workdir)

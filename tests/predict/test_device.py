@@ -15,6 +15,7 @@ from agebatch.predict.device import (
     MIXED_POLICY,
     DeviceModel,
     Staged,
+    accelerated,
     bucket,
     for_run,
     mixed_precision_copy,
@@ -70,7 +71,7 @@ def test_mixed_precision_keeps_the_input_and_head_in_float32() -> None:
 
 
 def test_a_batch_is_staged_as_padded_uint8_chunks(brightness_model: AgeModel) -> None:
-    device = brightness_model.accelerated()
+    device = accelerated(brightness_model)
     batch = np.full((PREDICT_CHUNK + 3, 64, 64, 3), 102, dtype=np.uint8)
     staged = device.stage(batch)
     assert isinstance(staged, Staged)

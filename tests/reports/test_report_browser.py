@@ -4,10 +4,10 @@ nothing but itself. Chromium missing is a failure, not a skip (.ci/run installs 
 
 from __future__ import annotations
 
-from html import escape as html_escape
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from agebatch.reports.html import CSP
 from tests.browser import INSTALL, chromium, visit
@@ -49,7 +49,7 @@ def test_every_chart_draws_its_data_and_nothing_leaves_the_page(
 ) -> None:
     path = two_weeks.out / "reports" / two_weeks.day.isoformat() / page
     html = path.read_text()
-    assert f'content="{html_escape(CSP)}"' in html  # the page forbids every request
+    assert f'content="{escape(CSP)}"' in html  # the page forbids every request
     visit_ = visit(path, MEASURE)
     assert visit_.requests == [path.resolve().as_uri()], visit_.requests
     assert visit_.messages == []

@@ -96,10 +96,13 @@ def test_fine_tuned_model_loads_with_its_card(fine_tuned: Path, faces: Path) -> 
     assert card["licence"]["base_model"]["spdx"] == "CC0-1.0"
     assert card["error"]["n"] == 4 and card["error"]["measured_on"].startswith("validation")
     assert sum(n for *_, n in card["age_confusion"]["counts"]) == 4
-    # Never the bundled model's curve: its own on the validation faces, or none without
-    # teenagers among them.
-    curve = card.get("operating_curve")
-    assert curve is None or (curve["split"], curve["faces"]) == ("validation", faces.name)
+    # Never the bundled model's curve: its own, measured on the validation faces, which hold
+    # teenagers, under-18s and adults here (ages 9, 14, 16 and 38).
+    labels = dict(line.split(",") for line in (faces / "labels.csv").read_text().split()[1:])
+    assert sorted(float(labels[name]) for name in expected) == [9, 14, 16, 38]
+    curve = card["operating_curve"]
+    assert (curve["split"], curve["faces"]) == ("validation", faces.name)
+    assert (curve["n_teens"], curve["n_under_18"], curve["n_adults"]) == (2, 3, 1)
     bundled = ModelCard.read(bundled_model_path()).version
     assert card["version"].startswith("default-trained+") and card["version"] != bundled
     assert training["baseline"]["model_version"] == bundled and training["baseline"]["n"] == 4
@@ -179,7 +182,7 @@ def test_bad_training_input_is_one_sentence(faces: Path, tmp_path: Path, capsys)
     cases = [
         (["--out", str(tmp_path / "m.h5")], "must end in .keras"),
         (["--out", str(tmp_path / "m.keras"), "--weights", "imagenet"], "resnet50 only"),
-        (["--out", str(tmp_path / "m.keras"), "--val-share", "1.5"], "--val-share"),
+        (["--out", str(tmp_path / "m.keras"), "--val-share", "1.5"], "Setting val_share"),
         (
             ["--out", str(tmp_path / "m.keras"), "--arch", "resnet50", "--weights", "nope.h5"],
             "is not a file",
