@@ -32,7 +32,7 @@ from agebatch.inputs.regions import read_face_regions
 from agebatch.inputs.transactions import read_catalog, transactions_file
 from agebatch.predict.card import ModelCard
 from agebatch.predict.model import bundled_model_path
-from agebatch.reports.compliance import choose_threshold, error_margins
+from agebatch.transform.compliance import choose_threshold, error_margins
 
 # A published day's size. Measured on generated days (tools/day_bytes.py: 26.5 bytes per
 # receipt over all tables and 43 kB fixed, with 21-character receipt ids); the estimate allows
