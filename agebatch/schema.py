@@ -116,7 +116,7 @@ class Gate(StrEnum):
 
 
 # age_group (and, in age_group_purchases, category) of the row that holds a store's cells of
-# fewer than k receipts, merged (sql/k_anonymous_*.sql)
+# fewer than k receipts, merged (sql/small_cells.sql)
 SUPPRESSED = "suppressed"
 WITH_SUPPRESSED = ("age_group_purchases", "age_group_receipts", "age_group_shares")
 # Tables whose rows name a receipt or a cashier: published under --restricted-out when given.

@@ -2,7 +2,7 @@
 the same figures as pandas computes from the inputs, and the figures the doc prints.
 
 The aggregates merge cells of fewer than k receipts into 'suppressed' rows
-(sql/k_anonymous_*.sql; the rule is tested in tests/reports/test_privacy.py). Here only which
+(sql/small_cells.sql; the rule is tested in tests/reports/test_privacy.py). Here only which
 cells and groups were kept is read from the published files; every figure is computed from the
 inputs: a kept cell's lines count under its age group, the rest under 'suppressed'.
 
