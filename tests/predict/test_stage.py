@@ -103,15 +103,14 @@ def test_the_stage_holds_the_pixels_of_at_most_two_batches(
 
 
 def _chunk_sizes(
-    tmp_path: Path,
-    model,
-    monkeypatch: pytest.MonkeyPatch,
-    decode_s: float,
-    model_s: float,
-) -> list[list[int]]:
-    """The chunks each batch of 10 batches of 4 crops was cut into, with decoding taking
-    decode_s a photo and the model model_s a batch."""
-    import time
+    tmp_path: Path, model, monkeypatch: pytest.MonkeyPatch, model_slower: bool
+) -> tuple[list[list[int]], list[bool]]:
+    """The chunks each batch of 10 batches of 4 crops was cut into, and what the stage saw
+    (whether the model waited for each decoded batch), with the order of events fixed rather
+    than timed: when the model is the slower, its run of batch k ends only once the stage has
+    judged batch k + 1; else decoding batch k + 1 ends only once the model's run of batch k is
+    done."""
+    import threading
 
     from agebatch.predict import stage
 
@@ -119,35 +118,68 @@ def _chunk_sizes(
     for i in range(40):
         paths.append(tmp_path / f"{i:03d}.png")
         Image.new("RGB", (32, 32), (i * 6,) * 3).save(paths[-1])
-    decode, predict = stage.load_photos, type(model).predict
+    decode, predict, adapt = stage.load_photos, type(model).predict, stage.DecodeLanes.adapt
     chunks: list[tuple[str, int]] = []  # (first photo's name, chunk length), as submitted
+    runs: list = []  # the model's runs (futures), in order
+    judged: list[bool] = []  # model_waited, as the stage passed it to DecodeLanes.adapt
+    changed = threading.Condition()
 
-    def slow_decode(items, spec):
+    def decode_after_the_model(items, spec):
         chunks.append((items[0][0].name, len(items)))
-        time.sleep(decode_s * len(items))
+        k = int(items[0][0].name[:3]) // 4
+        if not model_slower and k > 0:
+            with changed:
+                changed.wait_for(lambda: len(runs) >= k, timeout=30)
+            runs[k - 1].result(timeout=30)  # the previous batch's run is done
         return decode(items, spec)
 
-    def slow_model(self, images):
-        time.sleep(model_s)
+    def model_after_the_judgement(self, images):
+        k = len(judged)  # batch k runs once batch k - 1 is judged
+        if model_slower and k < 9:
+            with changed:
+                changed.wait_for(lambda: len(judged) > k, timeout=30)
         return predict(self, images)
 
-    monkeypatch.setattr(stage, "load_photos", slow_decode)
-    monkeypatch.setattr(type(model), "predict", slow_model)
+    def recorded_adapt(self, model_waited: bool) -> None:
+        with changed:
+            judged.append(model_waited)
+            changed.notify_all()
+        adapt(self, model_waited)
+
+    class Recording:
+        """The model's thread, recording each run's future."""
+
+        def __init__(self, thread) -> None:
+            self.thread = thread
+
+        def submit(self, fn, *args):
+            future = self.thread.submit(fn, *args)
+            with changed:
+                runs.append(future)
+                changed.notify_all()
+            return future
+
+    thread_of = stage.thread_of
+    monkeypatch.setattr(stage, "load_photos", decode_after_the_model)
+    monkeypatch.setattr(type(model), "predict", model_after_the_judgement)
+    monkeypatch.setattr(stage.DecodeLanes, "adapt", recorded_adapt)
+    monkeypatch.setattr(stage, "thread_of", lambda m: Recording(thread_of(m)))
     config = PredictConfig(batch_size=4, workers=2, photo_kind="crops")
     predictions, _ = predict_paths(paths, model, config)
     assert [p.age for p in predictions] == pytest.approx([i * 6 / 2.55 for i in range(40)], abs=0.2)
     batches: dict[int, list[int]] = {}
     for name, length in chunks:
         batches.setdefault(int(name[:3]) // 4, []).append(length)
-    return [sorted(batches[k]) for k in sorted(batches)]
+    return [sorted(batches[k]) for k in sorted(batches)], judged
 
 
 def test_decoding_takes_one_lane_when_the_model_is_the_slower(
     tmp_path: Path, brightness_model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A model 100 times slower than decoding: decoding beside it on a second core would only
-    # take CPU from it, so after the first batch each batch is one chunk for one worker.
-    sizes = _chunk_sizes(tmp_path, brightness_model, monkeypatch, decode_s=0.0, model_s=0.1)
+    # The model still running when each batch is decoded: decoding beside it on a second core
+    # would only take CPU from it, so after the first batch each batch is one chunk.
+    sizes, judged = _chunk_sizes(tmp_path, brightness_model, monkeypatch, model_slower=True)
+    assert judged == [False] * 9
     assert sizes[0] == [1, 1, 1, 1]  # the first batch: every worker, two chunks each
     assert sizes[2:] == [[4]] * 8
 
@@ -156,7 +188,8 @@ def test_decoding_keeps_every_lane_when_the_model_waits_for_it(
     tmp_path: Path, brightness_model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Slow decoding (face finding in frames) and a quick model: both workers, all the time.
-    sizes = _chunk_sizes(tmp_path, brightness_model, monkeypatch, decode_s=0.03, model_s=0.0)
+    sizes, judged = _chunk_sizes(tmp_path, brightness_model, monkeypatch, model_slower=False)
+    assert judged == [True] * 9
     assert sizes == [[1, 1, 1, 1]] * 10
 
 
