@@ -2,6 +2,9 @@
 -- and the chain), age group and item, the group's receipts that bought the item, the group's
 -- receipts, all receipts that bought the item and all matched receipts of the scope. Python
 -- adds the shares, the lift, its interval and the ranking (agebatch/reports/affinity.py).
+-- A count with a withheld day in its window (receipts null: sql/small_cells.sql) is withheld:
+-- null, and so is every sum it enters (the item's buyers, the scope's receipts), so that no
+-- window minus published days gives it back.
 -- Inputs: age_group_item_receipts (the day's), affinity_history (earlier published days of
 -- it, with their day). Parameters: $day, $affinity_days (the window, this day included),
 -- $days_covered (how many of its days were published, this one included).
@@ -46,7 +49,7 @@ sums as (
         item,
         -- a sku's category as of its latest day, should the catalog have moved it
         arg_max(category, day) as category,
-        sum(receipts) as receipts
+        case when bool_or(receipts is null) then null else sum(receipts) end as receipts
     from scoped
     group by level, store_id, age_group, item_kind, item
 ),
@@ -57,7 +60,10 @@ groups as (
         store_id,
         age_group,
         receipts as group_receipts,
-        sum(receipts) over (partition by level, store_id) as all_receipts
+        case
+            when bool_or(receipts is null) over (partition by level, store_id) then null
+            else sum(receipts) over (partition by level, store_id)
+        end as all_receipts
     from sums
     where item_kind = 'all'
 ),
@@ -71,7 +77,11 @@ items as (
         item,
         category,
         receipts,
-        sum(receipts) over (partition by level, store_id, item_kind, item) as buyer_receipts
+        case
+            when bool_or(receipts is null) over (partition by level, store_id, item_kind, item)
+                then null
+            else sum(receipts) over (partition by level, store_id, item_kind, item)
+        end as buyer_receipts
     from sums
     where item_kind != 'all'
 ),

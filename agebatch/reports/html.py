@@ -38,7 +38,7 @@ from agebatch.reports.report_data import (
     share_table,
 )
 from agebatch.reports.svg import bar_chart, line_chart, percent, stacked_chart
-from agebatch.schema import SUPPRESSED, UNKNOWN_GROUP, AgeCheck, Level, Reason, ReceiptStatus
+from agebatch.schema import UNKNOWN_GROUP, AgeCheck, Level, Reason, ReceiptStatus
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from agebatch.config import TREND_DAYS
 from agebatch.errors import InputError
 from agebatch.publish import partition
 from agebatch.reports.offers import group_order
-from agebatch.schema import RESTRICTED, SUPPRESSED, UNKNOWN_GROUP, Level, ReceiptStatus
+from agebatch.schema import RESTRICTED, UNKNOWN_GROUP, Level, ReceiptStatus
 from agebatch.transform.history import published_days, read_history
 
 SHARES = "age_group_shares"
@@ -87,10 +87,8 @@ def _stores_only(frame: pd.DataFrame | None, stores: list[str]) -> pd.DataFrame 
 
 
 def group_key(label: str) -> tuple[int, float]:
-    """Where an age-group label sorts: the age groups youngest first, then the merged small
-    groups ('suppressed'), then receipts without an age ('unknown')."""
-    if label == SUPPRESSED:
-        return (1, 0.0)
+    """Where an age-group label sorts: the age groups youngest first, then receipts without
+    an age ('unknown')."""
     if label == UNKNOWN_GROUP:
         return (2, 0.0)
     return (0, group_order(label))
