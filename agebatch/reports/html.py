@@ -255,7 +255,7 @@ def _shares_section(data: ReportData, card: ModelCard | None) -> Section:
         if data.receipts is not None:
             series.append(("revenue", _optional(table["revenue_share"])))
         label = f"Age-group shares, {_scope_name(scope)}, {data.day}"
-        block.chart = bar_chart(f"shares:{scope}", label, data.groups, series)
+        block.chart = bar_chart(f"shares:{scope}", label, data.groups, series, WITHHELD)
         rows = [
             (
                 group,

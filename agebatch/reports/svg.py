@@ -86,9 +86,10 @@ def bar_chart(
     label: str,
     rows: Sequence[str],
     series: Sequence[tuple[str, Sequence[float | None]]],
+    missing: str = "\u2013",
 ) -> Markup:
     """Grouped horizontal bars of shares (0-1): one block per row, one bar per series; a
-    missing value draws no bar and is written as a dash."""
+    missing value draws no bar and is written as `missing` (a dash, or e.g. 'withheld')."""
     bar_h, gap = 12, 10
     body, top = _legend([key for key, _ in series])
     block = len(series) * bar_h + gap
@@ -111,7 +112,8 @@ def bar_chart(
                     f"<title>{esc(row)}, {esc(key)}: {percent(value)}</title></rect>"
                 )
             end = LABEL_W + (value or 0) * scale + 4
-            body.append(f'<text x="{end:.2f}" y="{y + bar_h - 3}">{percent(value)}</text>')
+            text = missing if value is None else percent(value)
+            body.append(f'<text x="{end:.2f}" y="{y + bar_h - 3}">{esc(text)}</text>')
     return _svg(name, label, height, body)
 
 

