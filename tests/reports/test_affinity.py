@@ -367,16 +367,19 @@ def test_ranks_are_the_order_of_the_lower_ends_whatever_the_row_order(
 
 def _counts_of(lines: pd.DataFrame, ages: pd.DataFrame, inputs: AffinityInputs) -> pa.Table:
     """The window's counts before add_affinity, from the SQL."""
-    from agebatch.duck import connect, sql
+    from agebatch.duck import connect
+    from agebatch.transform.models import MODELS
+    from agebatch.transform.runner import run_models
 
+    groups = pa.table({"label": list(inputs.groups), "low_years": range(len(inputs.groups))})
+    tables = {"lines": lines, "catalog": CATALOG, "receipt_ages": ages, "age_groups": groups}
     with connect() as con:
-        for name, table in (("lines", lines), ("catalog", CATALOG), ("receipt_ages", ages)):
+        for name, table in (*tables.items(), ("affinity_history", inputs.history)):
             con.register(name, table)
-        con.register("affinity_history", inputs.history)
-        con.execute(f"create table {DAILY} as {sql(DAILY)}", {"day": DAY})
-        params = {"day": DAY, "affinity_days": 28, "days_covered": 1}
-        con.execute(f"create table counts as {sql(REPORT)}", params)
-        return con.table("counts").fetch_arrow_table()
+        models = [m for m in MODELS if m.name in ("small_cells", DAILY, REPORT)]
+        params = {"day": DAY, "k": 1, "affinity_days": 28, "days_covered": 1}
+        run_models(con, models, [*tables, "affinity_history"], params)
+        return con.table(REPORT).fetch_arrow_table()
 
 
 def _sorted(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:

@@ -313,7 +313,7 @@ def test_days_without_the_optional_tables_still_make_a_page(
         marks
         for page in every_chart
         for name, marks in page.items()
-        if not name.startswith("shares:")
+        if not name.startswith(("shares:", "trend:"))
     )
     counted = _rows(
         published.out, "receipt_ages", day, "select count(*) from t where store_id = 'S02'"
