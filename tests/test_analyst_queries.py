@@ -2,7 +2,7 @@
 the same figures as pandas computes from the inputs, and the figures the doc prints.
 
 The aggregates withhold cells of fewer than k receipts (null, withheld = true:
-sql/small_cells.sql, tested in tests/reports/test_privacy.py). Here only which groups were
+sql/small_cells.sql, tested in tests/transform/test_privacy.py). Here only which groups were
 withheld is read from the published files; every figure is computed from the transactions and
 each receipt's age group. The queries take their day from the latest published one.
 

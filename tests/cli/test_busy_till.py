@@ -58,7 +58,7 @@ def test_every_missed_shopper_is_no_photo(
     day = busy_day(missing, seed=7)
     paths = _write(day, tmp_path)
     argv = ["run", "--day", str(DAY), *paths, "--out", str(tmp_path / "out")]
-    # The day misses shoppers on purpose: past the coverage gate (tests/reports/test_coverage.py).
+    # The day misses shoppers on purpose: past the coverage gate (tests/transform/test_coverage.py).
     argv.append("--accept-low-coverage")
     assert main([*argv, "--model", str(brightness_model_path)]) == 0
     ages = _published(tmp_path / "out", "receipt_ages").set_index("receipt_id")

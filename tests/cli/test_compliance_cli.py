@@ -15,7 +15,7 @@ from agebatch.cli import main
 from agebatch.sample import make_sample_day
 from tests.conftest import DAY
 from tests.pictures import SolidFaces
-from tests.reports.test_age_checks import CURVE
+from tests.transform.test_age_checks import CURVE
 
 
 def _model_with(tmp_path: Path, brightness_model_path: Path, **card: object) -> Path:

@@ -12,7 +12,7 @@ from agebatch.cli import main
 from agebatch.publish import publish_day
 from agebatch.transform.affinity import DAILY, REPORT, affinity_history, affinity_of, wilson
 from tests.conftest import DAY
-from tests.reports.test_affinity import CATALOG, PLANTED, _day, _inputs
+from tests.transform.test_affinity import CATALOG, PLANTED, _day, _inputs
 
 
 def _publish(out: Path, day: dt.date) -> None:

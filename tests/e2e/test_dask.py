@@ -145,7 +145,8 @@ def _failing_publish(monkeypatch: pytest.MonkeyPatch) -> None:
         raise OSError("No space left on device (test)")
 
     monkeypatch.setattr("agebatch.pipeline.publish_day", publish_day)
-    monkeypatch.setattr(flow_module, "publish", flow_module.publish.with_options(retries=0))
+    publish = flow_module.TASKS["publish"].with_options(retries=0)
+    monkeypatch.setitem(flow_module.TASKS, "publish", publish)
 
 
 def test_sharded_day_publishes_the_rows_of_the_single_process_path(

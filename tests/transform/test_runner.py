@@ -46,6 +46,11 @@ def test_a_model_declares_what_its_file_reads_and_binds(model: Model) -> None:
     assert uses == set(model.params)
 
 
+def test_the_declared_inputs_are_what_the_models_read_besides_each_other() -> None:
+    names = {model.name for model in MODELS}
+    assert {r for model in MODELS for r in model.reads} - names == set(INPUTS)
+
+
 def test_every_published_table_comes_from_the_file_named_after_it() -> None:
     published = {model.name for model in MODELS if model.published}
     assert published == set(PUBLISHED)
