@@ -497,8 +497,8 @@ class TrainConfig(Settings):
 
     arch: Arch = Field(
         Arch.DEFAULT,
-        description="default: fine-tune the bundled net (no download, the fast path on a CPU); "
-        "resnet50: the original ResNet50 recipe",
+        description="what to train: 'default', the bundled net fine-tuned (no download, the "
+        "fast path on a CPU), or 'resnet50', the original ResNet50 recipe",
     )
     weights: str = Field(
         "none",

@@ -118,6 +118,9 @@ def test_each_default_is_printed_once_in_the_help() -> None:
     text = " ".join(run.format_help().split())
     optional = sum(not f.is_required() for f in RunConfig.model_fields.values())
     assert text.count("(default:") == optional + 1  # and --day's: yesterday
+    for command, parser in build_parser()._subparsers._group_actions[0].choices.items():
+        for action in parser._actions:  # every command's options: a default said once at most
+            assert (action.help or "").count("default:") <= 1, (command, action.dest)
 
 
 def test_every_setting_is_a_flag_of_run_with_its_default_in_the_help() -> None:

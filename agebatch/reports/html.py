@@ -15,7 +15,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 OFFERS_SHOWN = 3  # offers per group and kind of item
 REPORT_DAYS = TREND_DAYS  # days of the trend, unless asked for others (agebatch.config)
+# Rows of the review list on one page at most, shared among its stores (at least one each):
+# about 400 bytes a row, so the list stays well under 1 MB however large the day. The whole list
+# is the alcohol_checks table; a page says so under a list it cut.
+REVIEW_ROWS = 500
 
 CHECK_WORDS = {
     AgeCheck.ID_SEEN: "ID seen",
@@ -82,6 +86,8 @@ class Table:
     rows: list[list[str]]
     scope: str | None = None
     text_columns: tuple[int, ...] = ()
+    note: str | None = None  # written under the table (what it leaves out)
+    link: tuple[str, str] | None = None  # (href, words): the report's page that shows more
 
 
 @dataclass
@@ -441,10 +447,21 @@ def _compliance_section(data: ReportData) -> Section:
         section.notes.append(
             f"The tills recorded no age checks on {data.day}: missed checks are not counted."
         )
+    shown = max(1, REVIEW_ROWS // max(1, len(data.stores)))  # rows per store on this page
     for store in data.stores:
         block = Block(f"Store {store}")
         section.blocks.append(block)
         checks = data.checks[data.checks["store_id"] == store].sort_values("paid_at")
+        cut, link = None, None
+        if len(checks) > shown:
+            cut = (
+                f"The first {shown:,} of the {len(checks):,} sales to review at {store} on "
+                f"{data.day}, by time. Every one is in the alcohol_checks table: select * from "
+                f"alcohol_checks where day = '{data.day}' and store_id = '{store}'."
+            )
+            if data.store is None:  # a store's own page lists up to REVIEW_ROWS
+                link = (_store_file(store), f"The page of store {store} lists more of them")
+            checks = checks.head(shown)
         if checks.empty:
             block.before.append(f"No alcohol sale to review at {store} on {data.day}.")
         else:
@@ -473,9 +490,8 @@ def _compliance_section(data: ReportData) -> Section:
                 "reason",
                 "ID check (till)",
             ]
-            block.tables.append(
-                _table(header, rows, name="review", scope=store, text_columns=(3, 6))
-            )
+            table = _table(header, rows, name="review", scope=store, text_columns=(3, 6))
+            block.tables.append(replace(table, note=cut, link=link))
         _cashier_table(data, store, block)
     return section
 

@@ -118,3 +118,49 @@ def test_backfill_checks_the_settings_before_loading_the_model(
     argv = _run(sample, tmp_path, unloadable, "--max-teen-miss", "0.1")
     argv[:3] = ["backfill", "--start", str(DAY), "--end", str(DAY)]
     assert _error(capsys, argv).startswith("--max-teen-miss needs the operating curve")
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("catalog", "Catalog file {path} does not exist."),
+        ("face_regions", "Face region file {path} does not exist."),
+        ("clock_offsets", "Clock offsets file {path} does not exist."),
+        ("model", "Model file {path} does not exist: check --model."),
+    ],
+)
+def test_each_settings_file_is_read_before_the_model_loads(
+    sample: SampleDay, tmp_path: Path, unloadable: Path, setting: str, message: str
+) -> None:
+    from agebatch.errors import InputError
+    from agebatch.preflight import check_settings
+
+    path = tmp_path / "absent.csv"
+    config = sample.config(tmp_path / "out", **{"model": unloadable, setting: path})
+    with pytest.raises(InputError) as error:
+        check_settings(config, DAY)
+    assert str(error.value) == message.format(path=path)
+
+
+def test_a_model_without_its_card_is_found_before_the_model_loads(
+    sample: SampleDay, tmp_path: Path, unloadable: Path
+) -> None:
+    from agebatch.errors import InputError
+    from agebatch.preflight import check_settings
+
+    unloadable.with_name("unloadable.card.json").unlink()
+    with pytest.raises(InputError, match=r"Model card .* is missing"):
+        check_settings(sample.config(tmp_path / "out", model=unloadable), DAY)
+    assert check_settings(sample.config(tmp_path / "out"), DAY).version  # the bundled card
+
+
+def test_the_flow_checks_the_settings_before_it_loads_the_model(
+    sample: SampleDay, tmp_path: Path, unloadable: Path
+) -> None:
+    """The flow's body raises before its first task (load) runs: no Prefect run is needed."""
+    from agebatch.errors import InputError
+    from agebatch.flows.nightly import _nightly
+
+    config = sample.config(tmp_path / "out", model=unloadable, max_teen_miss=0.1)
+    with pytest.raises(InputError, match=r"^--max-teen-miss needs the operating curve"):
+        _nightly(config, DAY)

@@ -400,3 +400,41 @@ def test_a_store_gone_from_a_rerun_loses_its_page(two_weeks: Published, tmp_path
     assert sorted(p.name for p in folder.glob("store-*.html")) == sorted(
         p.name for p in pages.stores.values()
     )
+
+
+def test_a_long_review_list_is_cut_and_the_page_stays_small(two_weeks: Published) -> None:
+    """#27.6: 200,000 sales to review (a 1 M-line day's worth and more) at one store: the chain
+    page and the store's page each list REVIEW_ROWS at most, say how many there are and where
+    they all are, and stay under 2 MB."""
+    import dataclasses
+
+    import pandas as pd
+
+    from agebatch.reports.html import REVIEW_ROWS, render
+    from agebatch.reports.report_data import for_store, read_chain
+
+    every = read_chain(two_weeks.out, two_weeks.day, 28)
+    one = every.checks.iloc[[0]]
+    store = one["store_id"].iloc[0]
+    many = one.loc[one.index.repeat(200_000)].reset_index(drop=True)
+    many["receipt_id"] = [f"R{i:07d}" for i in range(len(many))]
+    many["paid_at"] = pd.Timestamp(one["paid_at"].iloc[0]) + pd.to_timedelta(
+        range(len(many)), unit="ms"
+    )
+    others = every.checks[every.checks["store_id"] != store]
+    every = dataclasses.replace(every, checks=pd.concat([others, many], ignore_index=True))
+    for scope, most in ((None, REVIEW_ROWS // len(every.stores)), (store, REVIEW_ROWS)):
+        html = render(for_store(every, scope))
+        assert len(html.encode()) < 2_000_000
+        page = read_page(html)
+        rows = page.tables[("review", store)][1:]
+        assert len(rows) == most
+        assert rows[0][0] == pd.Timestamp(one["paid_at"].iloc[0]).strftime("%H:%M:%S")
+        text = " ".join(page.text)
+        assert f"The first {most:,} of the 200,000 sales to review at {store}" in text
+        assert f"store_id = '{store}'" in text
+        assert (f'href="store-{store}.html"' in html) == (scope is None)
+        if scope is None:  # the other stores' lists, short, are whole on the chain page
+            for other in set(every.stores) - {store}:
+                listed = page.tables.get(("review", other), [[]])[1:]
+                assert len(listed) == min(most, int((others["store_id"] == other).sum()))
