@@ -34,7 +34,7 @@ class ReportData:
     day: dt.date
     store: str | None  # the one store of a manager's page; None: the chain and every store
     stores: list[str]  # the stores shown
-    groups: list[str]  # age-group labels, youngest first ('suppressed' last, if any)
+    groups: list[str]  # age-group labels, youngest first
     shares: pd.DataFrame  # age_group_shares of the day (chain rows only on the chain page)
     receipts: pd.DataFrame | None  # age_group_receipts of the day; None: not published
     sales: pd.DataFrame | None  # store_sales of the day (exact, no age); None: not published
