@@ -343,8 +343,8 @@ class RunConfig(PredictConfig):
     min_cell_receipts: int = Field(
         5,
         ge=1,
-        description="k: cells of age_group_purchases and age_group_shares with fewer receipts "
-        "are merged into a 'suppressed' row per store (1: publish every cell)",
+        description="k: cells of the age-group tables with fewer receipts (and those that would "
+        "give them away) are published withheld, figures null (1: publish every cell)",
     )
     coverage_margin: float = Field(
         0.2,
