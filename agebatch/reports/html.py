@@ -219,7 +219,7 @@ def _model_error(card: ModelCard | None, version: object) -> str:
     measured = f", measured on {where}" if where else ""
     return (
         f"Ages are the model's estimates: {version} is off by {error.mae:.1f} years on average "
-        f"(mean absolute error; by age band, in years: {bands}){measured}."
+        f"(by age band, in years: {bands}){measured}."
     )
 
 
