@@ -211,8 +211,8 @@ def test_the_duckdb_cli_answers_the_doc_query(here: duckdb.DuckDBPyConnection) -
         check=True,
     )
     _, rows = run_sql(here, code)
-    # the CLI writes a withheld (null) revenue as an empty field
-    expected = [",".join("" if v is None else str(v) for v in row) for row in rows]
+    # the CLI writes a withheld (null) revenue as NULL
+    expected = [",".join("NULL" if v is None else str(v) for v in row) for row in rows]
     assert done.stdout.splitlines()[1:] == expected
 
 
