@@ -278,7 +278,7 @@ def test_demo_generates_runs_and_reports(
         "age_group_affinity, age_group_item_receipts, age_group_purchases, age_group_receipts, "
         "age_group_shares, alcohol_checks, cashier_compliance"
     )
-    assert f"{tables}, receipt_ages, runs, store_coverage, till_clocks." in printed
+    assert f"{tables}, receipt_ages, runs, store_coverage, store_sales, till_clocks." in printed
     assert "What to offer each age group (age_group_affinity" in printed
     assert "Planted in the generated day (by true age): 18-24 pick DAI002 4 times" in printed
     assert "Alcohol sales to review (alcohol_checks):" in printed
