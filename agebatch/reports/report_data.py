@@ -24,6 +24,7 @@ from agebatch.schema import RESTRICTED, UNKNOWN_GROUP, Level, ReceiptStatus
 from agebatch.transform.history import published_days, read_history
 
 SHARES = "age_group_shares"
+MERGED_BEFORE = "suppressed"  # the merged small groups' row of days published before #26
 CHAIN = "chain"  # the scope of the chain's rows, in the page's own words
 
 
@@ -88,8 +89,11 @@ def _stores_only(frame: pd.DataFrame | None, stores: list[str]) -> pd.DataFrame 
 
 
 def group_key(label: str) -> tuple[int, float]:
-    """Where an age-group label sorts: the age groups youngest first, then receipts without
+    """Where an age-group label sorts: the age groups youngest first, then the merged small
+    groups of days published before cells were withheld ('suppressed'), then receipts without
     an age ('unknown')."""
+    if label == MERGED_BEFORE:
+        return (1, 0.0)
     if label == UNKNOWN_GROUP:
         return (2, 0.0)
     return (0, group_order(label))

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from agebatch.reports.html import likely_range
+from agebatch.reports.report_data import group_key
 from agebatch.reports.svg import line_chart
 
 
@@ -30,3 +31,10 @@ def test_a_trend_line_breaks_at_a_gap() -> None:
     (path,) = re.findall(r'<path class="mark line"[^>]* d="([^"]+)"', svg)
     assert path.count("M") == 2 and path.count("L") == 2  # two segments, none across d3
     assert svg.count("<circle") == 4  # a dot per known value, none for the gap
+
+
+def test_groups_of_older_days_still_sort() -> None:
+    """Days published before cells were withheld hold a 'suppressed' row: it sorts after the
+    age groups and before 'unknown', and does not stop the page."""
+    labels = ["unknown", "65+", "suppressed", "18-24", "<18"]
+    assert sorted(labels, key=group_key) == ["<18", "18-24", "65+", "suppressed", "unknown"]
