@@ -352,8 +352,8 @@ class RunConfig(PredictConfig):
     )
     min_cell_receipts: int = Field(
         K_FLOOR,
-        description="k: cells of age_group_purchases and age_group_shares with fewer receipts "
-        f"are merged into a 'suppressed' row per store (at least {K_FLOOR})",
+        description="k: cells of the age-group tables with fewer receipts (and those that would "
+        f"give them away) are published withheld, figures null (at least {K_FLOOR})",
     )
     coverage_margin: float = Field(
         0.2,

@@ -121,10 +121,15 @@ class Gate(StrEnum):
     ACCEPTED = "accepted"  # some were, published anyway (--accept-low-coverage)
 
 
-# age_group (and, in age_group_purchases, category) of the row that holds a store's cells of
-# fewer than k receipts, merged (sql/small_cells.sql)
-SUPPRESSED = "suppressed"
-WITH_SUPPRESSED = ("age_group_purchases", "age_group_receipts", "age_group_shares")
+# Tables whose cells of fewer than k receipts are withheld (sql/small_cells.sql): the cell's
+# row is published with its figures null and this column true, never as 0.
+WITHHELD_COLUMN = "withheld"
+WITH_WITHHELD = (
+    "age_group_purchases",
+    "age_group_receipts",
+    "age_group_shares",
+    "age_group_item_receipts",
+)
 # Tables whose rows name a receipt or a cashier: published under --restricted-out when given.
 RESTRICTED = ("receipt_ages", "alcohol_checks", "cashier_compliance", "quarantined_receipts")
 # quarantined_receipts.rule: the rule a line of the receipt broke (agebatch.inputs.transactions)
@@ -208,6 +213,36 @@ def _nullable_count(name: str, description: str) -> Column:
     return Column(name, pa.int64(), description, nullable=True)
 
 
+def _withheld(what: str) -> Column:
+    return Column(
+        WITHHELD_COLUMN,
+        pa.bool_(),
+        f"{what} counts fewer than k receipts, or would give such a count away: its figures are "
+        "null (withheld, never 0); see docs/safeguards.md",
+    )
+
+
+STORE_SALES = (
+    DAY,
+    Column("level", pa.string(), "store or chain", allowed=("store", "chain")),
+    Column("store_id", pa.string(), "store (null at chain level)", nullable=True),
+    Column(
+        "category",
+        pa.string(),
+        "catalog category ('uncategorised': sku not in it); 'all': the scope's whole day",
+    ),
+    Column(
+        "age_restricted",
+        pa.bool_(),
+        "the skus are age-restricted in the catalog (null in the 'all' row)",
+        nullable=True,
+    ),
+    _count("receipts", "receipts with a line of the category (in 'all': every receipt)"),
+    Column("units", QUANTITY, "units (or kg of weighed goods) sold, net of returns"),
+    Column("revenue", MONEY, "line totals, net of returns: exact, nothing withheld"),
+)
+
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "receipt_ages": (
         DAY,
@@ -249,8 +284,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(
             "age_group",
             pa.string(),
-            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age; "
-            f"'{SUPPRESSED}': the store's cells of fewer than k receipts, merged",
+            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age",
         ),
         AGE_GROUP_LOW,
         AGE_GROUP_HIGH,
@@ -258,22 +292,27 @@ TABLES: dict[str, tuple[Column, ...]] = {
             "category",
             pa.string(),
             "catalog category ('uncategorised': sku not in it; 'adjustment': an adjustment line "
-            f"of a code not in it, e.g. a coupon; '{SUPPRESSED}': merged cells)",
+            "of a code not in it, e.g. a coupon)",
         ),
         Column(
             "age_restricted",
             pa.bool_(),
-            "the lines' skus are age-restricted (alcohol) in the catalog; false for "
-            f"uncategorised; null in the '{SUPPRESSED}' row, which may hold both",
-            nullable=True,
+            "the lines' skus are age-restricted (alcohol) in the catalog; false for uncategorised",
         ),
-        _count(
+        _nullable_count(
             "category_receipts",
             "receipts with lines of this category: a receipt counts once in every category it "
-            "bought, so never sum it across categories (use age_group_receipts.receipts)",
+            "bought, so never sum it across categories (use age_group_receipts.receipts); "
+            "null: withheld",
         ),
-        Column("units", QUANTITY, "units (or kg of weighed goods) sold, net of returns"),
-        Column("revenue", MONEY, "line totals, net of returns"),
+        Column(
+            "units",
+            QUANTITY,
+            "units (or kg of weighed goods) sold, net of returns; null: withheld",
+            True,
+        ),
+        Column("revenue", MONEY, "line totals, net of returns; null: withheld", True),
+        _withheld("the cell"),
     ),
     "age_group_receipts": (
         DAY,
@@ -281,19 +320,23 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(
             "age_group",
             pa.string(),
-            f"age group of the shoppers; '{UNKNOWN_GROUP}' for receipts without an age; "
-            f"'{SUPPRESSED}': the store's groups of fewer than k receipts, merged",
+            f"age group of the shoppers, every one (empty ones too); '{UNKNOWN_GROUP}' for "
+            "receipts without an age (never withheld)",
         ),
         AGE_GROUP_LOW,
         AGE_GROUP_HIGH,
-        _count("receipts", "receipts of the group: adds up to the store's and the day's receipts"),
+        _nullable_count(
+            "receipts",
+            "receipts of the group; with the withheld groups' they add up to the store's "
+            "receipts (store_sales); null: withheld",
+        ),
         Column(
             "revenue",
             MONEY,
-            "the sum of the group's published age_group_purchases cells (their revenue, net of "
-            f"returns); in the '{SUPPRESSED}' row the rest of the store's sales (that row has 0 "
-            "receipts when only small purchase cells were merged)",
+            "the group's receipts' total, net of returns (exact); null: withheld",
+            True,
         ),
+        _withheld("the group"),
     ),
     "age_group_shares": (
         DAY,
@@ -302,19 +345,25 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(
             "age_group",
             pa.string(),
-            f"age group; '{SUPPRESSED}': the store's groups of fewer than k receipts, merged",
+            "age group, every one (empty ones too)",
         ),
         AGE_GROUP_LOW,
         AGE_GROUP_HIGH,
-        _count(
+        _nullable_count(
             "receipts",
             "matched receipts whose shopper's age fell in the group (sum within one level: "
-            "chain rows repeat the stores' receipts)",
+            "chain rows repeat the stores' receipts); null: withheld",
         ),
-        Column("share", pa.float64(), "receipts / all matched receipts of the scope"),
-        _rate("corrected_share", "share corrected for the model's known confusion"),
+        _rate("share", "receipts / all matched receipts of the scope; null: withheld"),
+        _withheld("the group (at chain level: withheld at some store)"),
+        _rate(
+            "corrected_share",
+            "share corrected for the model's known confusion; null where a group of the scope "
+            "is withheld",
+        ),
         Column("correction", pa.string(), "how corrected_share was computed"),
     ),
+    "store_sales": STORE_SALES,
     "age_group_item_receipts": (
         DAY,
         STORE,
@@ -327,7 +376,10 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ),
         Column("item", pa.string(), "the category or sku ('all' for item_kind all)"),
         Column("category", pa.string(), "the item's catalog category ('all' for item_kind all)"),
-        _count("receipts", "the group's receipts that bought the item (net units > 0)"),
+        _nullable_count(
+            "receipts", "the group's receipts that bought the item (net units > 0); null: withheld"
+        ),
+        _withheld("the count"),
     ),
     "age_group_affinity": (
         DAY,
@@ -342,12 +394,22 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ),
         Column("item", pa.string(), "the category or sku"),
         Column("category", pa.string(), "the item's catalog category"),
-        _count("receipts", "the group's receipts that bought the item over the window"),
-        _count("group_receipts", "the group's matched receipts over the window"),
-        _count("buyer_receipts", "matched receipts of every group that bought the item"),
-        _count("all_receipts", "matched receipts of the scope over the window"),
-        Column("buyer_share", pa.float64(), "the group's share of the item's buyers"),
-        Column("shopper_share", pa.float64(), "the group's share of all the scope's shoppers"),
+        _nullable_count(
+            "receipts",
+            "the group's receipts that bought the item over the window; null: withheld on a day",
+        ),
+        _nullable_count(
+            "group_receipts", "the group's matched receipts over the window; null: withheld"
+        ),
+        _nullable_count(
+            "buyer_receipts",
+            "matched receipts of every group that bought the item; null: one of them withheld",
+        ),
+        _nullable_count(
+            "all_receipts", "matched receipts of the scope over the window; null: one withheld"
+        ),
+        _rate("buyer_share", "the group's share of the item's buyers; null: withheld"),
+        _rate("shopper_share", "the group's share of all the scope's shoppers; null: withheld"),
         _rate(
             "lift",
             "buyer_share / shopper_share: how many times as likely as the scope's shoppers as a "
@@ -641,6 +703,10 @@ ABOUT: dict[str, About] = {
     "age_group_shares": About(
         "level (store, chain), store and age group", ("day", "level", "store_id", "age_group")
     ),
+    "store_sales": About(
+        "level (store, chain), store, category and age_restricted ('all': the whole day)",
+        ("day", "level", "store_id", "category", "age_restricted"),
+    ),
     "alcohol_checks": About("age-restricted sale to review", ("day", "receipt_id")),
     "cashier_compliance": About(
         "store and cashier with age-restricted sales that day", ("day", "store_id", "cashier_id")
@@ -675,7 +741,7 @@ def conform(table: str, data: pa.Table, age_groups: Mapping[str, object] | None 
     """The table cast to its schema, after checking names, order, nulls and allowed values.
 
     age_groups: the run's age-group labels, which age_group columns must hold (besides null,
-    'suppressed' in the aggregates that merge small cells and 'unknown' in WITH_UNKNOWN).
+    and 'unknown' in WITH_UNKNOWN).
     """
     target = schema(table)
     if data.column_names != target.names:
@@ -693,7 +759,6 @@ def conform(table: str, data: pa.Table, age_groups: Mapping[str, object] | None 
         allowed = column.allowed
         if column.name == "age_group" and age_groups is not None:
             extra = (UNKNOWN_GROUP,) if table in WITH_UNKNOWN else ()
-            extra += (SUPPRESSED,) if table in WITH_SUPPRESSED else ()
             allowed = (*age_groups, *extra)
         if allowed is not None:
             found = set(pc.unique(values.drop_null()).to_pylist())

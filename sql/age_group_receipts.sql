@@ -1,85 +1,44 @@
--- Receipts and revenue per store and age group, as published: no age group of 1 to $k - 1
--- receipts (sql/small_cells.sql) and no revenue that age_group_purchases (as published) does
--- not already tell. The merged groups ('unknown' included) are one row, age_group
--- 'suppressed'. A kept group's revenue is the sum of its published purchase cells; the
--- 'suppressed' row's revenue is the rest of the store's sales (so it is not the revenue of
--- its own receipts alone, and the row appears with 0 receipts when only purchase cells were
--- suppressed). Receipts still add up to the day's receipts and revenue to its sales.
--- Inputs: receipt_groups (every group), small_cells, age_group_purchases. Parameter: $day.
-with marked as (
-    select
-        receipt_groups.*,
-        coalesce(small_cells.merged, false) as merged
-    from receipt_groups
-    left join small_cells
-        on small_cells.table_name = 'age_group_receipts'
-        and receipt_groups.store_id = small_cells.store_id
-        and [receipt_groups.age_group] = small_cells.cell
-),
-
-totals as (
-    select
-        store_id,
-        sum(revenue) as revenue
-    from receipt_groups
-    group by store_id
-),
-
-cell_revenue as (
+-- Receipts and revenue per store and age group, as published: every age group (empty ones
+-- too) and 'unknown' (receipts without an age, never withheld). A group that
+-- sql/small_cells.sql withholds is published with withheld = true and null receipts and
+-- revenue; every other figure is exact (the revenue of the group's own receipts), so the
+-- published rows and the withheld ones add up to the store's receipts and sales (store_sales).
+-- Inputs: receipt_groups (every group with receipts), small_cells, age_groups.
+-- Parameter: $day.
+with decided as (
     select
         store_id,
         age_group,
-        sum(revenue) as revenue
-    from age_group_purchases
-    where age_group != 'suppressed'
-    group by store_id, age_group
-),
-
-kept as (
-    select
-        marked.day,
-        marked.store_id,
-        marked.age_group,
-        marked.age_group_low,
-        marked.age_group_high,
-        marked.receipts,
-        coalesce(cell_revenue.revenue, 0)::decimal(18, 2) as revenue
-    from marked
-    left join cell_revenue
-        on marked.store_id = cell_revenue.store_id
-        and marked.age_group = cell_revenue.age_group
-    where not marked.merged
-),
-
-merged as (
-    -- the merged groups' receipts, and the store's sales no kept row shows: present when
-    -- either is not zero (a kept group whose small purchase cells were suppressed leaves
-    -- revenue here with no receipts of its own)
-    select
-        $day::date as day,
-        totals.store_id,
-        'suppressed' as age_group,
-        null::integer as age_group_low,
-        null::integer as age_group_high,
-        coalesce(merged_receipts.receipts, 0)::bigint as receipts,
-        (totals.revenue - coalesce(kept_revenue.revenue, 0))::decimal(18, 2) as revenue
-    from totals
-    left join (
-        select store_id, sum(receipts) as receipts from marked where merged group by store_id
-    ) as merged_receipts on totals.store_id = merged_receipts.store_id
-    left join (
-        select store_id, sum(revenue) as revenue from kept group by store_id
-    ) as kept_revenue on totals.store_id = kept_revenue.store_id
-    where
-        coalesce(merged_receipts.receipts, 0) > 0
-        or totals.revenue != coalesce(kept_revenue.revenue, 0)
+        withheld
+    from small_cells
+    where kind = 'group'
+    union all
+    select distinct
+        store_id,
+        'unknown' as age_group,
+        false as withheld
+    from receipt_groups
+    where age_group = 'unknown'
 ),
 
 final as (
-    select * from kept
-    union all
-    select * from merged
+    select
+        $day::date as day,
+        decided.store_id,
+        decided.age_group,
+        age_groups.low_years as age_group_low,
+        age_groups.high_years as age_group_high,
+        case when decided.withheld then null else coalesce(receipt_groups.receipts, 0) end
+            ::bigint as receipts,
+        case when decided.withheld then null else coalesce(receipt_groups.revenue, 0) end
+            ::decimal(18, 2) as revenue,
+        decided.withheld
+    from decided
+    left join receipt_groups
+        on decided.store_id = receipt_groups.store_id
+        and decided.age_group = receipt_groups.age_group
+    left join age_groups on decided.age_group = age_groups.label
 )
 
 select * from final
-order by store_id, age_group = 'suppressed', age_group_low nulls last
+order by store_id, age_group_low nulls last

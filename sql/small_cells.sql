@@ -1,150 +1,277 @@
--- The small-cell rule, written once for every table that publishes counts of receipts: which
--- cells of each store are merged into its one 'suppressed' row so that no published row counts
--- 1 to $k - 1 receipts. In each store the cells with fewer than $k receipts are merged; when
--- the merged receipts would be fewer than $k, the store's smallest other cells join them,
--- smallest first, until they cover $k (a merged row then always covers at least two cells, so
--- it gives none of them away). A store with fewer than $k receipts merges every cell.
--- One row per table, store and cell (the cell's key as a list: age group, then for
--- age_group_purchases category and age_restricted): its receipts, whether it is merged and
--- merged_receipts, the distinct receipts of the store's merged cells (a receipt can sit in
--- several cells of age_group_purchases, one per category it bought).
--- Tables: age_group_purchases (cells: age group × category × age_restricted, every receipt),
--- age_group_receipts (age groups, 'unknown' included, every receipt), age_group_shares (age
--- groups of the matched receipts). See docs/safeguards.md for what this guarantees.
--- Inputs: lines, catalog, receipt_ages. Parameter: $k.
-with cell_receipts as (
-    -- the receipts each cell counts, keyed as each table keys its cells
+-- The small-cell rule, written once for every table that publishes figures of age groups: which
+-- cells of each store are withheld (published with a null value and withheld = true, never as
+-- 0 and never folded into another row). A cell counting 1 to $k - 1 receipts is withheld
+-- (primary); then more cells are withheld (secondary) so that none can be computed back from
+-- the published cells and the exact totals (store_sales, the 'unknown' group). Receipts
+-- without an age ('unknown') tell no one's age and are never withheld. See docs/safeguards.md.
+--
+-- kind 'group' (age_group_receipts, age_group_shares, the 'all' rows of the item tables): a
+-- store's age groups, empty ones included. Their receipts add up to the store's matched
+-- receipts, which are public (store_sales minus 'unknown'), so one withheld group would be that
+-- sum minus the others: when any group is withheld, at least two are (the smallest others).
+--
+-- kind 'purchase' (age_group_purchases): a store's age group x (category, age_restricted)
+-- cells, every (category, age_restricted) the store sold crossed with every age group, empty
+-- cells included. A cell's revenue, units and receipts are bounded by its row (the group's
+-- exact revenue in age_group_receipts) and its column (store_sales), so the withheld cells
+-- must form, in the bipartite graph of rows and columns, no edge that lies on no cycle (such
+-- an edge is the difference of two sums). The rule builds that shape:
+--   * rows of withheld groups: every cell withheld (their rows' sums are withheld too, so they
+--     act as one row: at least two cells in every column, each on a cycle);
+--   * otherwise, when some cell is under $k: the columns holding one (at least two: the
+--     smallest other column joins) and two hub rows (those with the most small cells, then the
+--     smallest) withheld across all those columns;
+--   * every other row that holds a withheld cell holds at least two (its smallest other cell
+--     among those columns, or among all columns when groups are withheld).
+-- Every withheld cell then lies on a four-cycle: row - column - hub - column - row.
+-- Inputs: lines, catalog, receipt_ages, age_groups. Parameter: $k.
+with stores as (
+    select distinct store_id
+    from receipt_ages
+),
+
+group_sizes as (
+    select
+        stores.store_id,
+        age_groups.label as age_group,
+        age_groups.low_years,
+        count(receipt_ages.receipt_id) as receipts
+    from stores
+    cross join age_groups
+    left join receipt_ages
+        on stores.store_id = receipt_ages.store_id
+        and age_groups.label = receipt_ages.age_group
+        and receipt_ages.status = 'matched'
+    group by stores.store_id, age_groups.label, age_groups.low_years
+),
+
+group_ranked as (
+    select
+        *,
+        count(*) filter (where receipts between 1 and $k - 1) over (partition by store_id)
+            as primaries,
+        row_number() over (
+            partition by store_id
+            order by receipts between 1 and $k - 1 desc, receipts, low_years
+        ) as rank
+    from group_sizes
+),
+
+group_cells as (
+    select
+        store_id,
+        age_group,
+        low_years,
+        receipts,
+        primaries > 0 and rank <= greatest(primaries, 2) as withheld
+    from group_ranked
+),
+
+bought as (
     select distinct
-        'age_group_purchases' as table_name,
         receipt_ages.store_id,
-        [
-            coalesce(receipt_ages.age_group, 'unknown'),
-            coalesce(
-                catalog.category,
-                case when lines.quantity = 0 then 'adjustment' else 'uncategorised' end
-            ),
-            coalesce(catalog.age_restricted, false)::varchar
-        ] as cell,
+        receipt_ages.age_group,
+        coalesce(
+            catalog.category,
+            case when lines.quantity = 0 then 'adjustment' else 'uncategorised' end
+        ) as category,
+        coalesce(catalog.age_restricted, false) as age_restricted,
         lines.receipt_id
     from lines
     inner join receipt_ages on lines.receipt_id = receipt_ages.receipt_id
     left join catalog on lines.sku = catalog.sku
-    union all
+),
+
+store_columns as (
+    select
+        store_id,
+        category,
+        age_restricted,
+        count(distinct receipt_id) as column_receipts
+    from bought
+    group by store_id, category, age_restricted
+),
+
+cell_sizes as (
+    select
+        group_cells.store_id,
+        group_cells.age_group,
+        group_cells.low_years,
+        group_cells.receipts as group_receipts,
+        group_cells.withheld as group_withheld,
+        store_columns.category,
+        store_columns.age_restricted,
+        store_columns.column_receipts,
+        count(bought.receipt_id) as receipts
+    from group_cells
+    inner join store_columns on group_cells.store_id = store_columns.store_id
+    left join bought
+        on group_cells.store_id = bought.store_id
+        and group_cells.age_group = bought.age_group
+        and store_columns.category = bought.category
+        and store_columns.age_restricted = bought.age_restricted
+    group by all
+),
+
+cells as (
+    select
+        *,
+        not group_withheld and receipts between 1 and $k - 1 as small,
+        bool_or(group_withheld) over (partition by store_id) as store_groups_withheld
+    from cell_sizes
+),
+
+small_columns as (
+    -- the columns holding a small cell, and the smallest other one when only one does
     select distinct
-        'age_group_receipts' as table_name,
-        receipt_ages.store_id,
-        [coalesce(receipt_ages.age_group, 'unknown')] as cell,
-        receipt_ages.receipt_id
-    from receipt_ages
-    inner join lines on receipt_ages.receipt_id = lines.receipt_id
-    union all
-    select
-        'age_group_shares' as table_name,
         store_id,
-        [age_group] as cell,
-        receipt_id
-    from receipt_ages
-    where status = 'matched'
+        category,
+        age_restricted
+    from cells
+    where small
 ),
 
-sizes as (
+column_counts as (
     select
-        table_name,
         store_id,
-        cell,
-        count(*) as receipts
-    from cell_receipts
-    group by table_name, store_id, cell
+        count(*) as small_columns
+    from small_columns
+    group by store_id
 ),
 
-ranked as (
-    -- cells under $k first, then the others smallest first: the merged cells are a prefix
+extra_columns as (
     select
-        table_name,
         store_id,
-        cell,
-        receipts,
-        count(*) filter (where receipts < $k) over (partition by table_name, store_id)
-            as smalls,
-        row_number() over (
-            partition by table_name, store_id
-            order by receipts < $k desc, receipts, cell
-        ) as rank
-    from sizes
+        category,
+        age_restricted
+    from (
+        select
+            store_columns.*,
+            row_number() over (
+                partition by store_columns.store_id
+                order by store_columns.column_receipts, store_columns.category,
+                    store_columns.age_restricted
+            ) as rank
+        from store_columns
+        inner join column_counts
+            on store_columns.store_id = column_counts.store_id
+            and column_counts.small_columns = 1
+        anti join small_columns
+            on store_columns.store_id = small_columns.store_id
+            and store_columns.category = small_columns.category
+            and store_columns.age_restricted = small_columns.age_restricted
+    )
+    where rank = 1
 ),
 
-first_cells as (
-    -- a receipt is covered by a prefix from its first cell in that order on
-    select
-        cell_receipts.table_name,
-        cell_receipts.store_id,
-        cell_receipts.receipt_id,
-        min(ranked.rank) as rank
-    from cell_receipts
-    inner join ranked
-        on cell_receipts.table_name = ranked.table_name
-        and cell_receipts.store_id = ranked.store_id
-        and cell_receipts.cell = ranked.cell
-    group by cell_receipts.table_name, cell_receipts.store_id, cell_receipts.receipt_id
+withheld_columns as (
+    select * from small_columns
+    union
+    select * from extra_columns
 ),
 
-new_receipts as (
+hubs as (
+    -- two rows withheld across the withheld columns (stores whose groups are all published)
     select
-        table_name,
         store_id,
-        rank,
-        count(*) as receipts
-    from first_cells
-    group by table_name, store_id, rank
+        age_group
+    from (
+        select
+            store_id,
+            age_group,
+            row_number() over (
+                partition by store_id
+                order by count(*) filter (where small) desc, any_value(group_receipts),
+                    any_value(low_years)
+            ) as rank
+        from cells
+        where not store_groups_withheld
+        group by store_id, age_group
+    )
+    where rank <= 2 and store_id in (select store_id from small_columns)
 ),
 
-covered as (
-    -- distinct receipts of the prefix ending at each rank
+first_pass as (
     select
-        ranked.table_name,
-        ranked.store_id,
-        ranked.rank,
-        ranked.smalls,
-        sum(coalesce(new_receipts.receipts, 0)) over (
-            partition by ranked.table_name, ranked.store_id
-            order by ranked.rank
-            rows between unbounded preceding and current row
-        ) as receipts
-    from ranked
-    left join new_receipts
-        on ranked.table_name = new_receipts.table_name
-        and ranked.store_id = new_receipts.store_id
-        and ranked.rank = new_receipts.rank
+        cells.*,
+        (
+            select count(*) from withheld_columns
+            where withheld_columns.store_id = cells.store_id
+                and withheld_columns.category = cells.category
+                and withheld_columns.age_restricted = cells.age_restricted
+        ) > 0 as in_columns,
+        group_withheld
+        or small
+        or (
+            cells.age_group in (select age_group from hubs where hubs.store_id = cells.store_id)
+            and exists (
+                select 1 from withheld_columns
+                where withheld_columns.store_id = cells.store_id
+                    and withheld_columns.category = cells.category
+                    and withheld_columns.age_restricted = cells.age_restricted
+            )
+        ) as withheld
+    from cells
 ),
 
-cutoffs as (
-    -- the shortest prefix that holds every cell under $k and covers $k receipts (else all)
+row_partners as (
+    -- a row with exactly one withheld cell takes its smallest other eligible cell
     select
-        table_name,
         store_id,
-        coalesce(min(rank) filter (where rank >= smalls and receipts >= $k), max(rank))
-            as last_rank
-    from covered
-    group by table_name, store_id
-    having max(smalls) > 0
+        age_group,
+        category,
+        age_restricted
+    from (
+        select
+            *,
+            count(*) filter (where withheld) over (partition by store_id, age_group)
+                as row_withheld,
+            row_number() over (
+                partition by store_id, age_group
+                order by withheld, receipts, category, age_restricted
+            ) as rank
+        from first_pass
+        where store_groups_withheld or in_columns
+    )
+    where row_withheld = 1 and rank = 1 and not withheld
+),
+
+purchase_cells as (
+    select
+        first_pass.store_id,
+        first_pass.age_group,
+        first_pass.category,
+        first_pass.age_restricted,
+        first_pass.receipts,
+        first_pass.withheld or row_partners.store_id is not null as withheld
+    from first_pass
+    left join row_partners
+        on first_pass.store_id = row_partners.store_id
+        and first_pass.age_group = row_partners.age_group
+        and first_pass.category = row_partners.category
+        and first_pass.age_restricted = row_partners.age_restricted
 ),
 
 final as (
     select
-        ranked.table_name,
-        ranked.store_id,
-        ranked.cell,
-        ranked.receipts,
-        coalesce(ranked.rank <= cutoffs.last_rank, false) as merged,
-        coalesce(covered.receipts, 0)::bigint as merged_receipts
-    from ranked
-    left join cutoffs
-        on ranked.table_name = cutoffs.table_name
-        and ranked.store_id = cutoffs.store_id
-    left join covered
-        on cutoffs.table_name = covered.table_name
-        and cutoffs.store_id = covered.store_id
-        and cutoffs.last_rank = covered.rank
+        'group' as kind,
+        store_id,
+        age_group,
+        null::varchar as category,
+        null::boolean as age_restricted,
+        receipts,
+        withheld
+    from group_cells
+    union all
+    select
+        'purchase' as kind,
+        store_id,
+        age_group,
+        category,
+        age_restricted,
+        receipts,
+        withheld
+    from purchase_cells
 )
 
 select * from final

@@ -38,9 +38,10 @@ class Visit:
     result: Any = None  # the value of the script run after the page loaded
 
 
-def visit(page: Path, script: str, timeout_s: float = 60.0) -> Visit:
-    """Open page (a file) in headless Chromium, network blocked; after its load event run
-    script (a JavaScript expression) in it and return its value with what the page did."""
+def visit(page: Path, script: str, timeout_s: float = 60.0, width: int | None = None) -> Visit:
+    """Open page (a file) in headless Chromium, network blocked, in a window width CSS pixels
+    wide (a phone's 390, a desktop's 1280; None: the browser's default); after its load event
+    run script (a JavaScript expression) in it and return its value with what the page did."""
     executable = chromium()
     if executable is None:
         raise RuntimeError(f"Chromium is not installed: {INSTALL}")
@@ -66,7 +67,7 @@ def visit(page: Path, script: str, timeout_s: float = 60.0) -> Visit:
             start_new_session=True,  # its own process group: the helpers are stopped with it
         )
         try:
-            return _drive(_endpoint(Path(profile), timeout_s), page, script, timeout_s)
+            return _drive(_endpoint(Path(profile), timeout_s), page, script, timeout_s, width)
         finally:
             _stop(process)
 
@@ -132,7 +133,7 @@ class _Session:
         return json.loads(self.socket.recv(timeout=left))
 
 
-def _drive(endpoint: str, page: Path, script: str, timeout_s: float) -> Visit:
+def _drive(endpoint: str, page: Path, script: str, timeout_s: float, width: int | None) -> Visit:
     """Open the page in a new tab, record its requests and messages, run the script."""
     with connect(endpoint, max_size=2**26, open_timeout=timeout_s) as socket:
         cdp = _Session(socket, time.monotonic() + timeout_s)
@@ -140,6 +141,14 @@ def _drive(endpoint: str, page: Path, script: str, timeout_s: float) -> Visit:
         cdp.session = cdp.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         for domain in ("Network", "Page", "Log", "Runtime"):
             cdp.send(f"{domain}.enable")
+        if width is not None:
+            cdp.send(
+                "Emulation.setDeviceMetricsOverride",
+                width=width,
+                height=900,
+                deviceScaleFactor=1,
+                mobile=width < 600,
+            )
         cdp.events.clear()  # what about:blank did is not the page's
         cdp.send("Page.navigate", url=page.resolve().as_uri())
         cdp.wait_for("Page.loadEventFired")

@@ -1,10 +1,10 @@
 """Every query docs/datasets.md shows, run on the demo's three days exactly as the doc says, gives
 the same figures as pandas computes from the inputs, and the figures the doc prints.
 
-The aggregates merge cells of fewer than k receipts into 'suppressed' rows
-(sql/small_cells.sql; the rule is tested in tests/transform/test_privacy.py). Here only which
-cells and groups were kept is read from the published files; every figure is computed from the
-inputs: a kept cell's lines count under its age group, the rest under 'suppressed'.
+The aggregates withhold cells of fewer than k receipts (null, withheld = true:
+sql/small_cells.sql, tested in tests/transform/test_privacy.py). Here only which groups were
+withheld is read from the published files; every figure is computed from the transactions and
+each receipt's age group. The queries take their day from the latest published one.
 
 This is the guard on the pinned DuckDB: 2.0.0 and 2.0.1 drop a day filter under a window
 (test_a_window_over_a_day_filter), and the doc's alcohol query comes out wrong with them.
@@ -27,7 +27,7 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from agebatch.config import age_group_labels, default_age_bounds
-from agebatch.schema import ABOUT, SUPPRESSED, TABLES, UNKNOWN_GROUP
+from agebatch.schema import ABOUT, TABLES, UNKNOWN_GROUP
 from tools.datasets_doc import DATABASE, DEMO, DOC, Check, checks, run_python, run_sql, table
 
 pytestmark = pytest.mark.slow
@@ -65,9 +65,7 @@ def here(demo: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[duckdb.DuckDBP
 
 def lines(demo: Path) -> pd.DataFrame:
     """Every line item of the three days with its catalog entry and its receipt's age group:
-    from the generated inputs, with the age group each receipt_ages file gives it. `cell_group`
-    is the age group of the line's published age_group_purchases cell ('suppressed' when the
-    cell was merged) and `receipt_group` that of its receipt's age_group_receipts row."""
+    from the generated inputs, with the age group each receipt_ages file gives it."""
     data = demo / DEMO / "data"
     out = demo / DEMO / "out"
     catalog = pd.read_csv(data / "catalog.csv")
@@ -82,26 +80,15 @@ def lines(demo: Path) -> pd.DataFrame:
     all_lines["category"] = all_lines["category"].fillna("uncategorised")
     all_lines["age_restricted"] = all_lines["age_restricted"].fillna(False).astype(bool)
     all_lines["amount"] = [Decimal(f"{a:.2f}") for a in all_lines["amount"]]
-    cells, groups = _kept(out, "age_group_purchases"), _kept(out, "age_group_receipts")
-    cell_key = ["day", "store_id", "age_group", "category", "age_restricted"]
-    cell = all_lines[cell_key].itertuples(index=False, name=None)
-    group = all_lines[cell_key[:3]].itertuples(index=False, name=None)
-    all_lines["cell_group"] = [key[2] if key in cells else SUPPRESSED for key in cell]
-    all_lines["receipt_group"] = [key[2] if key in groups else SUPPRESSED for key in group]
     assert all_lines["age_group"].notna().all()
     return all_lines
 
 
-def _kept(out: Path, name: str) -> set[tuple]:
-    """The (day, store, age group[, category, age_restricted]) of each published row that is not
-    a merged one."""
-    table = pd.concat(
-        pq.read_table(out / name / f"day={day}").to_pandas().assign(day=day) for day in DAYS
-    )
-    key = ["day", "store_id", "age_group"]
-    key += ["category", "age_restricted"] if name == "age_group_purchases" else []
-    kept = table[table["age_group"] != SUPPRESSED]
-    return set(kept[key].itertuples(index=False, name=None))
+def withheld(demo: Path, day: dt.date) -> set[tuple[str, str]]:
+    """The (store, age group) pairs age_group_receipts withholds on day: the only thing read
+    from the published tables here."""
+    table = pq.read_table(demo / DEMO / "out" / "age_group_receipts" / f"day={day}").to_pandas()
+    return set(table.loc[table["withheld"], ["store_id", "age_group"]].itertuples(False, None))
 
 
 def _order(group: str) -> tuple[int, str]:
@@ -109,43 +96,49 @@ def _order(group: str) -> tuple[int, str]:
     return (GROUPS.get(group, 999), group)
 
 
-def latest_day_revenue_by_age_group(items: pd.DataFrame) -> list[tuple]:
+def latest_day_revenue_by_age_group(items: pd.DataFrame, hidden: set) -> list[tuple]:
     day = items[items["day"] == max(DAYS)]
-    revenue = day.groupby("cell_group")["amount"].apply(sum)
-    return [(group, revenue[group]) for group in sorted(revenue.index, key=_order)]
+    rows = []
+    for group in sorted([*GROUPS, UNKNOWN_GROUP], key=_order):
+        stores = sum(1 for _, g in hidden if g == group)
+        money = sum(day.loc[day["age_group"] == group, "amount"], Decimal("0.00"))
+        rows.append((group, None if stores else money, stores))
+    return rows
 
 
-def alcohol_share_per_store(items: pd.DataFrame) -> list[tuple]:
-    day = items[items["day"] == dt.date(2026, 11, 25)]
+def alcohol_share_per_store(items: pd.DataFrame, hidden: set) -> list[tuple]:
+    day = items[items["day"] == max(DAYS) - dt.timedelta(days=1)]
     rows = []
     for store, store_lines in day.groupby("store_id"):
-        shown = store_lines["age_restricted"] & (store_lines["cell_group"] != SUPPRESSED)
-        alcohol = sum(store_lines.loc[shown, "amount"])
+        alcohol = sum(store_lines.loc[store_lines["age_restricted"], "amount"])
         total = sum(store_lines["amount"])
         rows.append((store, alcohol, total, round(float(100 * alcohol) / float(total), 2)))
     return rows
 
 
-def receipts_per_age_group(items: pd.DataFrame) -> list[tuple]:
-    # A kept group's revenue is that of its kept cells; the rest of the sales is 'suppressed'.
-    day = items[items["day"] == LAST]
-    receipts = day.groupby("receipt_group")["receipt_id"].nunique()
-    revenue = day.groupby("cell_group")["amount"].apply(sum)
+def receipts_per_age_group(items: pd.DataFrame, hidden: set) -> list[tuple]:
+    day = items[(items["day"] == LAST) & (items["store_id"] == "S01")]
     rows = []
-    for group in sorted(set(receipts.index) | set(revenue.index), key=_order):
-        n, money = int(receipts.get(group, 0)), revenue.get(group, Decimal("0.00"))
-        rows.append((group, n, money, round(float(money) / n, 2)))
+    for group in sorted([*GROUPS, UNKNOWN_GROUP], key=_order):
+        mine = day[day["age_group"] == group]
+        if group == UNKNOWN_GROUP and mine.empty:
+            continue
+        if ("S01", group) in hidden:
+            rows.append((group, None, None, None, True))
+            continue
+        n, money = mine["receipt_id"].nunique(), sum(mine["amount"], Decimal("0.00"))
+        rows.append((group, n, money, round(float(money) / n, 2) if n else None, False))
     return rows
 
 
-def daily_totals(items: pd.DataFrame) -> list[tuple]:
+def daily_totals(items: pd.DataFrame, hidden: set) -> list[tuple]:
     return [
         (day, day_lines["receipt_id"].nunique(), sum(day_lines["amount"]))
         for day, day_lines in items.groupby("day")
     ]
 
 
-ORACLES: dict[str, Callable[[pd.DataFrame], list[tuple]]] = {
+ORACLES: dict[str, Callable[[pd.DataFrame, set], list[tuple]]] = {
     f.__name__: f
     for f in (
         latest_day_revenue_by_age_group,
@@ -162,7 +155,7 @@ def _same(found: list[tuple], expected: list[tuple]) -> None:
     for row, want in zip(found, expected, strict=True):
         assert [pytest.approx(v, abs=1e-9) if isinstance(v, float) else v for v in want] == list(
             row
-        )
+        ), (row, want)
 
 
 def test_every_doc_query_has_an_oracle() -> None:
@@ -176,22 +169,23 @@ def test_doc_query_gives_the_pandas_figures_and_the_printed_ones(
 ) -> None:
     check: Check = DOC_CHECKS[name]
     columns, rows = run_sql(here, check.code)
-    _same(rows, ORACLES[name](lines(demo)))
+    _same(rows, ORACLES[name](lines(demo), withheld(demo, LAST)))
     assert check.printed == table(columns, rows), "run python -m tools.datasets_doc"
 
 
 def test_a_window_over_a_day_filter(demo: Path, here: duckdb.DuckDBPyConnection) -> None:
     # The query of the DuckDB 2.0.1 report, on the files and on the analytics database's view.
     items = lines(demo)
-    glob = "agebatch-demo/out/age_group_purchases/*/*.parquet"
+    glob = "agebatch-demo/out/store_sales/*/*.parquet"
     for day in DAYS:
         expected = [
             (store, sum(d["amount"])) for store, d in items[items["day"] == day].groupby("store_id")
         ]
-        for source in (f"read_parquet('{glob}', hive_partitioning = true)", "age_group_purchases"):
+        for source in (f"read_parquet('{glob}', hive_partitioning = true)", "store_sales"):
             query = (
                 f"select distinct store_id, sum(revenue) over (partition by store_id) from {source}"
-                f" where day = date '{day}' order by store_id"
+                f" where day = date '{day}' and level = 'store' and category != 'all' "
+                "order by store_id"
             )
             assert here.sql(query).fetchall() == expected, (duckdb.__version__, source, day)
 
@@ -202,13 +196,8 @@ def test_the_pandas_block_reads_day_as_a_date(demo: Path, here: duckdb.DuckDBPyC
     assert check.printed == f"\n```text\n{printed}```\n", "run python -m tools.datasets_doc"
     kinds, revenue = printed.splitlines()
     assert kinds == "date32[day][pyarrow] decimal128(18, 2)[pyarrow]"
-    expected = {store: total for store, total, *_ in _store_totals(lines(demo))}
+    expected = {store: total for store, _, total, _ in alcohol_share_per_store(lines(demo), set())}
     assert revenue == repr(expected)
-
-
-def _store_totals(items: pd.DataFrame) -> list[tuple]:
-    day = items[items["day"] == dt.date(2026, 11, 25)]
-    return [(store, sum(d["amount"])) for store, d in day.groupby("store_id")]
 
 
 def test_the_duckdb_cli_answers_the_doc_query(here: duckdb.DuckDBPyConnection) -> None:
@@ -222,7 +211,9 @@ def test_the_duckdb_cli_answers_the_doc_query(here: duckdb.DuckDBPyConnection) -
         check=True,
     )
     _, rows = run_sql(here, code)
-    assert done.stdout.splitlines()[1:] == [f"{group},{revenue}" for group, revenue in rows]
+    # the CLI writes a withheld (null) revenue as NULL
+    expected = [",".join("NULL" if v is None else str(v) for v in row) for row in rows]
+    assert done.stdout.splitlines()[1:] == expected
 
 
 def test_published_data_keys_and_totals(demo: Path, here: duckdb.DuckDBPyConnection) -> None:
@@ -234,12 +225,25 @@ def test_published_data_keys_and_totals(demo: Path, here: duckdb.DuckDBPyConnect
         ).fetchall()
         assert repeated == [], name
     per_day = dict(items.groupby("day")["amount"].apply(sum))
-    for view in ("age_group_purchases", "age_group_receipts"):
+    totals = here.sql(
+        "select day, sum(revenue) from store_sales where level = 'store' and category != 'all' "
+        "group by day"
+    ).fetchall()
+    assert dict(totals) == per_day
+    for view in ("age_group_purchases", "age_group_receipts"):  # published: never above
         totals = here.sql(f"select day, sum(revenue) from {view} group by day").fetchall()
-        assert dict(totals) == per_day, view
+        assert all(total <= per_day[day] for day, total in totals), view
+        assert (
+            here.sql(
+                f"select count(*) from {view} where withheld and revenue is not null"
+            ).fetchone()[0]
+            == 0
+        )
     bounds = here.sql(
         "select distinct age_group, age_group_low from age_group_receipts order by all"
     ).fetchall()
     assert all(GROUPS.get(group) == low for group, low in bounds if group != UNKNOWN_GROUP)
-    receipts = here.sql("select sum(receipts) from age_group_receipts").fetchone()[0]
-    assert receipts == items.groupby("day")["receipt_id"].nunique().sum() == 1200
+    receipts = here.sql(
+        "select sum(receipts) from store_sales where level = 'chain' and category = 'all'"
+    ).fetchone()[0]
+    assert receipts == items.groupby("day")["receipt_id"].nunique().sum()

@@ -100,6 +100,22 @@ def test_every_dataset_adds_up_to_the_day(seed: int) -> None:
     receipts = tables["age_group_receipts"].to_pylist()
     assert sum(p["revenue"] for p in purchases) == sales == sum(r["revenue"] for r in receipts)
     assert sum(p["units"] for p in purchases) == sum(item["quantity"] for item in items)
+    # store_sales: every store x category (and the chain's) to the cent, from the lines
+    margins = {
+        (r["level"], r["store_id"], r["category"], r["age_restricted"]): r["revenue"]
+        for r in tables["store_sales"].to_pylist()
+    }
+    expected: dict[tuple, Decimal] = {}
+    for item in items:
+        column = SKUS.get(item["sku"], ("uncategorised", False))
+        for key in (
+            ("store", item["store_id"], *column),
+            ("store", item["store_id"], "all", None),
+            ("chain", None, *column),
+            ("chain", None, "all", None),
+        ):
+            expected[key] = expected.get(key, Decimal(0)) + item["amount"]
+    assert margins == expected
     assert sum(r["receipts"] for r in receipts) == len({item["receipt_id"] for item in items})
     # Every receipt is in exactly one age group: a store's groups add up to its receipts.
     ages = {r["receipt_id"]: r for r in tables["receipt_ages"].to_pylist()}

@@ -74,6 +74,7 @@ def test_purchases_also_allow_the_unknown_group() -> None:
             "category_receipts": [1],
             "units": [Decimal("1.5")],
             "revenue": [Decimal("4.5")],
+            "withheld": [False],
         }
     )
     conformed = conform("age_group_purchases", table, ["<18"])
@@ -94,6 +95,7 @@ def _shares(group: str) -> pa.Table:
             "age_group_high": [18],
             "receipts": [1],
             "share": [1.0],
+            "withheld": [False],
             "corrected_share": pa.array([None], pa.float64()),
             "correction": ["none"],
         }

@@ -1,12 +1,13 @@
-"""What k-anonymous suppression does to the demo's day: cells before and after, remainders.
+"""What the small-cell rule withholds on a generated day: the share of cells, receipts and
+revenue withheld, with k = 1 (nothing withheld) against k = 5 (the default).
 
     python tools/suppression.py /tmp/suppression [RECEIPTS] [SEED]
 
-Generates the demo's day (400 receipts, seed 7, drawn faces, the bundled model), runs it with
-k = 1 (every cell published, as before) and k = 5 (the default), and prints, per k, the
-age_group_purchases rows, those holding one receipt and fewer than 5, the remainder rows, the
-merged age_group_shares rows and the revenue against the day's sales; then the day's
-store_coverage figures.
+Generates a demo-like day (RECEIPTS receipts at 3 stores, default the demo's, seed 7, drawn
+faces, the bundled model), runs it with k = 1 and k = 5, and prints, per k, the
+age_group_purchases cells and those withheld, the revenue they hold (from the k = 1 run: a
+withheld cell's figure is not published), the age groups withheld per store (and the receipts
+in them) and the chain's groups withheld; then the day's sales and store_coverage.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from agebatch.cli.demo import DEMO_RECEIPTS, registers_for
 from agebatch.pipeline import run_day
 from agebatch.predict.model import load_model
 from agebatch.sample import make_sample_day
@@ -35,35 +37,51 @@ def query(out: Path, table: str, select: str) -> list[tuple]:
 
 def main(work: Path, receipts: int, seed: int) -> None:
     shutil.rmtree(work, ignore_errors=True)
-    sample = make_sample_day(work / "data", DAY, receipts=receipts, seed=seed)
+    registers = registers_for(receipts)
+    sample = make_sample_day(work / "data", DAY, receipts=receipts, seed=seed, registers=registers)
     model = load_model()
     for k in (1, 5):
         out = work / f"out-k{k}"
         run_day(sample.config(out, min_cell_receipts=k), DAY, model=model)
-        ((rows, ones, small, revenue),) = query(
+        ((rows, ones, small, withheld, revenue),) = query(
             out,
             "age_group_purchases",
             "select count(*), count(*) filter (where category_receipts = 1), "
-            "count(*) filter (where category_receipts < 5), round(sum(revenue), 2) from t",
+            "count(*) filter (where category_receipts < 5), count(*) filter (where withheld), "
+            "round(sum(revenue), 2) from t",
         )
         print(
-            f"k={k}: age_group_purchases {rows} rows, {ones} of one receipt, {small} under 5;"
-            f" revenue {revenue}"
+            f"k={k}: age_group_purchases {rows} rows, {ones} of one receipt, {small} under 5, "
+            f"{withheld} withheld; revenue {revenue}"
         )
-        for store, n, rev in query(
-            out,
-            "age_group_purchases",
-            "select store_id, category_receipts, round(revenue, 2) from t "
-            "where age_group = 'suppressed' order by 1",
-        ):
-            print(f"  remainder {store}: {n} receipts, revenue {rev}")
-        for level, store, n, share in query(
-            out,
-            "age_group_shares",
-            "select level, store_id, receipts, round(share, 3) from t "
-            "where age_group = 'suppressed' order by 1 desc, 2",
-        ):
-            print(f"  shares {level} {store or ''}: 'suppressed' {n} receipts ({share})")
+    every, some = work / "out-k1", work / "out-k5"
+    glob = "read_parquet($g)"
+    ((hidden, total),) = duckdb.sql(
+        f"select sum(a.revenue) filter (where b.withheld), sum(a.revenue) from {glob} a "
+        f"join read_parquet($h) b using (store_id, age_group, category, age_restricted)",
+        params={
+            "g": str(every / "age_group_purchases" / "*" / "*.parquet"),
+            "h": str(some / "age_group_purchases" / "*" / "*.parquet"),
+        },
+    ).fetchall()
+    print(f"k=5: withheld purchase cells hold {hidden or 0} of {total} revenue")
+    ((groups, held, matched, held_receipts),) = duckdb.sql(
+        f"select count(*), count(*) filter (where b.withheld), sum(a.receipts), "
+        f"sum(a.receipts) filter (where b.withheld) from {glob} a join read_parquet($h) b "
+        "using (level, store_id, age_group) where a.level = 'store'",
+        params={
+            "g": str(every / "age_group_shares" / "*" / "*.parquet"),
+            "h": str(some / "age_group_shares" / "*" / "*.parquet"),
+        },
+    ).fetchall()
+    print(
+        f"k=5: {held} of {groups} store age groups withheld, {held_receipts or 0} of "
+        f"{matched} matched receipts"
+    )
+    chain = query(
+        some, "age_group_shares", "select age_group from t where level = 'chain' and withheld"
+    )
+    print(f"k=5: chain groups withheld: {', '.join(g for (g,) in chain) or 'none'}")
     ((sales,),) = duckdb.sql(
         "select round(sum(amount), 2) from read_parquet($p)",
         params={"p": str(sample.transactions / f"{DAY}.parquet")},
@@ -80,5 +98,7 @@ def main(work: Path, receipts: int, seed: int) -> None:
 if __name__ == "__main__":
     args = sys.argv[1:]
     main(
-        Path(args[0]), int(args[1]) if len(args) > 1 else 400, int(args[2]) if len(args) > 2 else 7
+        Path(args[0]),
+        int(args[1]) if len(args) > 1 else DEMO_RECEIPTS,
+        int(args[2]) if len(args) > 2 else 7,
     )

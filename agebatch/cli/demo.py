@@ -37,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="labelled faces (labels.csv + final_files/) to build the day from real faces",
     )
-    demo.add_argument("--receipts", type=int, default=400, help="per day (default: %(default)s)")
+    demo.add_argument(
+        "--receipts", type=int, default=DEMO_RECEIPTS, help="per day (default: %(default)s)"
+    )
     demo.add_argument(
         "--day", type=DAY, help="the (last) day to generate, YYYY-MM-DD (default: yesterday)"
     )
@@ -62,11 +64,20 @@ def command(args: argparse.Namespace) -> int:
     )
 
 
+DEMO_RECEIPTS = 2000  # a day's receipts over the demo's 3 stores (docs/safeguards.md: why)
+RECEIPTS_PER_REGISTER = 120  # a till's receipts in the generated day's 8:00-24:00
+
+
+def registers_for(receipts: int, stores: int = 3) -> int:
+    """Tills per store so that a generated day's receipts fit in its opening hours."""
+    return max(2, -(-receipts // (stores * RECEIPTS_PER_REGISTER)))
+
+
 def run_demo(
     workdir: Path,
     *,
     faces: Path | None = None,
-    receipts: int = 400,
+    receipts: int = DEMO_RECEIPTS,
     seed: int = 7,
     model: Path | None = None,
     day: dt.date | None = None,
@@ -98,6 +109,7 @@ def run_demo(
                 data,
                 each,
                 receipts=receipts,
+                registers=registers_for(receipts),
                 seed=seed + back,
                 faces=faces,
                 preferences=DEMO_PREFERENCES,
@@ -225,24 +237,31 @@ def _print_offers(out: Path, bounds: tuple[int, ...], real_faces: bool) -> None:
 
 
 def _print_shares(out: Path, day: dt.date, bounds: tuple[int, ...], truth) -> None:
-    """Print the day's published age-group shares (and, with real faces, the true ones)."""
+    """Print the day's published chain shares per age group, as age_group_shares states them
+    ('withheld' where a store has too few shoppers of the group; with real faces, the true
+    ones beside them)."""
     rows = _query(
         out, day, "receipt_ages", "select receipt_id, age_group from t where status = 'matched'"
     )
     groups = [label for label, *_ in age_group_labels(bounds)]
-    published = shares([group for _, group in rows], groups)
+    chain = dict(
+        _query(out, day, "age_group_shares", "select age_group, share from t where level = 'chain'")
+    )
+    shown = ["withheld" if chain.get(group) is None else f"{chain[group]:.1%}" for group in groups]
     header = f"  {'age group':<10} {'published':>9}"
+    print(f"\nShare of photographed shoppers per age group ({len(rows)} receipts):")
     if truth is None:
-        print(f"\nShare of photographed shoppers per age group ({len(rows)} receipts):\n{header}")
-        for group, share in zip(groups, published, strict=True):
-            print(f"  {group:<10} {share:>9.1%}")
+        print(header)
+        for group, text in zip(groups, shown, strict=True):
+            print(f"  {group:<10} {text:>9}")
+        print("  withheld: fewer than 5 shoppers of the group at some store (docs/safeguards.md)")
         return
     true_age = truth.set_index("receipt_id")["true_age"]
     true = shares(group_of([true_age[r] for r, _ in rows], bounds), groups)
-    print(f"\nShare of photographed shoppers per age group ({len(rows)} receipts):")
+    published = shares([group for _, group in rows], groups)
     print(f"{header} {'true':>7}")
-    for group, p, t in zip(groups, published, true, strict=True):
-        print(f"  {group:<10} {p:>9.1%} {t:>7.1%}")
+    for group, text, t in zip(groups, shown, true, strict=True):
+        print(f"  {group:<10} {text:>9} {t:>7.1%}")
     print(
         f"Distance from the true shares (total variation): {total_variation(published, true):.3f}"
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -28,6 +29,7 @@ from agebatch.reports.offers import DASH, TIMES, top_offers, window_note
 from agebatch.reports.report_data import (
     CHAIN,
     ReportData,
+    calendar,
     category_mix,
     correction_note,
     coverage,
@@ -38,7 +40,7 @@ from agebatch.reports.report_data import (
     share_table,
 )
 from agebatch.reports.svg import bar_chart, line_chart, percent, stacked_chart
-from agebatch.schema import SUPPRESSED, UNKNOWN_GROUP, AgeCheck, Level, Reason, ReceiptStatus
+from agebatch.schema import UNKNOWN_GROUP, AgeCheck, Level, Reason, ReceiptStatus
 
 log = logging.getLogger(__name__)
 
@@ -220,25 +222,32 @@ def _model_error(card: ModelCard | None, version: object) -> str:
     measured = f", measured on {where}" if where else ""
     return (
         f"Ages are the model's estimates: {version} is off by {error.mae:.1f} years on average "
-        f"(mean absolute error; by age band, in years: {bands}){measured}."
+        f"(by age band, in years: {bands}){measured}."
     )
+
+
+WITHHELD = "withheld"  # how a withheld figure reads on the page: never 0, never a dash
+WITHHELD_NOTE = (
+    "“withheld”: too few shoppers to show without singling someone out (fewer than "
+    "the run's minimum, 5 unless set otherwise), or a figure that would give such a one away; "
+    "it is not zero and is drawn as nothing."
+)
+
+
+def _or_withheld(text: str, withheld: bool) -> str:
+    """A figure's text, or the withheld mark."""
+    return WITHHELD if withheld else text
 
 
 def _shares_section(data: ReportData, card: ModelCard | None) -> Section:
     """Age-group share of receipts (raw and corrected) and of revenue, per scope."""
-    merged = (
-        f" '{SUPPRESSED}': the groups of fewer receipts than the run's minimum (k), merged so "
-        "that no small group can be singled out; a scope with such a row is not corrected."
-        if SUPPRESSED in data.groups
-        else ""
-    )
     section = Section(
         "shares",
         "Who shops: age-group shares",
         notes=[
             "Share of the receipts with an age (a photo the model read), raw and corrected for "
-            "the model's confusion of neighbouring groups (the correction is named under each "
-            f"table), and share of those receipts' revenue (not corrected).{merged}",
+            "the model's mix-ups of neighbouring groups (how, under each table), and share of "
+            "those receipts' revenue (not corrected). " + WITHHELD_NOTE,
             _model_error(card, data.run.get("model_version")),
         ],
     )
@@ -246,30 +255,40 @@ def _shares_section(data: ReportData, card: ModelCard | None) -> Section:
         table = share_table(data, scope)
         block = Block(_capital(_scope_name(scope)))
         section.blocks.append(block)
-        if not table["receipts"].sum():
+        if not table["receipts"].sum() and not table["withheld"].any():
             block.before.append(f"No receipt of {_scope_name(scope)} had an age on {data.day}.")
             continue
-        series = [("receipts", list(table["share"]))]
+        series = [("receipts", _optional(table["share"]))]
         if table["corrected_share"].notna().any():
             series.append(("receipts, corrected", _optional(table["corrected_share"])))
         if data.receipts is not None:
             series.append(("revenue", _optional(table["revenue_share"])))
         label = f"Age-group shares, {_scope_name(scope)}, {data.day}"
-        block.chart = bar_chart(f"shares:{scope}", label, data.groups, series)
+        block.chart = bar_chart(f"shares:{scope}", label, data.groups, series, WITHHELD)
         rows = [
             (
                 group,
-                _count(row["receipts"]),
-                percent(row["share"]),
+                _or_withheld(_count(row["receipts"]), row["withheld"]),
+                _or_withheld(_rate(row["share"]), row["withheld"]),
                 _rate(row["corrected_share"]),
-                _money(row["revenue"]),
-                _rate(row["revenue_share"]),
+                _or_withheld(_money(row["revenue"]), pd.isna(row["revenue"])),
+                _or_withheld(_rate(row["revenue_share"]), pd.isna(row["revenue"])),
             )
             for group, row in table.iterrows()
         ]
         header = ["age group", "receipts", "share", "corrected share", "revenue", "revenue share"]
         block.tables.append(_table(header, rows, name="shares", scope=scope))
-        block.after.append(f"Correction: {correction_note(data, scope)}.")
+        if table["corrected_share"].isna().all():
+            block.after.append(
+                "No corrected shares here: "
+                + (
+                    "a group is withheld, and correcting would tell its size."
+                    if table["withheld"].any()
+                    else f"{correction_note(data, scope)}."
+                )
+            )
+        else:
+            block.after.append(f"Correction: {correction_note(data, scope)}.")
     if data.receipts is None:
         section.closing.append(
             f"{data.day} has no age_group_receipts (published by an older agebatch):"
@@ -286,9 +305,11 @@ def _optional(values: Iterable[object]) -> list[float | None]:
 def _trend_section(data: ReportData) -> Section:
     """Each group's share of receipts over the trend's days."""
     scope = data.store or CHAIN
-    days = [d.isoformat() for d in data.trend_days]
-    wide = data.trend.pivot_table(index="day", columns="age_group", values="share", aggfunc="sum")
-    wide = wide.reindex(index=data.trend_days)
+    axis = calendar(data.trend_days[0], data.day)
+    days = [d.isoformat() for d in axis]
+    trend = data.trend.assign(day=pd.to_datetime(data.trend["day"]).dt.date)
+    wide = trend.pivot(index="day", columns="age_group", values="share").astype(float)
+    wide = wide.reindex(index=axis)
     groups = sorted(wide.columns, key=group_key)
     series = [(group, _optional(wide[group])) for group in groups]
     first = data.trend_days[0]
@@ -296,16 +317,21 @@ def _trend_section(data: ReportData) -> Section:
         "trend",
         "The trend: each group's share over the days",
         notes=[
-            f"Share of receipts with an age, {_scope_name(scope)}, on the {len(days)} published "
-            f"day{'s' if len(days) != 1 else ''} from {first} to {data.day} (raw, uncorrected)."
+            f"Share of receipts with an age, {_scope_name(scope)}, on the "
+            f"{len(data.trend_days)} published day{'s' if len(data.trend_days) != 1 else ''} "
+            f"from {first} to {data.day} (raw, uncorrected). A line breaks on a day not "
+            "published or on which the group was withheld (too few shoppers to show)."
         ],
     )
     if not groups:
         section.notes.append(f"No receipt of {_scope_name(scope)} had an age on these days.")
         return section
+    published = set(data.trend_days)
     rows = [
-        (day, *(_rate(wide.at[d, g]) for g in groups))
-        for day, d in zip(days, data.trend_days, strict=True)
+        (day, *(_rate(wide.at[d, g]) if pd.notna(wide.at[d, g]) else WITHHELD for g in groups))
+        if d in published
+        else (day, *(["not published"] * len(groups)))
+        for day, d in zip(days, axis, strict=True)
     ]
     label = f"Age-group shares over the days, {_scope_name(scope)}"
     section.blocks.append(
@@ -322,27 +348,41 @@ def _mix_section(data: ReportData) -> Section:
     scope = data.store or CHAIN
     mix = category_mix(data, scope)
     categories = sorted(mix.columns)
-    rows = [
-        (group, [float(mix.at[group, c]) for c in categories], f"{_money(mix.loc[group].sum())}")
+    shares = share_table(data, scope)
+    totals = [
+        mix.loc[group].sum() if group == UNKNOWN_GROUP else shares.at[group, "revenue"]
         for group in mix.index
     ]
-    label = f"Category mix of each age group's revenue, {_scope_name(scope)}, {data.day}"
-    table_rows = []
-    for group in mix.index:
-        total = mix.loc[group].sum()
+    totals = [None if pd.isna(t) else float(t) for t in totals]
+    rows, table_rows = [], []
+    for group, total in zip(mix.index, totals, strict=True):
+        values = [
+            None if pd.isna(mix.at[group, c]) else float(mix.at[group, c]) for c in categories
+        ]
+        rows.append((group, values, _or_withheld(_money(total), total is None)))
         table_rows.append(
-            (group, *(percent(mix.at[group, c] / total if total else None) for c in categories))
+            (
+                group,
+                *(
+                    WITHHELD
+                    if total is None or value is None
+                    else percent(max(value, 0.0) / total if total > 0 else None)
+                    for value in values
+                ),
+            )
         )
+    label = f"Category mix of each age group's revenue, {_scope_name(scope)}, {data.day}"
     return Section(
         "mix",
         "What each age group buys: category mix",
         notes=[
             f"Share of each age group's revenue per category, {_scope_name(scope)}, {data.day} "
-            f"('{UNKNOWN_GROUP}': receipts without an age). The total is written after each bar."
+            f"('{UNKNOWN_GROUP}': receipts without an age). The total is written after each bar; "
+            "a bar stops short by its withheld part. " + WITHHELD_NOTE
         ],
         blocks=[
             Block(
-                chart=stacked_chart(f"mix:{scope}", label, categories, rows),
+                chart=stacked_chart(f"mix:{scope}", label, categories, rows, totals),
                 tables=[_table(["age group", *categories], table_rows, name="mix", scope=scope)],
             )
         ],
@@ -525,9 +565,10 @@ def _offers_section(data: ReportData) -> Section:
         )
         return section
     section.notes.append(
-        "Items each age group buys more often than the shoppers as a whole: the lift and its "
-        f"interval, the first {OFFERS_SHOWN} per group and kind of item (ages are the "
-        f"model's estimates; a lift is a correlation, not a cause). "
+        "Items each age group buys more often than the shoppers as a whole: how many times as "
+        "often, and the range that figure surely lies in (an item is listed only when the whole "
+        f"range is above 1 time); the first {OFFERS_SHOWN} per group and kind of item. Ages are "
+        "the model's estimates, and buying more often does not say why. "
         f"{window_note(data.affinity)}."
     )
     shown = top_offers(data.affinity, OFFERS_SHOWN)
@@ -548,19 +589,27 @@ def _offers_section(data: ReportData) -> Section:
                 int(row["offer_rank"]),
                 _item(row),
                 f"{row['lift']:.2f}{TIMES}",
-                f"{row['lift_low']:.2f}{DASH}{row['lift_high']:.2f}{TIMES}",
+                likely_range(row["lift_low"], row["lift_high"]),
                 _count(row["receipts"]),
             )
             for _, row in rows.iterrows()
         ]
-        header = ["age group", "kind", "rank", "item", "lift", "interval", "receipts"]
+        header = ["age group", "kind", "rank", "item", "times as often", "surely", "receipts"]
         block.tables.append(
             _table(header, table_rows, name="offers", scope=scope, text_columns=(3,))
         )
-        without = [g for g in data.groups if g not in {*rows["age_group"], SUPPRESSED}]
+        without = [g for g in data.groups if g not in set(rows["age_group"])]
         if without:
             block.after.append("No offers for " + ", ".join(without) + ".")
     return section
+
+
+def likely_range(low: float, high: float) -> str:
+    """An offer's range in words, its low end rounded down so that a range wholly above 1
+    never reads as starting at 1.00 ("just over 1" when it would)."""
+    floor = math.floor(round(float(low) * 100, 6)) / 100
+    start = "just over 1" if float(low) > 1 and floor <= 1 else f"{floor:.2f}"
+    return f"{start} to {math.ceil(round(float(high) * 100, 6)) / 100:.2f}{TIMES}"
 
 
 def _category_name(category: str) -> str:

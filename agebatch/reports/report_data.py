@@ -20,10 +20,11 @@ from agebatch.config import TREND_DAYS
 from agebatch.errors import InputError
 from agebatch.publish import partition
 from agebatch.reports.offers import group_order
-from agebatch.schema import RESTRICTED, SUPPRESSED, UNKNOWN_GROUP, Level, ReceiptStatus
+from agebatch.schema import RESTRICTED, UNKNOWN_GROUP, Level, ReceiptStatus
 from agebatch.transform.history import published_days, read_history
 
 SHARES = "age_group_shares"
+MERGED_BEFORE = "suppressed"  # the merged small groups' row of days published before #26
 CHAIN = "chain"  # the scope of the chain's rows, in the page's own words
 
 
@@ -34,9 +35,10 @@ class ReportData:
     day: dt.date
     store: str | None  # the one store of a manager's page; None: the chain and every store
     stores: list[str]  # the stores shown
-    groups: list[str]  # age-group labels, youngest first ('suppressed' last, if any)
+    groups: list[str]  # age-group labels, youngest first
     shares: pd.DataFrame  # age_group_shares of the day (chain rows only on the chain page)
     receipts: pd.DataFrame | None  # age_group_receipts of the day; None: not published
+    sales: pd.DataFrame | None  # store_sales of the day (exact, no age); None: not published
     purchases: pd.DataFrame  # age_group_purchases of the day
     statuses: pd.DataFrame  # receipt_ages of the day: store_id, status
     checks: pd.DataFrame  # alcohol_checks of the day
@@ -88,8 +90,9 @@ def _stores_only(frame: pd.DataFrame | None, stores: list[str]) -> pd.DataFrame 
 
 def group_key(label: str) -> tuple[int, float]:
     """Where an age-group label sorts: the age groups youngest first, then the merged small
-    groups ('suppressed'), then receipts without an age ('unknown')."""
-    if label == SUPPRESSED:
+    groups of days published before cells were withheld ('suppressed'), then receipts without
+    an age ('unknown')."""
+    if label == MERGED_BEFORE:
         return (1, 0.0)
     if label == UNKNOWN_GROUP:
         return (2, 0.0)
@@ -142,6 +145,7 @@ def read_chain(
         groups=groups,
         shares=shares,
         receipts=read_day(out, "age_group_receipts", day),
+        sales=read_day(out, "store_sales", day),
         purchases=purchases,
         statuses=statuses,
         checks=_required(restricted, "alcohol_checks", day),
@@ -170,6 +174,7 @@ def for_store(data: ReportData, store: str | None) -> ReportData:
         stores=only,
         shares=_stores_only(data.shares, only),
         receipts=_stores_only(data.receipts, only),
+        sales=_stores_only(data.sales, only),
         purchases=_stores_only(data.purchases, only),
         statuses=_stores_only(data.statuses, only),
         checks=_stores_only(data.checks, only),
@@ -209,33 +214,71 @@ def _trend(out: Path, days: list[dt.date]) -> pd.DataFrame:
     return rows[[*columns, "day"]]
 
 
+def calendar(first: dt.date, last: dt.date) -> list[dt.date]:
+    """Every day from first to last: the trend's axis, so a day not published shows as a gap."""
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _withheld(frame: pd.DataFrame) -> pd.Series:
+    """Each row's withheld flag (false in tables published before cells were withheld)."""
+    if "withheld" not in frame:
+        return pd.Series(False, index=frame.index)
+    return frame["withheld"].fillna(False).astype(bool)
+
+
 def share_table(data: ReportData, scope: str) -> pd.DataFrame:
     """One scope's age-group shares of the day, a row per group: receipts, share and
-    corrected_share of matched receipts, revenue and its share among receipts with an age
-    (revenue columns null when the day has no age_group_receipts)."""
+    corrected_share of matched receipts, revenue and its share among receipts with an age, and
+    withheld (the group's figures are not published: receipts, share and revenue NaN, never 0).
+    Revenue columns are NaN when the day has no age_group_receipts; the chain's revenue of a
+    group is withheld when a store withholds it."""
     shares = data.shares
     rows = (
         shares[shares["level"] == Level.CHAIN.value]
         if scope == CHAIN
         else shares[(shares["level"] == Level.STORE.value) & (shares["store_id"] == scope)]
     )
+    rows = rows.assign(withheld=_withheld(rows))
     table = rows.set_index("age_group").reindex(data.groups)
+    withheld = table["withheld"].fillna(False).astype(bool)
     result = pd.DataFrame(
         {
-            "receipts": table["receipts"].fillna(0).astype(int),
-            "share": table["share"].astype(float).fillna(0.0),
+            "receipts": table["receipts"].astype(float).where(~withheld),
+            "share": table["share"].astype(float).where(~withheld),
             "corrected_share": table.get("corrected_share", pd.Series(dtype=float)).astype(float),
+            "withheld": withheld,
         },
         index=pd.Index(data.groups, name="age_group"),
     )
+    # a group with no row (no shopper with an age at the scope): 0, exactly
+    result.loc[table["level"].isna() & ~withheld, ["receipts", "share"]] = 0.0
     if data.receipts is None:
-        return result.assign(revenue=None, revenue_share=None)
+        return result.assign(revenue=float("nan"), revenue_share=float("nan"))
     money = data.receipts if scope == CHAIN else data.receipts[data.receipts["store_id"] == scope]
+    money = money.assign(withheld=_withheld(money), revenue=money["revenue"].astype(float))
     known = money[money["age_group"] != UNKNOWN_GROUP]
-    revenue = known.groupby("age_group")["revenue"].sum().map(float).reindex(data.groups)
-    revenue = revenue.fillna(0.0)
-    total = revenue.sum()
-    return result.assign(revenue=revenue, revenue_share=revenue / total if total else None)
+    grouped = known.groupby("age_group")
+    revenue = grouped["revenue"].sum(min_count=1).where(~grouped["withheld"].any())
+    revenue = revenue.reindex(data.groups).where(~withheld)
+    # the revenue of every receipt with an age, exact: the day's sales less 'unknown'
+    total = known["revenue"].sum()
+    if money["withheld"].any():
+        total = _with_age(data, scope, money)
+    share = revenue / total if total else revenue * float("nan")
+    return result.assign(revenue=revenue, revenue_share=share)
+
+
+def _with_age(data: ReportData, scope: str, money: pd.DataFrame) -> float:
+    """The revenue of a scope's receipts with an age from store_sales (exact) less 'unknown';
+    NaN when the day has no store_sales."""
+    if data.sales is None:
+        return float("nan")
+    level = Level.CHAIN.value if scope == CHAIN else Level.STORE.value
+    sales = data.sales[(data.sales["level"] == level) & (data.sales["category"] == "all")]
+    if scope != CHAIN:
+        sales = sales[sales["store_id"] == scope]
+    unknown = money.loc[money["age_group"] == UNKNOWN_GROUP, "revenue"].sum()
+    return float(sales["revenue"].astype(float).sum()) - float(unknown)
 
 
 def correction_note(data: ReportData, scope: str) -> str:
@@ -253,13 +296,19 @@ def correction_note(data: ReportData, scope: str) -> str:
 
 def category_mix(data: ReportData, scope: str) -> pd.DataFrame:
     """Revenue per age group (rows, 'unknown' last) and category (columns) of a scope's day;
-    a category whose returns outweigh its sales counts as nothing bought."""
+    a category whose returns outweigh its sales counts as nothing bought; a withheld cell (or,
+    for the chain, a cell withheld at some store) is NaN, never 0."""
     purchases = data.purchases
     if scope != CHAIN:
         purchases = purchases[purchases["store_id"] == scope]
-    revenue = purchases.assign(revenue=purchases["revenue"].map(float)).pivot_table(
-        index="age_group", columns="category", values="revenue", aggfunc="sum", fill_value=0.0
+    purchases = purchases.assign(
+        revenue=purchases["revenue"].astype(float), withheld=_withheld(purchases)
     )
+    grouped = purchases.groupby(["age_group", "category"])
+    revenue = grouped["revenue"].sum(min_count=1).where(~grouped["withheld"].any())
+    revenue = revenue.unstack("category")
+    present = purchases.groupby(["age_group", "category"]).size().unstack("category").notna()
+    revenue = revenue.where(~present | revenue.notna()).where(present, 0.0)
     order = sorted(revenue.index, key=group_key)
     return revenue.reindex(order).clip(lower=0.0)
 

@@ -86,9 +86,10 @@ def bar_chart(
     label: str,
     rows: Sequence[str],
     series: Sequence[tuple[str, Sequence[float | None]]],
+    missing: str = "\u2013",
 ) -> Markup:
     """Grouped horizontal bars of shares (0-1): one block per row, one bar per series; a
-    missing value draws no bar and is written as a dash."""
+    missing value draws no bar and is written as `missing` (a dash, or e.g. 'withheld')."""
     bar_h, gap = 12, 10
     body, top = _legend([key for key, _ in series])
     block = len(series) * bar_h + gap
@@ -111,7 +112,8 @@ def bar_chart(
                     f"<title>{esc(row)}, {esc(key)}: {percent(value)}</title></rect>"
                 )
             end = LABEL_W + (value or 0) * scale + 4
-            body.append(f'<text x="{end:.2f}" y="{y + bar_h - 3}">{percent(value)}</text>')
+            text = missing if value is None else percent(value)
+            body.append(f'<text x="{end:.2f}" y="{y + bar_h - 3}">{esc(text)}</text>')
     return _svg(name, label, height, body)
 
 
@@ -119,23 +121,27 @@ def stacked_chart(
     name: str,
     label: str,
     keys: Sequence[str],
-    rows: Sequence[tuple[str, Sequence[float], str]],
+    rows: Sequence[tuple[str, Sequence[float | None], str]],
+    totals: Sequence[float | None] | None = None,
 ) -> Markup:
     """One 100% bar per row (label, values in the order of keys, note written after it): each
-    key's part of the row's total, in the key's colour."""
+    key's part of the row's total, in the key's colour. A value None (withheld) draws nothing:
+    with totals (each row's exact total) the bar then stops short; a total None draws no bar."""
     bar_h, gap = 16, 8
     body, top = _legend(keys)
     height = top + len(rows) * (bar_h + gap) + 4
     span = WIDTH - LABEL_W - VALUE_W
     for r, (row, values, note) in enumerate(rows):
         y = top + r * (bar_h + gap)
-        total = sum(max(v, 0.0) for v in values)
+        total = sum(max(v, 0.0) for v in values if v is not None)
+        if totals is not None:
+            total = totals[r] or 0.0
         body.append(
             f'<text x="{LABEL_W - 8}" y="{y + bar_h - 4}" text-anchor="end">{esc(row)}</text>'
         )
         x = float(LABEL_W)
         for k, (key, value) in enumerate(zip(keys, values, strict=True)):
-            if total <= 0 or value <= 0:
+            if total <= 0 or value is None or value <= 0:
                 continue
             part = value / total
             body.append(
@@ -155,7 +161,8 @@ def line_chart(
     days: Sequence[str],
     series: Sequence[tuple[str, Sequence[float | None]]],
 ) -> Markup:
-    """One line per series over the days (shares, 0-1), a dot per known value."""
+    """One line per series over the days (shares, 0-1), a dot per known value; a value None
+    (a day not published, a group withheld) breaks the line."""
     body, top = _legend([key for key, _ in series])
     top, plot_h, bottom = top + 6, 220, 24
     height = top + plot_h + bottom
@@ -186,11 +193,14 @@ def line_chart(
             f'<text x="{x_of(i):.2f}" y="{height - 6}" text-anchor="{anchor}">{esc(days[i])}</text>'
         )
     for s, (key, vs) in enumerate(series):
-        points = [(x_of(i), y_of(v)) for i, v in enumerate(vs) if v is not None]
-        if len(points) > 1:
-            path = " ".join(
-                f"{'M' if j == 0 else 'L'}{x:.2f},{y:.2f}" for j, (x, y) in enumerate(points)
-            )
+        # a new segment after each missing value: a line never bridges a gap
+        moves = [
+            f"{'M' if i == 0 or vs[i - 1] is None else 'L'}{x_of(i):.2f},{y_of(v):.2f}"
+            for i, v in enumerate(vs)
+            if v is not None
+        ]
+        if any(move.startswith("L") for move in moves):
+            path = " ".join(moves)
             body.append(
                 f'<path class="mark line" data-series="{esc(key)}" d="{path}" fill="none" '
                 f'stroke="{colour(s)}" stroke-width="2"/>'

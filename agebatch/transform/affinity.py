@@ -124,14 +124,23 @@ def affinity_of(
     receipt_ages: pa.Table | pd.DataFrame,
     day: dt.date,
     inputs: AffinityInputs,
+    k: int = 1,
 ) -> dict[str, pa.Table]:
     """The affinity tables from a day's lines, catalog and receipt_ages (receipt_id, store_id,
     age_group, status) outside a run: for measurements and tests on generated days (the
-    declared models age_group_item_receipts and age_group_affinity alone)."""
-    tables = {"lines": lines, "catalog": catalog, "receipt_ages": receipt_ages}
-    models = [model for model in MODELS if model.name in (DAILY, REPORT)]
+    declared models small_cells, age_group_item_receipts and age_group_affinity alone; k is
+    the small-cell minimum, 1 by default: nothing withheld)."""
+    groups = pa.table({"label": list(inputs.groups), "low_years": range(len(inputs.groups))})
+    tables = {
+        "lines": lines,
+        "catalog": catalog,
+        "receipt_ages": receipt_ages,
+        "age_groups": groups,
+    }
+    models = [model for model in MODELS if model.name in ("small_cells", DAILY, REPORT)]
     params = {
         "day": day,
+        "k": k,
         "affinity_days": inputs.affinity_days,
         "days_covered": inputs.days_covered,
     }

@@ -50,20 +50,22 @@ MODELS = (
     Model("purchase_cells", ("lines", "catalog", "receipt_ages"), ("day",)),
     Model("receipt_groups", ("lines", "receipt_ages"), ("day",)),
     Model("share_groups", ("receipt_ages", "age_groups"), ("day",)),
-    Model("small_cells", ("lines", "catalog", "receipt_ages"), ("k",)),
-    Model("age_group_purchases", ("purchase_cells", "small_cells"), ("day",), published=True),
+    Model("small_cells", ("lines", "catalog", "receipt_ages", "age_groups"), ("k",)),
     Model(
-        "age_group_receipts",
-        ("receipt_groups", "small_cells", "age_group_purchases"),
+        "age_group_purchases",
+        ("purchase_cells", "small_cells", "age_groups"),
         ("day",),
         published=True,
     ),
     Model(
-        "age_group_shares",
-        ("share_groups", "small_cells", "age_groups"),
-        ("day", "k"),
+        "age_group_receipts",
+        ("receipt_groups", "small_cells", "age_groups"),
+        ("day",),
         published=True,
     ),
+    Model("age_group_shares", ("share_groups", "small_cells"), ("day",), published=True),
+    # The day's sales without an age, exact (no cell withheld): the margins of the tables above.
+    Model("store_sales", ("lines", "catalog", "receipt_ages"), ("day",), published=True),
     # Alcohol compliance: the restricted sales to review, per cashier over 7 and 28 days.
     Model(
         "restricted_sales",
@@ -86,7 +88,12 @@ MODELS = (
     # The receipts a bad line quarantined: listed, in no other table.
     Model("quarantined_receipts", ("quarantine",), ("day",), published=True),
     # What each age group buys, the day's counts and the window's sums (lifts added in Python).
-    Model("age_group_item_receipts", ("lines", "catalog", "receipt_ages"), ("day",), True),
+    Model(
+        "age_group_item_receipts",
+        ("lines", "catalog", "receipt_ages", "small_cells"),
+        ("day", "k"),
+        published=True,
+    ),
     Model(
         "age_group_affinity",
         ("age_group_item_receipts", "affinity_history"),

@@ -8,7 +8,6 @@ import numpy as np
 import pyarrow as pa
 
 from agebatch.config import age_group_labels
-from agebatch.schema import SUPPRESSED
 
 
 def group_of(ages: Iterable[float], bounds: Sequence[int]) -> list[str]:
@@ -92,12 +91,12 @@ def add_corrected_shares(
     groups = [label for label, *_ in age_group_labels(tuple(bounds))]
     confusion = group_confusion(age_confusion, bounds)
     corrected: dict[tuple, float] = {}
-    merged = set()
+    merged: set[tuple] = set()
     for scope in {(r["level"], r["store_id"]) for r in rows}:
         counts = {
             r["age_group"]: r["receipts"] for r in rows if (r["level"], r["store_id"]) == scope
         }
-        if SUPPRESSED in counts:  # how the merged groups split is not published: no estimate
+        if None in counts.values():  # a withheld group: the estimate would tell its count
             merged.add(scope)
             continue
         estimate = corrected_shares(np.array([counts.get(g, 0) for g in groups], float), confusion)
@@ -105,7 +104,7 @@ def add_corrected_shares(
     note = (
         f"EM ({EM_ITERATIONS} iterations, Saerens et al. 2002) with the age confusion of {source}"
     )
-    unsplit = f"none: groups of fewer than k receipts are merged into '{SUPPRESSED}' here"
+    unsplit = "none: a group here has fewer than k receipts and is withheld"
     values = [corrected.get((r["level"], r["store_id"], r["age_group"])) for r in rows]
     notes = [unsplit if (r["level"], r["store_id"]) in merged else note for r in rows]
     return table.append_column("corrected_share", pa.array(values, pa.float64())).append_column(

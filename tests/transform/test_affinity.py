@@ -367,16 +367,19 @@ def test_ranks_are_the_order_of_the_lower_ends_whatever_the_row_order(
 
 def _counts_of(lines: pd.DataFrame, ages: pd.DataFrame, inputs: AffinityInputs) -> pa.Table:
     """The window's counts before add_affinity, from the SQL."""
-    from agebatch.duck import connect, sql
+    from agebatch.duck import connect
+    from agebatch.transform.models import MODELS
+    from agebatch.transform.runner import run_models
 
+    groups = pa.table({"label": list(inputs.groups), "low_years": range(len(inputs.groups))})
+    tables = {"lines": lines, "catalog": CATALOG, "receipt_ages": ages, "age_groups": groups}
     with connect() as con:
-        for name, table in (("lines", lines), ("catalog", CATALOG), ("receipt_ages", ages)):
+        for name, table in (*tables.items(), ("affinity_history", inputs.history)):
             con.register(name, table)
-        con.register("affinity_history", inputs.history)
-        con.execute(f"create table {DAILY} as {sql(DAILY)}", {"day": DAY})
-        params = {"day": DAY, "affinity_days": 28, "days_covered": 1}
-        con.execute(f"create table counts as {sql(REPORT)}", params)
-        return con.table("counts").fetch_arrow_table()
+        models = [m for m in MODELS if m.name in ("small_cells", DAILY, REPORT)]
+        params = {"day": DAY, "k": 1, "affinity_days": 28, "days_covered": 1}
+        run_models(con, models, [*tables, "affinity_history"], params)
+        return con.table(REPORT).fetch_arrow_table()
 
 
 def _sorted(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
@@ -501,3 +504,34 @@ def test_a_realistic_day_puts_the_planted_items_in_their_groups_top_3(
     # 35-44 are read as 25-34 half the time: found for the chain, where the receipts are.
     assert top3(planted, "35-44 HOU001", "chain") >= 9
     assert top3(control, "35-44 HOU001", "chain") <= 2
+
+
+def test_a_day_withheld_in_the_window_withholds_the_window_sums() -> None:
+    """k = 5 over two days: yesterday every count is published; today 65+ has 2 receipts
+    (withheld, with a second group). Today's window may not give today's 65+ counts back as
+    window minus yesterday: its sums are null, and so are the item's buyers and the scope's
+    receipts; a group published both days keeps its exact window count and no lift is made
+    from a withheld figure."""
+    yesterday = DAY - dt.timedelta(days=1)
+    lines, ages = _day({}, receipts=20)
+    first = affinity_of(lines, CATALOG, ages, yesterday, _inputs(), k=5)[DAILY]
+    assert not any(first["withheld"].to_pylist())
+    keep = ~(
+        (ages["age_group"] == "65+")
+        & (ages["receipt_id"].str.rsplit("-", n=1).str[1].astype(int) >= 2)
+    )
+    ages2 = ages[keep]
+    lines2 = lines[lines["receipt_id"].isin(ages2["receipt_id"])]
+    tables = affinity_of(lines2, CATALOG, ages2, DAY, _inputs(history=first, days_covered=2), k=5)
+    daily = tables[DAILY].to_pandas()
+    held = daily[daily["withheld"]]
+    assert "65+" in set(held["age_group"]) and held["receipts"].isna().all()
+    assert len(set(held.loc[held["item_kind"] == "all", "age_group"])) >= 2  # a second group
+    window = tables[REPORT].to_pandas()
+    store = window[window["level"] == "store"]
+    old = store[store["age_group"] == "65+"]
+    assert old["receipts"].isna().all() and old["group_receipts"].isna().all()
+    assert store["all_receipts"].isna().all() and store["buyer_receipts"].isna().all()
+    assert store["offer_rank"].isna().all() and store["lift"].isna().all()
+    both = store[(store["age_group"] == "25-34") & (store["item"] == "P1")]
+    assert both["receipts"].tolist() == [20]  # 10 a day, both days published
