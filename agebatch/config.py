@@ -286,6 +286,12 @@ class RunConfig(PredictConfig):
     timezone: TimeZone = Field(
         "Europe/London", description="the chain's time zone (its nightly 'yesterday', schedule)"
     )
+    currency: str = Field(
+        "GBP",
+        pattern=r"^[A-Z]{3}$",
+        description="the currency of the transactions' amounts (an ISO 4217 code), written "
+        "beside every amount in the report",
+    )
     window_before_s: float = Field(
         120.0, ge=0, description="a photo matches a receipt paid up to this many seconds later"
     )

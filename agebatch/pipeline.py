@@ -424,7 +424,12 @@ def write_report(config: RunConfig, day: dt.date, model: AgeModel) -> ReportPage
     if config.reports is None and under_out.resolve() != folder.resolve() and under_out.is_dir():
         shutil.rmtree(under_out)
     return write_pages(
-        config.out, day, folder, card=model.card, restricted=config.restricted_root()
+        config.out,
+        day,
+        folder,
+        card=model.card,
+        restricted=config.restricted_root(),
+        currency=config.currency,
     )
 
 

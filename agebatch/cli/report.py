@@ -10,7 +10,7 @@ from agebatch.cli.options import DAY
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """The `report` command."""
-    from agebatch.reports.html import REPORT_DAYS
+    from agebatch.reports.html import CURRENCY, REPORT_DAYS
 
     report = sub.add_parser(
         "report",
@@ -30,6 +30,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=REPORT_DAYS,
         help=f"published days of the trend, the day included (default: {REPORT_DAYS})",
+    )
+    report.add_argument(
+        "--currency",
+        default=CURRENCY,
+        metavar="CODE",
+        help=f"the amounts' currency, an ISO 4217 code such as EUR (default: {CURRENCY})",
     )
     report.add_argument("--store", help="one store's page, for its manager (default: the chain)")
     report.add_argument(
@@ -56,7 +62,14 @@ def command(args: argparse.Namespace) -> int:
 
     card = ModelCard.read(args.model or bundled_model_path())
     path, data = write_report(
-        args.out, args.html, args.day, args.days, args.store, card, args.restricted_out
+        args.out,
+        args.html,
+        args.day,
+        args.days,
+        args.store,
+        card,
+        args.restricted_out,
+        args.currency.upper(),
     )
     who = f"store {data.store}" if data.store else f"the chain and {len(data.stores)} stores"
     print(f"Wrote the report of {data.day} ({who}, trend over {len(data.trend_days)} days):")

@@ -23,7 +23,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from agebatch.config import TREND_DAYS
+from agebatch.config import TREND_DAYS, RunConfig
 from agebatch.predict.card import ModelCard
 from agebatch.reports.offers import DASH, TIMES, top_offers, window_note
 from agebatch.reports.report_data import (
@@ -169,9 +169,22 @@ def _table(
     )
 
 
-def _money(value: object) -> str:
-    """An amount to the cent."""
-    return "\u2013" if value is None or pd.isna(value) else f"{float(value):,.2f}"
+# Currencies written with their sign before the amount; any other code follows it (12.50 CHF).
+SIGNS = {"GBP": "£", "EUR": "€", "USD": "$"}
+CURRENCY = RunConfig.model_fields["currency"].default  # the run's, unless asked for another
+
+
+def _money(value: object, currency: str) -> str:
+    """An amount to the cent with its currency (£12.50, 12.50 CHF), or a dash."""
+    if value is None or pd.isna(value):
+        return "\u2013"
+    amount = f"{float(value):,.2f}"
+    sign = SIGNS.get(currency)
+    if not currency:
+        return amount
+    if sign is None:
+        return f"{amount} {currency}"
+    return f"-{sign}{amount[1:]}" if amount.startswith("-") else f"{sign}{amount}"
 
 
 def _count(value: object) -> str:
@@ -271,7 +284,7 @@ def _shares_section(data: ReportData, card: ModelCard | None) -> Section:
                 _or_withheld(_count(row["receipts"]), row["withheld"]),
                 _or_withheld(_rate(row["share"]), row["withheld"]),
                 _rate(row["corrected_share"]),
-                _or_withheld(_money(row["revenue"]), pd.isna(row["revenue"])),
+                _or_withheld(_money(row["revenue"], data.currency), pd.isna(row["revenue"])),
                 _or_withheld(_rate(row["revenue_share"]), pd.isna(row["revenue"])),
             )
             for group, row in table.iterrows()
@@ -359,7 +372,7 @@ def _mix_section(data: ReportData) -> Section:
         values = [
             None if pd.isna(mix.at[group, c]) else float(mix.at[group, c]) for c in categories
         ]
-        rows.append((group, values, _or_withheld(_money(total), total is None)))
+        rows.append((group, values, _or_withheld(_money(total, data.currency), total is None)))
         table_rows.append(
             (
                 group,
@@ -474,7 +487,7 @@ def _compliance_section(data: ReportData) -> Section:
                     row["register_id"],
                     row["cashier_id"],
                     _items(row),
-                    _money(row["restricted_amount"]),
+                    _money(row["restricted_amount"], data.currency),
                     "\u2013" if pd.isna(row["predicted_age"]) else f"{row['predicted_age']:.1f}",
                     reason_words(row),
                     CHECK_WORDS.get(row["age_check"], "\u2013")
@@ -673,10 +686,11 @@ def write_report(
     store: str | None = None,
     card: ModelCard | None = None,
     restricted: Path | None = None,
+    currency: str = CURRENCY,
 ) -> tuple[Path, ReportData]:
     """Write the page of a day (the chain's, or one store's) to path; return it and its data
     (restricted: the root of the tables naming receipts and cashiers, if not out)."""
-    data = read_report(out, day, days, store, restricted)
+    data = replace(read_report(out, day, days, store, restricted), currency=currency)
     return _write(path, render(data, card)), data
 
 
@@ -706,9 +720,10 @@ def write_pages(
     days: int = REPORT_DAYS,
     card: ModelCard | None = None,
     restricted: Path | None = None,
+    currency: str = CURRENCY,
 ) -> ReportPages:
     """Write the chain's page (index.html) and one page per store (store-<id>.html)."""
-    every = read_chain(out, day, days, restricted)  # read once; each page is cut from it
+    every = replace(read_chain(out, day, days, restricted), currency=currency)  # read once
     chain = _write(folder / "index.html", render(for_store(every, None), card))
     stores = {
         store: _write(folder / _store_file(store), render(for_store(every, store), card))

@@ -47,6 +47,7 @@ class ReportData:
     affinity: pd.DataFrame | None  # age_group_affinity of the day; None: not published
     trend: pd.DataFrame  # age_group_shares of the page's scope over trend_days
     trend_days: list[dt.date]  # the published days of the trend, the day last
+    currency: str = ""  # the amounts' currency (RunConfig.currency); "": amounts alone
 
     @property
     def scopes(self) -> list[str]:

@@ -4,6 +4,7 @@ every element, with the standard library's parser."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from html.parser import HTMLParser
 
 
@@ -78,6 +79,14 @@ def percent(cell: str) -> float | None:
     return None if cell == "\u2013" else float(cell.rstrip("%")) / 100
 
 
+def money(cell: str, sign: str = "£") -> Decimal:
+    """'£2,028.60' (or '-£3.10') as Decimal('2028.60'); the currency's sign must be there."""
+    negative = cell.startswith("-")
+    assert cell.removeprefix("-").startswith(sign), f"{cell!r} lacks its currency {sign}"
+    value = Decimal(cell.removeprefix("-").removeprefix(sign).replace(",", ""))
+    return -value if negative else value
+
+
 def amount(cell: str) -> float | None:
-    """'2,028.60' as 2028.6; a dash as None."""
-    return None if cell == "\u2013" else float(cell.replace(",", ""))
+    """'£2,028.60' as 2028.6; a dash as None."""
+    return None if cell == "\u2013" else float(money(cell))

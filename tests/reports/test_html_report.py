@@ -4,20 +4,21 @@ hostile ids are only text, days without the optional tables still make a page.""
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from agebatch.cli import main
+from agebatch.config import RunConfig
 from agebatch.predict.card import ModelCard
 from agebatch.reports.html import STATUS_WORDS, reason_words, write_report
 from agebatch.schema import Reason, ReceiptStatus
 from tests.reports.conftest import RUN_DAYS, Published, publish_days
-from tests.reports.page import Page, amount, percent, read_page
+from tests.reports.page import Page, amount, money, percent, read_page
 
 HALF = 0.0005 + 1e-9  # a share written to 0.1% is within half of that of the figure
 
@@ -65,7 +66,7 @@ def test_shares_and_revenue_are_the_published_figures(two_weeks: Published) -> N
         "case when bool_or(withheld) then null else sum(revenue) end from t "
         "where age_group != 'unknown' group by grouping sets ((store_id, age_group), (age_group))",
     )
-    money = {(scope, group): value for scope, group, value in revenue}
+    revenues = {(scope, group): value for scope, group, value in revenue}
     # the revenue of the receipts with an age, exact: store_sales less 'unknown'
     with_age = _rows(
         out,
@@ -104,11 +105,11 @@ def test_shares_and_revenue_are_the_published_figures(two_weeks: Published) -> N
         else:
             assert abs(percent(cells[2]) - corrected) <= HALF
             assert f"Correction: {correction}." in "".join(page.text)  # named, under its table
-        value = money.get((scope, group))
+        value = revenues.get((scope, group))
         if value is None:  # the chain's revenue of a group withheld at a store
             assert cells[3] == "withheld" and "revenue" not in plotted
         else:
-            assert Decimal(cells[3].replace(",", "")) == value
+            assert money(cells[3]) == value
             expected = float(value / totals[scope])
             assert abs(percent(cells[4]) - expected) <= HALF
             assert plotted.get("revenue", 0.0) == pytest.approx(expected, abs=1e-12)
@@ -331,6 +332,20 @@ def test_days_without_the_optional_tables_still_make_a_page(
     for chart in ("mix:chain", "coverage"):
         assert page.marks[chart], chart
     assert page.table("coverage")["S02"][0] == "0"  # the chain's page has S02 too
+
+
+def test_money_carries_the_runs_currency(two_weeks: Published, tmp_path: Path) -> None:
+    _, pounds = _page(two_weeks)
+    _, euros = _page(two_weeks, currency="EUR")
+    _, francs = _page(two_weeks, currency="CHF")
+    for scope in ("chain", "S01"):
+        for group, cells in pounds.table("shares", scope).items():
+            if cells[3] != "withheld":
+                assert money(euros.table("shares", scope)[group][3], "€") == money(cells[3])
+                assert francs.table("shares", scope)[group][3] == cells[3][1:] + " CHF"
+    with pytest.raises(ValidationError, match="currency"):
+        RunConfig(photos=tmp_path, transactions=tmp_path, catalog=tmp_path, out=tmp_path,
+                  currency="euro")  # fmt: skip
 
 
 def test_report_command(two_weeks: Published, tmp_path: Path, capsys) -> None:
