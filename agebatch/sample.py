@@ -31,6 +31,19 @@ CATEGORIES = [
     ("SPI", "spirits", True, 16.00, (38, 14)),
 ]
 SKUS_PER_CATEGORY = 4
+# The sample catalog's product names (its optional name column), SKUS_PER_CATEGORY a category.
+PRODUCT_NAMES = {
+    "bakery": ("White loaf", "Croissants 4-pack", "Seeded rolls 6", "Sourdough"),
+    "dairy": ("Semi-skimmed milk 2L", "Cheddar 400g", "Greek yoghurt", "Butter 250g"),
+    "produce": ("Bananas", "Apples 6-pack", "Salad bag", "Tomatoes 500g"),
+    "snacks": ("Crisps 6-pack", "Chocolate bar", "Salted nuts", "Popcorn"),
+    "energy_drinks": ("Energy drink 250ml", "Energy drink 500ml", "Sugar-free energy", "Multipack"),
+    "baby": ("Nappies size 3", "Baby wipes", "Formula milk", "Baby food pouches"),
+    "household": ("Washing-up liquid", "Kitchen roll", "Laundry pods", "Bin bags"),
+    "beer": ("Lager 4x440ml", "Pale ale 500ml", "Stout 4-pack", "Craft IPA"),
+    "wine": ("House red", "Pinot grigio", "Rosé", "Prosecco"),
+    "spirits": ("Vodka 70cl", "Gin 70cl", "Whisky 70cl", "Rum 70cl"),
+}
 STRAY_FILES = ("Thumbs.db", "notes.txt")
 # What the till records when a restricted item is scanned, by the shopper's true age: most
 # young shoppers are asked, some are not, a few are refused; older ones mostly are not asked.
@@ -85,13 +98,20 @@ class SampleDay:
 
 
 def make_catalog() -> pd.DataFrame:
-    """The sample catalog: sku, category, age_restricted (and price, for generating lines)."""
+    """The sample catalog: sku, category, age_restricted, name (and price, for generating
+    lines)."""
     rows = [
-        (f"{prefix}{i:03d}", category, restricted, round(price * (1 + 0.25 * i), 2))
+        (
+            f"{prefix}{i:03d}",
+            category,
+            restricted,
+            PRODUCT_NAMES[category][i],
+            round(price * (1 + 0.25 * i), 2),
+        )
         for prefix, category, restricted, price, _ in CATEGORIES
         for i in range(SKUS_PER_CATEGORY)
     ]
-    return pd.DataFrame(rows, columns=["sku", "category", "age_restricted", "price"])
+    return pd.DataFrame(rows, columns=["sku", "category", "age_restricted", "name", "price"])
 
 
 def make_sample_day(
@@ -131,7 +151,7 @@ def make_sample_day(
     tx_dir.mkdir(parents=True, exist_ok=True)
     catalog = make_catalog()
     catalog_path = root / "catalog.csv"
-    catalog[["sku", "category", "age_restricted"]].to_csv(catalog_path, index=False)
+    catalog[["sku", "category", "age_restricted", "name"]].to_csv(catalog_path, index=False)
     labelled = _labelled_faces(faces) if faces is not None else None
     shelf = _Shelf.of(catalog)
 

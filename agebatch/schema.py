@@ -364,6 +364,13 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("correction", pa.string(), "how corrected_share was computed"),
     ),
     "store_sales": STORE_SALES,
+    "products": (
+        DAY,
+        Column("sku", pa.string(), "product code, as in the catalog and the till lines"),
+        Column("name", pa.string(), "the product's name (the catalog's optional name column)"),
+        Column("category", pa.string(), "catalog category"),
+        Column("age_restricted", pa.bool_(), "age-restricted product (e.g. alcohol)"),
+    ),
     "age_group_item_receipts": (
         DAY,
         STORE,
@@ -703,6 +710,7 @@ ABOUT: dict[str, About] = {
     "age_group_shares": About(
         "level (store, chain), store and age group", ("day", "level", "store_id", "age_group")
     ),
+    "products": About("sku of the day's catalog that has a name", ("day", "sku")),
     "store_sales": About(
         "level (store, chain), store, category and age_restricted ('all': the whole day)",
         ("day", "level", "store_id", "category", "age_restricted"),

@@ -79,7 +79,7 @@ class Verdict:
     def saves(self) -> str:
         """What the camera saves, in words: aligned crops, loose crops or frames."""
         if self.kind != PhotoKind.CROPS:
-            return "frames"
+            return PhotoKind.FRAMES.value
         return "loose crops" if self.misaligned > LOOSE_SHARE * self.crops else "aligned crops"
 
     @property
@@ -88,7 +88,7 @@ class Verdict:
         return {
             "aligned crops": Reading.BY_SIZE,
             "loose crops": Reading.LOOSE,
-            "frames": Reading.BY_PHOTO,
+            PhotoKind.FRAMES.value: Reading.BY_PHOTO,
         }[self.saves]
 
     def row(self) -> dict[str, object]:

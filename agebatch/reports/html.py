@@ -486,7 +486,7 @@ def _compliance_section(data: ReportData) -> Section:
                     pd.Timestamp(row["paid_at"]).strftime("%H:%M:%S"),
                     row["register_id"],
                     row["cashier_id"],
-                    _items(row),
+                    _items(row, data.names),
                     _money(row["restricted_amount"], data.currency),
                     "\u2013" if pd.isna(row["predicted_age"]) else f"{row['predicted_age']:.1f}",
                     reason_words(row),
@@ -512,9 +512,15 @@ def _compliance_section(data: ReportData) -> Section:
     return section
 
 
-def _items(row: pd.Series) -> str:
-    """The restricted items of a sale: skus and units."""
-    skus = ", ".join(str(s) for s in row["restricted_skus"])
+def _named(sku: str, names: dict[str, str]) -> str:
+    """A product as a person reads it: its name and code (Lager 6x440ml, BEE003), else its code."""
+    name = names.get(sku)
+    return f"{name}, {sku}" if name else sku
+
+
+def _items(row: pd.Series, names: dict[str, str]) -> str:
+    """The restricted items of a sale: products (named where the catalog names them), units."""
+    skus = "; ".join(_named(str(s), names) for s in row["restricted_skus"])
     units = float(row["restricted_units"])
     return f"{skus} ({units:g} unit{'s' if units != 1 else ''})"
 
@@ -600,7 +606,7 @@ def _offers_section(data: ReportData) -> Section:
                 row["age_group"],
                 "category" if row["item_kind"] == "category" else "product",
                 int(row["offer_rank"]),
-                _item(row),
+                _item(row, data.names),
                 f"{row['lift']:.2f}{TIMES}",
                 likely_range(row["lift_low"], row["lift_high"]),
                 _count(row["receipts"]),
@@ -629,11 +635,11 @@ def _category_name(category: str) -> str:
     return str(category).replace("_", " ")
 
 
-def _item(row: pd.Series) -> str:
-    """A category, or a product with its category."""
+def _item(row: pd.Series, names: dict[str, str]) -> str:
+    """A category, or a product (named where the catalog names it) with its category."""
     if row["item_kind"] == "category":
         return _category_name(row["category"])
-    return f"{row['item']} ({_category_name(row['category'])})"
+    return f"{_named(str(row['item']), names)} ({_category_name(row['category'])})"
 
 
 @cache

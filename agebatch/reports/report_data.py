@@ -10,7 +10,7 @@ of another store reaches the page.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +48,7 @@ class ReportData:
     trend: pd.DataFrame  # age_group_shares of the page's scope over trend_days
     trend_days: list[dt.date]  # the published days of the trend, the day last
     currency: str = ""  # the amounts' currency (RunConfig.currency); "": amounts alone
+    names: dict[str, str] = field(default_factory=dict)  # sku -> name (products), where named
 
     @property
     def scopes(self) -> list[str]:
@@ -155,6 +156,7 @@ def read_chain(
         affinity=read_day(out, "age_group_affinity", day),
         trend=_trend(out, trend_days),
         trend_days=trend_days,
+        names=_names(read_day(out, "products", day)),
     )
 
 
@@ -320,3 +322,10 @@ def coverage(data: ReportData) -> pd.DataFrame:
     counts = data.statuses.groupby(["store_id", "status"]).size().unstack(fill_value=0)
     columns = [status.value for status in ReceiptStatus]
     return counts.reindex(index=data.stores, columns=columns, fill_value=0).astype(int)
+
+
+def _names(products: pd.DataFrame | None) -> dict[str, str]:
+    """Each named sku's name (products); none on a day published without the table."""
+    if products is None:
+        return {}
+    return dict(zip(products["sku"], products["name"], strict=True))

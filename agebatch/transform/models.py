@@ -66,6 +66,8 @@ MODELS = (
     Model("age_group_shares", ("share_groups", "small_cells"), ("day",), published=True),
     # The day's sales without an age, exact (no cell withheld): the margins of the tables above.
     Model("store_sales", ("lines", "catalog", "receipt_ages"), ("day",), published=True),
+    # The catalog's product names, so pages and analysts show names beside codes.
+    Model("products", ("catalog",), ("day",), published=True),
     # Alcohol compliance: the restricted sales to review, per cashier over 7 and 28 days.
     Model(
         "restricted_sales",

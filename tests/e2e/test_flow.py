@@ -280,8 +280,8 @@ def test_demo_generates_runs_and_reports(
         "age_group_shares, alcohol_checks, cashier_compliance"
     )
     assert (
-        f"{tables}, quarantined_receipts, receipt_ages, runs, store_coverage, store_sales, "
-        "till_clocks." in printed
+        f"{tables}, products, quarantined_receipts, receipt_ages, runs, store_coverage, "
+        "store_sales, till_clocks." in printed
     )
     assert "What to offer each age group (age_group_affinity" in printed
     assert "Planted in the generated day (by true age): 18-24 pick DAI002 4 times" in printed

@@ -16,11 +16,13 @@ from agebatch.cli import main
 from agebatch.config import RunConfig
 from agebatch.predict.card import ModelCard
 from agebatch.reports.html import STATUS_WORDS, reason_words, write_report
+from agebatch.sample import make_catalog
 from agebatch.schema import Reason, ReceiptStatus
 from tests.reports.conftest import RUN_DAYS, Published, publish_days
 from tests.reports.page import Page, amount, money, percent, read_page
 
 HALF = 0.0005 + 1e-9  # a share written to 0.1% is within half of that of the figure
+NAMES = dict(zip(make_catalog()["sku"], make_catalog()["name"], strict=True))
 
 
 def _rows(out: Path, table: str, day: dt.date, select: str) -> list[tuple]:
@@ -225,6 +227,10 @@ def test_review_list_and_cashiers_are_the_published_figures(two_weeks: Published
             if s == store
         )
         assert sorted((r[0], r[2], amount(r[4]), r[5]) for r in rows) == expected
+        for row in rows:  # each product by its catalog name and code (sample.PRODUCT_NAMES)
+            for item in row[3].rsplit(" (", 1)[0].split("; "):
+                name, sku = item.rsplit(", ", 1)
+                assert NAMES[sku] == name
         header = page.header("cashiers", store)
         table = page.table("cashiers", store)
         for s, cashier, restricted, rate_7d, rate_28d, missed_28d in cashiers:
@@ -321,8 +327,8 @@ def test_days_without_the_optional_tables_still_make_a_page(
     )
     n = str(counted[0][0])  # matched, no photo, unreadable, no face, low quality, refused; receipts
     assert s02.table("coverage")["S02"] == ["0", n, "0", "0", "0", "0", n]
-    for table in ("age_group_affinity", "age_group_receipts"):  # as an older agebatch published
-        (published.out / table / f"day={day}").unlink()
+    for table in ("age_group_affinity", "age_group_receipts", "products"):  # as an older
+        (published.out / table / f"day={day}").unlink()  # agebatch published
     html, page = _page(published)
     assert f"The tills recorded no age checks on {day}: missed checks are not counted." in html
     assert f"{day} has no age_group_affinity (published by an older agebatch)" in html
