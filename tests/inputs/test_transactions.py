@@ -110,17 +110,73 @@ def _big_csv(folder: Path, bad: str, at: int = 40_000, lines: int = 50_000) -> P
         ("r9,S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50,x\n", "has 9 field\\(s\\) where the"),
         ("r9,S1,R1,C1,2026-10-25 10:00:00,BEE000,1\n", "has 7 field\\(s\\) where the header has 8"),
         ("r9,S1,R1,C\udcff1,2026-10-25 10:00:00,BEE000,1,4.50\n", "is not UTF-8 text"),
-        ('r9,S1,R1,"C1,2026-10-25 10:00:00,BEE000,1,4.50\n', "opens a quote that is never closed"),
+        ('r9,S1,R1,"C1,2026-10-25 10:00:00,BEE000,1,4.50\n', "quoted field that does not parse"),
     ],
 )
-def test_a_bad_line_past_duckdbs_sample_is_one_sentence_naming_it(
+def test_a_line_whose_fields_do_not_parse_quarantines_its_receipt(
     tmp_path: Path, bad: str, message: str
 ) -> None:
-    path = _big_csv(tmp_path, bad)
-    with pytest.raises(InputError) as error:
-        read_transactions(tmp_path, DAY, "Europe/London")
-    assert str(error.value).startswith(f"Transactions file {path}: line 40,000 ")
-    assert re.search(message, str(error.value))
+    _big_csv(tmp_path, bad)
+    read = read_lines(tmp_path, DAY, "Europe/London")
+    (row,) = read.quarantined.to_pylist()
+    assert (row["receipt_id"], row["line"], row["rule"]) == ("r9", 40_000, "fields_do_not_parse")
+    assert row["detail"].startswith("line 40,000 ") and re.search(message, row["detail"])
+    assert row["raw_line"] == bad.rstrip("\n").replace("\udcff", "\ufffd")
+    lines = read.lines.to_pydict()
+    # 49,999 lines: the broken one and r9's three others left out, every other line kept
+    assert len(lines["receipt_id"]) == 49_995 and "r9" not in set(lines["receipt_id"])
+    assert sum(lines["amount"]) == Decimal("4.50") * 49_995
+    assert not read.over
+
+
+def test_a_broken_line_that_names_no_receipt_is_listed_and_counts_for_no_store(
+    tmp_path: Path,
+) -> None:
+    rows = [f"r{i},S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50\n" for i in range(6)]
+    rows[3] = '"\n'  # an unclosed quote, nothing else
+    rows.insert(5, "\n")  # a blank line: not a line at all
+    (tmp_path / f"{DAY}.csv").write_text(HEADER + "".join(rows))
+    read = read_lines(tmp_path, DAY, "Europe/London")
+    assert read.quarantined.select(
+        ["store_id", "receipt_id", "line", "rule", "raw_line"]
+    ).to_pylist() == [
+        {
+            "store_id": None,
+            "receipt_id": "",
+            "line": 5,
+            "rule": "fields_do_not_parse",
+            "raw_line": '"',
+        }
+    ]
+    assert read.lines["receipt_id"].to_pylist() == ["r0", "r1", "r2", "r4", "r5"]
+    assert not read.over
+
+
+def test_a_file_mostly_of_broken_lines_is_one_sentence(tmp_path: Path) -> None:
+    rows = ["r1,S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50\n"] + ["r2;S1;R1\n"] * 3
+    path = tmp_path / f"{DAY}.csv"
+    path.write_text(HEADER + "".join(rows))
+    with pytest.raises(
+        InputError, match=r": 3 of its 4 lines cannot be read \(first: line 3 has 1"
+    ):
+        read_lines(tmp_path, DAY, "Europe/London")
+
+
+@pytest.mark.parametrize(
+    ("checks", "rule"),
+    [(["id_seen", "maybe"], "age_check"), (["id_seen", "not_asked"], "age_check_outcomes")],
+)
+def test_a_bad_age_check_quarantines_its_receipt(
+    tmp_path: Path, checks: list[str], rule: str
+) -> None:
+    header = HEADER.rstrip("\n") + ",age_check\n"
+    rows = [f"r{i},S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50,id_seen\n" for i in range(5)]
+    rows += [f"r9,S1,R1,C1,2026-10-25 10:00:0{i},BEE000,1,4.50,{c}\n" for i, c in enumerate(checks)]
+    (tmp_path / f"{DAY}.csv").write_text(header + "".join(rows))
+    read = read_lines(tmp_path, DAY, "Europe/London")
+    listed = read.quarantined.select(["receipt_id", "line", "rule"]).to_pylist()
+    assert listed == [{"receipt_id": "r9", "line": 8 if rule == "age_check" else 7, "rule": rule}]
+    assert read.lines["receipt_id"].to_pylist() == [f"r{i}" for i in range(5)]
 
 
 @pytest.mark.parametrize(
