@@ -227,38 +227,31 @@ def read_lines_raw(
         numbered = f"select rowid + 1 as row, text from {text}"
     count = len(header)
     sep = delimiter.replace("'", "''")
-    fields = ", ".join(
-        f"nullif(f[{index + 1}], '') as \"{column}\"" for index, column in enumerate(header)
-    )
-    con.execute(
-        f"create or replace temp view {name}_split as select row, text, "
-        f"string_split(text, '{sep}') as f, coalesce(contains(text, '\"'), false) as quoted "
-        f"from ({numbered})"
-    )
-    # lines of another field count, or blank, without a quote: broken, fields by position
-    for row, raw, found in con.execute(
-        f"select row, text, len(f) from {name}_split "
-        "where text is null or (not quoted and len(f) != $count)",
-        {"count": count},
-    ).fetchall():
+    seps = f"length(text) - length(replace(text, '{sep}', ''))"
+    # one scan for the lines to look at: blank, another number of fields, or with a quote
+    suspects = con.execute(
+        f"select row, text, {seps} + 1 as found, coalesce(contains(text, '\"'), false) "
+        f"from ({numbered}) where text is null or contains(text, '\"') or {seps} != $seps",
+        {"seps": count - 1},
+    ).fetchall()
+    parsed: list[tuple[int, list[str | None]]] = []
+    for row, raw, found, quoted in suspects:
         if raw is None or not raw.strip():
             broken[row] = BrokenLine(row, "is blank", "")
-        else:
+        elif not quoted:  # split below; fields by position
             problem = f"has {found} field(s) where the header has {count}"
             broken[row] = BrokenLine(row, problem, _bounded(raw))
-    # lines with a quote: parsed one by one (a till rarely quotes; most lines are split above)
-    parsed: list[tuple[int, list[str | None]]] = []
-    for row, raw in con.execute(f"select row, text from {name}_split where quoted").fetchall():
-        try:
-            values = next(csv.reader([raw], delimiter=delimiter, strict=True))
-            if len(values) != count:
-                problem = f"has {len(values)} field(s) where the header has {count}"
+        else:  # a quote: parsed here (a till rarely quotes; other lines are split in DuckDB)
+            try:
+                values = next(csv.reader([raw], delimiter=delimiter, strict=True))
+                if len(values) != count:
+                    problem = f"has {len(values)} field(s) where the header has {count}"
+                    broken[row] = BrokenLine(row, problem, _bounded(raw))
+            except csv.Error as error:
+                values = next(csv.reader([raw], delimiter=delimiter))
+                problem = f"has a quoted field that does not parse ({error})"
                 broken[row] = BrokenLine(row, problem, _bounded(raw))
-        except csv.Error as error:
-            values = next(csv.reader([raw], delimiter=delimiter))
-            problem = f"has a quoted field that does not parse ({error})"
-            broken[row] = BrokenLine(row, problem, _bounded(raw))
-        parsed.append((row, [value or None for value in values[:count]]))
+            parsed.append((row, [value or None for value in values[:count]]))
     total = con.execute(f"select count(*) from {text}").fetchone()[0] + len(rejected)
     if broken and len(broken) * 2 > total:
         first = broken[min(broken)]
@@ -266,31 +259,42 @@ def read_lines_raw(
             f"{what.capitalize()} file {path}: {len(broken):,} of its {total:,} lines cannot be "
             f"read (first: line {first.row + 1:,} {first.problem})."
         )
-    quoted = f"{name}_quoted"
-    con.execute(
-        f"create or replace temp table {quoted} (row bigint, "
-        + ", ".join(f'"{column}" varchar' for column in header)
-        + ")"
-    )
     # a rejected line (bad bytes): its fields as far as they read, a field with a bad byte null
     for line, _, _ in rejected:
         values = next(csv.reader([broken[line - 1].raw or ""], delimiter=delimiter), [])
         values = [None if "\ufffd" in value else value or None for value in values[:count]]
         parsed.append((line - 1, values))
+    split = ", ".join(
+        f"nullif(string_split(text, '{sep}')[{index + 1}], '') as \"{column}\""
+        for index, column in enumerate(header)
+    )
+    if rejected:  # their rows put back in place (nulls, the fields set below)
+        nulls = ", ".join(f'null as "{column}"' for column in header)
+        con.execute(
+            f"create or replace table {name} as select * exclude (row) from ("
+            f"select row, {split} from ({numbered}) union all "
+            f"select unnest($rows) as row, {nulls}) order by row",
+            {"rows": [line - 1 for line, _, _ in rejected]},
+        )
+    else:  # in the file's order, as read
+        con.execute(f"create or replace table {name} as select {split} from {text}")
     if parsed:
+        quoted = f"{name}_quoted"
+        con.execute(
+            f"create or replace temp table {quoted} (row bigint, "
+            + ", ".join(f'"{column}" varchar' for column in header)
+            + ")"
+        )
         con.executemany(
             f"insert into {quoted} values ({', '.join(['?'] * (count + 1))})",
             [[row, *values, *[None] * (count - len(values))] for row, values in parsed],
         )
-    columns = ", ".join(f'"{column}"' for column in header)
+        assign = ", ".join(f'"{column}" = q."{column}"' for column in header)
+        con.execute(f"update {name} set {assign} from {quoted} as q where {name}.rowid + 1 = q.row")
+        con.execute(f"drop table {quoted}")
     con.execute(
-        f"create or replace table {name} as select {columns} from ("
-        f"select row, {fields} from {name}_split where not quoted "
-        f"union all select * from {quoted}) order by row"
-    )
-    con.execute(
-        f"drop view {name}_split; drop table {text}; drop table {quoted}; drop table {rejects}; "
-        f"drop table {name}_scans" + (f"; drop table {name}_shifts" if rejected else "")
+        f"drop table {text}; drop table {rejects}; drop table {name}_scans"
+        + (f"; drop table {name}_shifts" if rejected else "")
     )
     return header, sorted(broken.values(), key=lambda line: line.row)
 
