@@ -43,6 +43,7 @@ RAW_LINE_CHARS = 1000  # a broken line is kept (and published) up to this many c
 # read_lines_raw reads each physical line as one text value: this separator (ASCII unit
 # separator) is never written by a till; a line holding it is a broken line like another.
 LINE_SEPARATOR = "\x1f"
+SUSPECT = "agebatch_suspect_line"  # read_lines_raw's working column (dropped before it returns)
 
 
 @dataclass(frozen=True)
@@ -186,23 +187,36 @@ def read_lines_raw(
             f"{what.capitalize()} file {path} lacks the column(s) {', '.join(missing)} "
             f"(expected {', '.join(required)})."
         )
-    text, rejects = f"{name}_text", f"{name}_rejects"
-    try:
+    text, rejects, count = f"{name}_text", f"{name}_rejects", len(header)
+    sep = delimiter.replace("'", "''")
+    fields = [
+        f"nullif(string_split(text, '{sep}')[{index + 1}], '') as \"{column}\""
+        for index, column in enumerate(header)
+    ]
+    # a line to look at again (blank, another number of fields, a quote): its text, else null
+    fields.append(
+        "case when text is null or contains(text, '\"') or "
+        f"len(string_split(text, '{sep}')) != {count} then coalesce(text, '') end as {SUSPECT}"
+    )
+    lines = (
+        "read_csv($path, columns = {'text': 'varchar'}, auto_detect = false, header = true, "
+        "delim = $sep, quote = '', escape = '', encoding = $encoding, strict_mode = false, "
+        f"store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{name}_scans')"
+    )
+    options = {"path": str(path), "sep": LINE_SEPARATOR, "encoding": encoding}
+    try:  # each line split as read, in the file's order
         con.execute(
-            f"create or replace temp table {text} as select text from read_csv($path, "
-            "columns = {'text': 'varchar'}, auto_detect = false, header = true, "
-            "delim = $sep, quote = '', escape = '', encoding = $encoding, strict_mode = false, "
-            f"store_rejects = true, rejects_table = '{rejects}', "
-            f"rejects_scan = '{name}_scans')",
-            {"path": str(path), "sep": LINE_SEPARATOR, "encoding": encoding},
+            f"create or replace table {name} as select {', '.join(fields)} from {lines}", options
         )
         rejected = con.execute(
             f"select line, line_byte_position, error_type::varchar from {rejects} order by line"
         ).fetchall()
+        if rejected:  # bad bytes: a line left out, those after it move up; read again, numbered
+            con.execute(f"drop table {rejects}; drop table {name}_scans")
+            con.execute(f"create or replace temp table {text} as select text from {lines}", options)
     except duckdb.Error as error:
         raise InputError(_unreadable(what, path, error)) from None
     broken: dict[int, BrokenLine] = {}
-    # a rejected line (bad bytes) is not in `text`: the lines after it move up by one each
     if rejected:
         # kept rows before the j-th rejected line: its line - 2 - j; from there j + 1 are ahead
         shifts = {line - 2 - index: index + 1 for index, (line, _, _) in enumerate(rejected)}
@@ -212,6 +226,14 @@ def read_lines_raw(
             f"select {text}.rowid + 1 + coalesce(s.ahead, 0) as row, text from {text} "
             f"asof left join {name}_shifts as s on {text}.rowid >= s.kept"
         )
+        nulls = ", ".join([f'null as "{column}"' for column in header] + [f"null as {SUSPECT}"])
+        con.execute(  # the rejected lines' rows put back in place (nulls, fields set below)
+            f"create or replace table {name} as select * exclude (row) from ("
+            f"select row, {', '.join(fields)} from ({numbered}) union all "
+            f"select unnest($rows) as row, {nulls}) order by row",
+            {"rows": [line - 1 for line, _, _ in rejected]},
+        )
+        con.execute(f"drop table {text}; drop table {name}_shifts")
         with path.open("rb") as file:
             for line, start, kind in rejected:
                 # back to the line's start: the position DuckDB gives may be inside the line
@@ -223,23 +245,16 @@ def read_lines_raw(
                 if encoding != "utf-8" and "ENCODING" in kind:
                     problem = f"is not {encoding.upper()} text"
                 broken[line - 1] = BrokenLine(line - 1, problem, _bounded(raw))
-    else:
-        numbered = f"select rowid + 1 as row, text from {text}"
-    count = len(header)
-    sep = delimiter.replace("'", "''")
-    seps = f"length(text) - length(replace(text, '{sep}', ''))"
-    # one scan for the lines to look at: blank, another number of fields, or with a quote
     suspects = con.execute(
-        f"select row, text, {seps} + 1 as found, coalesce(contains(text, '\"'), false) "
-        f"from ({numbered}) where text is null or contains(text, '\"') or {seps} != $seps",
-        {"seps": count - 1},
+        f"select rowid + 1, {SUSPECT} from {name} where {SUSPECT} is not null"
     ).fetchall()
+    con.execute(f"alter table {name} drop column {SUSPECT}")
     parsed: list[tuple[int, list[str | None]]] = []
-    for row, raw, found, quoted in suspects:
-        if raw is None or not raw.strip():
+    for row, raw in suspects:
+        if not raw.strip():
             broken[row] = BrokenLine(row, "is blank", "")
-        elif not quoted:  # split below; fields by position
-            problem = f"has {found} field(s) where the header has {count}"
+        elif '"' not in raw:  # split by DuckDB; fields by position
+            problem = f"has {raw.count(delimiter) + 1} field(s) where the header has {count}"
             broken[row] = BrokenLine(row, problem, _bounded(raw))
         else:  # a quote: parsed here (a till rarely quotes; other lines are split in DuckDB)
             try:
@@ -252,7 +267,7 @@ def read_lines_raw(
                 problem = f"has a quoted field that does not parse ({error})"
                 broken[row] = BrokenLine(row, problem, _bounded(raw))
             parsed.append((row, [value or None for value in values[:count]]))
-    total = con.execute(f"select count(*) from {text}").fetchone()[0] + len(rejected)
+    (total,) = con.execute(f"select count(*) from {name}").fetchone()
     if broken and len(broken) * 2 > total:
         first = broken[min(broken)]
         raise InputError(
@@ -264,20 +279,6 @@ def read_lines_raw(
         values = next(csv.reader([broken[line - 1].raw or ""], delimiter=delimiter), [])
         values = [None if "\ufffd" in value else value or None for value in values[:count]]
         parsed.append((line - 1, values))
-    split = ", ".join(
-        f"nullif(string_split(text, '{sep}')[{index + 1}], '') as \"{column}\""
-        for index, column in enumerate(header)
-    )
-    if rejected:  # their rows put back in place (nulls, the fields set below)
-        nulls = ", ".join(f'null as "{column}"' for column in header)
-        con.execute(
-            f"create or replace table {name} as select * exclude (row) from ("
-            f"select row, {split} from ({numbered}) union all "
-            f"select unnest($rows) as row, {nulls}) order by row",
-            {"rows": [line - 1 for line, _, _ in rejected]},
-        )
-    else:  # in the file's order, as read
-        con.execute(f"create or replace table {name} as select {split} from {text}")
     if parsed:
         quoted = f"{name}_quoted"
         con.execute(
@@ -292,10 +293,7 @@ def read_lines_raw(
         assign = ", ".join(f'"{column}" = q."{column}"' for column in header)
         con.execute(f"update {name} set {assign} from {quoted} as q where {name}.rowid + 1 = q.row")
         con.execute(f"drop table {quoted}")
-    con.execute(
-        f"drop table {text}; drop table {rejects}; drop table {name}_scans"
-        + (f"; drop table {name}_shifts" if rejected else "")
-    )
+    con.execute(f"drop table if exists {rejects}; drop table if exists {name}_scans")
     return header, sorted(broken.values(), key=lambda line: line.row)
 
 
