@@ -262,8 +262,8 @@ def read_lines_raw(
                 if len(values) != count:
                     problem = f"has {len(values)} field(s) where the header has {count}"
                     broken[row] = BrokenLine(row, problem, _bounded(raw))
-            except csv.Error as error:
-                values = next(csv.reader([raw], delimiter=delimiter))
+            except csv.Error as error:  # only the fields before the first quote are trusted
+                values = raw[: raw.index('"')].split(delimiter)[:-1]
                 problem = f"has a quoted field that does not parse ({error})"
                 broken[row] = BrokenLine(row, problem, _bounded(raw))
             parsed.append((row, [value or None for value in values[:count]]))

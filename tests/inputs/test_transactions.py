@@ -486,3 +486,70 @@ def test_a_manifests_receipt_ids_are_read_under_the_days_key(tmp_path: Path) -> 
     assert by_store.tolist() == ["S1/0001", pd.NA]
     by_register = keyed_captures(captures, KEY_NAMES["register"]).table["receipt_id"]
     assert by_register.tolist() == ["S1/R1/0001", pd.NA]
+
+
+BREAKS = ("truncated", "extra field", "unclosed quote", "bad age_check")
+
+
+@st.composite
+def _till_with_one_bad_line(draw: st.DrawFn) -> tuple[list[list[str]], int, str, int]:
+    """Receipts of 1-3 lines (amounts in cents, 3 stores, one age check each), the index of the
+    line to break, how to break it, and the field a truncation or a quote starts at."""
+    lines: list[list[str]] = []
+    for receipt in range(draw(st.integers(3, 25))):
+        check = draw(st.sampled_from(["", "id_seen", "id_refused", "not_asked"]))
+        for item in range(draw(st.integers(1, 3))):
+            cents = draw(st.integers(-2_000, 50_000))
+            quantity = "-1" if cents < 0 else "1"
+            lines.append(
+                [
+                    f"r{receipt}",
+                    f"S{receipt % 3}",
+                    "R1",
+                    "C1",
+                    f"2026-10-25 10:{receipt % 60:02d}:{item:02d}",
+                    "BEE000",
+                    quantity,
+                    f"{Decimal(cents) / 100:.2f}",
+                    check,
+                ]
+            )
+    victim = draw(st.integers(0, len(lines) - 1))
+    return lines, victim, draw(st.sampled_from(BREAKS)), draw(st.integers(0, 7))
+
+
+@settings(max_examples=40, deadline=None)
+@given(till=_till_with_one_bad_line())
+def test_one_bad_line_among_good_ones_quarantines_exactly_its_receipt(till) -> None:
+    lines, victim, how, at = till
+    text = [",".join(line) for line in lines]
+    bad = lines[victim]
+    if how == "truncated":  # the first `at` fields (0: a stub of empty fields, no receipt)
+        text[victim] = ",".join(bad[:at]) if at else ",,"
+        named = at >= 1
+    elif how == "extra field":
+        text[victim] += ",extra"
+        named = True
+    elif how == "unclosed quote":  # a quote opened at field `at`, never closed
+        text[victim] = ",".join([*bad[:at], '"' + bad[at], *bad[at + 1 :]])
+        named = at >= 1
+    else:
+        text[victim] = ",".join([*bad[:-1], "maybe"])
+        named = True
+    header = HEADER.rstrip("\n") + ",age_check\n"
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / f"{DAY}.csv").write_text(header + "\n".join(text) + "\n")
+        read = read_lines(Path(folder), DAY, "Europe/London")
+    listed = read.quarantined.to_pylist()
+    assert [(row["line"], row["receipt_id"]) for row in listed] == [
+        (victim + 2, bad[0] if named else "")
+    ]
+    assert listed[0]["rule"] == ("age_check" if how == "bad age_check" else "fields_do_not_parse")
+    assert listed[0]["raw_line"] == text[victim]
+    gone = bad[0] if named else None  # a line naming no receipt takes only itself away
+    kept = [line for i, line in enumerate(lines) if i != victim and line[0] != gone]
+    assert sorted(read.lines["receipt_id"].to_pylist()) == sorted(line[0] for line in kept)
+    assert sum(read.lines["amount"].to_pylist(), Decimal(0)) == sum(
+        (Decimal(line[7]) for line in kept), Decimal(0)
+    )
+    assert not read.over
