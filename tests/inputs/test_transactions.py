@@ -553,3 +553,22 @@ def test_one_bad_line_among_good_ones_quarantines_exactly_its_receipt(till) -> N
         (Decimal(line[7]) for line in kept), Decimal(0)
     )
     assert not read.over
+
+
+def test_lines_after_a_line_of_bad_bytes_keep_their_line_numbers(tmp_path: Path) -> None:
+    rows = [f"r{i},S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50\n" for i in range(9)]
+    rows[1] = "r1,S1,R1,C\udcff1,2026-10-25 10:00:00,BEE000,1,4.50\n"  # line 3
+    rows[2] = "r2,S1,R1,C\udcfe1,2026-10-25 10:00:00,BEE000,1,4.50\n"  # line 4, right after
+    rows[4] = "r4,S1,R1,C1,2026-10-25 10:00:00,BEE000,nan,4.50\n"  # line 6
+    rows[6] = "r6,S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50,x\n"  # line 8
+    path = tmp_path / f"{DAY}.csv"
+    path.write_bytes((HEADER + "".join(rows)).encode("utf-8", "surrogateescape"))
+    read = read_lines(tmp_path, DAY, "Europe/London")
+    listed = read.quarantined.select(["receipt_id", "line", "rule"]).to_pylist()
+    assert listed == [
+        {"receipt_id": "r1", "line": 3, "rule": "fields_do_not_parse"},
+        {"receipt_id": "r2", "line": 4, "rule": "fields_do_not_parse"},
+        {"receipt_id": "r4", "line": 6, "rule": "quantity_not_finite"},
+        {"receipt_id": "r6", "line": 8, "rule": "fields_do_not_parse"},
+    ]
+    assert read.lines["receipt_id"].to_pylist() == ["r0", "r3", "r5", "r7", "r8"]
