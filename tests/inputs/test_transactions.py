@@ -572,3 +572,11 @@ def test_lines_after_a_line_of_bad_bytes_keep_their_line_numbers(tmp_path: Path)
         {"receipt_id": "r6", "line": 8, "rule": "fields_do_not_parse"},
     ]
     assert read.lines["receipt_id"].to_pylist() == ["r0", "r3", "r5", "r7", "r8"]
+
+
+def test_a_long_broken_line_is_listed_cut_to_1000_characters(tmp_path: Path) -> None:
+    rows = [f"r{i},S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50\n" for i in range(5)]
+    rows[2] = "r2,S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50," + "x" * 5_000 + "\n"
+    (tmp_path / f"{DAY}.csv").write_text(HEADER + "".join(rows))
+    (row,) = read_lines(tmp_path, DAY, "Europe/London").quarantined.to_pylist()
+    assert row["receipt_id"] == "r2" and row["raw_line"] == rows[2][:1_000]
