@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import re
@@ -135,8 +136,11 @@ def test_a_broken_line_that_names_no_receipt_is_listed_and_counts_for_no_store(
     rows = [f"r{i},S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50\n" for i in range(6)]
     rows[3] = '"\n'  # an unclosed quote, nothing else
     rows.insert(5, "\n")  # a blank line: not a line at all
+    rows.append("r6,S1,R1,C1,2026-10-25 10:00:00,BEE000,nan,4.50\n")  # line 9, after it
     (tmp_path / f"{DAY}.csv").write_text(HEADER + "".join(rows))
     read = read_lines(tmp_path, DAY, "Europe/London")
+    assert read.quarantined["line"].to_pylist() == [5, 9]
+    read = dataclasses.replace(read, quarantined=read.quarantined.slice(0, 1))
     assert read.quarantined.select(
         ["store_id", "receipt_id", "line", "rule", "raw_line"]
     ).to_pylist() == [
