@@ -2,8 +2,11 @@
 
 Every row of the file is read and checked, not a sample: a CSV's dialect is fixed (comma,
 double quotes, a header line, UTF-8) and its columns are the header's, so DuckDB's sniffer
-never runs, and DuckDB's strict mode fails on the first line with the wrong number of fields,
-a bad byte or an unclosed quote, anywhere in the file; the sentence names that line.
+never runs. read_raw (catalog and the other small inputs): DuckDB's strict mode fails on the
+first line with the wrong number of fields, a bad byte or an unclosed quote, anywhere in the
+file; the sentence names that line. read_lines_raw (transactions): each physical line is read
+as text and split in the same pass, and a line whose fields do not parse is returned as a
+BrokenLine (its receipt is quarantined), the file refused only when most lines are broken.
 """
 
 from __future__ import annotations
