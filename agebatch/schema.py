@@ -149,6 +149,9 @@ QUARANTINE_RULES = (
     "store",
     "register",
     "receipt_day",
+    "fields_do_not_parse",
+    "age_check",
+    "age_check_outcomes",
 )
 
 

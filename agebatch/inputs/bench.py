@@ -3,7 +3,8 @@
 `python -m agebatch.inputs.bench --receipts 1000000 [--corrupt]` writes a CSV of three lines per
 receipt (500 stores, 4 registers each) to a scratch folder, then reads it with read_lines in a
 fresh process and prints seconds, lines kept, that process's peak RSS and the quarantined
-receipts. With --corrupt, one line in the middle of the file has a quantity of `nan`.
+receipts. With --corrupt, one line in the middle of the file has a quantity of `nan`; with
+--broken, one line in the middle has a field too many (its fields do not parse).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from agebatch.duck import connect
 DAY = dt.date(2026, 10, 25)
 
 
-def write_day(folder: Path, receipts: int, corrupt: bool) -> Path:
-    """A CSV of 3 lines per receipt for DAY; with corrupt, one line has quantity nan."""
+def write_day(folder: Path, receipts: int, corrupt: bool, broken: bool = False) -> Path:
+    """A CSV of 3 lines per receipt for DAY; with corrupt, one line has quantity nan; with
+    broken, one line has an extra field."""
     path = folder / f"{DAY}.csv"
     bad = (receipts * 3) // 2 if corrupt else -1
+    extra = (receipts * 3) // 2 if broken else -1
     with connect() as con:
         con.execute(
             f"""
@@ -41,9 +44,10 @@ def write_day(folder: Path, receipts: int, corrupt: bool) -> Path:
                     ) as paid_at,
                     'SKU' || (i % 997) as sku,
                     case when i = {bad} then 'nan' else (1 + i % 3)::varchar end as quantity,
-                    ((1 + i % 3) * 1.25)::decimal(18, 2)::varchar as amount
+                    ((1 + i % 3) * 1.25)::decimal(18, 2)::varchar
+                    || case when i = {extra} then ',x' else '' end as amount
                 from range({receipts * 3}) as t(i)
-            ) to '{path}' (header, delimiter ',')
+            ) to '{path}' (header, delimiter ',', quote '')
             """,
             {"day": DAY},
         )
@@ -71,13 +75,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--receipts", type=int, default=1_000_000)
     parser.add_argument("--corrupt", action="store_true")
+    parser.add_argument("--broken", action="store_true")
     parser.add_argument("--read", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.read:
         _read(args.read)
         return
     with tempfile.TemporaryDirectory(prefix="agebatch-bench-") as folder:
-        write_day(Path(folder), args.receipts, args.corrupt)
+        write_day(Path(folder), args.receipts, args.corrupt, args.broken)
         command = [sys.executable, "-m", "agebatch.inputs.bench", "--read", folder]
         print(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip())
 

@@ -22,7 +22,14 @@ from agebatch.duck import connect, sql
 from agebatch.errors import CoverageRefused, InputError
 from agebatch.inputs.captures import Captures
 from agebatch.inputs.mapping import CONTRACT, KEYS, TransactionsFormat, raw_columns
-from agebatch.inputs.tables import SOURCE_ROW, read_raw, read_table, where
+from agebatch.inputs.tables import (
+    RAW_LINE_CHARS,
+    SOURCE_ROW,
+    BrokenLine,
+    read_lines_raw,
+    read_table,
+    where,
+)
 from agebatch.schema import AgeCheck
 
 # Column -> DuckDB type of each input table; every column is required, none may be null.
@@ -78,7 +85,16 @@ RULES = {
     "store": "has lines at two stores under the receipt key",
     "register": "has lines at two registers under the receipt key",
     "receipt_day": "is paid (at its latest line) on another day",
+    "fields_do_not_parse": "has a line whose fields do not parse",
+    "age_check": (f"has an age_check that is not one of {', '.join(RECORDED_CHECKS)} or empty"),
+    "age_check_outcomes": (
+        "has two different age-check outcomes on its lines (a receipt records one; other lines "
+        "may leave it empty)"
+    ),
 }
+# A broken line whose receipt cannot be named is its own receipt under this prefix (and the
+# row in quarantined_receipts names no receipt): nameless lines are listed one by one.
+NAMELESS = "\x00line "
 
 
 # The rules of a column whose value is empty or does not parse, and the type it should have.
@@ -155,9 +171,10 @@ def read_lines(
     path = transactions_file(folder, day)
     with connect() as con:
         read = "lines_read"
-        present = read_raw(
+        present, broken_lines = read_lines_raw(
             con, read, path, "transactions", fmt.required(), fmt.delimiter, fmt.encoding
         )
+        broken = {line.row: line for line in broken_lines}
         exprs = raw_columns(fmt, present)
         columns = ", ".join(f"{expr} as {name}" for name, expr in exprs.items())
         con.execute(
@@ -169,10 +186,11 @@ def read_lines(
             f"create table lines as {sql('lines')}",
             {"timezone": timezone, "day": day, "key": mode},
         )
+        _mark_lines(con, broken)
         con.execute(f"create table line_receipts as {sql('line_receipts')}", {"day": day})
         faults = con.execute(sql("line_faults")).fetch_arrow_table()
         over = _over_limit(con) if faults.num_rows else []
-        quarantined = _quarantined(con, path, day, faults, list(present), fmt.delimiter)
+        quarantined = _quarantined(con, path, day, faults, list(present), fmt.delimiter, broken)
         if faults.num_rows:
             _something_left(con, path, faults)
         con.execute(f"create table receipt_cashiers as {sql('receipt_cashiers')}")
@@ -207,8 +225,6 @@ def read_lines(
         )
         con.execute("create type line_kind as enum ('sale', 'return', 'adjustment')")
         lines = con.sql(f"select {kept} from lines").to_arrow_table()
-    if checks:
-        _check_age_checks(lines, path)
     return Transactions(lines, quarantined, key, over)
 
 
@@ -223,6 +239,36 @@ def keyed_captures(captures: Captures, key: tuple[str, ...]) -> Captures:
     keyed = parts[0].str.cat(parts[1:], sep="/")
     table = table.assign(receipt_id=table["receipt_id"].where(~given, keyed))
     return dataclasses.replace(captures, table=table)
+
+
+def _mark_lines(con: duckdb.DuckDBPyConnection, broken: dict[int, BrokenLine]) -> None:
+    """Set the faults lines.sql cannot see: a line whose fields do not parse (a blank line is
+    dropped), an unknown age_check, two different age-check outcomes on one receipt."""
+    blank = [row for row, line in broken.items() if line.problem == "is blank"]
+    if blank:
+        con.execute(
+            f"delete from lines where {SOURCE_ROW} in (select unnest($rows))", {"rows": blank}
+        )
+    rows = [row for row, line in broken.items() if line.problem != "is blank"]
+    if rows:
+        con.execute(
+            f"update lines set fault = 'fields_do_not_parse', receipt = case when receipt = '' "
+            f"then $nameless || {SOURCE_ROW} else receipt end "
+            f"where {SOURCE_ROW} in (select unnest($rows))",
+            {"rows": rows, "nameless": NAMELESS},
+        )
+    con.execute(
+        f"update lines set fault = '{AGE_CHECK}' where fault is null and {AGE_CHECK} is not null "
+        f"and {AGE_CHECK} not in (select unnest($checks))",
+        {"checks": list(RECORDED_CHECKS)},
+    )
+    con.execute(
+        f"update lines set fault = 'age_check_outcomes' where fault is null and "
+        f"{AGE_CHECK} is not null and receipt in (select receipt from lines "
+        f"where {AGE_CHECK} in (select unnest($checks)) group by receipt "
+        f"having count(distinct {AGE_CHECK}) > 1)",
+        {"checks": list(RECORDED_CHECKS)},
+    )
 
 
 def _something_left(con: duckdb.DuckDBPyConnection, path: Path, faults: pa.Table) -> None:
@@ -283,6 +329,7 @@ def _quarantined(
     faults: pa.Table,
     present: list[str],
     delimiter: str,
+    broken: dict[int, BrokenLine],
 ) -> pa.Table:
     """The quarantined receipts as published (quarantined_receipts less day): the line shown,
     the rule, a sentence and the raw line (its fields joined by the file's delimiter)."""
@@ -299,6 +346,12 @@ def _quarantined(
                 {"sep": delimiter, "rows": wanted},
             ).fetchall()
         }
+    for row in rows:
+        if row[SOURCE_ROW] in broken:
+            raw[row[SOURCE_ROW]] = broken[row[SOURCE_ROW]].raw
+            row["problem"] = broken[row[SOURCE_ROW]].problem
+        if row["receipt"].startswith(NAMELESS):
+            row["receipt"] = row["receipt_id"] = ""
     return pa.Table.from_pylist(
         [
             {
@@ -308,7 +361,7 @@ def _quarantined(
                 "line": row[SOURCE_ROW] + (1 if path.suffix.lower() == ".csv" else 0),
                 "rule": row["rule"],
                 "detail": _fault_sentence(path, day, row),
-                "raw_line": raw.get(row[SOURCE_ROW], ""),
+                "raw_line": raw.get(row[SOURCE_ROW], "")[:RAW_LINE_CHARS],
             }
             for row in rows
         ],
@@ -345,32 +398,6 @@ def receipt_checks(lines: pa.Table) -> pa.Table | None:
     )
 
 
-def _check_age_checks(lines: pa.Table, path: Path) -> None:
-    """Known outcomes only, and one outcome per receipt (other lines may leave it empty)."""
-    found = set(pc.unique(lines[AGE_CHECK].drop_null()).to_pylist())
-    unknown = sorted(found - set(RECORDED_CHECKS))
-    if unknown:
-        raise InputError(
-            f"Transactions file {path}: column {AGE_CHECK} holds {unknown[0]!r}; allowed are "
-            f"{', '.join(RECORDED_CHECKS)} or empty (not recorded)."
-        )
-    checks = receipt_checks(lines)
-    torn = checks.filter(pc.greater(checks["outcomes"], 1))
-    if torn.num_rows:
-        receipt = torn["receipt_id"][0].as_py()
-        values = sorted(
-            lines.filter(pc.equal(lines["receipt_id"], receipt))[AGE_CHECK]
-            .drop_null()
-            .unique()
-            .to_pylist()
-        )
-        raise InputError(
-            f"Transactions file {path}: receipt {receipt} has the age checks "
-            f"{' and '.join(values)} on its lines; a receipt records one outcome (other lines "
-            "may leave it empty)."
-        )
-
-
 def _fault_sentence(path: Path, day: dt.date, line: dict[str, Any]) -> str:
     """One sentence naming a quarantined receipt's shown line and the rule it broke."""
     said = f"{where(path, line[SOURCE_ROW])}: receipt {line['receipt_id']!r}"
@@ -383,6 +410,13 @@ def _fault_sentence(path: Path, day: dt.date, line: dict[str, Any]) -> str:
         )
     if rule == "receipt_day":
         return f"{said} is paid at {line['receipt_paid_at']}, not on {day}."
+    if rule == "fields_do_not_parse":
+        problem = line.get("problem", "does not parse")
+        named = f"receipt {line['receipt_id']!r}" if line["receipt_id"] else "no receipt it names"
+        return (
+            f"{where(path, line[SOURCE_ROW])} {problem}: its fields do not parse "
+            f"({named}); the line is shown as written."
+        )
     if rule == "line_day":
         paid = line["line_paid_at"]
         return f"{said} has a line paid at {paid}, neither on {day} nor the day before."

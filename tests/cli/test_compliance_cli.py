@@ -84,7 +84,6 @@ def _torn_receipt(tmp_path: Path) -> None:
         ({}, ["--max-teen-miss", "0.1"], "needs the operating curve in the card of brightness"),
         ({"operating_curve": CURVE}, ["--max-teen-miss", "0.01"], "No flag threshold of the"),
         ({"operating_curve": CURVE}, ["--max-teen-miss", "0.1", "--margin", "1"], "give one of"),
-        ({}, ["torn"], "has the age checks id_seen and not_asked on its lines"),
     ],
 )
 def test_bad_compliance_input_is_one_sentence_and_publishes_nothing(
@@ -96,10 +95,22 @@ def test_bad_compliance_input_is_one_sentence_and_publishes_nothing(
     message: str,
 ) -> None:
     model = _model_with(tmp_path, brightness_model_path, **card)
-    argv = _argv(tmp_path, model, *[arg for arg in extra if arg != "torn"])
-    if "torn" in extra:
-        _torn_receipt(tmp_path)
+    argv = _argv(tmp_path, model, *extra)
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("agebatch: error: ") and message in err[-1]
     assert not any((tmp_path / "out").rglob("*.parquet"))
+
+
+def test_a_receipt_with_two_age_checks_is_quarantined_and_the_day_publishes(
+    tmp_path: Path, brightness_model_path: Path
+) -> None:
+    model = _model_with(tmp_path, brightness_model_path)
+    argv = _argv(tmp_path, model)
+    _torn_receipt(tmp_path)
+    first = pd.read_parquet(tmp_path / "data" / "transactions" / f"{DAY}.parquet")
+    assert main(argv) == 0
+    listed = pd.read_parquet(tmp_path / "out" / "quarantined_receipts")
+    assert listed[["receipt_id", "rule"]].values.tolist() == [
+        [first["receipt_id"].iloc[0], "age_check_outcomes"]
+    ]

@@ -78,7 +78,7 @@ def test_refused_photos_are_counted_and_their_receipts_unchecked(
 
 @pytest.mark.parametrize(
     "problem",
-    ["manifest outside", "manifest pipe", "semicolons", "ragged line"],
+    ["manifest outside", "manifest pipe", "semicolons", "mostly ragged"],
 )
 def test_a_bad_manifest_or_transactions_file_is_one_sentence_and_publishes_nothing(
     problem: str,
@@ -106,13 +106,13 @@ def test_a_bad_manifest_or_transactions_file_is_one_sentence_and_publishes_nothi
         tx.unlink()
         lines.to_csv(sample.transactions / f"{DAY}.csv", index=False, sep=";")
         message = r"\.csv is separated by semicolons, not by commas"
-    elif problem == "ragged line":
+    elif problem == "mostly ragged":
         tx.unlink()
         text = lines.to_csv(index=False).splitlines()
-        text[5] += ",extra"
+        text[1:] = [line + ",extra" if i % 3 else line for i, line in enumerate(text[1:])]
         (sample.transactions / f"{DAY}.csv").write_text("\n".join(text) + "\n")
         width = len(lines.columns)
-        message = rf"\.csv: line 6 has {width + 1} field\(s\) where the header has {width}"
+        message = rf"lines cannot be read \(first: line 3 has {width + 1} field\(s\) where the"
     out = tmp_path / "out"
     code = _run(["run", "--day", str(DAY), *_args(sample, out, brightness_model_path)])
     err = capsys.readouterr().err.strip().splitlines()
@@ -122,7 +122,10 @@ def test_a_bad_manifest_or_transactions_file_is_one_sentence_and_publishes_nothi
     assert not any(out.rglob("*.parquet"))
 
 
-@pytest.mark.parametrize("problem", ["two registers", "another day", "nan quantity"])
+@pytest.mark.parametrize(
+    "problem",
+    ["two registers", "another day", "nan quantity", "ragged line", "unclosed quote", "age check"],
+)
 def test_a_bad_line_quarantines_its_receipt_and_the_day_publishes(
     problem: str, sample: SampleDay, tmp_path: Path, brightness_model_path: Path
 ) -> None:
@@ -133,9 +136,20 @@ def test_a_bad_line_quarantines_its_receipt_and_the_day_publishes(
         lines.loc[len(lines)] = {**lines.iloc[0].to_dict(), "register_id": "R9"}
     elif problem == "another day":
         lines.loc[0, "paid_at"] = pd.Timestamp(DAY) - pd.Timedelta(days=3)
-    else:
+    elif problem == "nan quantity":
         lines.loc[0, "quantity"] = float("nan")
-    lines.to_parquet(tx)
+    elif problem == "age check":
+        lines["age_check"] = None
+        lines.loc[0, "age_check"] = "maybe"
+    if problem in ("ragged line", "unclosed quote"):  # a CSV line whose fields do not parse
+        tx.unlink()
+        text = lines.to_csv(index=False).splitlines()
+        first = text[1].split(",")
+        first[3] = '"' + first[3] if problem == "unclosed quote" else first[3]
+        text[1] = ",".join(first) + (",extra" if problem == "ragged line" else "")
+        (sample.transactions / f"{DAY}.csv").write_text("\n".join(text) + "\n")
+    else:
+        lines.to_parquet(tx)
     out = tmp_path / "out"
     assert _run(["run", "--day", str(DAY), *_args(sample, out, brightness_model_path)]) == 0
     listed = pd.read_parquet(out / "quarantined_receipts")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import re
@@ -110,17 +111,76 @@ def _big_csv(folder: Path, bad: str, at: int = 40_000, lines: int = 50_000) -> P
         ("r9,S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50,x\n", "has 9 field\\(s\\) where the"),
         ("r9,S1,R1,C1,2026-10-25 10:00:00,BEE000,1\n", "has 7 field\\(s\\) where the header has 8"),
         ("r9,S1,R1,C\udcff1,2026-10-25 10:00:00,BEE000,1,4.50\n", "is not UTF-8 text"),
-        ('r9,S1,R1,"C1,2026-10-25 10:00:00,BEE000,1,4.50\n', "opens a quote that is never closed"),
+        ('r9,S1,R1,"C1,2026-10-25 10:00:00,BEE000,1,4.50\n', "quoted field that does not parse"),
     ],
 )
-def test_a_bad_line_past_duckdbs_sample_is_one_sentence_naming_it(
+def test_a_line_whose_fields_do_not_parse_quarantines_its_receipt(
     tmp_path: Path, bad: str, message: str
 ) -> None:
-    path = _big_csv(tmp_path, bad)
-    with pytest.raises(InputError) as error:
-        read_transactions(tmp_path, DAY, "Europe/London")
-    assert str(error.value).startswith(f"Transactions file {path}: line 40,000 ")
-    assert re.search(message, str(error.value))
+    _big_csv(tmp_path, bad)
+    read = read_lines(tmp_path, DAY, "Europe/London")
+    (row,) = read.quarantined.to_pylist()
+    assert (row["receipt_id"], row["line"], row["rule"]) == ("r9", 40_000, "fields_do_not_parse")
+    assert row["detail"].startswith("line 40,000 ") and re.search(message, row["detail"])
+    assert row["raw_line"] == bad.rstrip("\n").replace("\udcff", "\ufffd")
+    lines = read.lines.to_pydict()
+    # 49,999 lines: the broken one and r9's three others left out, every other line kept
+    assert len(lines["receipt_id"]) == 49_995 and "r9" not in set(lines["receipt_id"])
+    assert sum(lines["amount"]) == Decimal("4.50") * 49_995
+    assert not read.over
+
+
+def test_a_broken_line_that_names_no_receipt_is_listed_and_counts_for_no_store(
+    tmp_path: Path,
+) -> None:
+    rows = [f"r{i},S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50\n" for i in range(6)]
+    rows[3] = '"\n'  # an unclosed quote, nothing else
+    rows.insert(5, "\n")  # a blank line: not a line at all
+    rows.append("r6,S1,R1,C1,2026-10-25 10:00:00,BEE000,nan,4.50\n")  # line 9, after it
+    (tmp_path / f"{DAY}.csv").write_text(HEADER + "".join(rows))
+    read = read_lines(tmp_path, DAY, "Europe/London")
+    assert read.quarantined["line"].to_pylist() == [5, 9]
+    read = dataclasses.replace(read, quarantined=read.quarantined.slice(0, 1))
+    assert read.quarantined.select(
+        ["store_id", "receipt_id", "line", "rule", "raw_line"]
+    ).to_pylist() == [
+        {
+            "store_id": None,
+            "receipt_id": "",
+            "line": 5,
+            "rule": "fields_do_not_parse",
+            "raw_line": '"',
+        }
+    ]
+    assert read.lines["receipt_id"].to_pylist() == ["r0", "r1", "r2", "r4", "r5"]
+    assert not read.over
+
+
+def test_a_file_mostly_of_broken_lines_is_one_sentence(tmp_path: Path) -> None:
+    rows = ["r1,S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50\n"] + ["r2;S1;R1\n"] * 3
+    path = tmp_path / f"{DAY}.csv"
+    path.write_text(HEADER + "".join(rows))
+    with pytest.raises(
+        InputError, match=r": 3 of its 4 lines cannot be read \(first: line 3 has 1"
+    ):
+        read_lines(tmp_path, DAY, "Europe/London")
+
+
+@pytest.mark.parametrize(
+    ("checks", "rule"),
+    [(["id_seen", "maybe"], "age_check"), (["id_seen", "not_asked"], "age_check_outcomes")],
+)
+def test_a_bad_age_check_quarantines_its_receipt(
+    tmp_path: Path, checks: list[str], rule: str
+) -> None:
+    header = HEADER.rstrip("\n") + ",age_check\n"
+    rows = [f"r{i},S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50,id_seen\n" for i in range(5)]
+    rows += [f"r9,S1,R1,C1,2026-10-25 10:00:0{i},BEE000,1,4.50,{c}\n" for i, c in enumerate(checks)]
+    (tmp_path / f"{DAY}.csv").write_text(header + "".join(rows))
+    read = read_lines(tmp_path, DAY, "Europe/London")
+    listed = read.quarantined.select(["receipt_id", "line", "rule"]).to_pylist()
+    assert listed == [{"receipt_id": "r9", "line": 8 if rule == "age_check" else 7, "rule": rule}]
+    assert read.lines["receipt_id"].to_pylist() == [f"r{i}" for i in range(5)]
 
 
 @pytest.mark.parametrize(
@@ -430,3 +490,97 @@ def test_a_manifests_receipt_ids_are_read_under_the_days_key(tmp_path: Path) -> 
     assert by_store.tolist() == ["S1/0001", pd.NA]
     by_register = keyed_captures(captures, KEY_NAMES["register"]).table["receipt_id"]
     assert by_register.tolist() == ["S1/R1/0001", pd.NA]
+
+
+BREAKS = ("truncated", "extra field", "unclosed quote", "bad age_check")
+
+
+@st.composite
+def _till_with_one_bad_line(draw: st.DrawFn) -> tuple[list[list[str]], int, str, int]:
+    """Receipts of 1-3 lines (amounts in cents, 3 stores, one age check each), the index of the
+    line to break, how to break it, and the field a truncation or a quote starts at."""
+    lines: list[list[str]] = []
+    for receipt in range(draw(st.integers(3, 25))):
+        check = draw(st.sampled_from(["", "id_seen", "id_refused", "not_asked"]))
+        for item in range(draw(st.integers(1, 3))):
+            cents = draw(st.integers(-2_000, 50_000))
+            quantity = "-1" if cents < 0 else "1"
+            lines.append(
+                [
+                    f"r{receipt}",
+                    f"S{receipt % 3}",
+                    "R1",
+                    "C1",
+                    f"2026-10-25 10:{receipt % 60:02d}:{item:02d}",
+                    "BEE000",
+                    quantity,
+                    f"{Decimal(cents) / 100:.2f}",
+                    check,
+                ]
+            )
+    victim = draw(st.integers(0, len(lines) - 1))
+    return lines, victim, draw(st.sampled_from(BREAKS)), draw(st.integers(0, 7))
+
+
+@settings(max_examples=40, deadline=None)
+@given(till=_till_with_one_bad_line())
+def test_one_bad_line_among_good_ones_quarantines_exactly_its_receipt(till) -> None:
+    lines, victim, how, at = till
+    text = [",".join(line) for line in lines]
+    bad = lines[victim]
+    if how == "truncated":  # the first `at` fields (0: a stub of empty fields, no receipt)
+        text[victim] = ",".join(bad[:at]) if at else ",,"
+        named = at >= 1
+    elif how == "extra field":
+        text[victim] += ",extra"
+        named = True
+    elif how == "unclosed quote":  # a quote opened at field `at`, never closed
+        text[victim] = ",".join([*bad[:at], '"' + bad[at], *bad[at + 1 :]])
+        named = at >= 1
+    else:
+        text[victim] = ",".join([*bad[:-1], "maybe"])
+        named = True
+    header = HEADER.rstrip("\n") + ",age_check\n"
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / f"{DAY}.csv").write_text(header + "\n".join(text) + "\n")
+        read = read_lines(Path(folder), DAY, "Europe/London")
+    listed = read.quarantined.to_pylist()
+    assert [(row["line"], row["receipt_id"]) for row in listed] == [
+        (victim + 2, bad[0] if named else "")
+    ]
+    assert listed[0]["rule"] == ("age_check" if how == "bad age_check" else "fields_do_not_parse")
+    assert listed[0]["raw_line"] == text[victim]
+    gone = bad[0] if named else None  # a line naming no receipt takes only itself away
+    kept = [line for i, line in enumerate(lines) if i != victim and line[0] != gone]
+    assert sorted(read.lines["receipt_id"].to_pylist()) == sorted(line[0] for line in kept)
+    assert sum(read.lines["amount"].to_pylist(), Decimal(0)) == sum(
+        (Decimal(line[7]) for line in kept), Decimal(0)
+    )
+    assert not read.over
+
+
+def test_lines_after_a_line_of_bad_bytes_keep_their_line_numbers(tmp_path: Path) -> None:
+    rows = [f"r{i},S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50\n" for i in range(9)]
+    rows[1] = "r1,S1,R1,C\udcff1,2026-10-25 10:00:00,BEE000,1,4.50\n"  # line 3
+    rows[2] = "r2,S1,R1,C\udcfe1,2026-10-25 10:00:00,BEE000,1,4.50\n"  # line 4, right after
+    rows[4] = "r4,S1,R1,C1,2026-10-25 10:00:00,BEE000,nan,4.50\n"  # line 6
+    rows[6] = "r6,S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50,x\n"  # line 8
+    path = tmp_path / f"{DAY}.csv"
+    path.write_bytes((HEADER + "".join(rows)).encode("utf-8", "surrogateescape"))
+    read = read_lines(tmp_path, DAY, "Europe/London")
+    listed = read.quarantined.select(["receipt_id", "line", "rule"]).to_pylist()
+    assert listed == [
+        {"receipt_id": "r1", "line": 3, "rule": "fields_do_not_parse"},
+        {"receipt_id": "r2", "line": 4, "rule": "fields_do_not_parse"},
+        {"receipt_id": "r4", "line": 6, "rule": "quantity_not_finite"},
+        {"receipt_id": "r6", "line": 8, "rule": "fields_do_not_parse"},
+    ]
+    assert read.lines["receipt_id"].to_pylist() == ["r0", "r3", "r5", "r7", "r8"]
+
+
+def test_a_long_broken_line_is_listed_cut_to_1000_characters(tmp_path: Path) -> None:
+    rows = [f"r{i},S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50\n" for i in range(5)]
+    rows[2] = "r2,S1,R1,C1,2026-10-25 10:00:00,BEE000,1,4.50," + "x" * 5_000 + "\n"
+    (tmp_path / f"{DAY}.csv").write_text(HEADER + "".join(rows))
+    (row,) = read_lines(tmp_path, DAY, "Europe/London").quarantined.to_pylist()
+    assert row["receipt_id"] == "r2" and row["raw_line"] == rows[2][:1_000]

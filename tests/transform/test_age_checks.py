@@ -15,7 +15,7 @@ import pytest
 from agebatch.config import RunConfig, default_age_bounds
 from agebatch.duck import connect
 from agebatch.errors import InputError
-from agebatch.inputs.transactions import read_transactions, receipt_checks
+from agebatch.inputs.transactions import read_lines, read_transactions, receipt_checks
 from agebatch.predict.card import ModelCard
 from agebatch.publish import partition, publish_day
 from agebatch.transform.compliance import (
@@ -320,16 +320,15 @@ def test_reading_the_optional_column(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("values", "message"),
-    [
-        (["ID"], "column age_check holds 'ID'; allowed are id_seen, id_refused, not_asked"),
-        (["id_seen", "not_asked"], "receipt r1 has the age checks id_seen and not_asked"),
-    ],
+    ("values", "rule"),
+    [(["ID"], "age_check"), (["id_seen", "not_asked"], "age_check_outcomes")],
 )
-def test_bad_age_checks_are_one_sentence(tmp_path: Path, values: list[str], message: str) -> None:
+def test_bad_age_checks_quarantine_their_receipt(
+    tmp_path: Path, values: list[str], rule: str
+) -> None:
     frame = pd.DataFrame(
         {
-            "receipt_id": "r1",
+            "receipt_id": ["r1"] * len(values),
             "store_id": "S1",
             "register_id": "R1",
             "cashier_id": "C1",
@@ -340,9 +339,12 @@ def test_bad_age_checks_are_one_sentence(tmp_path: Path, values: list[str], mess
             "age_check": values,
         }
     )
-    frame.to_parquet(tmp_path / f"{DAY}.parquet")
-    with pytest.raises(InputError, match=message):
-        read_transactions(tmp_path, DAY, "Europe/London")
+    ok = frame.iloc[:1].assign(receipt_id="r2", age_check="id_seen")
+    pd.concat([frame, ok]).to_parquet(tmp_path / f"{DAY}.parquet")
+    read = read_lines(tmp_path, DAY, "Europe/London")
+    listed = read.quarantined.select(["receipt_id", "rule"]).to_pylist()
+    assert listed == [{"receipt_id": "r1", "rule": rule}]
+    assert read.lines["receipt_id"].to_pylist() == ["r2"]
 
 
 # --- rolling missed-check figures from earlier published days ---
