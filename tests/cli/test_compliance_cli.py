@@ -5,6 +5,7 @@ age_check in the transactions, is one sentence and exit status 2."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def test_run_flags_under_the_threshold_chosen_from_the_curve(
 ) -> None:
     model = _model_with(tmp_path, brightness_model_path, operating_curve=CURVE)
     assert main(_argv(tmp_path, model, "--max-teen-miss", "0.10")) == 0
-    assert "flag_threshold       27.0" in capsys.readouterr().out
+    assert re.search(r"\n  flag_threshold +27\.0\n", capsys.readouterr().out)
     run = pd.read_parquet(tmp_path / "out" / "runs").iloc[0]
     assert (run["max_teen_miss"], run["flag_threshold"]) == (0.10, 27.0)
     assert (run["expected_teen_miss"], run["expected_adult_flag"]) == (0.10, 0.17)
