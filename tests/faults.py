@@ -148,6 +148,8 @@ def bare_record(run_id: str, day: dt.date = DAY, published_at: dt.datetime | Non
         clocks_off=[],
         coverage_gate="passed",
         coverage_over=[],
+        quarantine_gate="passed",
+        receipt_key=["receipt_id"],
         photos_deleted_days=[],
     )
 

@@ -41,6 +41,7 @@ def _new_purchases(revenue: str) -> pa.Table:
         "category_receipts": [2],
         "units": [Decimal("3")],
         "revenue": [Decimal(revenue)],
+        "withheld": [False],
     }
     return conform("age_group_purchases", pa.table(rows)).drop_columns(["day"])
 
@@ -86,7 +87,7 @@ def test_views_have_todays_exact_types_over_older_days(out: Path, tmp_path: Path
             "where table_name = 'age_group_purchases'"
         ).fetchall()
     )
-    assert comments["revenue"] == "line totals, net of returns"
+    assert comments["revenue"] == "line totals, net of returns; null: withheld"
     assert "never sum it across categories" in comments["category_receipts"]
     assert (
         "key: day, store_id"

@@ -425,10 +425,8 @@ def _fault_sentence(path: Path, day: dt.date, line: dict[str, Any]) -> str:
 
 def read_catalog(path: Path) -> pa.Table:
     """The product catalog (sku, category, age_restricted, and name: a product's name where the
-    file has the optional column, else null), typed and checked."""
+    file has the optional column), typed and checked."""
     table = read_table(path, CATALOG_COLUMNS, "catalog", optional={"name": "varchar"})
-    if "name" not in table.column_names:
-        table = table.append_column("name", pa.nulls(table.num_rows, pa.string()))
     counts = table.group_by("sku").aggregate([("sku", "count")])
     repeated = counts.filter(pc.field("sku_count") > 1)
     if repeated.num_rows:

@@ -75,8 +75,8 @@ def join_day(
     labels = tuple(groups["label"])
     affinity = affinity or AffinityInputs(groups=labels)
     inputs = {  # the declared INPUTS of agebatch.transform.models
-        "lines": _with_operator(_with_nulls(lines, "paid_at_utc")),
-        "catalog": catalog,
+        "lines": _with_text(_with_nulls(lines, "paid_at_utc"), "operator_id"),
+        "catalog": _with_text(catalog, "name"),
         "captures": _with_quality(_with_nulls(captures, "captured_at_utc")),
         "clock_offsets": OFFSET_SCHEMA.empty_table() if clock_offsets is None else clock_offsets,
         "age_groups": groups,
@@ -146,16 +146,17 @@ def _with_nulls(table: pa.Table | pd.DataFrame, column: str) -> pa.Table | pd.Da
     return table.assign(**{column: pd.Series(pd.NaT, index=table.index, dtype="datetime64[us]")})
 
 
-def _with_operator(table: pa.Table | pd.DataFrame) -> pa.Table | pd.DataFrame:
-    """The lines with operator_id (who keyed a line that is not its receipt's cashier; null:
-    the cashier) added as all nulls where they lack it."""
+def _with_text(table: pa.Table | pd.DataFrame, column: str) -> pa.Table | pd.DataFrame:
+    """The table with an optional text column added as all nulls where it lacks it: the lines'
+    operator_id (who keyed a line that is not its receipt's cashier; null: the cashier), the
+    catalog's name (a product's name; null: none given)."""
     if isinstance(table, pa.Table):
-        if "operator_id" in table.column_names:
+        if column in table.column_names:
             return table
-        return table.append_column("operator_id", pa.nulls(table.num_rows, pa.string()))
-    if "operator_id" in table.columns:
+        return table.append_column(column, pa.nulls(table.num_rows, pa.string()))
+    if column in table.columns:
         return table
-    return table.assign(operator_id=pd.Series(None, index=table.index, dtype="string"))
+    return table.assign(**{column: pd.Series(None, index=table.index, dtype="string")})
 
 
 def _with_quality(table: pa.Table | pd.DataFrame) -> pa.Table | pd.DataFrame:

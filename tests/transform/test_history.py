@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from agebatch.analytics_db import write_analytics_db
-from agebatch.retention import last_published
 from agebatch.schema import schema
 from agebatch.transform.coverage import coverage_history
 from agebatch.transform.history import published_days, read_history
@@ -45,14 +44,13 @@ def _published(out: Path, share: float, at: dt.datetime) -> None:
 )
 def test_every_reader_takes_out_literally(tmp_path: Path, name: str, neighbour: str) -> None:
     out, other = tmp_path / name, tmp_path / neighbour
-    mine = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
-    _published(out, 0.25, mine)
+    _published(out, 0.25, dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC))
     _published(other, 0.75, dt.datetime(2026, 11, 26, 3, 0, tzinfo=dt.UTC))
 
     history = read_history([out], COVERAGE, None, None, ["share"])
     assert history.to_pylist() == [{"day": DAY, "share": 0.25}]
     assert coverage_history(out, DAY + dt.timedelta(days=1), 28)["share"].to_pylist() == [0.25]
-    assert last_published(out) == {DAY: mine}
+    # retention reads OUT's own version pointers, literally too: tests/test_retention.py
     db, views = write_analytics_db(out)
     assert views == [COVERAGE, "runs"]
     with duckdb.connect(str(db), read_only=True) as con:
