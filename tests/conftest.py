@@ -113,15 +113,21 @@ def compliance(**changes: object):
     return ComplianceInputs(**{**policy, **changes})
 
 
-def write_labelled_faces(root: Path, ages: list[float]) -> Path:
-    """Labelled faces in the training layout (labels.csv + final_files/): grey level = age."""
+def write_labelled_faces(root: Path, ages: list[float], stripes: int = 0) -> Path:
+    """Labelled faces in the training layout (labels.csv + final_files/): grey level = age;
+    with stripes, bands 25 px high alternately that much lighter and darker (the same mean
+    level), so the face has the contrast the model card's quality floor asks for."""
     from PIL import Image
 
     (root / "final_files").mkdir(parents=True)
     rows = ["file_name,real_age"]
+    bands = np.where((np.arange(200) // 25) % 2 == 0, stripes, -stripes)[:, None, None]
     for i, age in enumerate(ages):
         name = f"{i:06d}.png"
-        Image.new("RGB", (200, 200), (round(age * 2.55),) * 3).save(root / "final_files" / name)
+        grey = np.clip(round(age * 2.55) + bands, 0, 255).astype(np.uint8)
+        Image.fromarray(np.broadcast_to(grey, (200, 200, 3)).copy()).save(
+            root / "final_files" / name
+        )
         rows.append(f"{name},{age}")
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
     return root

@@ -105,7 +105,9 @@ def test_affinity_bench_prints_each_plant_per_level_and_correction() -> None:
 
 
 def test_missed_checks_counts_add_up(tmp_path: Path) -> None:
-    faces = write_labelled_faces(tmp_path / "faces", [12, 14, 15, 16, 17, 19, 22, 25, 30, 40])
+    faces = write_labelled_faces(
+        tmp_path / "faces", [12, 14, 15, 16, 17, 19, 22, 25, 30, 40], stripes=30
+    )
     text = _tool(
         "-m", "tools.missed_checks", "--faces", str(faces), "--receipts", "120",
         "--max-teen-miss", "none",
