@@ -122,4 +122,5 @@ def assess(parts: Mapping[str, float | None], floors: Mapping[str, float]) -> Qu
     if not margins:
         return Quality(measured, None, "")
     score, part = min(margins)
-    return Quality(measured, round(score, 3), part)
+    # Rounded down, so a part a hair under its floor never reads as 1.0 (passed).
+    return Quality(measured, math.floor(score * 1000) / 1000, part)
