@@ -301,7 +301,10 @@ def _shares_section(data: ReportData, card: ModelCard | None) -> Section:
                 )
             )
         else:
-            block.after.append(f"Correction: {correction_note(data, scope)}.")
+            block.after.append(
+                "Corrected shares undo the model's measured mix-ups between neighbouring age "
+                f"groups (for analysts, the method: {correction_note(data, scope)})."
+            )
     if data.receipts is None:
         section.closing.append(
             f"{data.day} has no age_group_receipts (published by an older agebatch):"

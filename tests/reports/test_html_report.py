@@ -106,7 +106,7 @@ def test_shares_and_revenue_are_the_published_figures(two_weeks: Published) -> N
             assert cells[2] == "\u2013"
         else:
             assert abs(percent(cells[2]) - corrected) <= HALF
-            assert f"Correction: {correction}." in "".join(page.text)  # named, under its table
+            assert f"the method: {correction})." in "".join(page.text)  # named, under its table
         value = revenues.get((scope, group))
         if value is None:  # the chain's revenue of a group withheld at a store
             assert cells[3] == "withheld" and "revenue" not in plotted
