@@ -73,7 +73,9 @@ def test_day_bytes_measures_what_preflight_allows(tmp_path: Path) -> None:
         r"40->80: ([\d.]+) bytes per extra receipt, (\d+) fixed", text
     )
     assert float(per_receipt) == pytest.approx((sizes[80] - sizes[40]) / 40, abs=0.05)
-    assert int(fixed) == pytest.approx(sizes[40] - 40 * float(per_receipt), abs=1)
+    # the printed slope is rounded to 0.1 byte, so the fixed part read back from it may be up
+    # to 40 x 0.05 bytes off, and the printed fixed part itself is rounded to a byte
+    assert int(fixed) == pytest.approx(sizes[40] - 40 * float(per_receipt), abs=2.5)
     assert estimate_bytes(80) > sizes[80]  # the preflight estimate stays above the real day
 
 
