@@ -256,7 +256,13 @@ def test_work_pool_deployment_runs_on_a_worker(
         assert [m for m in messages if m.startswith(f"Published {DAY.isoformat()} to {out}")]
     finally:
         worker.terminate()
-        worker.wait(timeout=30)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # Seen twice in full runs: the worker, stopping, could not reach the API and backed
+            # off for 40 s. What this test checks (the run the worker took) is asserted above.
+            worker.kill()
+            worker.wait(timeout=30)
     assert (out / "receipt_ages" / f"day={DAY.isoformat()}").is_dir()
     worker_output = (tmp_path / "worker.log").read_text()
     assert [piece for piece in CHATTER if piece in worker_output] == [], worker_output
