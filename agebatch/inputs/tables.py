@@ -151,16 +151,22 @@ def read_raw(
             rel = con.read_csv(str(path), columns=dict.fromkeys(header, "varchar"), **options)
         else:
             raise InputError(f"{what.capitalize()} file {path} must be .parquet or .csv.")
-        missing = [c for c in required if c not in rel.columns]
-        if missing:
-            raise InputError(
-                f"{what.capitalize()} file {path} lacks the column(s) {', '.join(missing)} "
-                f"(expected {', '.join(required)})."
-            )
+        _require(path, what, rel.columns, required)
         rel.create(name)  # every row is read here; the table's rowid is the file's row order
     except duckdb.Error as error:
         raise InputError(_unreadable(what, path, error)) from None
     return list(rel.columns)
+
+
+def _require(path: Path, what: str, columns: Iterable[str], required: Iterable[str]) -> None:
+    """One sentence (InputError) naming the `required` columns a file lacks, if any."""
+    required = list(required)
+    missing = [c for c in required if c not in set(columns)]
+    if missing:
+        raise InputError(
+            f"{what.capitalize()} file {path} lacks the column(s) {', '.join(missing)} "
+            f"(expected {', '.join(required)})."
+        )
 
 
 def read_lines_raw(
@@ -184,12 +190,7 @@ def read_lines_raw(
     if path.suffix.lower() != ".csv" or not path.is_file():
         return read_raw(con, name, path, what, required, delimiter, encoding), []
     header = read_csv_header(path, what, delimiter, encoding)
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise InputError(
-            f"{what.capitalize()} file {path} lacks the column(s) {', '.join(missing)} "
-            f"(expected {', '.join(required)})."
-        )
+    _require(path, what, header, required)
     text, rejects, count = f"{name}_text", f"{name}_rejects", len(header)
     sep = delimiter.replace("'", "''")
     fields = [
