@@ -249,9 +249,9 @@ def from_shards(
     seconds: float,
 ) -> Predicted:
     """The day's captures with the ages every shard staged, once all of them succeeded."""
-    ages, counts = collect(job, shards, outcomes)
+    ages, counts, verdicts = collect(job, shards, outcomes)
     aged = add_ages(found.captures.table, ages)
-    stats = shard_stats(aged, seconds)
+    stats = shard_stats(aged, seconds, verdicts)
     log.info(
         "Predicted %d photos in %d shards (%d unreadable, %d refused, %d without a face) at "
         "%.1f photos/s",
@@ -282,6 +282,7 @@ def transform(
         age_checks=found.age_checks,
         clock_offsets=found.clock_offsets,
         quarantined=found.quarantined,
+        verdicts=predicted.stats.verdicts,
     )
     return Joined(tables, time.perf_counter() - started, compliance)
 

@@ -130,6 +130,13 @@ WITH_WITHHELD = (
     "age_group_shares",
     "age_group_item_receipts",
 )
+# cameras.saves: what a camera's photos were read as. Under --photo-kind auto its verdict
+# (agebatch.predict.cameras.Verdict.saves), or undecided (no verdict reached the table); under
+# a kind that was set, that kind.
+SAVES_VERDICTS = ("aligned crops", "loose crops", "frames")
+SAVES = (*SAVES_VERDICTS, "undecided", "crops (set)", "frames (set)")
+CAMERA_HISTORY_DAYS = 28  # cameras.saves_before: the camera's latest row this many days back
+
 # Tables whose rows name a receipt or a cashier: published under --restricted-out when given.
 RESTRICTED = ("receipt_ages", "alcohol_checks", "cashier_compliance", "quarantined_receipts")
 # quarantined_receipts.rule: the rule a line of the receipt broke (agebatch.inputs.transactions)
@@ -577,6 +584,62 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ),
         Column("verdict", pa.string(), "ok, over_limit or too_few", allowed=_values(Verdict)),
     ),
+    "cameras": (
+        DAY,
+        STORE,
+        Column("register_id", pa.string(), "till (register) in the store: its camera"),
+        Column(
+            "photo_kind",
+            pa.string(),
+            "the run's --photo-kind: auto (decided camera by camera), crops or frames (set)",
+            allowed=("auto", "crops", "frames"),
+        ),
+        Column(
+            "saves",
+            pa.string(),
+            "what the camera's photos were read as: under auto its sample's verdict (aligned "
+            "crops: as-is; loose crops: each face aligned by its landmarks; frames: photo by "
+            "photo), undecided if none reached the table; else the kind set, '(set)'",
+            allowed=SAVES,
+        ),
+        _nullable_count(
+            "crop_votes", "photos of the sample that look like face crops; null: not sampled"
+        ),
+        _nullable_count("frame_votes", "photos of the sample that look like frames"),
+        _nullable_count(
+            "misaligned_crops",
+            "crop votes whose landmarks do not confirm the card's alignment (more than 1 in 8: "
+            "loose crops)",
+        ),
+        _rate(
+            "misalignment",
+            "median misalignment of the sample's crops (above 1: not aligned; "
+            "docs/face-finding.md); null: none measured",
+        ),
+        _count("photos", "the camera's photos that day"),
+        _count("aged", "of them, given an age (status ok)"),
+        _count("low_quality", "of them, a face under the card's quality floor"),
+        _count("no_face", "of them, no shopper's face found"),
+        _count("unreadable", "of them, not decodable"),
+        _count("refused", "of them, not opened or not decoded (hostile or over a budget)"),
+        Column(
+            "saves_before",
+            pa.string(),
+            f"saves on the camera's previous published day (up to {CAMERA_HISTORY_DAYS} days "
+            "back); null: none",
+            nullable=True,
+            allowed=SAVES,
+        ),
+        _rate("misalignment_before", "misalignment on that day"),
+        Column("day_before", pa.date32(), "that previous day; null: none", nullable=True),
+        Column(
+            "changed",
+            pa.bool_(),
+            "saves differs from saves_before (a camera re-mounted or switched); null unless "
+            "both days decided it under auto",
+            nullable=True,
+        ),
+    ),
     "quarantined_receipts": (
         DAY,
         Column("store_id", pa.string(), "store of the receipt's first line", nullable=True),
@@ -733,6 +796,9 @@ ABOUT: dict[str, About] = {
     "till_clocks": About("store and register", ("day", "store_id", "register_id")),
     "store_coverage": About(
         "store and coverage measure (the gate's figures)", ("day", "store_id", "measure")
+    ),
+    "cameras": About(
+        "camera (store and register) with photos that day", ("day", "store_id", "register_id")
     ),
     "quarantined_receipts": About("receipt a bad line quarantined", ("day", "receipt_id")),
     "runs": About("run of the day (a re-run adds a row)", ("day", "run_id")),

@@ -17,6 +17,10 @@ photo's face region) and every photo's name, size and content (SHA-256 of its by
 docs/dask.md): a retried or re-run day finds the file of every shard whose photos have not
 changed and predicts only the rest; a photo replaced by another of the same name, size and
 time is predicted again.
+Under `--photo-kind auto` the file's schema metadata keeps the shard's camera verdict
+(`verdict`: cameras.Verdict.to_json; empty under a kind that was set), and `collect` gives the
+verdict of each camera's first shard (its first `shard_size` photos by name: with shard_size
+>= auto_sample, the sample a plain run takes), so a Dask run publishes the same `cameras` table.
 The flow publishes nothing until every shard has its file; after a successful publish the
 day's staging folder is deleted (`discard`), since receipt_ages then holds the same ages. A
 run staging a day holds that day's staging lock (shared, `<staging root>/.shards/<day>.lock`)
@@ -59,6 +63,7 @@ import pyarrow.parquet as pq
 import agebatch.predict
 from agebatch.config import Region, RunConfig
 from agebatch.errors import InputError
+from agebatch.predict.cameras import Verdict
 from agebatch.predict.card import ModelCard
 from agebatch.predict.images import DECODE_VERSION
 from agebatch.predict.model import AgeModel, bundled_model_path, compute_device, load_model
@@ -72,7 +77,7 @@ SHARDS = ".shards"
 ATTEMPTS = "attempts"
 KILL_ENV = "AGEBATCH_SHARD_KILL"
 # Bumped when what a staged file means changes, so files of an older layout are not reused.
-LAYOUT = "agebatch.shard/2"  # 2: quality_score, quality_part
+LAYOUT = "agebatch.shard/3"  # 2: quality_score, quality_part; 3: the camera's verdict
 STAGED = pa.schema(
     [
         pa.field("photo", pa.string(), nullable=False),
@@ -252,7 +257,8 @@ def run_shard(config: RunConfig, job: ShardJob, shard: Shard) -> ShardOutcome:
         },
         schema=STAGED,
     )
-    write_atomically(table, target, shard.fingerprint)
+    verdict = stats.verdicts[0].to_json() if stats.verdicts else ""
+    write_atomically(table, target, shard.fingerprint, verdict)
     seconds = time.perf_counter() - started
     log.info(
         "Shard %s: %d photos predicted in %.1f s on worker %d",
@@ -274,11 +280,13 @@ def run_shard(config: RunConfig, job: ShardJob, shard: Shard) -> ShardOutcome:
 
 
 def read_staged(path: Path, shard: Shard) -> pa.Table | None:
-    """The shard's staged ages, or None when there is no whole file for exactly its photos."""
+    """The shard's staged ages, or None when there is no whole file for exactly its photos;
+    its schema metadata (fingerprint, layout, verdict) kept."""
     try:
         file = pq.ParquetFile(path)
-        table = file.read().cast(STAGED)
-        meta = (file.schema_arrow.metadata or {}).get(b"fingerprint", b"").decode()
+        metadata = file.schema_arrow.metadata or {}
+        table = file.read().cast(STAGED).replace_schema_metadata(metadata)
+        meta = metadata.get(b"fingerprint", b"").decode()
     except (OSError, pa.ArrowInvalid, ValueError):
         return None
     if meta != shard.fingerprint or tuple(table.column("photo").to_pylist()) != shard.photos:
@@ -286,11 +294,20 @@ def read_staged(path: Path, shard: Shard) -> pa.Table | None:
     return table
 
 
-def write_atomically(table: pa.Table, path: Path, key: str) -> None:
-    """Write a Parquet file under a temporary name, fsync it, and rename it into place."""
+def staged_verdict(table: pa.Table, shard: Shard) -> Verdict | None:
+    """The camera verdict a staged shard kept (None: its photo kind was set)."""
+    text = (table.schema.metadata or {}).get(b"verdict", b"").decode()
+    return Verdict.from_json((shard.store_id, shard.register_id), text) if text else None
+
+
+def write_atomically(table: pa.Table, path: Path, key: str, verdict: str = "") -> None:
+    """Write a Parquet file under a temporary name, fsync it, and rename it into place; the
+    shard's fingerprint, LAYOUT and camera verdict (JSON, "" for none) in its metadata."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    table = table.replace_schema_metadata({"fingerprint": key, "layout": LAYOUT})
+    table = table.replace_schema_metadata(
+        {"fingerprint": key, "layout": LAYOUT, "verdict": verdict}
+    )
     try:
         pq.write_table(table, tmp)
         with open(tmp, "rb") as file:
@@ -303,9 +320,10 @@ def write_atomically(table: pa.Table, path: Path, key: str) -> None:
 
 def collect(
     job: ShardJob, shards: Sequence[Shard], outcomes: Sequence[ShardOutcome]
-) -> tuple[pd.DataFrame, ShardCounts]:
-    """Every shard's staged ages (photo, predicted_age, status), read back after all succeeded,
-    and the run's shard counts."""
+) -> tuple[pd.DataFrame, ShardCounts, tuple[Verdict, ...]]:
+    """Every shard's staged ages (photo, predicted_age, status, quality), read back after all
+    succeeded, the run's shard counts, and each camera's verdict under auto (that of its first
+    shard; module docstring)."""
     root = job.staging.parent.parent.parent  # <root>/.shards/<day>/<model version>
     try:
         return _collect(job, shards, outcomes)
@@ -315,16 +333,20 @@ def collect(
 
 def _collect(
     job: ShardJob, shards: Sequence[Shard], outcomes: Sequence[ShardOutcome]
-) -> tuple[pd.DataFrame, ShardCounts]:
+) -> tuple[pd.DataFrame, ShardCounts, tuple[Verdict, ...]]:
     missing = {s.fingerprint for s in shards} - {o.fingerprint for o in outcomes}
     if missing:
         raise RuntimeError(f"{len(missing)} shard(s) of {job.day} have no outcome")
     tables = []
+    verdicts: dict[tuple[str, str], list[tuple[int, Verdict]]] = {}
     for shard in shards:
         table = read_staged(job.staging / f"{shard.fingerprint}.parquet", shard)
         if table is None:
             raise RuntimeError(f"Shard {shard.label} of {job.day} left no staged ages")
-        tables.append(table)
+        verdict = staged_verdict(table, shard)
+        if verdict is not None:
+            verdicts.setdefault(verdict.camera, []).append((shard.index, verdict))
+        tables.append(table.replace_schema_metadata(None))
     ages = pa.concat_tables(tables).to_pandas() if tables else STAGED.empty_table().to_pandas()
     attempts = Counter(
         marker.name.split("-")[0] for marker in (job.staging / ATTEMPTS / job.run_id).glob("*")
@@ -348,7 +370,27 @@ def _collect(
         sum(o.decoded_now for o in predicted) / busy if busy else 0.0,
         sum(o.model_loaded for o in outcomes),
     )
-    return ages, counts
+    return ages, counts, tuple(_first_verdicts(verdicts))
+
+
+def _first_verdicts(
+    verdicts: dict[tuple[str, str], list[tuple[int, Verdict]]],
+) -> list[Verdict]:
+    """Each camera's verdict from its first shard; a camera whose later shards read otherwise
+    (re-mounted during the day, or a shard too small for the sample) is logged."""
+    first = []
+    for camera, taken in verdicts.items():
+        taken.sort(key=lambda pair: pair[0])
+        first.append(taken[0][1])
+        others = sorted({v.saves for _, v in taken[1:]} - {taken[0][1].saves})
+        if others:
+            log.warning(
+                "Camera %s/%s: its first shard read as %s, later shards as %s",
+                *camera,
+                taken[0][1].saves,
+                ", ".join(others),
+            )
+    return first
 
 
 def add_ages(captures: pd.DataFrame, ages: pd.DataFrame) -> pd.DataFrame:
@@ -365,8 +407,9 @@ def add_ages(captures: pd.DataFrame, ages: pd.DataFrame) -> pd.DataFrame:
     return aged
 
 
-def stats_of(aged: pd.DataFrame, seconds: float) -> PredictStats:
-    """The predict stage's counts from the aged captures of a sharded run."""
+def stats_of(aged: pd.DataFrame, seconds: float, verdicts: Sequence[Verdict] = ()) -> PredictStats:
+    """The predict stage's counts from the aged captures of a sharded run, with its cameras'
+    verdicts (collect)."""
     status = aged["status"]
     unreadable = int((status == PhotoStatus.UNREADABLE).sum())
     refused = int((status == PhotoStatus.REFUSED).sum())
@@ -378,6 +421,8 @@ def stats_of(aged: pd.DataFrame, seconds: float) -> PredictStats:
         no_face=int((status == PhotoStatus.NO_FACE).sum()),
         refused=refused,
         low_quality=int((status == PhotoStatus.LOW_QUALITY).sum()),
+        cameras=tuple(verdict.row() for verdict in verdicts),
+        verdicts=tuple(verdicts),
     )
 
 

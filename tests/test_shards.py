@@ -164,7 +164,7 @@ def test_a_shard_is_staged_whole_then_reused_without_decoding(
     again = run_shard(config, _job(scratch, "run2"), shard)
     assert (again.reused, again.decoded_now) == (True, 0)
 
-    ages, counts = shards.collect(_job(scratch, "run2"), [shard], [again])
+    ages, counts, _ = shards.collect(_job(scratch, "run2"), [shard], [again])
     assert ages["predicted_age"].tolist() == pytest.approx([20, 21, 22, 23], abs=0.2)
     assert (counts.total, counts.reused, counts.retried) == (1, 1, 0)
 
@@ -271,7 +271,7 @@ def test_a_shard_opens_photos_only_inside_the_day_folder(
     job = ShardJob(DAY.isoformat(), day, scratch / "staging", VERSION, "run1")
     config = _config(scratch / "out", model=brightness_model_path, photo_kind=kind)
     run_shard(config, job, shard)
-    ages, _ = shards.collect(job, [shard], [run_shard(config, job, shard)])
+    ages, _, _ = shards.collect(job, [shard], [run_shard(config, job, shard)])
     assert ages["status"].tolist() == ["ok", "refused", "ok", "ok"]
     assert ages["predicted_age"].tolist()[::2] == pytest.approx([20, 22], abs=0.2)
     aged = shards.add_ages(captures, ages)
@@ -324,7 +324,7 @@ def test_a_plain_run_never_deletes_the_shards_of_a_run_in_flight(
     staged = job.staging / f"{shard.fingerprint}.parquet"
     shards.discard(out, DAY.isoformat())  # a plain run of the day publishes now
     assert staged.is_file()
-    ages, _ = shards.collect(job, [shard], [outcome])  # the Dask run reads its ages back
+    ages, _, _ = shards.collect(job, [shard], [outcome])  # the Dask run reads its ages back
     assert ages["predicted_age"].tolist() == pytest.approx([20, 21, 22], abs=0.2)
     shards.discard(out, DAY.isoformat())
     assert not (out / ".shards" / DAY.isoformat()).exists()

@@ -26,12 +26,16 @@ The rule:
    size test without a detector run; a photo that passes is aged as-is only when its own
    landmarks confirm the alignment, else aligned by them.
 4. Each camera's verdict (aligned crops / loose crops / frames, and the median misalignment
-   of its crop votes) is logged and returned with the stage's figures (PredictStats.cameras),
-   so a camera that was re-mounted shows.
+   of its crop votes) is logged, returned with the stage's figures (PredictStats.cameras and
+   .verdicts) and published per (store_id, register_id) in the day's `cameras` table
+   (sql/cameras.sql, beside the camera's verdict of its previous day), so a camera that was
+   re-mounted shows. A Dask shard keeps its camera's verdict in its staged file
+   (Verdict.to_json, agebatch.shards).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 from collections import defaultdict
@@ -90,6 +94,33 @@ class Verdict:
             "loose crops": Reading.LOOSE,
             PhotoKind.FRAMES.value: Reading.BY_PHOTO,
         }[self.saves]
+
+    def to_json(self) -> str:
+        """The votes as JSON (the camera left out: its shard says it), for a staged shard."""
+        return json.dumps(
+            {
+                "crops": self.crops,
+                "frames": self.frames,
+                "looked_at": self.looked_at,
+                "misaligned": self.misaligned,
+                "misalignment": self.misalignment,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, camera: Camera, text: str) -> Verdict:
+        """A camera's verdict from to_json's text."""
+        votes = json.loads(text)
+        misalignment = votes["misalignment"]
+        return cls(
+            camera,
+            int(votes["crops"]),
+            int(votes["frames"]),
+            int(votes["looked_at"]),
+            int(votes["misaligned"]),
+            None if misalignment is None else float(misalignment),
+        )
 
     def row(self) -> dict[str, object]:
         """The verdict as a row: camera, saves, votes, misaligned crops, median misalignment."""

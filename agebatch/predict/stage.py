@@ -59,6 +59,8 @@ class PredictStats:
     low_quality: int = 0  # a face under the card's quality floor: no age
     # under auto with cameras: each camera's verdict (cameras.Verdict.row), else empty
     cameras: tuple[dict[str, object], ...] = ()
+    # the same verdicts, whole (their cameras as given): the `cameras` table's input
+    verdicts: tuple[Verdict, ...] = ()
 
     @property
     def photos_per_s(self) -> float:
@@ -105,6 +107,7 @@ def predict_paths(
         refused=count[PhotoStatus.REFUSED],
         low_quality=count[PhotoStatus.LOW_QUALITY],
         cameras=tuple(verdict.row() for verdict in verdicts.values()),
+        verdicts=tuple(verdicts.values()),
     )
     return results, stats
 

@@ -20,9 +20,11 @@ from agebatch.config import (
 )
 from agebatch.duck import connect
 from agebatch.inputs.transactions import QUARANTINE_SCHEMA
+from agebatch.predict.cameras import Verdict
 from agebatch.predict.card import ModelCard
 from agebatch.schema import ReceiptStatus, conform
 from agebatch.transform.affinity import AffinityInputs, add_affinity, affinity_inputs
+from agebatch.transform.cameras import CameraInputs, camera_inputs
 from agebatch.transform.compliance import CHECKS_SCHEMA, ComplianceInputs, compliance_inputs
 from agebatch.transform.models import MODELS
 from agebatch.transform.runner import run_models
@@ -56,6 +58,7 @@ def join_day(
     clock_offsets: pa.Table | None = None,
     min_cell_receipts: int = K,
     quarantined: pa.Table | None = None,
+    cameras: CameraInputs | None = None,
 ) -> dict[str, pa.Table]:
     """Match each receipt to its shopper's age, sum purchases per age group, list the
     restricted sales to review and sum the affinity window: every declared model
@@ -69,11 +72,13 @@ def join_day(
     defaults to the run config's settings with no earlier days. lines may carry operator_id
     (who keyed a line, where not its receipt's cashier; default none); quarantined is the
     reader's quarantined receipts (agebatch.inputs.transactions.QUARANTINE_SCHEMA; default
-    none).
+    none); cameras is the photo kind, auto's verdicts and the earlier days of the cameras
+    table (agebatch.transform.cameras; default auto with no verdict and no history).
     """
     groups = age_groups_frame(age_bounds)
     labels = tuple(groups["label"])
     affinity = affinity or AffinityInputs(groups=labels)
+    cameras = cameras or CameraInputs()
     inputs = {  # the declared INPUTS of agebatch.transform.models
         "lines": _with_text(_with_nulls(lines, "paid_at_utc"), "operator_id"),
         "catalog": _with_text(catalog, "name"),
@@ -89,6 +94,8 @@ def join_day(
         "compliance_history": compliance.history,
         "affinity_history": affinity.history,
         "quarantine": QUARANTINE_SCHEMA.empty_table() if quarantined is None else quarantined,
+        "camera_verdicts": cameras.verdicts,
+        "cameras_history": cameras.history,
     }
     for name, table in inputs.items():
         con.register(name, table)
@@ -111,6 +118,7 @@ def join_day(
         "bin_s": CLOCK_BIN_S,
         "affinity_days": affinity.affinity_days,
         "days_covered": affinity.days_covered,
+        "photo_kind": str(cameras.photo_kind),
     }
     run_models(con, MODELS, inputs, params)  # a read of an input not registered: an error
     tables = {name: con.table(name).fetch_arrow_table() for name in PUBLISHED}
@@ -199,10 +207,12 @@ def transform_day(
     age_checks: pa.Table | None,
     clock_offsets: pa.Table | None,
     quarantined: pa.Table | None = None,
+    verdicts: Sequence[Verdict] = (),
 ) -> tuple[dict[str, pa.Table], ComplianceInputs]:
-    """The day's tables to publish from its lines, catalog and aged captures: the declared
-    models, the corrected shares, every table conformed to its published schema; and the
-    compliance inputs they were built with (for the run record)."""
+    """The day's tables to publish from its lines, catalog and aged captures (and, under
+    auto, each camera's verdict): the declared models, the corrected shares, every table
+    conformed to its published schema; and the compliance inputs they were built with (for the
+    run record)."""
     compliance = compliance_inputs(config, card, day, age_checks)
     with connect(config.duckdb_threads) as con:
         tables = join_day(
@@ -220,6 +230,7 @@ def transform_day(
             clock_offsets=clock_offsets,
             min_cell_receipts=config.min_cell_receipts,
             quarantined=quarantined,
+            cameras=camera_inputs(config.out, day, config.photo_kind, verdicts),
         )
     confusion = card.age_confusion
     tables["age_group_shares"] = add_corrected_shares(

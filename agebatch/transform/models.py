@@ -32,6 +32,8 @@ INPUTS = (
     "compliance_history",  # earlier days of cashier_compliance (agebatch.transform.history)
     "affinity_history",  # earlier days of age_group_item_receipts (agebatch.transform.history)
     "quarantine",  # the receipts the reader quarantined (agebatch.inputs.transactions)
+    "camera_verdicts",  # each camera's verdict under auto (agebatch.transform.cameras)
+    "cameras_history",  # earlier days of cameras (agebatch.transform.history)
 )
 
 MODELS = (
@@ -89,6 +91,13 @@ MODELS = (
     ),
     # The receipts a bad line quarantined: listed, in no other table.
     Model("quarantined_receipts", ("quarantine",), ("day",), published=True),
+    # Each camera: what its photos were read as (auto's verdict), beside its previous day.
+    Model(
+        "cameras",
+        ("captures", "camera_verdicts", "cameras_history"),
+        ("day", "photo_kind"),
+        published=True,
+    ),
     # What each age group buys, the day's counts and the window's sums (lifts added in Python).
     Model(
         "age_group_item_receipts",
