@@ -148,6 +148,30 @@ def test_sharded_day_publishes_the_rows_of_the_single_process_path(
     assert sum(info.hits for info in loads.values()) >= result["shards_total"] - 2
 
 
+def test_a_sharded_day_under_auto_publishes_the_cameras_of_the_single_process_path(
+    harness: None,
+    cluster: str,
+    sample: SampleDay,
+    tmp_path: Path,
+    brightness_model_path: Path,
+) -> None:
+    # Each camera's verdict is staged with its shards and its first shard's is published: the
+    # plain run's when shard_size >= auto_sample (agebatch.shards).
+    settings = {"model": brightness_model_path, "photo_kind": "auto", "auto_sample": SHARD_SIZE}
+    nightly(config=sample.config(tmp_path / "local", **settings), day=DAY)
+    config = sample.config(
+        tmp_path / "out", shard_size=SHARD_SIZE, dask_address=cluster, **settings
+    )
+    result = nightly(config=config, day=DAY)
+    assert result["shards_total"] >= 10
+    got = _published(tmp_path / "out")["cameras"]
+    pd.testing.assert_frame_equal(got, _published(tmp_path / "local")["cameras"])
+    assert len(got) == 6 and set(got["photo_kind"]) == {"auto"}
+    # The grey squares are crops in which no face is found: crops, alignment not measured.
+    assert set(got["saves"]) == {"aligned crops"} and got["misalignment"].isna().all()
+    assert (got["crop_votes"] >= 2).all() and (got["frame_votes"] == 0).all()
+
+
 def test_a_failed_publish_is_retried_with_every_shard_reused(
     harness: None,
     cluster: str,
