@@ -13,6 +13,7 @@ import functools
 import json
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -38,6 +39,7 @@ from tests.conftest import DAY, save_brightness_model
 from tests.pictures import drawn_frame
 
 NEXT = DAY + dt.timedelta(days=1)
+DOC = Path(__file__).resolve().parents[1] / "docs" / "face-finding.md"
 SAMPLE = 4  # auto_sample: each camera's first 4 photos vote
 LOOSE_BOX = (0.5 - 1.15 / 2 + 0.12, 0.5 - 1.15 / 2, 0.5 + 1.15 / 2 + 0.12, 0.5 + 1.15 / 2)
 
@@ -222,3 +224,26 @@ def test_a_shard_under_a_set_kind_keeps_no_verdict(two_days, model: AgeModel) ->
     cameras = rows["cameras"]
     assert cameras["saves"].to_pylist() == ["crops (set)"] * 2
     assert cameras["crop_votes"].null_count == 2 and cameras["changed"].null_count == 2
+
+
+def test_the_report_names_the_loose_crop_camera_and_the_re_mounted_one(two_days) -> None:
+    root, _, _ = two_days
+    first = (root / "out" / "reports" / DAY.isoformat() / "index.html").read_text()
+    assert "Cameras read as loose crops (each face aligned by its landmarks): S01/R2." in first
+    assert "re-mounted?" not in first and "read as frames" not in first
+    store = (root / "out" / "reports" / NEXT.isoformat() / "store-S01.html").read_text()
+    assert "Cameras read as loose crops (each face aligned by its landmarks): S01/R1, S01/R2." in (
+        store
+    )
+    assert (
+        "Cameras read otherwise than on their previous day (re-mounted?): S01/R1 (aligned crops "
+        f"on {DAY} → loose crops)." in store
+    )
+
+
+def test_the_docs_query_finds_the_re_mounted_camera(two_days) -> None:
+    root, _, _ = two_days
+    section = DOC.read_text().split("### The `cameras` table", 1)[1]
+    query = section.split("```sql\n", 1)[1].split("```", 1)[0]
+    rows = duckdb.sql(query.replace("'OUT/", f"'{root / 'out'}/")).fetchall()
+    assert [row[:5] for row in rows] == [("S01", "R1", DAY, "aligned crops", "loose crops")]

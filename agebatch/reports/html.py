@@ -30,6 +30,7 @@ from agebatch.reports.report_data import (
     CHAIN,
     ReportData,
     calendar,
+    camera_notes,
     category_mix,
     correction_note,
     coverage,
@@ -424,7 +425,8 @@ def _coverage_section(data: ReportData) -> Section:
         notes=[
             "Receipts per store by what the photo gave: an age (matched), no photo at the till "
             "in the match window, a photo that could not be read, no face found in it, or a "
-            "photo refused (outside the day folder, not a file, over the pixel or time budget)."
+            "photo refused (outside the day folder, not a file, over the pixel or time budget).",
+            *camera_notes(data),
         ],
         blocks=[
             Block(

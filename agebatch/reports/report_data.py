@@ -49,6 +49,7 @@ class ReportData:
     trend_days: list[dt.date]  # the published days of the trend, the day last
     currency: str = ""  # the amounts' currency (RunConfig.currency); "": amounts alone
     names: dict[str, str] = field(default_factory=dict)  # sku -> name (products), where named
+    cameras: pd.DataFrame | None = None  # cameras of the day; None: not published
 
     @property
     def scopes(self) -> list[str]:
@@ -157,6 +158,7 @@ def read_chain(
         trend=_trend(out, trend_days),
         trend_days=trend_days,
         names=_names(read_day(out, "products", day)),
+        cameras=read_day(out, "cameras", day),
     )
 
 
@@ -184,6 +186,7 @@ def for_store(data: ReportData, store: str | None) -> ReportData:
         cashiers=_stores_only(data.cashiers, only),
         affinity=_stores_only(data.affinity, only),
         trend=_stores_only(data.trend, only),
+        cameras=_stores_only(data.cameras, only),
     )
 
 
@@ -322,6 +325,34 @@ def coverage(data: ReportData) -> pd.DataFrame:
     counts = data.statuses.groupby(["store_id", "status"]).size().unstack(fill_value=0)
     columns = [status.value for status in ReceiptStatus]
     return counts.reindex(index=data.stores, columns=columns, fill_value=0).astype(int)
+
+
+def camera_notes(data: ReportData) -> list[str]:
+    """The cameras not read as aligned crops, and those whose reading changed since their
+    previous day, in words (none under a photo kind that was set, or before the table)."""
+    cameras = data.cameras
+    if cameras is None or cameras.empty:
+        return []
+    name = cameras["store_id"] + "/" + cameras["register_id"]
+    notes = []
+    for saves, words in (
+        ("loose crops", "loose crops (each face aligned by its landmarks)"),
+        ("frames", "frames (each shopper's face found)"),
+    ):
+        named = sorted(name[cameras["saves"] == saves])
+        if named:
+            notes.append(f"Cameras read as {words}: {', '.join(named)}.")
+    changed = cameras[cameras["changed"].fillna(False).astype(bool)]
+    if not changed.empty:
+        moves = [
+            f"{row.store_id}/{row.register_id} ({row.saves_before} on {row.day_before} → "
+            f"{row.saves})"
+            for row in changed.sort_values(["store_id", "register_id"]).itertuples()
+        ]
+        notes.append(
+            f"Cameras read otherwise than on their previous day (re-mounted?): {'; '.join(moves)}."
+        )
+    return notes
 
 
 def _names(products: pd.DataFrame | None) -> dict[str, str]:
