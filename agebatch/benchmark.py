@@ -43,9 +43,10 @@ DAY = dt.date(2026, 11, 24)
 PHOTOS_PER_CAMERA = 500  # a register's day: a million photos a night over 500 stores
 REGISTERS_PER_STORE = 4
 DISTINCT_MAX = 1000  # distinct generated pictures; the rest of the day are hard links to them
-# Photos in the loose-crop and the frame day (their cameras take a detector run a photo, so a
-# day of this size takes 5-15 s a run on 2 cores; see docs/throughput.md for its steadiness).
-SIDE_PHOTOS = 1000
+# Photos in the loose-crop and the frame day: one camera each. Their photos take a detector run
+# each (about 13 and 21 CPU ms on 2 cores), so they are smaller than the main day; their CPU ms a
+# photo came out the same at 500 and 1,000 photos (docs/throughput.md).
+SIDE_PHOTOS = 500
 SIDE_WARM = 64  # photos of each side day run before the timed runs
 MODEL_POOL = 512  # ready tensors the model alone cycles through
 DECODE_SAMPLE = 500  # photos decoded on one core

@@ -129,7 +129,8 @@ def command(args: argparse.Namespace) -> int:
     if side:
         print(
             f"loose crops and frames: {side} photos each (the same faces as the first {side} "
-            f"crops), best of {figures['repeats']}; their rates do not depend on the day's size"
+            f"crops), best of {figures['repeats']}: smaller days than the crops', their cost a "
+            "photo does not grow with the day (docs/throughput.md)"
         )
     cpu = figures["cpu_ms_per_photo"]
     print(
