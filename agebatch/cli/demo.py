@@ -12,7 +12,7 @@ import duckdb
 
 from agebatch.analytics_db import default_path
 from agebatch.cli.options import DAY
-from agebatch.config import RunConfig, age_group_labels, yesterday
+from agebatch.config import PhotoKind, RunConfig, age_group_labels, yesterday
 from agebatch.errors import InputError
 from agebatch.reports.summary import example_query
 from agebatch.sample import DEMO_PREFERENCES, make_sample_day
@@ -116,9 +116,11 @@ def run_demo(
             )
         )
     sample = samples[-1]
-    # The default photo kind (auto), drawn faces or real: drawn faces are framed as aligned
-    # crops (agebatch.sample.drawn_face), so auto reads the demo's cameras as aligned crops.
-    config = sample.config(out, model=model)
+    # Drawn faces are cut exactly like the card's aligned crops, by construction, but a landmark
+    # model trained on real faces measures them as misaligned; the demo says what its cameras
+    # save, as a chain would for cameras it knows. Real faces (--faces) are judged by auto.
+    kind = {} if faces else {"photo_kind": PhotoKind.CROPS}
+    config = sample.config(out, model=model, **kind)
 
     # Prefect keeps its state in the demo folder unless the user points it at a server.
     os.environ.setdefault("PREFECT_HOME", str(workdir / ".prefect"))

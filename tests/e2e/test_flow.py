@@ -268,21 +268,12 @@ def test_demo_generates_runs_and_reports(
     brightness_model_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from agebatch.cli.demo import run_demo
 
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    caplog.set_level(logging.INFO, logger="agebatch.predict.cameras")
     work = tmp_path / "demo"
     assert run_demo(work, receipts=60, seed=1, model=brightness_model_path) == 0
-    # The default photo kind (auto) reads every camera of drawn faces as aligned crops.
-    (decided,) = [r.getMessage() for r in caplog.records if "Photo kind auto" in r.getMessage()]
-    assert re.fullmatch(
-        r"Photo kind auto: [1-9]\d* camera\(s\) read as aligned crops, 0 as loose crops, 0 as "
-        r"frames",
-        decided,
-    )
     printed = capsys.readouterr().out
     tables = (
         "age_group_affinity, age_group_item_receipts, age_group_purchases, age_group_receipts, "
