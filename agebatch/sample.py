@@ -378,17 +378,42 @@ class FaceWriter(Protocol):
 
 @dataclass(frozen=True)
 class DrawnFaces:
-    """A generated cartoon face (no real person), greyer and more wrinkled with age."""
+    """A generated cartoon face (no real person), greyer and more wrinkled with age: framed as
+    an aligned face crop (drawn_face), or the demo's older cartoon (cartoon_face) when
+    `aligned` is false."""
 
     suffix: str = ".jpg"
+    aligned: bool = True
 
     def __call__(self, path: Path, age: float, rng: np.random.Generator) -> None:
         """Draw the face and save it as the photo."""
-        _draw_face(path, age, rng)
+        draw = drawn_face if self.aligned else cartoon_face
+        draw(age, rng).save(path, quality=90)
 
 
-def _draw_face(path: Path, age: float, rng: np.random.Generator) -> None:
-    drawn_face(age, rng).save(path, quality=90)
+def cartoon_face(age: float, rng: np.random.Generator) -> Image.Image:
+    """The demo's 200x200 cartoon face of no real person, greyer and more wrinkled with age.
+
+    Not framed as an aligned crop (dlib's landmarks measure it as misaligned, about 3.3), so the
+    demo reads its cameras as crops. It stays the demo's face because the bundled model ages it
+    across every age group (drawn_face it ages 0-45, younger the greyer it is), so the demo's
+    report shows older groups and the cells it withholds.
+    """
+    size = 200
+    image = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(40, 200, 3)))
+    draw = ImageDraw.Draw(image)
+    skin = tuple(int(v) for v in rng.integers([150, 100, 80], [240, 190, 160]))
+    hair = (int(255 * min(1.0, max(0.0, (age - 35) / 45))),) * 3  # greyer with age
+    draw.ellipse((40, 20, 160, 90), fill=hair)
+    draw.ellipse((50, 35, 150, 175), fill=skin)
+    for x in (78, 122):
+        draw.ellipse((x - 8, 85, x + 8, 95), fill=(255, 255, 255))
+        draw.ellipse((x - 3, 87, x + 3, 93), fill=(40, 30, 20))
+    wrinkles = int(age // 20)
+    for i in range(wrinkles):
+        draw.line((75, 60 + 5 * i, 125, 60 + 5 * i), fill=(120, 90, 70))
+    draw.arc((80, 125, 120, 150), 20, 160, fill=(150, 40, 40), width=3)
+    return image
 
 
 # The drawn face is framed as a UTKFace aligned crop, so that the pipeline reads it as one: dlib's
