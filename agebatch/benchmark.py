@@ -2,7 +2,10 @@
 
 In one run, on the same photos: the model alone on ready tensors, decoding alone on one core,
 the whole predict stage from files to ages (and, for crops, the stage under `auto`), finding
-the files of a day of FIND_NAMES names, and the peak memory. Each repeat runs them one after
+the files of a day of FIND_NAMES names, and the peak memory. For crops, two smaller days made
+from the same crops (SIDE_PHOTOS photos each) are run under `auto` too: loose copies of them
+(a camera's own box: training.conditions.loose) and frames with them pasted in, so that a
+loose-crop camera's rate is set against a frame camera's. Each repeat runs them one after
 the other; rates (photos per second) are the best of the repeats, ratios the median of each
 repeat's ratio. CPU milliseconds per photo (all threads and decode processes) are given too:
 they do not depend on what else the machine runs, and their ratios are what the wall-clock
@@ -34,11 +37,17 @@ from agebatch.predict.model import AgeModel, compute_device
 from agebatch.predict.opening import Limits
 from agebatch.predict.stage import predict_paths
 from agebatch.sample import DrawnFaces
+from agebatch.training.conditions import loose
 
 DAY = dt.date(2026, 11, 24)
 PHOTOS_PER_CAMERA = 500  # a register's day: a million photos a night over 500 stores
 REGISTERS_PER_STORE = 4
 DISTINCT_MAX = 1000  # distinct generated pictures; the rest of the day are hard links to them
+# Photos in the loose-crop and the frame day: one camera each. Their photos take a detector run
+# each (about 13 and 21 CPU ms on 2 cores), so they are smaller than the main day; their CPU ms a
+# photo came out the same at 500 and 1,000 photos (docs/throughput.md).
+SIDE_PHOTOS = 500
+SIDE_WARM = 64  # photos of each side day run before the timed runs
 MODEL_POOL = 512  # ready tensors the model alone cycles through
 DECODE_SAMPLE = 500  # photos decoded on one core
 FIND_NAMES = 100_000
@@ -61,13 +70,18 @@ def write_day(
     faces: Path | None = None,
     per_camera: int = PHOTOS_PER_CAMERA,
     seed: int = 0,
+    loosen: bool = False,
 ) -> BenchDay:
     """Write a day of `photos` crops or frames, `per_camera` per register, under root/<day>/.
 
     At most DISTINCT_MAX different pictures are drawn (or taken from `faces`, labels.csv +
     final_files/); the day's other photos are hard links to them, so a day of 100,000 photos
     takes seconds to write and little disk, and every photo is still decoded from its file.
+    The same seed draws the same pictures whatever the kind; with loosen, crops are saved as a
+    loose-crop camera saves them (training.conditions.loose: 10-15% off-centre, 10-20% looser).
     """
+    if loosen and kind != PhotoKind.CROPS:
+        raise ValueError("only crops can be loosened")
     rng = np.random.default_rng(seed)
     pool_dir = root / "pool"
     pool_dir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +91,8 @@ def write_day(
         target = pool_dir / f"{i:05d}.jpg"
         if kind == PhotoKind.FRAMES:
             _write_frame(source, target, rng)
+        elif loosen:
+            _write_loose(source, target, rng)
         elif source != target:
             shutil.copyfile(source, target)
         pool.append(target)
@@ -130,6 +146,12 @@ def _write_frame(face: Path, target: Path, rng: np.random.Generator) -> None:
         chip = image.convert("RGB").resize((side, side), Image.Resampling.BILINEAR)
     frame.paste(chip, (int(rng.integers(0, width - side)), int(rng.integers(0, height - side))))
     frame.save(target, quality=90)
+
+
+def _write_loose(face: Path, target: Path, rng: np.random.Generator) -> None:
+    """The crop as a camera that saves its own box would: off-centre and looser, same size."""
+    with Image.open(face) as image:
+        loose(image.convert("RGB"), rng).save(target, quality=90)
 
 
 def _link(source: Path, target: Path) -> None:
@@ -207,12 +229,26 @@ def find_files(folder: Path) -> float:
     return len(found.table) / (time.perf_counter() - started)
 
 
-def stage(day: BenchDay, model: AgeModel, config: PredictConfig, statuses: dict[str, int]) -> int:
-    """Run the whole predict stage over the day; count its statuses into `statuses`."""
-    predictions, _ = predict_paths(day.paths, model, config, cameras=day.cameras, inside=day.folder)
+def stage(
+    day: BenchDay,
+    model: AgeModel,
+    config: PredictConfig,
+    statuses: dict[str, int],
+    saves: dict[str, int] | None = None,
+) -> int:
+    """Run the whole predict stage over the day; count its statuses into `statuses` (and, under
+    auto, its cameras by what they were read as into `saves`: aligned crops, loose crops,
+    frames)."""
+    predictions, stats = predict_paths(
+        day.paths, model, config, cameras=day.cameras, inside=day.folder
+    )
     statuses.clear()
     for prediction in predictions:
         statuses[str(prediction.status)] = statuses.get(str(prediction.status), 0) + 1
+    if saves is not None:
+        saves.clear()
+        for camera in stats.cameras:
+            saves[str(camera["saves"])] = saves.get(str(camera["saves"]), 0) + 1
     return len(predictions)
 
 
@@ -249,27 +285,47 @@ def bench(
     per_camera: int = PHOTOS_PER_CAMERA,
     repeats: int = 3,
     find_names: int = FIND_NAMES,
+    side_photos: int = SIDE_PHOTOS,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, object]:
-    """Every figure of `agebatch bench` (module docstring); keys as in its --json file."""
+    """Every figure of `agebatch bench` (module docstring); keys as in its --json file.
+    side_photos: photos in the loose-crop and the frame day (crops only; 0: not measured)."""
     kind = PhotoKind(kind)
     if kind == PhotoKind.AUTO:
         raise InputError("--kind must be crops or frames (auto is measured on crops).")
     say(f"writing {photos} {kind} under {workdir}")
     day = write_day(workdir / "photos", photos, kind, faces, per_camera)
+    days = {kind.value: day}
     reading = Reading.of(kind)
     limits = Limits(day.folder, config.max_pixels)  # opened as the stage opens them
     spec = InputSpec.from_card(model.card, kind, limits)
     runner = for_run(model, config)
     configs = {kind.value: config.model_copy(update={"photo_kind": kind})}
     if kind == PhotoKind.CROPS:
-        configs["auto"] = config.model_copy(update={"photo_kind": PhotoKind.AUTO})
+        auto = config.model_copy(update={"photo_kind": PhotoKind.AUTO})
+        configs["auto"] = auto
+        days["auto"] = day
+        if side_photos > 0:
+            # The same crops (the same seed draws the same pictures), as a loose-crop camera
+            # and a frame camera save them; both read under auto.
+            say(f"writing {side_photos} loose crops and {side_photos} frames of the same faces")
+            for name, kinds, loosen in (
+                ("auto_loose", PhotoKind.CROPS, True),
+                ("auto_frames", PhotoKind.FRAMES, False),
+            ):
+                days[name] = write_day(
+                    workdir / name, side_photos, kinds, faces, per_camera, loosen=loosen
+                )
+                configs[name] = auto
+    configs_main = (kind.value, "auto")
     say("warming up (model compilation, face finder)")
-    warm = BenchDay(
-        day.folder, day.paths[: 2 * config.batch_size], day.cameras[: 2 * config.batch_size]
-    )
     statuses: dict[str, dict[str, int]] = {name: {} for name in configs}
+    saves: dict[str, dict[str, int]] = {name: {} for name in configs}
     for name, each in configs.items():
+        # Two batches of the main day; a few photos of the side days (the finder is loaded by
+        # then, and their photos take a detector run each).
+        whole, size = days[name], 2 * config.batch_size if name in configs_main else SIDE_WARM
+        warm = BenchDay(whole.folder, whole.paths[:size], whole.cameras[:size])
         stage(warm, model, each, statuses[name])
     ready = [load_photo(p, spec, WHOLE_FRAME, reading).pixels for p in day.paths[:MODEL_POOL]]
     inputs = [pixels for pixels in ready if pixels is not None]
@@ -284,7 +340,11 @@ def bench(
         runs["decode"].append(timed(lambda: decode_alone(decode_paths, spec, reading)))
         for name, each in configs.items():
             runs.setdefault(name, []).append(
-                timed(lambda each=each, name=name: stage(day, model, each, statuses[name]))
+                timed(
+                    lambda each=each, name=name: stage(
+                        days[name], model, each, statuses[name], saves[name]
+                    )
+                )
             )
         say(
             f"run {repeat + 1}/{repeats}: "
@@ -299,6 +359,7 @@ def bench(
     best = {name: max(run.rate for run in values) for name, values in runs.items()}
     cpu = {name: min(run.cpu_ms for run in values) for name, values in runs.items()}
     auto = "auto" in runs
+    side = "auto_loose" in runs
     return {
         "device": device_name(config),
         "kind": str(kind),
@@ -318,6 +379,12 @@ def bench(
         "auto_over_crops": paired(runs["auto"], runs[kind.value]) if auto else None,
         "stage_over_model_cpu": round(cpu["model_only"] / cpu[kind.value], 3),
         "auto_over_crops_cpu": round(cpu[kind.value] / cpu["auto"], 3) if auto else None,
+        "auto_over_model": paired(runs["auto"], runs["model_only"]) if auto else None,
+        "side_photos": side_photos if side else None,
+        "loose_ips": round(best["auto_loose"], 1) if side else None,
+        "frames_ips": round(best["auto_frames"], 1) if side else None,
+        "loose_over_frames": paired(runs["auto_loose"], runs["auto_frames"]) if side else None,
+        "loose_over_frames_cpu": round(cpu["auto_frames"] / cpu["auto_loose"], 3) if side else None,
         "find_files_per_s": round(max(find_runs), 1),
         "find_names": find_names,
         "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -325,5 +392,6 @@ def bench(
         "peak_rss_children_mb": round(peak_rss_mb(resource.RUSAGE_CHILDREN), 1),
         "cpu_ms_per_photo": {name: round(value, 3) for name, value in cpu.items()},
         "statuses": statuses,
+        "cameras_read_as": {name: values for name, values in saves.items() if values},
         "runs": {name: [round(run.rate, 1) for run in values] for name, values in runs.items()},
     }

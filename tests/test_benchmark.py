@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from agebatch.benchmark import DISTINCT_MAX, model_only, stage, write_day, write_names
 from agebatch.cli import main
 from agebatch.config import PhotoKind, PredictConfig
 from agebatch.inputs.captures import find_captures
-from agebatch.predict.images import InputSpec, load_photo
+from agebatch.predict.images import InputSpec, crop_vote, load_photo
 from agebatch.predict.model import AgeModel
 from tests.conftest import write_labelled_faces
 
@@ -25,6 +26,11 @@ KEYS = {
     "predict_stage_ips",
     "stage_over_model",
     "auto_over_crops",
+    "auto_over_model",
+    "loose_ips",
+    "frames_ips",
+    "loose_over_frames",
+    "loose_over_frames_cpu",
     "find_files_per_s",
     "peak_rss_mb",
     "device",
@@ -48,6 +54,21 @@ def test_a_big_day_is_links_to_a_thousand_pictures(tmp_path: Path) -> None:
     assert day.paths[DISTINCT_MAX].read_bytes() == day.paths[0].read_bytes()
 
 
+def test_the_loose_day_is_the_same_faces_loosened(tmp_path: Path) -> None:
+    crops = write_day(tmp_path / "crops", photos=8, kind=PhotoKind.CROPS)
+    loose = write_day(tmp_path / "loose", photos=8, kind=PhotoKind.CROPS, loosen=True)
+    for crop, loosened in zip(crops.paths, loose.paths, strict=True):
+        with Image.open(crop) as a, Image.open(loosened) as b:
+            assert a.size == b.size == (200, 200)
+            # the same face (the photo's middle), cut elsewhere and looser
+            assert 0 < np.abs(np.asarray(a, float) - np.asarray(b, float)).mean() < 60
+        aligned, misaligned = crop_vote(crop), crop_vote(loosened)
+        assert isinstance(aligned, float) and aligned < 1  # measured, aligned
+        assert misaligned is True or misaligned > 1  # not confirmed as aligned
+    with pytest.raises(ValueError):
+        write_day(tmp_path / "frames", photos=2, kind=PhotoKind.FRAMES, loosen=True)
+
+
 def test_names_to_find(tmp_path: Path) -> None:
     folder = write_names(tmp_path, names=1234, per_camera=500)
     table = find_captures(folder, ZONE).table
@@ -62,7 +83,7 @@ def test_bench_writes_every_figure(
     out = tmp_path / "bench.json"
     args = [
         "bench", "--photos", "30", "--per-camera", "12", "--repeats", "2",
-        "--find-names", "300", "--batch-size", "8", "--workers", "2",
+        "--find-names", "300", "--batch-size", "8", "--workers", "2", "--side-photos", "12",
         "--model", str(brightness_model_path), "--json", str(out),
         "--workdir", str(tmp_path / "work"),
     ]  # fmt: skip
@@ -72,12 +93,29 @@ def test_bench_writes_every_figure(
     assert main(args) == 0
     figures = json.loads(out.read_text())
     assert set(figures) >= KEYS
-    assert figures["statuses"] == {"crops": {"ok": 30}, "auto": {"ok": 30}}
+    statuses = figures["statuses"]
+    assert statuses["crops"] == statuses["auto"] == {"ok": 30}
+    assert sum(statuses["auto_loose"].values()) == sum(statuses["auto_frames"].values()) == 12
     assert min(figures[k] for k in KEYS - {"device"}) > 0
+    assert figures["side_photos"] == 12
     runs = figures["runs"]
     assert {name: len(rates) for name, rates in runs.items()} == {
-        "model_only": 2, "decode": 2, "crops": 2, "auto": 2
+        "model_only": 2, "decode": 2, "crops": 2, "auto": 2, "auto_loose": 2, "auto_frames": 2
     }  # fmt: skip
+    assert figures["loose_ips"] == max(runs["auto_loose"])
+    assert figures["frames_ips"] == max(runs["auto_frames"])
+    ratios = [lo / fr for lo, fr in zip(runs["auto_loose"], runs["auto_frames"], strict=True)]
+    assert figures["loose_over_frames"] == pytest.approx(sum(ratios) / 2, abs=2e-3)
+    ratios = [a / m for a, m in zip(runs["auto"], runs["model_only"], strict=True)]
+    assert figures["auto_over_model"] == pytest.approx(sum(ratios) / 2, abs=2e-3)
+    read_as = figures["cameras_read_as"]
+    if not faces:  # drawn faces: as crops, loosened and in frames, each read as it was saved
+        assert read_as == {
+            "auto": {"aligned crops": 3},
+            "auto_loose": {"loose crops": 1},
+            "auto_frames": {"frames": 1},
+        }
+        assert statuses["auto_loose"] == {"ok": 12}
     assert figures["model_only_ips"] == max(runs["model_only"])  # the best of the runs
     ratios = [s / m for s, m in zip(runs["crops"], runs["model_only"], strict=True)]
     assert figures["stage_over_model"] == pytest.approx(sum(ratios) / 2, abs=2e-3)  # median
@@ -90,7 +128,12 @@ def test_bench_writes_every_figure(
     assert figures["device"].startswith("CPU (") and figures["flip_averaging"] is False
     assert figures["faces"] == (str(tmp_path / "faces") if faces else "generated")
     printed = capsys.readouterr().out
-    assert "predict stage (crops)" in printed and "auto / crops" in printed
+    assert "predict stage (crops)" in printed and "stage / model (median" in printed
+    if not faces:
+        assert "auto (aligned crops) / crops (median of the repeats)" in printed
+        assert "predict stage, auto on loose crops (loose crops)" in printed
+        assert "loose crops / frames (median of the repeats)" in printed
+    assert "loose crops and frames: 12 photos each" in printed
 
 
 def test_bench_on_frames(tmp_path: Path, brightness_model_path: Path) -> None:
@@ -102,12 +145,27 @@ def test_bench_on_frames(tmp_path: Path, brightness_model_path: Path) -> None:
     assert main(args) == 0
     figures = json.loads(out.read_text())
     assert figures["kind"] == "frames" and figures["auto_over_crops"] is None
+    assert figures["loose_ips"] is None and figures["loose_over_frames"] is None
     assert sum(figures["statuses"]["frames"].values()) == 6
     assert figures["statuses"]["frames"].get("ok", 0) >= 4  # drawn faces pasted in scenes
 
 
 def test_bench_refuses_nonsense(brightness_model_path: Path) -> None:
     assert main(["bench", "--photos", "0", "--model", str(brightness_model_path)]) == 2
+    model = ["--model", str(brightness_model_path)]
+    assert main(["bench", "--side-photos", "-1", *model]) == 2
+
+
+def test_bench_without_the_side_days(tmp_path: Path, brightness_model_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = [
+        "bench", "--photos", "8", "--repeats", "1", "--find-names", "10", "--side-photos", "0",
+        "--workers", "1", "--model", str(brightness_model_path), "--json", str(out),
+    ]  # fmt: skip
+    assert main(args) == 0
+    figures = json.loads(out.read_text())
+    assert set(figures["runs"]) == {"model_only", "decode", "crops", "auto"}
+    assert figures["side_photos"] is None and figures["loose_over_frames"] is None
 
 
 class _Counting:

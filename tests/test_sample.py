@@ -1,5 +1,5 @@
-"""The generated days: unchanged draws without planted preferences, planted ones that show, and
-ages read through a model's confusion."""
+"""The generated days: unchanged draws without planted preferences, planted ones that show, ages
+read through a model's confusion, and drawn faces that the pipeline measures as aligned crops."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
-from agebatch.sample import NoPhotos, Preference, confused_ages, make_sample_day
+from agebatch.predict.faces import alignment, assumed_face
+from agebatch.predict.images import crop_vote, worker_finder
+from agebatch.sample import NoPhotos, Preference, confused_ages, drawn_face, make_sample_day
 from tests.conftest import DAY
 
 # sha256 of a generated day's lines and truth (as CSV) before preferences could be planted:
@@ -77,3 +80,29 @@ def test_confused_ages_draw_from_the_row_of_the_true_year() -> None:
     assert set(years) == {30, 31}
     assert (years == 30).mean() == pytest.approx(0.75, abs=0.03)
     assert 40 <= read[4000] < 41 and 40 <= read[4001] < 41  # nearest year with counts
+
+
+def test_drawn_faces_measure_as_aligned_crops(tmp_path: Path) -> None:
+    # The real crop vote (detector with a margin, dlib's landmarks, faces.alignment) and the
+    # per-photo check (landmarks in the assumed box), on 300 saved faces of every age 1-99 and
+    # the generator's random colours: each measured, and well inside the aligned limit of 1.
+    votes, assumed = [], []
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        path = tmp_path / f"{seed}.jpg"
+        drawn_face(float(1 + seed % 99), rng).save(path, quality=90)
+        votes.append(crop_vote(path))
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"))
+        assumed.append(alignment(assumed_face(rgb, worker_finder()), 200, 200).misalignment)
+    assert all(isinstance(v, float) for v in votes)  # a face found and measured in each
+    for measured in (np.array(votes), np.array(assumed)):
+        assert np.median(measured) < 0.3 and measured.max() < 0.8
+
+
+def test_drawn_faces_grey_and_wrinkle_with_age() -> None:
+    young, old = (drawn_face(age, np.random.default_rng(5)) for age in (15.0, 85.0))
+    assert young.getpixel((35, 20)) == (0, 0, 0) and old.getpixel((35, 20)) == (255, 255, 255)
+    forehead = [np.asarray(face)[18:44, 100] for face in (young, old)]  # a column of skin
+    lined = [int((column != column[0]).any(axis=1).sum()) for column in forehead]
+    assert lined == [0, 4]  # no line at 15, four at 85

@@ -15,7 +15,7 @@ from agebatch.cli.options import DAY
 from agebatch.config import PhotoKind, RunConfig, age_group_labels, yesterday
 from agebatch.errors import InputError
 from agebatch.reports.summary import example_query
-from agebatch.sample import DEMO_PREFERENCES, make_sample_day
+from agebatch.sample import DEMO_PREFERENCES, DrawnFaces, make_sample_day
 from agebatch.transform.shares import group_of, shares, total_variation
 
 MARKER = ".agebatch-demo"
@@ -112,13 +112,14 @@ def run_demo(
                 registers=registers_for(receipts),
                 seed=seed + back,
                 faces=faces,
+                writer=None if faces else DrawnFaces(aligned=False),
                 preferences=DEMO_PREFERENCES,
             )
         )
     sample = samples[-1]
-    # Drawn faces are cut exactly like the card's aligned crops, by construction, but a landmark
-    # model trained on real faces measures them as misaligned; the demo says what its cameras
-    # save, as a chain would for cameras it knows. Real faces (--faces) are judged by auto.
+    # The demo's cartoon faces (sample.cartoon_face: the bundled model ages them across every
+    # group) are not framed like aligned crops; the demo says what its cameras save, as a chain
+    # would for cameras it knows. Real faces (--faces) are judged by auto.
     kind = {} if faces else {"photo_kind": PhotoKind.CROPS}
     config = sample.config(out, model=model, **kind)
 
