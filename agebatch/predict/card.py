@@ -144,13 +144,26 @@ class CardLight(BaseModel):
     target: float = Field(gt=0, le=255)
 
 
+class CardDetail(BaseModel):
+    """Detail restoration: a face whose quality part `detail` is under `below` (saved small and
+    scaled up, or out of focus) has its chip sharpened by an unsharp mask of `radius` pixels
+    and `percent` strength (PIL's ImageFilter.UnsharpMask, threshold 0)."""
+
+    model_config = ConfigDict(extra="allow")
+    below: float = Field(gt=0)
+    radius: float = Field(gt=0, le=8)
+    percent: int = Field(gt=0, le=1000)
+
+
 class CardQuality(BaseModel):
     """The quality floors of a card: a photo with any part under its floor is low_quality;
-    and the light normalisation of dim faces (None: none)."""
+    the light normalisation of dim faces and the detail restoration of soft ones (None:
+    none)."""
 
     model_config = ConfigDict(extra="allow")
     floors: dict[str, float] = Field(default_factory=dict)
     light: CardLight | None = None
+    detail: CardDetail | None = None
 
     @field_validator("floors")
     @classmethod

@@ -4,6 +4,11 @@ Parts, each measured on what the model is given (the chip) or on the face's 5 la
 - face_px: the face's width in the stored photo, pixels (0.9 of the aligned-crop framing);
 - sharpness: mean absolute Laplacian of the chip's grey centre over its contrast (a blurred
   or upscaled face has little fine detail for its contrast);
+- detail: the Laplacian's RMS at the chip's own scale over its RMS at half that scale (the
+  centre binned 2x2): how much of the face's detail reaches the finest scale. A face saved
+  small and scaled back up, or out of focus, has little there whatever its contrast (clean
+  aligned crops: median 0.54; the same faces saved 32 px wide: 0.38). Not floored: a face
+  under the card's `quality.detail.below` gets its detail restored (images.sharpened);
 - exposure: mean grey level of the chip's centre (0-255);
 - contrast: standard deviation of that grey level;
 - landmark_fit: how far the 5 landmarks lie from the aligned-crop shape after the best
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-HIGHER_IS_BETTER = ("face_px", "sharpness", "exposure", "contrast", "detector")
+HIGHER_IS_BETTER = ("face_px", "sharpness", "detail", "exposure", "contrast", "detector")
 LOWER_IS_BETTER = ("landmark_fit", "yaw", "roll")
 PARTS = HIGHER_IS_BETTER + LOWER_IS_BETTER
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)
@@ -53,20 +58,37 @@ class Quality:
 
 
 def chip_parts(chip: np.ndarray) -> dict[str, float]:
-    """sharpness, exposure and contrast of a (h, w, 3) uint8 chip, from its central 60%."""
+    """sharpness, detail, exposure and contrast of a (h, w, 3) uint8 chip, from its central
+    60%."""
     h, w = chip.shape[:2]
     middle = chip[round(0.2 * h) : round(0.8 * h), round(0.2 * w) : round(0.8 * w), :3]
     centre = middle.astype(np.float32) @ _GREY
     contrast = float(centre.std())
-    lap = (
-        4 * centre[1:-1, 1:-1]
-        - centre[:-2, 1:-1]
-        - centre[2:, 1:-1]
-        - centre[1:-1, :-2]
-        - centre[1:-1, 2:]
-    )
+    lap = _laplacian(centre)
     sharpness = float(np.abs(lap).mean()) / max(contrast, 1.0)
-    return {"sharpness": sharpness, "exposure": float(centre.mean()), "contrast": contrast}
+    even = (min(centre.shape) // 2) * 2
+    binned = (
+        centre[:even:2, :even:2]
+        + centre[1:even:2, :even:2]
+        + centre[:even:2, 1:even:2]
+        + centre[1:even:2, 1:even:2]
+    ) * 0.25
+    coarse = _laplacian(binned) if min(binned.shape) > 2 else np.zeros(1, np.float32)
+    fine_energy, coarse_energy = float((lap * lap).mean()), float((coarse * coarse).mean())
+    detail = math.sqrt(fine_energy / coarse_energy) if coarse_energy > 1e-6 else 0.0
+    return {
+        "sharpness": sharpness,
+        "detail": detail,
+        "exposure": float(centre.mean()),
+        "contrast": contrast,
+    }
+
+
+def _laplacian(grey: np.ndarray) -> np.ndarray:
+    """The 4-neighbour Laplacian of a 2-D grey array, on its inner pixels."""
+    return (
+        4 * grey[1:-1, 1:-1] - grey[:-2, 1:-1] - grey[2:, 1:-1] - grey[1:-1, :-2] - grey[1:-1, 2:]
+    )
 
 
 def landmark_parts(

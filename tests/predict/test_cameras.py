@@ -243,6 +243,21 @@ def test_a_crop_cameras_crop_is_read_exactly_as_under_crops(tmp_path: Path) -> N
     np.testing.assert_array_equal(by_size.pixels, as_crop.pixels)
 
 
+def test_a_loose_crop_is_aligned_on_the_photo_decoded_whole(tmp_path: Path) -> None:
+    """A loose-crop camera's crop is not drafted: its landmarks are fitted on every stored pixel
+    (at the reduced scale they aligned the shared faces' teenagers worse)."""
+    spec = images.InputSpec((64, 64), (0.025, 0.025, 0.975, 0.975), "box", "auto", 0.2)
+    rgb = np.asarray(drawn_frame((300, 300), [(150, 160, 220)]))
+    path = tmp_path / "crop.jpg"
+    Image.fromarray(rgb).save(path, quality=90)
+    loose = images.load_photo(path, spec, reading=Reading.LOOSE)
+    with Image.open(path) as stored:
+        whole = stored.convert("RGB")
+    expected = images.crop_input(whole, spec, FaceFinder(), whole.size, images.Framing.ALIGNED)
+    assert loose.status == expected.status == "ok"
+    np.testing.assert_array_equal(loose.pixels, expected.pixels)
+
+
 def test_auto_per_camera_opens_photos_only_inside_the_day_folder(
     tmp_path: Path, cropping_model
 ) -> None:
