@@ -14,6 +14,8 @@ from enum import StrEnum
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from agebatch.config import PhotoKind
+
 
 class PhotoStatus(StrEnum):
     """What the predict stage made of one photo."""
@@ -133,7 +135,7 @@ WITH_WITHHELD = (
 # cameras.saves: what a camera's photos were read as. Under --photo-kind auto its verdict
 # (agebatch.predict.cameras.Verdict.saves), or undecided (no verdict reached the table); under
 # a kind that was set, that kind.
-SAVES_VERDICTS = ("aligned crops", "loose crops", "frames")
+SAVES_VERDICTS = ("aligned crops", "loose crops", PhotoKind.FRAMES.value)
 SAVES = (*SAVES_VERDICTS, "undecided", "crops (set)", "frames (set)")
 CAMERA_HISTORY_DAYS = 28  # cameras.saves_before: the camera's latest row this many days back
 
@@ -592,7 +594,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
             "photo_kind",
             pa.string(),
             "the run's --photo-kind: auto (decided camera by camera), crops or frames (set)",
-            allowed=("auto", "crops", "frames"),
+            allowed=(PhotoKind.AUTO.value, PhotoKind.CROPS.value, PhotoKind.FRAMES.value),
         ),
         Column(
             "saves",

@@ -99,8 +99,8 @@ class Verdict:
         """The votes as JSON (the camera left out: its shard says it), for a staged shard."""
         return json.dumps(
             {
-                "crops": self.crops,
-                "frames": self.frames,
+                "crop_votes": self.crops,
+                "frame_votes": self.frames,
                 "looked_at": self.looked_at,
                 "misaligned": self.misaligned,
                 "misalignment": self.misalignment,
@@ -115,8 +115,8 @@ class Verdict:
         misalignment = votes["misalignment"]
         return cls(
             camera,
-            int(votes["crops"]),
-            int(votes["frames"]),
+            int(votes["crop_votes"]),
+            int(votes["frame_votes"]),
             int(votes["looked_at"]),
             int(votes["misaligned"]),
             None if misalignment is None else float(misalignment),

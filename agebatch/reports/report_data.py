@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from agebatch.config import TREND_DAYS
+from agebatch.config import TREND_DAYS, PhotoKind
 from agebatch.errors import InputError
 from agebatch.publish import partition
 from agebatch.reports.offers import group_order
@@ -337,7 +337,7 @@ def camera_notes(data: ReportData) -> list[str]:
     notes = []
     for saves, words in (
         ("loose crops", "loose crops (each face aligned by its landmarks)"),
-        ("frames", "frames (each shopper's face found)"),
+        (PhotoKind.FRAMES.value, "frames (each shopper's face found)"),
     ):
         named = sorted(name[cameras["saves"] == saves])
         if named:

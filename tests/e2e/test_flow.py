@@ -277,7 +277,7 @@ def test_demo_generates_runs_and_reports(
     printed = capsys.readouterr().out
     tables = (
         "age_group_affinity, age_group_item_receipts, age_group_purchases, age_group_receipts, "
-        "age_group_shares, alcohol_checks, cashier_compliance"
+        "age_group_shares, alcohol_checks, cameras, cashier_compliance"
     )
     assert (
         f"{tables}, products, quarantined_receipts, receipt_ages, runs, store_coverage, "
