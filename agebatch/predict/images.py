@@ -3,6 +3,7 @@ resize."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -91,7 +92,7 @@ def read_sized(
         with open_inside(path, limits.inside) as file:
             plain = decode_plain(file, max_side, limits.max_pixels, draft_if)
             if plain is not None:  # the pixels Pillow gives, without its parsing (jpeg.py)
-                return Image.fromarray(plain[0]), plain[1]
+                return rgb_image(plain[0]), plain[1]
             file.seek(0)
             # Not closed by a `with` of its own: closing would drop the pixels, and an RGB photo
             # is returned as it was decoded, without a copy (the budget bounds the memory).
@@ -121,7 +122,20 @@ def to_model_input(
     w, h = image.size
     box = (0, 0, w, h) if crop is None else (crop[0] * w, crop[1] * h, crop[2] * w, crop[3] * h)
     method = Image.Resampling[resample.upper()]
-    return np.asarray(image.resize(size, method, box=box), dtype=np.uint8)
+    resized = image.resize(size, method, box=box)
+    if resized.mode != "RGB":
+        return np.asarray(resized, dtype=np.uint8)
+    # np.asarray(resized), without its array-interface detour (the same read-only array)
+    return np.frombuffer(resized.tobytes(), np.uint8).reshape(size[1], size[0], 3)
+
+
+def rgb_image(pixels: np.ndarray) -> Image.Image:
+    """Image.fromarray of (height, width, 3) uint8 RGB pixels, without first filling the new
+    image with black (it is written over whole)."""
+    height, width = pixels.shape[:2]
+    image = Image.new("RGB", (width, height), None)
+    image.frombytes(np.ascontiguousarray(pixels, dtype=np.uint8))
+    return image
 
 
 def draft_side(size: tuple[int, int], crop: tuple[float, float, float, float] | None = None) -> int:
@@ -177,6 +191,11 @@ class InputSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "photos", PhotoKind(self.photos))
+
+    @functools.cached_property
+    def floor_of(self) -> dict[str, float]:
+        """The quality floors by part (built once, not once per photo; never changed)."""
+        return dict(self.floors)
 
     @classmethod
     def from_card(
@@ -295,7 +314,7 @@ def load_photo(
 def judged(views: np.ndarray, spec: InputSpec, parts: dict[str, float]) -> Decoded:
     """A photo's views with their quality: status ok, or low_quality (no pixels) when a part
     is under the card's floor."""
-    quality = assess(parts, dict(spec.floors))
+    quality = assess(parts, spec.floor_of)
     if not quality.passed:
         reason = f"{quality.part} under the card's floor"
         return Decoded(None, PhotoStatus.LOW_QUALITY, reason, quality)

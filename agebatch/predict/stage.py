@@ -279,7 +279,8 @@ def _predictions(ages: np.ndarray, layout: list[Layout]) -> list[Prediction]:
         if views == 0:
             results.append(Prediction(None, status, reason, score, part))
             continue
-        age = float(ages[start : start + views].mean())
+        # one view (a crop): its age as is (the mean of one value is that value)
+        age = float(ages[start] if views == 1 else ages[start : start + views].mean())
         results.append(Prediction(age, PhotoStatus.OK, "", score, part))
         start += views
     return results

@@ -7,10 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from agebatch.predict.faces import FRAME_ZOOMS, FaceFinder, aligned_crop_chip
-from agebatch.predict.images import InputSpec, draft_side, load_photo, read_rgb
+from agebatch.predict.images import (
+    InputSpec,
+    draft_side,
+    load_photo,
+    read_rgb,
+    rgb_image,
+    to_model_input,
+)
 from tests.pictures import drawn_frame, scene
 
 
@@ -173,3 +182,33 @@ def test_a_crop_is_decoded_at_the_least_scale_whose_box_still_spans_the_input(
     image = read_rgb(path, max_side=draft_side((64, 64), box))
     assert image is not None and image.size == (decoded, decoded)
     assert image.size[0] * (box[2] - box[0]) >= 64
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    width=st.integers(1, 120),
+    height=st.integers(1, 120),
+    size=st.sampled_from([(64, 64), (48, 32), (1, 1), (130, 90)]),
+    crop=st.sampled_from([None, (0.025, 0.025, 0.975, 0.975), (0.1, 0.0, 0.7, 0.9)]),
+    resample=st.sampled_from(["box", "bilinear", "bicubic", "nearest"]),
+    mode=st.sampled_from(["RGB", "L"]),
+    seed=st.integers(0, 2**16),
+)
+def test_the_model_input_is_pillows_fromarray_resize_and_asarray(
+    width, height, size, crop, resample, mode, seed
+) -> None:
+    """rgb_image and to_model_input skip two of Pillow's detours; the pixels are the same."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    image = rgb_image(pixels)
+    assert image.mode == "RGB" and image.tobytes() == Image.fromarray(pixels).tobytes()
+    image = image.convert(mode)
+    box = (
+        None
+        if crop is None
+        else (crop[0] * width, crop[1] * height, crop[2] * width, crop[3] * height)
+    )
+    method = Image.Resampling[resample.upper()]
+    expected = np.asarray(image.resize(size, method, box=box), dtype=np.uint8)
+    given_model = to_model_input(image, size, crop, resample)
+    assert given_model.dtype == np.uint8 and not given_model.flags.writeable
+    assert np.array_equal(given_model, expected) and given_model.shape == expected.shape

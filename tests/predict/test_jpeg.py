@@ -5,6 +5,7 @@ switched off (Pillow alone, as before it existed)."""
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -193,6 +194,19 @@ def test_no_more_than_the_byte_bound_is_read_even_from_a_growing_file(tmp_path: 
             assert file.tell() == 101 < size  # at the end-of-image marker; this read did here
         patch.setattr(jpeg, "MAX_BYTES", size)
         assert _taken(path, None, None)
+
+
+def test_a_file_that_grows_after_its_size_is_read_is_read_to_the_bound(tmp_path: Path) -> None:
+    path = tmp_path / "growing.jpg"
+    path.write_bytes(bytes(range(256)) * 4)  # 1,024 bytes
+    stale = os.stat_result((0o100644, 0, 0, 1, 0, 0, 100, 0, 0, 0))  # its size: 100 bytes
+    with pytest.MonkeyPatch.context() as patch, path.open("rb") as file:
+        patch.setattr(jpeg.os, "fstat", lambda fd: stale)
+        assert jpeg._read_bounded(file, 500) == path.read_bytes()[:500]  # on to the bound
+    with path.open("rb") as file:
+        file.read(24)
+        assert jpeg._read_bounded(file, 5000) == path.read_bytes()[24:]  # the rest, whole
+        assert jpeg._read_bounded(io.BytesIO(b"abc"), 2) == b"ab"  # no file size: as asked
 
 
 @pytest.mark.parametrize(

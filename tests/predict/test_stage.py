@@ -228,3 +228,27 @@ def test_the_model_runs_on_one_thread_stage_after_stage(
         predict_paths(paths, brightness_model, PredictConfig(workers=1))
     assert len(ran_on) == 3 and len(set(ran_on)) == 1  # TensorFlow's state for one thread
     assert ran_on[0] is not threading.main_thread()
+
+
+def test_a_crops_age_is_the_models_on_its_decoded_pixels_exactly(
+    tmp_path: Path, cropping_model
+) -> None:
+    from agebatch.predict.images import Reading
+    from agebatch.sample import drawn_face
+
+    rng = np.random.default_rng(3)
+    paths = []
+    for i, age in enumerate([8.0, 23.0, 41.0, 67.0, 80.0]):
+        paths.append(tmp_path / f"{i}.jpg")
+        drawn_face(age, rng).save(paths[-1], quality=int(rng.integers(40, 95)))
+    config = PredictConfig(batch_size=4, workers=2, photo_kind="crops")
+    predictions, _ = predict_paths(paths, cropping_model, config)
+    spec = InputSpec.from_card(cropping_model.card, "crops")
+    decoded = [load_photo(path, spec, reading=Reading.CROP) for path in paths]
+    pixels = np.concatenate([d.pixels for d in decoded])
+    # The same pixels in the same batches make the same ages, bit for bit, however the stage
+    # decodes and hands them over (TensorFlow's last bits may move with a batch's size).
+    batches = [pixels[i : i + config.batch_size] for i in range(0, len(pixels), config.batch_size)]
+    expected = [float(a) for batch in batches for a in cropping_model.predict(batch)]
+    assert [p.age for p in predictions] == expected
+    assert [p.status for p in predictions] == ["ok"] * len(paths)
