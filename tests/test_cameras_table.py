@@ -211,7 +211,8 @@ def test_a_run_in_shards_publishes_the_cameras_rows_of_a_plain_run(
     assert cameras["changed"].to_pylist() == [True, False]  # against the published DAY
     # The verdict travels in each staged file's metadata.
     staged = pq.read_schema(job.staging / f"{planned[0].fingerprint}.parquet").metadata
-    assert json.loads(staged[b"verdict"])["crop_votes"] >= 1 and staged[b"layout"] == b"agebatch.shard/3"
+    assert json.loads(staged[b"verdict"])["crop_votes"] >= 1
+    assert staged[b"layout"] == b"agebatch.shard/3"
 
 
 def test_a_shard_under_a_set_kind_keeps_no_verdict(two_days, model: AgeModel) -> None:
