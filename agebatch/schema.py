@@ -133,8 +133,8 @@ WITH_WITHHELD = (
     "age_group_item_receipts",
 )
 # cameras.saves: what a camera's photos were read as. Under --photo-kind auto its verdict
-# (agebatch.predict.cameras.Verdict.saves), or undecided (no verdict reached the table); under
-# a kind that was set, that kind.
+# (agebatch.predict.cameras.Verdict.saves; undecided: no photo of its sample could be read, or
+# no verdict reached the table); under a kind that was set, that kind.
 SAVES_VERDICTS = ("aligned crops", "loose crops", PhotoKind.FRAMES.value)
 SAVES = (*SAVES_VERDICTS, "undecided", "crops (set)", "frames (set)")
 CAMERA_HISTORY_DAYS = 28  # cameras.saves_before: the camera's latest row this many days back
@@ -601,7 +601,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
             pa.string(),
             "what the camera's photos were read as: under auto its sample's verdict (aligned "
             "crops: as-is; loose crops: each face aligned by its landmarks; frames: photo by "
-            "photo), undecided if none reached the table; else the kind set, '(set)'",
+            "photo), undecided if none of the photos its sample looked at could be read (read "
+            "photo by photo); else the kind set, '(set)'",
             allowed=SAVES,
         ),
         _nullable_count(
@@ -627,18 +628,18 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column(
             "saves_before",
             pa.string(),
-            f"saves on the camera's previous published day (up to {CAMERA_HISTORY_DAYS} days "
-            "back); null: none",
+            f"the camera's latest earlier verdict of auto (up to {CAMERA_HISTORY_DAYS} days back; "
+            "days run under a set kind, or undecided, passed over); null: none",
             nullable=True,
-            allowed=SAVES,
+            allowed=SAVES_VERDICTS,
         ),
         _rate("misalignment_before", "misalignment on that day"),
-        Column("day_before", pa.date32(), "that previous day; null: none", nullable=True),
+        Column("day_before", pa.date32(), "the day of that verdict; null: none", nullable=True),
         Column(
             "changed",
             pa.bool_(),
             "saves differs from saves_before (a camera re-mounted or switched); null unless "
-            "both days decided it under auto",
+            "saves is a verdict of auto and there is one before",
             nullable=True,
         ),
     ),

@@ -20,7 +20,8 @@ time is predicted again.
 Under `--photo-kind auto` the file's schema metadata keeps the shard's camera verdict
 (`verdict`: cameras.Verdict.to_json; empty under a kind that was set), and `collect` gives the
 verdict of each camera's first shard (its first `shard_size` photos by name: with shard_size
->= auto_sample, the sample a plain run takes), so a Dask run publishes the same `cameras` table.
+>= cameras.SAMPLE_SPAN x auto_sample, all the photos a plain run's sample can reach past
+unreadable ones), so a Dask run publishes the same `cameras` table.
 The flow publishes nothing until every shard has its file; after a successful publish the
 day's staging folder is deleted (`discard`), since receipt_ages then holds the same ages. A
 run staging a day holds that day's staging lock (shared, `<staging root>/.shards/<day>.lock`)

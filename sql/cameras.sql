@@ -1,10 +1,13 @@
 -- One row per camera (store, register) that had photos that day: how its photos were read,
 -- what the sample of `--photo-kind auto` said (agebatch.predict.cameras), its photos per
--- status, and what it was read as on its previous published day within the history given, so
--- a camera that was re-mounted (aligned crops one day, loose crops the next) shows.
--- saves: the verdict under auto (aligned crops, loose crops, frames; undecided: no verdict
--- reached the table), else the kind that was set ('crops (set)', 'frames (set)').
--- changed: saves differs from saves_before; null unless both are verdicts of auto.
+-- status, and its latest earlier verdict of auto within the history given (days run under a
+-- kind that was set, or undecided, are passed over), so a camera that was re-mounted (aligned
+-- crops one day, loose crops the next) shows, even across days run as crops.
+-- saves: the verdict under auto (aligned crops, loose crops, frames; undecided: no photo of
+-- its sample could be read, or no verdict reached the table), else the kind that was set
+-- ('crops (set)', 'frames (set)').
+-- changed: saves differs from saves_before; null unless saves is a verdict and there is one
+-- before.
 -- Inputs: captures, camera_verdicts, cameras_history. Parameters: $day, $photo_kind.
 with photos as (
     select
@@ -34,7 +37,7 @@ earlier as (
         saves as saves_before,
         misalignment as misalignment_before
     from cameras_history
-    where day < $day::date
+    where day < $day::date and saves in ('aligned crops', 'loose crops', 'frames')
     qualify row_number() over (partition by store_id, register_id order by day desc) = 1
 ),
 

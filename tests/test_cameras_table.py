@@ -31,6 +31,7 @@ from agebatch.pipeline import (
     run_day,
     transform_stage,
 )
+from agebatch.predict.cameras import SAMPLE_SPAN
 from agebatch.predict.faces import FaceFinder, aligned_crop_chip
 from agebatch.predict.model import AgeModel, load_model
 from agebatch.sample import make_sample_day
@@ -195,10 +196,11 @@ def _sharded(config: RunConfig, night: Night) -> tuple[Predicted, ShardJob, list
 def test_a_run_in_shards_publishes_the_cameras_rows_of_a_plain_run(
     two_days, model: AgeModel
 ) -> None:
-    # Shards of 4 photos: each camera in several shards, its first one the plain run's sample
-    # (shard_size >= auto_sample).
+    # Shards of 4 photos: each camera in several shards, its first one holding all the plain
+    # run's sample can reach (shard_size >= SAMPLE_SPAN x auto_sample: the sample goes on past
+    # unreadable photos that far).
     _, _, second = two_days
-    config = second.model_copy(update={"shard_size": SAMPLE})
+    config = second.model_copy(update={"shard_size": SAMPLE, "auto_sample": SAMPLE // SAMPLE_SPAN})
     plain = transform_stage(predict_stage(find_stage(begin(config, NEXT, model))))
     night = find_stage(begin(config, NEXT, model))
     predicted, job, planned = _sharded(config, night)

@@ -4,16 +4,19 @@ camera saves face crops or frames, so a crop camera's photos skip the face detec
 The rule:
 1. A camera is a (store_id, register_id) pair (`agebatch predict`: a folder). Its photos are
    taken in name order (the capture time, for the standard names); the first `auto_sample`
-   are judged one by one by the crop test (faces.is_face_crop: small and about square, then no
-   face or one big centred face, the detector looking at the photo with a grey margin round
-   it). Unreadable photos do not vote.
+   readable ones are judged one by one by the crop test (faces.is_face_crop: small and about
+   square, then no face or one big centred face, the detector looking at the photo with a grey
+   margin round it). Unreadable photos do not vote: the sample goes on past them, to at most
+   SAMPLE_SPAN times `auto_sample` photos looked at.
    A crop's vote carries its measured misalignment: its detected face's 5 landmarks against
    the card's aligned framing (faces.alignment; above 1 the crop is not aligned); a crop in
    which no face is detected votes crop without a measure (counted as aligned).
-2. The camera is a **crop camera** when more than half of its votes say crop; otherwise (a tie,
-   or no readable photo in the sample) it is a **frame camera**. Votes stop as soon as the
-   remaining photos of the sample could no longer change the outcome, so the decision is the
-   same as with every vote counted. A crop camera is an **aligned-crop camera** when at most
+2. The camera is a **crop camera** when more than half of its votes say crop; otherwise (a tie)
+   it is a **frame camera**; a camera none of whose looked-at photos could be read is
+   **undecided**, read as a frame camera is (photo by photo) and never taken for a re-mount.
+   Votes stop as soon as the remaining photos of the sample could no longer change the
+   outcome, so the decision is the same as with every vote counted. A crop camera is an
+   **aligned-crop camera** when at most
    LOOSE_SHARE of its crop votes are misaligned, else a **loose-crop camera** (it saves its
    own box: off-centre, looser, tilted).
 3. An aligned-crop camera's photos (the sampled ones included) are read by size
@@ -56,6 +59,10 @@ Judge = Callable[[list[Path]], list[Vote]]  # the votes of photos
 # An aligned-crop camera has at most this share of misaligned crop votes (the shared faces as
 # aligned crops: 1% of them misaligned; a 16-photo sample then has at most 1 in 99% of cameras).
 LOOSE_SHARE = 0.125
+# Photos looked at for a camera's sample, at most, as a multiple of the sample's size: the sample
+# goes on past unreadable photos this far (a camera of broken files is then undecided).
+SAMPLE_SPAN = 4
+UNDECIDED = "undecided"
 
 
 def is_crop(vote: Vote) -> bool:
@@ -81,7 +88,10 @@ class Verdict:
 
     @property
     def saves(self) -> str:
-        """What the camera saves, in words: aligned crops, loose crops or frames."""
+        """What the camera saves, in words: aligned crops, loose crops or frames; undecided when
+        none of the photos looked at could be read."""
+        if self.crops == self.frames == 0:
+            return UNDECIDED
         if self.kind != PhotoKind.CROPS:
             return PhotoKind.FRAMES.value
         return "loose crops" if self.misaligned > LOOSE_SHARE * self.crops else "aligned crops"
@@ -93,6 +103,7 @@ class Verdict:
             "aligned crops": Reading.BY_SIZE,
             "loose crops": Reading.LOOSE,
             PhotoKind.FRAMES.value: Reading.BY_PHOTO,
+            UNDECIDED: Reading.BY_PHOTO,
         }[self.saves]
 
     def to_json(self) -> str:
@@ -152,19 +163,14 @@ def decide(
     votes of a list of photos; it is called once per round with every camera's next photos."""
     if len(cameras) != len(paths):
         raise ValueError("cameras must have one camera per path")
-    sampled = samples(paths, cameras, size)
+    sampled = samples(paths, cameras, size * SAMPLE_SPAN)
     votes: dict[Camera, list[Vote]] = {camera: [] for camera in sampled}
-    # First round: a majority's worth of each sample; then the rest where still undecided.
-    rounds = [lambda n: n // 2 + 1, lambda n: n]
-    for upto in rounds:
-        wanted = [
-            (camera, index)
-            for camera, indices in sampled.items()
-            if not _settled(votes[camera], len(indices))
-            for index in indices[len(votes[camera]) : upto(len(indices))]
-        ]
-        if not wanted:
-            break
+    # Each round asks every undecided camera for as many more photos as could settle it (_wanted).
+    while wanted := [
+        (camera, index)
+        for camera, indices in sampled.items()
+        for index in indices[len(votes[camera]) :][: _wanted(votes[camera], size, len(indices))]
+    ]:
         for (camera, _), vote in zip(
             wanted, judge([paths[index] for _, index in wanted]), strict=True
         ):
@@ -187,11 +193,20 @@ def _verdict(camera: Camera, cast: list[Vote]) -> Verdict:
     )
 
 
-def _settled(votes: list[Vote], sample: int) -> bool:
-    """Whether the photos of the sample not yet judged can no longer change the majority."""
-    crops, frames = sum(1 for v in votes if is_crop(v)), sum(1 for v in votes if v is False)
-    remaining = sample - len(votes)
-    return crops > frames + remaining or crops + remaining <= frames
+def _wanted(cast: list[Vote], size: int, photos: int) -> int:
+    """How many more of a camera's photos to judge: 0 once its first `size` readable votes are
+    in, its photos are all looked at, or the votes still to come can no longer change the
+    majority; at first a majority's worth of the sample (`size`, or fewer photos); then the
+    fewest that could settle it."""
+    if not cast:
+        return min(size, photos) // 2 + 1
+    crops, frames = sum(1 for v in cast if is_crop(v)), sum(1 for v in cast if v is False)
+    remaining = min(size - crops - frames, photos - len(cast))
+    if remaining <= 0 or crops > frames + remaining or crops + remaining <= frames:
+        return 0
+    to_crops = (frames + remaining - crops) // 2 + 1  # votes, all crop, that make it crops
+    to_frames = -(-(crops + remaining - frames) // 2)  # votes, all frame, that make it frames
+    return max(1, min(to_crops, to_frames))
 
 
 def readings(

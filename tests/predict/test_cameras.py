@@ -19,7 +19,7 @@ from PIL import Image
 
 from agebatch.config import PhotoKind, PredictConfig
 from agebatch.predict import images
-from agebatch.predict.cameras import Verdict, decide, readings, samples
+from agebatch.predict.cameras import SAMPLE_SPAN, UNDECIDED, Verdict, decide, readings, samples
 from agebatch.predict.faces import FaceFinder, aligned_crop_chip
 from agebatch.predict.images import Reading
 from agebatch.predict.opening import Limits
@@ -53,17 +53,40 @@ def test_a_camera_is_crops_exactly_when_most_of_its_sample_says_crop(
     verdicts = decide(paths, owners, size, judge)
     assert len(judged) == len(set(judged))  # no photo judged twice
     for c, cast in enumerate(cameras):
-        sample = cast[:size]
+        # The sample: the first `size` readable photos by name, looked for among the first
+        # SAMPLE_SPAN x size (unreadable ones do not vote and do not fill the sample).
+        sample = [vote for vote in cast[: SAMPLE_SPAN * size] if vote is not None][:size]
         crops, frames = sample.count(True), sample.count(False)
         verdict = verdicts[f"C{c}"]
         # The decision is the majority over the whole sample, however early the votes stopped.
         assert verdict.kind == (PhotoKind.CROPS if crops > frames else PhotoKind.FRAMES)
+        assert (verdict.saves == UNDECIDED) == (not sample)
         looked_at = sorted(p for p in judged if p.parent.name == f"C{c}")
         # Only the sample's photos, from the first one in name order, without gaps.
         assert looked_at == [Path(f"/day/C{c}/{j:04d}.jpg") for j in range(len(looked_at))]
-        assert len(looked_at) <= min(size, len(cast))
-        if set(sample) in ({True}, {False}):  # a uniform sample: a majority's worth suffices
+        assert len(looked_at) <= min(SAMPLE_SPAN * size, len(cast))
+        readable = [vote for vote in cast[: len(looked_at)] if vote is not None]
+        assert len(readable) <= size
+        if None not in cast[:size] and set(sample) in ({True}, {False}):
+            # A uniform sample of readable photos: a majority's worth suffices.
             assert len(looked_at) == len(sample) // 2 + 1
+
+
+def test_a_camera_of_unreadable_photos_is_undecided_and_read_photo_by_photo() -> None:
+    # 16 broken files first by name, then loose crops: the sample goes on past the broken ones.
+    cast: list[bool | float | None] = [None] * 16 + [2.5] * 20
+    paths = [Path(f"/day/C/{j:04d}.jpg") for j in range(len(cast))]
+    truth = dict(zip(paths, cast, strict=True))
+    verdict = decide(paths, ["C"] * len(paths), 16, lambda todo: [truth[p] for p in todo])["C"]
+    assert verdict.saves == "loose crops" and verdict.crops == 9
+    # Nothing but broken files: undecided, read as a frame camera is, no verdict of frames.
+    broken = decide(paths[:16], ["C"] * 16, 16, lambda todo: [None] * len(todo))["C"]
+    assert (broken.saves, broken.reading, broken.crops, broken.frames) == (
+        UNDECIDED,
+        Reading.BY_PHOTO,
+        0,
+        0,
+    )
 
 
 def test_the_sample_is_the_first_photos_by_name_whatever_the_order() -> None:
@@ -325,7 +348,9 @@ def test_a_crop_camera_is_loose_when_more_than_an_eighth_of_its_crops_are_misali
     votes = cast[: verdict.looked_at]
     crops = [v for v in votes if v is True or (isinstance(v, float) and v is not False)]
     misaligned = [v for v in crops if v is not True and v > 1.0]
-    if verdict.kind != PhotoKind.CROPS:
+    if all(v is None for v in votes):
+        assert verdict.saves == UNDECIDED and verdict.reading == Reading.BY_PHOTO
+    elif verdict.kind != PhotoKind.CROPS:
         assert verdict.saves == "frames" and verdict.reading == Reading.BY_PHOTO
     elif len(misaligned) > len(crops) / 8:
         assert verdict.saves == "loose crops" and verdict.reading == Reading.LOOSE

@@ -181,7 +181,7 @@ def test_a_re_mounted_camera_shows_against_its_previous_day() -> None:
     assert got == {
         ("S1", "R1"): ("aligned crops", "aligned crops", 0.35, DAY - dt.timedelta(days=2), False),
         ("S1", "R2"): ("loose crops", "loose crops", 1.7, DAY - dt.timedelta(days=3), False),
-        ("S2", "R1"): ("frames", "crops (set)", None, DAY - dt.timedelta(days=1), None),
+        ("S2", "R1"): ("frames", None, None, None, None),  # no earlier verdict
     }
     # S1/R1 re-mounted: aligned crops two days ago, loose crops today.
     remounted = (Verdict(("S1", "R1"), 12, 0, 12, 9, 1.9), *VERDICTS[1:])
@@ -206,8 +206,28 @@ def test_changed_is_a_difference_of_two_verdicts_and_null_otherwise(before: str,
     (row,) = _cameras(
         CameraInputs(PhotoKind.AUTO, verdict_table([verdict]), history), [("S1", "R1", "ok")]
     )
-    assert row["saves_before"] == before
-    assert row["changed"] == (None if before not in SAVES_VERDICTS else before != now)
+    if before in SAVES_VERDICTS:
+        assert (row["saves_before"], row["changed"]) == (before, before != now)
+    else:  # a day run under a set kind, or undecided, is no verdict to compare with
+        assert (row["saves_before"], row["changed"]) == (None, None)
+
+
+def test_a_camera_re_mounted_while_the_chain_ran_crops_shows_on_its_next_auto_day() -> None:
+    history = _history(
+        (DAY - dt.timedelta(days=3), "S1", "R1", "aligned crops", 0.3),
+        (DAY - dt.timedelta(days=2), "S1", "R1", "crops (set)", None),
+        (DAY - dt.timedelta(days=1), "S1", "R1", "undecided", None),
+    )
+    loose = Verdict(("S1", "R1"), 8, 0, 8, 6, 1.8)
+    (row,) = _cameras(
+        CameraInputs(PhotoKind.AUTO, verdict_table([loose]), history), [("S1", "R1", "ok")]
+    )
+    assert (row["saves"], row["saves_before"], row["day_before"], row["changed"]) == (
+        "loose crops",
+        "aligned crops",
+        DAY - dt.timedelta(days=3),
+        True,
+    )
 
 
 def test_verdicts_of_folders_are_not_rows_of_tills() -> None:
