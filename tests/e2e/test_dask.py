@@ -24,6 +24,7 @@ from agebatch import shards
 from agebatch.errors import InputError
 from agebatch.flows import nightly as flow_module
 from agebatch.flows.nightly import nightly
+from agebatch.predict.cameras import SAMPLE_SPAN
 from agebatch.sample import SampleDay, make_sample_day
 from agebatch.schema import ABOUT, TABLES
 from agebatch.shards import KILL_ENV, SHARDS
@@ -156,8 +157,9 @@ def test_a_sharded_day_under_auto_publishes_the_cameras_of_the_single_process_pa
     brightness_model_path: Path,
 ) -> None:
     # Each camera's verdict is staged with its shards and its first shard's is published: the
-    # plain run's when shard_size >= auto_sample (agebatch.shards).
-    settings = {"model": brightness_model_path, "photo_kind": "auto", "auto_sample": SHARD_SIZE}
+    # plain run's when shard_size >= SAMPLE_SPAN x auto_sample (agebatch.shards).
+    sample_size = SHARD_SIZE // SAMPLE_SPAN
+    settings = {"model": brightness_model_path, "photo_kind": "auto", "auto_sample": sample_size}
     nightly(config=sample.config(tmp_path / "local", **settings), day=DAY)
     config = sample.config(
         tmp_path / "out", shard_size=SHARD_SIZE, dask_address=cluster, **settings
@@ -169,7 +171,7 @@ def test_a_sharded_day_under_auto_publishes_the_cameras_of_the_single_process_pa
     assert len(got) == 6 and set(got["photo_kind"]) == {"auto"}
     # The grey squares are crops in which no face is found: crops, alignment not measured.
     assert set(got["saves"]) == {"aligned crops"} and got["misalignment"].isna().all()
-    assert (got["crop_votes"] >= 2).all() and (got["frame_votes"] == 0).all()
+    assert (got["crop_votes"] >= 1).all() and (got["frame_votes"] == 0).all()
 
 
 def test_a_failed_publish_is_retried_with_every_shard_reused(
