@@ -284,7 +284,25 @@ def transform(
         quarantined=found.quarantined,
         verdicts=predicted.stats.verdicts,
     )
+    _warn_changed_cameras(tables["cameras"])
     return Joined(tables, time.perf_counter() - started, compliance)
+
+
+def _warn_changed_cameras(cameras: pa.Table) -> None:
+    """One warning naming the cameras read otherwise than on their latest earlier verdict (the
+    `cameras` table's `changed`): a camera re-mounted or swapped, for whoever reads the log."""
+    changed = [row for row in cameras.to_pylist() if row["changed"]]
+    if changed:
+        log.warning(
+            "%d camera(s) read otherwise than on their latest earlier day (re-mounted or "
+            "swapped?): %s; see the cameras table",
+            len(changed),
+            ", ".join(
+                f"{r['store_id']}/{r['register_id']} ({r['saves_before']} on {r['day_before']}"
+                f" -> {r['saves']})"
+                for r in changed
+            ),
+        )
 
 
 def gate(config: RunConfig, day: dt.date, predicted: Predicted, joined: Joined) -> Gated:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -250,3 +252,21 @@ def test_the_docs_query_finds_the_re_mounted_camera(two_days) -> None:
     query = section.split("```sql\n", 1)[1].split("```", 1)[0]
     rows = duckdb.sql(query.replace("'OUT/", f"'{root / 'out'}/")).fetchall()
     assert [row[:5] for row in rows] == [("S01", "R1", DAY, "aligned crops", "loose crops")]
+
+
+def test_a_changed_camera_is_named_in_the_runs_log(two_days, caplog) -> None:
+    from agebatch.pipeline import _warn_changed_cameras
+
+    root, _, _ = two_days
+    rows = _rows(root / "out", NEXT)
+    table = pa.Table.from_pylist(list(rows.values()))
+    remounted = f"{rows['R1']['store_id']}/R1 (aligned crops on {DAY} -> loose crops)"
+    with caplog.at_level("WARNING", logger="agebatch.pipeline"):
+        _warn_changed_cameras(table)
+    (record,) = caplog.records
+    assert record.getMessage().startswith("1 camera(s) read otherwise than on their latest")
+    assert remounted in record.getMessage()
+    caplog.clear()
+    unchanged = table.filter(pc.invert(table["changed"]))
+    _warn_changed_cameras(unchanged)
+    assert not caplog.records
