@@ -422,7 +422,6 @@ def stats_of(aged: pd.DataFrame, seconds: float, verdicts: Sequence[Verdict] = (
         no_face=int((status == PhotoStatus.NO_FACE).sum()),
         refused=refused,
         low_quality=int((status == PhotoStatus.LOW_QUALITY).sum()),
-        cameras=tuple(verdict.row() for verdict in verdicts),
         verdicts=tuple(verdicts),
     )
 

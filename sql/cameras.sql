@@ -78,10 +78,8 @@ final as (
         earlier.misalignment_before,
         earlier.day_before,
         case
-            when
-                read_as.saves in ('aligned crops', 'loose crops', 'frames')
-                and earlier.saves_before in ('aligned crops', 'loose crops', 'frames')
-                then read_as.saves != earlier.saves_before
+            when read_as.saves in ('aligned crops', 'loose crops', 'frames')
+                then read_as.saves != earlier.saves_before  -- null: no verdict before
         end as changed
     from read_as
     left join earlier

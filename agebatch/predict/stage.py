@@ -57,10 +57,14 @@ class PredictStats:
     no_face: int = 0
     refused: int = 0  # not opened or not decoded (opening.Refusal, or over the time budget)
     low_quality: int = 0  # a face under the card's quality floor: no age
-    # under auto with cameras: each camera's verdict (cameras.Verdict.row), else empty
-    cameras: tuple[dict[str, object], ...] = ()
-    # the same verdicts, whole (their cameras as given): the `cameras` table's input
+    # under auto with cameras: each camera's verdict (their cameras as given), else empty; the
+    # `cameras` table's input
     verdicts: tuple[Verdict, ...] = ()
+
+    @property
+    def cameras(self) -> tuple[dict[str, object], ...]:
+        """Each camera's verdict as a row (cameras.Verdict.row)."""
+        return tuple(verdict.row() for verdict in self.verdicts)
 
     @property
     def photos_per_s(self) -> float:
@@ -106,7 +110,6 @@ def predict_paths(
         no_face=count[PhotoStatus.NO_FACE],
         refused=count[PhotoStatus.REFUSED],
         low_quality=count[PhotoStatus.LOW_QUALITY],
-        cameras=tuple(verdict.row() for verdict in verdicts.values()),
         verdicts=tuple(verdicts.values()),
     )
     return results, stats

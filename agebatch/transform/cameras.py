@@ -67,19 +67,9 @@ def verdict_table(verdicts: Iterable[Verdict]) -> pa.Table:
         if not (isinstance(verdict.camera, tuple) and len(verdict.camera) == 2):
             continue
         store_id, register_id = verdict.camera
-        rows.append(
-            {
-                "store_id": str(store_id),
-                "register_id": str(register_id),
-                "saves": verdict.saves,
-                "crop_votes": verdict.crops,
-                "frame_votes": verdict.frames,
-                "misaligned_crops": verdict.misaligned,
-                "misalignment": (
-                    None if verdict.misalignment is None else round(verdict.misalignment, 3)
-                ),
-            }
-        )
+        row = verdict.row()
+        del row["camera"]
+        rows.append({"store_id": str(store_id), "register_id": str(register_id), **row})
     return pa.Table.from_pylist(rows, VERDICTS_SCHEMA)
 
 
