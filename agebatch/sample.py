@@ -391,6 +391,17 @@ class DrawnFaces:
         draw(age, rng).save(path, quality=90)
 
 
+def _canvas(
+    age: float, rng: np.random.Generator
+) -> tuple[Image.Image, ImageDraw.ImageDraw, tuple[int, ...], tuple[int, ...]]:
+    """A 200x200 photo of a random background, its pen, a random skin colour and the hair's
+    grey for the age (the same draws of rng, in the same order, for either drawing)."""
+    image = Image.new("RGB", (200, 200), tuple(int(v) for v in rng.integers(40, 200, 3)))
+    skin = tuple(int(v) for v in rng.integers([150, 100, 80], [240, 190, 160]))
+    hair = (int(255 * min(1.0, max(0.0, (age - 35) / 45))),) * 3  # greyer with age
+    return image, ImageDraw.Draw(image), skin, hair
+
+
 def cartoon_face(age: float, rng: np.random.Generator) -> Image.Image:
     """The demo's 200x200 cartoon face of no real person, greyer and more wrinkled with age.
 
@@ -399,11 +410,7 @@ def cartoon_face(age: float, rng: np.random.Generator) -> Image.Image:
     across every age group (drawn_face it ages 0-45, younger the greyer it is), so the demo's
     report shows older groups and the cells it withholds.
     """
-    size = 200
-    image = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(40, 200, 3)))
-    draw = ImageDraw.Draw(image)
-    skin = tuple(int(v) for v in rng.integers([150, 100, 80], [240, 190, 160]))
-    hair = (int(255 * min(1.0, max(0.0, (age - 35) / 45))),) * 3  # greyer with age
+    image, draw, skin, hair = _canvas(age, rng)
     draw.ellipse((40, 20, 160, 90), fill=hair)
     draw.ellipse((50, 35, 150, 175), fill=skin)
     for x in (78, 122):
@@ -434,12 +441,8 @@ DRAWN_HAIR = (8, -60, 192, 40)  # above the brows: grey hair beside the eyes mis
 def drawn_face(age: float, rng: np.random.Generator) -> Image.Image:
     """A 200x200 cartoon face of no real person, framed as an aligned face crop (its eyes and
     nose where an aligned crop's landmarks sit), greyer and more wrinkled with age."""
-    size = 200
-    image = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(40, 200, 3)))
-    draw = ImageDraw.Draw(image)
-    skin = tuple(int(v) for v in rng.integers([150, 100, 80], [240, 190, 160]))
+    image, draw, skin, hair = _canvas(age, rng)
     dark = tuple(int(c * 0.55) for c in skin)
-    hair = (int(255 * min(1.0, max(0.0, (age - 35) / 45))),) * 3  # greyer with age
     draw.ellipse(DRAWN_HAIR, fill=hair)
     draw.ellipse(DRAWN_HEAD, fill=skin, outline=dark, width=2)
     for outer, inner in DRAWN_EYES:
