@@ -247,8 +247,8 @@ def stage(
         statuses[str(prediction.status)] = statuses.get(str(prediction.status), 0) + 1
     if saves is not None:
         saves.clear()
-        for camera in stats.cameras:
-            saves[str(camera["saves"])] = saves.get(str(camera["saves"]), 0) + 1
+        for verdict in stats.verdicts:
+            saves[verdict.saves] = saves.get(verdict.saves, 0) + 1
     return len(predictions)
 
 
