@@ -69,12 +69,22 @@ class AlignedCrop(BaseModel):
         return box
 
 
+class CardRealigned(BaseModel):
+    """Faces aligned by their landmarks (loose crops, frames) are read `offset` years from the
+    same faces' aligned crops; `offset` is subtracted from their ages (measured, `measured`)."""
+
+    model_config = ConfigDict(extra="allow")
+    offset: float = Field(ge=-5, le=5)
+
+
 class CardFace(BaseModel):
-    """How a face becomes the model's input: dlib chip padding, or an aligned-crop box."""
+    """How a face becomes the model's input: dlib chip padding, or an aligned-crop box; and
+    how the ages of faces aligned by their landmarks are put on the aligned crops' scale."""
 
     model_config = _OPEN
     padding: float = Field(0.2, ge=0)
     aligned_crop: AlignedCrop | None = None
+    realigned: CardRealigned | None = None
 
 
 class CardError(BaseModel):
@@ -217,6 +227,11 @@ class ModelCard(BaseModel):
     def resample(self) -> str:
         """PIL resampling used to shrink the crop to the input size."""
         return self.face.aligned_crop.resample if self.face.aligned_crop else "bilinear"
+
+    @property
+    def realigned_offset(self) -> float:
+        """Years a face aligned by its landmarks reads older than its aligned crop (0: none)."""
+        return self.face.realigned.offset if self.face.realigned else 0.0
 
     @property
     def flip(self) -> bool:

@@ -230,6 +230,9 @@ class Decoded:
     status: PhotoStatus
     reason: str = ""  # why a photo was refused (or is low_quality), in words
     quality: Quality | None = None  # measured for photos whose face was cut
+    # aligned by its landmarks (a loose crop's or a frame's face): its age is put on the aligned
+    # crops' scale with the card's face.realigned offset (stage._predictions)
+    realigned: bool = False
 
 
 _local = threading.local()
@@ -311,9 +314,11 @@ def load_photo(
         return Decoded(None, PhotoStatus.UNREADABLE)
 
 
-def judged(views: np.ndarray, spec: InputSpec, parts: dict[str, float]) -> Decoded:
+def judged(
+    views: np.ndarray, spec: InputSpec, parts: dict[str, float], realigned: bool = False
+) -> Decoded:
     """A photo's views with their quality: status ok, or low_quality (no pixels) when a part
-    is under the card's floor."""
+    is under the card's floor; realigned: the views were aligned by the face's landmarks."""
     quality = assess(parts, spec.floor_of)
     if not quality.passed:
         reason = f"{quality.part} under the card's floor"
@@ -322,7 +327,7 @@ def judged(views: np.ndarray, spec: InputSpec, parts: dict[str, float]) -> Decod
         views = brightened(views, parts["exposure"], spec.light[1])
     if spec.detail is not None and parts.get("detail", math.inf) < spec.detail[0]:
         views = sharpened(views, spec.detail[1], spec.detail[2])
-    return Decoded(views, PhotoStatus.OK, quality=quality)
+    return Decoded(views, PhotoStatus.OK, quality=quality, realigned=realigned)
 
 
 def sharpened(views: np.ndarray, radius: float, percent: int) -> np.ndarray:
@@ -393,7 +398,7 @@ def crop_input(
         return Decoded(None, PhotoStatus.NO_FACE)
     box = spec.crop or (0.0, 0.0, 1.0, 1.0)
     views = aligned_crop_chips(image, face, spec.size, box, spec.resample, FRAME_ZOOMS)
-    return judged(views, spec, _face_parts(face, views[len(views) // 2], factor))
+    return judged(views, spec, _face_parts(face, views[len(views) // 2], factor), realigned=True)
 
 
 def face_input(
@@ -414,7 +419,8 @@ def face_input(
         return Decoded(None, PhotoStatus.NO_FACE)
     if spec.crop is not None:
         views = aligned_crop_chips(image, face, spec.size, spec.crop, spec.resample, FRAME_ZOOMS)
-        return judged(views, spec, _face_parts(face, views[len(views) // 2], 1.0))
+        parts = _face_parts(face, views[len(views) // 2], 1.0)
+        return judged(views, spec, parts, realigned=True)
     if spec.size[0] == spec.size[1]:
         pixels = face_chip(rgb, face, spec.size[0], spec.padding)
     else:

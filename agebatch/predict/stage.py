@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]  # called with the number of photos just finished
 # A decoded photo without its pixels: status, number of views (0: none), why it was refused
-# (or is low_quality), its quality score and the part that scored lowest.
-Layout = tuple[PhotoStatus, int, str, float | None, str]
+# (or is low_quality), its quality score, the part that scored lowest, and the years taken off
+# its age (the card's realigned offset for a face aligned by its landmarks, else 0).
+Layout = tuple[PhotoStatus, int, str, float | None, str, float]
 
 
 @dataclass(frozen=True, slots=True)  # one per photo of the day: kept small
@@ -146,6 +147,7 @@ def stream_predictions(
     if cameras is not None and len(cameras) != len(paths):
         raise ValueError("cameras must have one camera per path")
     limits = Limits(inside, config.max_pixels, config.decode_timeout_s)
+    offset = model.card.realigned_offset
     spec = InputSpec.from_card(model.card, config.photo_kind, limits)
     runner = for_run(model, config)
     model_thread = thread_of(runner)
@@ -177,7 +179,10 @@ def stream_predictions(
             decoded = [item for future in decoding for item in future.result()]
             if running is not None and running[0] is not None:
                 lanes.adapt(model_waited=running[0].done())
-            layout = [(d.status, _views(d.pixels), d.reason, *_quality(d)) for d in decoded]
+            layout = [
+                (d.status, _views(d.pixels), d.reason, *_quality(d), offset * d.realigned)
+                for d in decoded
+            ]
             pixels = [d.pixels for d in decoded if d.pixels is not None]
             del decoded
             staged = runner.stage(np.concatenate(pixels)) if pixels else None
@@ -276,14 +281,17 @@ def _result(future: Future[np.ndarray] | None) -> np.ndarray:
 
 def _predictions(ages: np.ndarray, layout: list[Layout]) -> list[Prediction]:
     """One prediction per photo of a batch: a photo's age is the mean over its views (framings
-    of a frame's face); photos without pixels keep their status."""
+    of a frame's face), less its offset (never below 0); photos without pixels keep their
+    status."""
     results, start = [], 0
-    for status, views, reason, score, part in layout:
+    for status, views, reason, score, part, offset in layout:
         if views == 0:
             results.append(Prediction(None, status, reason, score, part))
             continue
         # one view (a crop): its age as is (the mean of one value is that value)
         age = float(ages[start] if views == 1 else ages[start : start + views].mean())
+        if offset:
+            age = max(0.0, age - offset)
         results.append(Prediction(age, PhotoStatus.OK, "", score, part))
         start += views
     return results
