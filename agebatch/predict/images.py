@@ -41,7 +41,14 @@ from agebatch.predict.opening import (
     to_rgb,
     watched_map,
 )
-from agebatch.predict.quality import FACE_OF_CROP, Quality, assess, chip_parts, landmark_parts
+from agebatch.predict.quality import (
+    FACE_OF_CROP,
+    Quality,
+    assess,
+    chip_parts,
+    chips_parts,
+    landmark_parts,
+)
 from agebatch.schema import PhotoStatus
 
 if TYPE_CHECKING:
@@ -277,6 +284,23 @@ def load_photo(
     BY_SIZE decides from the file's header before decoding: a crop-shaped photo is decoded and
     resized exactly as under CROP (JPEG draft included); any other photo is read as a frame.
     """
+    return judged_all([read_photo(path, spec, region, reading)], spec)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Unmeasured:
+    """A crop read as-is whose chip is still to be measured (quality.chips_parts) with the other
+    crops of its chunk, then judged: its one view, and the parts already known (face_px)."""
+
+    view: np.ndarray  # (height, width, 3) uint8, the model's input
+    known: tuple[tuple[str, float], ...] = ()
+
+
+def read_photo(
+    path: Path, spec: InputSpec, region: Region = WHOLE_FRAME, reading: Reading | None = None
+) -> Decoded | Unmeasured:
+    """load_photo, but a crop read as-is (CROP, or BY_SIZE's crop-shaped photo) is given back
+    Unmeasured: its quality is measured with its chunk's (judged_all)."""
     reading = Reading.of(spec.photos) if reading is None else Reading(reading)
     stored = None
     try:
@@ -298,17 +322,34 @@ def load_photo(
         return Decoded(None, PhotoStatus.UNREADABLE)
     try:
         if reading == Reading.CROP:
-            pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
-            return judged(pixels[None], spec, chip_parts(pixels))
+            return Unmeasured(to_model_input(image, spec.size, spec.crop, spec.resample))
+        if crop and reading == Reading.BY_SIZE:
+            return trusted_crop(image, spec, stored)
         if crop:
-            framing = Framing.ALIGNED if reading == Reading.LOOSE else Framing.TRUSTED
-            return crop_input(image, spec, worker_finder(), stored, framing)
+            return crop_input(image, spec, worker_finder(), stored, Framing.ALIGNED)
         return face_input(
             image, spec, region, worker_finder(), Reading.FRAME if stored else reading
         )
     except ValueError as error:  # e.g. a 1-pixel image: decoded, but nothing to look at
         log.debug("Photo %s cannot be searched for a face: %s", path, error)
         return Decoded(None, PhotoStatus.UNREADABLE)
+
+
+def judged_all(read: Sequence[Decoded | Unmeasured], spec: InputSpec) -> list[Decoded]:
+    """A chunk's photos as read_photo gave them, each Unmeasured crop measured and judged: the
+    chips of one size are measured in one quality.chips_parts call (each chip's parts are those
+    it has alone, bit for bit)."""
+    done: list[Decoded | None] = [r if isinstance(r, Decoded) else None for r in read]
+    sizes: dict[tuple[int, ...], list[int]] = {}
+    for i, item in enumerate(read):
+        if isinstance(item, Unmeasured):
+            sizes.setdefault(item.view.shape, []).append(i)
+    for indices in sizes.values():
+        views = [read[i].view for i in indices]  # type: ignore[union-attr]
+        for i, view, parts in zip(indices, views, chips_parts(np.stack(views)), strict=True):
+            parts.update(read[i].known)  # type: ignore[union-attr]
+            done[i] = judged(view[None], spec, parts)
+    return done  # type: ignore[return-value]
 
 
 def judged(views: np.ndarray, spec: InputSpec, parts: dict[str, float]) -> Decoded:
@@ -360,6 +401,16 @@ class Framing(StrEnum):
     ALIGNED = "aligned"  # a loose-crop camera's crop: its face found and aligned
 
 
+def trusted_crop(
+    image: Image.Image, spec: InputSpec, stored: tuple[int, int] | None = None
+) -> Unmeasured:
+    """A crop aged as-is (Framing.TRUSTED), its quality to be measured: cut as the card's
+    aligned crop, its face_px the width an aligned crop's face spans in the stored photo."""
+    factor = (stored[0] / image.width) if stored else 1.0
+    pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
+    return Unmeasured(pixels, (("face_px", image.width * factor * FACE_OF_CROP),))
+
+
 def crop_input(
     image: Image.Image,
     spec: InputSpec,
@@ -377,10 +428,7 @@ def crop_input(
     w, h = image.size
     factor = (stored[0] / w) if stored else 1.0
     if framing == Framing.TRUSTED:  # no landmarks: the photo's pixels are not looked at again
-        pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
-        parts = chip_parts(pixels)
-        parts["face_px"] = w * factor * FACE_OF_CROP  # an aligned crop's face spans this much
-        return judged(pixels[None], spec, parts)
+        return judged_all([trusted_crop(image, spec, stored)], spec)[0]
     rgb = np.asarray(image)
     if framing == Framing.CHECKED:
         face = assumed_face(rgb, finder)
@@ -434,15 +482,16 @@ def load_photos(items: Sequence[PhotoItem], spec: InputSpec) -> list[Decoded]:
     stopped).
     """
 
-    def load(item: PhotoItem) -> Decoded:
+    def load(item: PhotoItem) -> Decoded | Unmeasured:
         path, region, *reading = item
-        return load_photo(path, spec, region, *reading)
+        return read_photo(path, spec, region, *reading)
 
     seconds = spec.limits.seconds
     if seconds is None:
-        return [load(item) for item in items]
+        return judged_all([load(item) for item in items], spec)
     reason = f"decoding took over {seconds:g} s (given up)"
-    return watched_map(load, items, seconds, lambda _: Decoded(None, PhotoStatus.REFUSED, reason))
+    overrun = Decoded(None, PhotoStatus.REFUSED, reason)
+    return judged_all(watched_map(load, items, seconds, lambda _: overrun), spec)
 
 
 def crop_vote(path: Path, limits: Limits = NO_LIMITS) -> float | bool | None:
