@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image, ImageFile, ImageFilter, ImageOps
 
 from agebatch.config import WHOLE_FRAME, PhotoKind, Region
-from agebatch.inputs.files import Refusal, open_inside
+from agebatch.inputs.files import Refusal, open_inside, read_inside
+from agebatch.predict import jpeg
 from agebatch.predict.faces import (
     ALIGNED_CROP_LANDMARKS,
     FRAME_ZOOMS,
@@ -98,11 +99,12 @@ def read_sized(
     Pillow.
     """
     try:
+        data = read_inside(path, limits.inside, jpeg.MAX_BYTES + 1)  # a longer one: Pillow's
+        plain = decode_plain(data, max_side, limits.max_pixels, draft_if)
+        if plain is not None:  # the pixels Pillow gives, without its parsing (jpeg.py)
+            return rgb_image(plain[0]), plain[1]
+        del data  # Pillow reads the file itself, opened again as it was
         with open_inside(path, limits.inside) as file:
-            plain = decode_plain(file, max_side, limits.max_pixels, draft_if)
-            if plain is not None:  # the pixels Pillow gives, without its parsing (jpeg.py)
-                return rgb_image(plain[0]), plain[1]
-            file.seek(0)
             # Not closed by a `with` of its own: closing would drop the pixels, and an RGB photo
             # is returned as it was decoded, without a copy (the budget bounds the memory).
             image = Image.open(file, formats=FORMATS)
