@@ -370,19 +370,15 @@ def read_photo(
 
 
 def judged_all(read: Sequence[Decoded | Unmeasured], spec: InputSpec) -> list[Decoded]:
-    """A chunk's photos as read_photo gave them, each Unmeasured crop measured and judged: the
-    chips of one size are measured in one quality.chips_parts call (each chip's parts are those
-    it has alone, bit for bit)."""
-    done: list[Decoded | None] = [r if isinstance(r, Decoded) else None for r in read]
-    sizes: dict[tuple[int, ...], list[int]] = {}
-    for i, item in enumerate(read):
-        if isinstance(item, Unmeasured):
-            sizes.setdefault(item.view.shape, []).append(i)
-    for indices in sizes.values():
-        views = [read[i].view for i in indices]  # type: ignore[union-attr]
-        for i, view, parts in zip(indices, views, chips_parts(np.stack(views)), strict=True):
-            parts.update(read[i].known)  # type: ignore[union-attr]
-            done[i] = judged(view[None], spec, parts)
+    """A chunk's photos as read_photo gave them, each Unmeasured crop measured and judged: their
+    chips are measured together (quality.chips_parts: each chip's parts are those it has alone,
+    bit for bit)."""
+    unmeasured = [(i, r) for i, r in enumerate(read) if isinstance(r, Unmeasured)]
+    done = list(read)
+    measured = chips_parts([item.view for _, item in unmeasured])
+    for (i, item), parts in zip(unmeasured, measured, strict=True):
+        parts.update(item.known)
+        done[i] = judged(item.view[None], spec, parts)
     return done  # type: ignore[return-value]
 
 

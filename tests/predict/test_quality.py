@@ -147,28 +147,26 @@ def test_chip_parts_are_the_plain_expressions_bit_for_bit(height, width, kind, s
 
 @settings(max_examples=150, deadline=None)
 @given(
-    count=st.integers(1, 40),
-    height=st.integers(1, 90),
-    width=st.integers(1, 90),
+    count=st.integers(1, 80),
+    shapes=st.lists(st.tuples(st.integers(1, 90), st.integers(1, 90)), min_size=1, max_size=3),
     kinds=st.lists(st.sampled_from(["noise", "flat", "smooth", "dark"]), min_size=1),
     seed=st.integers(0, 2**16),
 )
-@example(count=256, height=64, width=64, kinds=["noise", "smooth", "dark"], seed=0)  # a batch
-def test_a_stack_of_chips_has_each_chips_own_parts_bit_for_bit(
-    count, height, width, kinds, seed
-) -> None:
-    """chips_parts (a chunk's chips measured together) gives every chip the parts it has alone,
-    whatever its neighbours in the stack."""
+@example(count=256, shapes=[(64, 64)], kinds=["noise", "smooth", "dark"], seed=0)  # a batch
+@example(count=70, shapes=[(64, 64), (3, 3), (64, 64)], kinds=["smooth"], seed=0)  # 2 sizes
+def test_a_chunks_chips_have_each_chips_own_parts_bit_for_bit(count, shapes, kinds, seed) -> None:
+    """chips_parts (a chunk's chips measured together, in stacks of quality.STACK chips of one
+    size) gives every chip the parts it has alone, whatever its neighbours."""
     rng = np.random.default_rng(seed)
-    chips = np.stack(
-        [_test_chip((height, width, 3), kinds[i % len(kinds)], rng) for i in range(count)]
-    )
+    chips = [
+        _test_chip((*shapes[i % len(shapes)], 3), kinds[i % len(kinds)], rng) for i in range(count)
+    ]
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        stacked = chips_parts(chips)
+        together = chips_parts(chips)
         alone = [_plain_chip_parts(chip) for chip in chips]
-    assert len(stacked) == count
-    for fast, plain in zip(stacked, alone, strict=True):
+    assert len(together) == count
+    for fast, plain in zip(together, alone, strict=True):
         _same_parts(fast, plain)
 
 
