@@ -234,6 +234,11 @@ class InputSpec:
         object.__setattr__(self, "photos", PhotoKind(self.photos))
 
     @functools.cached_property
+    def crop_side(self) -> int:
+        """draft_side of the card's crop: the side a crop's JPEG is decoded at (built once)."""
+        return draft_side(self.size, self.crop)
+
+    @functools.cached_property
     def floor_of(self) -> dict[str, float]:
         """The quality floors by part (built once, not once per photo; never changed)."""
         return dict(self.floors)
@@ -343,13 +348,13 @@ def read_photo(
             # aligned its face less well (all 256 teenagers of the shared faces as loose crops:
             # teen miss at 25 22.3% reduced, 20.7% whole, 19.1% as aligned crops; MAE 6.82 vs
             # 6.73 on them and 600 adults).
-            side = draft_side(spec.size, spec.crop) if reading == Reading.BY_SIZE else None
+            side = spec.crop_side if reading == Reading.BY_SIZE else None
             read = read_sized(path, side, crop_shaped, spec.limits)
             image, stored = (None, None) if read is None else read
             crop = image is not None and crop_shaped(*stored)
         else:
             crop = reading == Reading.CROP
-            image = read_rgb(path, draft_side(spec.size, spec.crop) if crop else None, spec.limits)
+            image = read_rgb(path, spec.crop_side if crop else None, spec.limits)
     except Refusal as refusal:
         return Decoded(None, PhotoStatus.REFUSED, str(refusal))
     if image is None:

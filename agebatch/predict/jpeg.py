@@ -114,8 +114,8 @@ def _only_plain_segments(data: bytes) -> bool:
         if marker == _SOS:
             return True
         length = int.from_bytes(data[position + 2 : position + 4], "big")
-        payload = data[position + 4 : position + 2 + length]
         if marker == _APP0:
+            payload = data[position + 4 : position + 2 + length]
             if not (payload.startswith(b"JFIF\0") and len(payload) >= _JFIF_LENGTH):
                 return False
         elif marker not in _PLAIN_MARKERS:
