@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from agebatch.config import PredictConfig
 from agebatch.predict.card import ModelCard
@@ -345,3 +345,21 @@ def test_a_card_rejects_unknown_quality_parts() -> None:
 
     with pytest.raises(ValidationError, match="unknown quality parts"):
         CardQuality(floors={"glare": 1.0})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    count=st.integers(1, 3),
+    height=st.integers(1, 70),
+    width=st.integers(1, 70),
+    radius=st.sampled_from([0.5, 1.0, 2.0]),
+    percent=st.sampled_from([50, 200]),
+    seed=st.integers(0, 2**16),
+)
+def test_sharpened_is_pillows_unsharp_mask_bit_for_bit(
+    count, height, width, radius, percent, seed
+) -> None:
+    views = np.random.default_rng(seed).integers(0, 256, (count, height, width, 3), np.uint8)
+    mask = ImageFilter.UnsharpMask(radius, percent, 0)
+    expected = np.stack([np.asarray(Image.fromarray(view).filter(mask)) for view in views])
+    assert np.array_equal(sharpened(views, radius, percent), expected)
