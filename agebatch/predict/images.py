@@ -519,7 +519,8 @@ def load_photos(items: Sequence[PhotoItem], spec: InputSpec) -> list[Decoded]:
 
     With a time budget (spec.limits.seconds), a photo still being read when it is spent is
     refused and the chunk goes on (opening.watched_map: the stuck read is left behind, not
-    stopped).
+    stopped). The quality of the chunk's crops read as-is is measured after their reads, all
+    together (judged_all: 30 us a 64 px chip alone, about 10 in the chunk; the same parts).
     """
 
     def load(item: PhotoItem) -> Decoded | Unmeasured:
