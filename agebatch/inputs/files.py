@@ -9,6 +9,7 @@ docs/hostile-inputs.md.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 from pathlib import Path
@@ -60,7 +61,59 @@ def open_inside(path: Path, inside: Path | None = None) -> BinaryIO:
         raise
 
 
+def read_inside(path: Path, inside: Path | None, most: int) -> bytes:
+    """The first `most` bytes of the file open_inside(path, inside) opens (Refusal as it).
+
+    The common case (a regular file, no link, inside) is read straight from its descriptor, in
+    the quick open's system calls and one read (no file object: 5 us of a 10 kB crop's 10 us,
+    measured); anything else goes through open_inside.
+    """
+    if inside is not None:
+        fd = _plain_fd(path, inside)
+        if fd is not None:
+            try:
+                return _read_fd(fd, most)
+            finally:
+                os.close(fd)
+    with open_inside(path, inside) as file:
+        return read_bounded(file, most)
+
+
+def read_bounded(file: BinaryIO, most: int) -> bytes:
+    """file.read(most), without first allocating `most` bytes for a file known to be smaller
+    (a 16 MiB buffer for a 10 kB crop costs more than reading it): the file's size, then the
+    rest up to `most` should it have grown since."""
+    try:
+        left = os.fstat(file.fileno()).st_size - file.tell()
+    except (OSError, AttributeError, io.UnsupportedOperation):  # no file size: read as asked
+        return file.read(most)
+    data = file.read(max(0, min(most, left + 1)))
+    if len(data) == left + 1 < most:  # it grew since its size was read
+        data += file.read(most - len(data))
+    return data
+
+
+def _read_fd(fd: int, most: int) -> bytes:
+    """read_bounded of an open regular file's descriptor, at its start: one read(2) of its size
+    and a byte more (a shorter answer is its end), more only should it have grown since."""
+    asked = max(0, min(most, os.fstat(fd).st_size + 1))
+    data = os.read(fd, asked)
+    if len(data) < asked or len(data) >= most:
+        return data
+    chunks, got = [data], len(data)
+    while got < most and (more := os.read(fd, most - got)):
+        chunks.append(more)
+        got += len(more)
+    return b"".join(chunks)
+
+
 def _open_plain(path: Path, inside: Path) -> BinaryIO | None:
+    """The common case in a few system calls (_plain_fd), as a file; None for anything else."""
+    fd = _plain_fd(path, inside)
+    return None if fd is None else os.fdopen(fd, "rb")
+
+
+def _plain_fd(path: Path, inside: Path) -> int | None:
     """The common case in a few system calls: a name that is itself a regular file (no link),
     opened without following one, whose opened file the kernel places inside `inside`. None for
     anything else (a link, a pipe, a path out, no /proc), which open_inside then checks step by
@@ -76,7 +129,7 @@ def _open_plain(path: Path, inside: Path) -> BinaryIO | None:
         if stat.S_ISREG(os.fstat(fd).st_mode):  # the name was not swapped since the lstat
             real = os.readlink(f"/proc/self/fd/{fd}")
             if real.startswith(prefix):
-                return os.fdopen(fd, "rb")
+                return fd
     except OSError:
         pass
     os.close(fd)

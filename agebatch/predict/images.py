@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 from agebatch.config import WHOLE_FRAME, PhotoKind, Region
-from agebatch.inputs.files import Refusal, open_inside
+from agebatch.inputs.files import Refusal, open_inside, read_inside
+from agebatch.predict import jpeg
 from agebatch.predict.faces import (
     ALIGNED_CROP_LANDMARKS,
     FRAME_ZOOMS,
@@ -41,10 +42,19 @@ from agebatch.predict.opening import (
     to_rgb,
     watched_map,
 )
-from agebatch.predict.quality import FACE_OF_CROP, Quality, assess, chip_parts, landmark_parts
+from agebatch.predict.quality import (
+    FACE_OF_CROP,
+    Quality,
+    assess,
+    chip_parts,
+    chips_parts,
+    landmark_parts,
+)
 from agebatch.schema import PhotoStatus
 
 if TYPE_CHECKING:
+    from PIL._imaging import ImagingCore
+
     from agebatch.predict.card import ModelCard
 
 log = logging.getLogger(__name__)
@@ -89,11 +99,12 @@ def read_sized(
     Pillow.
     """
     try:
+        data = read_inside(path, limits.inside, jpeg.MAX_BYTES + 1)  # a longer one: Pillow's
+        plain = decode_plain(data, max_side, limits.max_pixels, draft_if)
+        if plain is not None:  # the pixels Pillow gives, without its parsing (jpeg.py)
+            return rgb_image(plain[0]), plain[1]
+        del data  # Pillow reads the file itself, opened again as it was
         with open_inside(path, limits.inside) as file:
-            plain = decode_plain(file, max_side, limits.max_pixels, draft_if)
-            if plain is not None:  # the pixels Pillow gives, without its parsing (jpeg.py)
-                return rgb_image(plain[0]), plain[1]
-            file.seek(0)
             # Not closed by a `with` of its own: closing would drop the pixels, and an RGB photo
             # is returned as it was decoded, without a copy (the budget bounds the memory).
             image = Image.open(file, formats=FORMATS)
@@ -122,19 +133,49 @@ def to_model_input(
     w, h = image.size
     box = (0, 0, w, h) if crop is None else (crop[0] * w, crop[1] * h, crop[2] * w, crop[3] * h)
     method = Image.Resampling[resample.upper()]
-    resized = image.resize(size, method, box=box)
-    if resized.mode != "RGB":
-        return np.asarray(resized, dtype=np.uint8)
-    # np.asarray(resized), without its array-interface detour (the same read-only array)
-    return np.frombuffer(resized.tobytes(), np.uint8).reshape(size[1], size[0], 3)
+    if image.mode != "RGB" or h > 100 * w or (size == image.size and box == (0, 0, w, h)):
+        # Pillow's own way round for these (a very tall image: two passes; same size: a copy)
+        resized = image.resize(size, method, box=box)
+        if resized.mode != "RGB":
+            return np.asarray(resized, dtype=np.uint8)
+        return np.frombuffer(resized.tobytes(), np.uint8).reshape(size[1], size[0], 3)
+    # What image.resize(...).tobytes() runs, without their Python: Pillow's C resize and raw
+    # RGB packing called directly (5 us of a 64 px chip's 48 us, measured). Pillow's own
+    # resize, asarray and fromarray give the same pixels (tests/predict/test_images.py).
+    image.load()
+    return _rgb_array(image.im.resize(size, method, box), size)
+
+
+def _rgb_array(core: ImagingCore, size: tuple[int, int]) -> np.ndarray:
+    """An RGB Pillow core image's pixels, (height, width, 3) uint8 read-only (Image.tobytes)."""
+    encoder = Image.core.raw_encoder("RGB", "RGB")
+    encoder.setimage(core, (0, 0, *size))
+    # Image.tobytes' buffer size; the raw encoder fills it and says when it is done.
+    block = max(ImageFile.MAXBLOCK, size[0] * 4)
+    chunks = []
+    while True:
+        _, done, data = encoder.encode(block)
+        chunks.append(data)
+        if done:
+            break
+    if done < 0:
+        raise RuntimeError(f"encoder error {done} packing the model's input")
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return np.frombuffer(data, np.uint8).reshape(size[1], size[0], 3)
 
 
 def rgb_image(pixels: np.ndarray) -> Image.Image:
     """Image.fromarray of (height, width, 3) uint8 RGB pixels, without first filling the new
-    image with black (it is written over whole)."""
+    image with black (it is written over whole), and with Pillow's raw RGB unpacking called
+    directly (Image.frombytes' own Python costs 2 us of the 7, measured)."""
     height, width = pixels.shape[:2]
     image = Image.new("RGB", (width, height), None)
-    image.frombytes(np.ascontiguousarray(pixels, dtype=np.uint8))
+    if width and height:
+        decoder = Image.core.raw_decoder("RGB", "RGB")
+        decoder.setimage(image.im, (0, 0, width, height))
+        left, error = decoder.decode(np.ascontiguousarray(pixels, dtype=np.uint8))
+        if left >= 0 or error != 0:  # as Image.frombytes checks
+            raise ValueError("not enough image data")
     return image
 
 
@@ -191,6 +232,11 @@ class InputSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "photos", PhotoKind(self.photos))
+
+    @functools.cached_property
+    def crop_side(self) -> int:
+        """draft_side of the card's crop: the side a crop's JPEG is decoded at (built once)."""
+        return draft_side(self.size, self.crop)
 
     @functools.cached_property
     def floor_of(self) -> dict[str, float]:
@@ -280,6 +326,23 @@ def load_photo(
     BY_SIZE decides from the file's header before decoding: a crop-shaped photo is decoded and
     resized exactly as under CROP (JPEG draft included); any other photo is read as a frame.
     """
+    return judged_all([read_photo(path, spec, region, reading)], spec)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Unmeasured:
+    """A crop read as-is whose chip is still to be measured (quality.chips_parts) with the other
+    crops of its chunk, then judged: its one view, and the parts already known (face_px)."""
+
+    view: np.ndarray  # (height, width, 3) uint8, the model's input
+    known: tuple[tuple[str, float], ...] = ()
+
+
+def read_photo(
+    path: Path, spec: InputSpec, region: Region = WHOLE_FRAME, reading: Reading | None = None
+) -> Decoded | Unmeasured:
+    """load_photo, but a crop read as-is (CROP, or BY_SIZE's crop-shaped photo) is given back
+    Unmeasured: its quality is measured with its chunk's (judged_all)."""
     reading = Reading.of(spec.photos) if reading is None else Reading(reading)
     stored = None
     try:
@@ -288,30 +351,43 @@ def load_photo(
             # aligned its face less well (all 256 teenagers of the shared faces as loose crops:
             # teen miss at 25 22.3% reduced, 20.7% whole, 19.1% as aligned crops; MAE 6.82 vs
             # 6.73 on them and 600 adults).
-            side = draft_side(spec.size, spec.crop) if reading == Reading.BY_SIZE else None
+            side = spec.crop_side if reading == Reading.BY_SIZE else None
             read = read_sized(path, side, crop_shaped, spec.limits)
             image, stored = (None, None) if read is None else read
             crop = image is not None and crop_shaped(*stored)
         else:
             crop = reading == Reading.CROP
-            image = read_rgb(path, draft_side(spec.size, spec.crop) if crop else None, spec.limits)
+            image = read_rgb(path, spec.crop_side if crop else None, spec.limits)
     except Refusal as refusal:
         return Decoded(None, PhotoStatus.REFUSED, str(refusal))
     if image is None:
         return Decoded(None, PhotoStatus.UNREADABLE)
     try:
         if reading == Reading.CROP:
-            pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
-            return judged(pixels[None], spec, chip_parts(pixels))
+            return Unmeasured(to_model_input(image, spec.size, spec.crop, spec.resample))
+        if crop and reading == Reading.BY_SIZE:
+            return trusted_crop(image, spec, stored)
         if crop:
-            framing = Framing.ALIGNED if reading == Reading.LOOSE else Framing.TRUSTED
-            return crop_input(image, spec, worker_finder(), stored, framing)
+            return crop_input(image, spec, worker_finder(), stored, Framing.ALIGNED)
         return face_input(
             image, spec, region, worker_finder(), Reading.FRAME if stored else reading
         )
     except ValueError as error:  # e.g. a 1-pixel image: decoded, but nothing to look at
         log.debug("Photo %s cannot be searched for a face: %s", path, error)
         return Decoded(None, PhotoStatus.UNREADABLE)
+
+
+def judged_all(read: Sequence[Decoded | Unmeasured], spec: InputSpec) -> list[Decoded]:
+    """A chunk's photos as read_photo gave them, each Unmeasured crop measured and judged: their
+    chips are measured together (quality.chips_parts: each chip's parts are those it has alone,
+    bit for bit)."""
+    unmeasured = [(i, r) for i, r in enumerate(read) if isinstance(r, Unmeasured)]
+    done = list(read)
+    measured = chips_parts([item.view for _, item in unmeasured])
+    for (i, item), parts in zip(unmeasured, measured, strict=True):
+        parts.update(item.known)
+        done[i] = judged(item.view[None], spec, parts)
+    return done  # type: ignore[return-value]
 
 
 def judged(
@@ -335,8 +411,13 @@ def sharpened(views: np.ndarray, radius: float, percent: int) -> np.ndarray:
     whose `detail` part is under its `below`). Measured on the shared faces saved 32 px wide
     and scaled back up, it gives back most of the fine detail the model reads age from (their
     older faces were aged 10-18 years too young); docs/model.md, Detail."""
-    mask = ImageFilter.UnsharpMask(radius, percent, 0)
-    return np.stack([np.asarray(Image.fromarray(view).filter(mask)) for view in views])
+    # Image.fromarray(view).filter(ImageFilter.UnsharpMask(radius, percent, 0)) as an array,
+    # through the same C filter without Pillow's Python around it (9 of a 64 px view's 149 us,
+    # measured; tests/predict/test_quality.py compares it with the filter, bit for bit).
+    size = (views.shape[2], views.shape[1])
+    return np.stack(
+        [_rgb_array(rgb_image(view).im.unsharp_mask(radius, percent, 0), size) for view in views]
+    )
 
 
 def brightened(views: np.ndarray, exposure: float, target: float) -> np.ndarray:
@@ -365,6 +446,16 @@ class Framing(StrEnum):
     ALIGNED = "aligned"  # a loose-crop camera's crop: its face found and aligned
 
 
+def trusted_crop(
+    image: Image.Image, spec: InputSpec, stored: tuple[int, int] | None = None
+) -> Unmeasured:
+    """A crop aged as-is (Framing.TRUSTED), its quality to be measured: cut as the card's
+    aligned crop, its face_px the width an aligned crop's face spans in the stored photo."""
+    factor = (stored[0] / image.width) if stored else 1.0
+    pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
+    return Unmeasured(pixels, (("face_px", image.width * factor * FACE_OF_CROP),))
+
+
 def crop_input(
     image: Image.Image,
     spec: InputSpec,
@@ -382,10 +473,7 @@ def crop_input(
     w, h = image.size
     factor = (stored[0] / w) if stored else 1.0
     if framing == Framing.TRUSTED:  # no landmarks: the photo's pixels are not looked at again
-        pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
-        parts = chip_parts(pixels)
-        parts["face_px"] = w * factor * FACE_OF_CROP  # an aligned crop's face spans this much
-        return judged(pixels[None], spec, parts)
+        return judged_all([trusted_crop(image, spec, stored)], spec)[0]
     rgb = np.asarray(image)
     if framing == Framing.CHECKED:
         face = assumed_face(rgb, finder)
@@ -437,18 +525,20 @@ def load_photos(items: Sequence[PhotoItem], spec: InputSpec) -> list[Decoded]:
 
     With a time budget (spec.limits.seconds), a photo still being read when it is spent is
     refused and the chunk goes on (opening.watched_map: the stuck read is left behind, not
-    stopped).
+    stopped). The quality of the chunk's crops read as-is is measured after their reads, all
+    together (judged_all: 30 us a 64 px chip alone, about 10 in the chunk; the same parts).
     """
 
-    def load(item: PhotoItem) -> Decoded:
+    def load(item: PhotoItem) -> Decoded | Unmeasured:
         path, region, *reading = item
-        return load_photo(path, spec, region, *reading)
+        return read_photo(path, spec, region, *reading)
 
     seconds = spec.limits.seconds
     if seconds is None:
-        return [load(item) for item in items]
+        return judged_all([load(item) for item in items], spec)
     reason = f"decoding took over {seconds:g} s (given up)"
-    return watched_map(load, items, seconds, lambda _: Decoded(None, PhotoStatus.REFUSED, reason))
+    overrun = Decoded(None, PhotoStatus.REFUSED, reason)
+    return judged_all(watched_map(load, items, seconds, lambda _: overrun), spec)
 
 
 def crop_vote(path: Path, limits: Limits = NO_LIMITS) -> float | bool | None:

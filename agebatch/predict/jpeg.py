@@ -13,9 +13,7 @@ so an odd, damaged or hostile file meets exactly the checks it met before.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable
-from typing import BinaryIO
 
 import numpy as np
 import simplejpeg
@@ -36,19 +34,19 @@ _UPRIGHT = (None, 1)
 
 
 def decode_plain(
-    file: BinaryIO,
+    data: bytes,
     max_side: int | None,
     max_pixels: int | None,
     draft_if: Callable[[int, int], bool] | None = None,
 ) -> tuple[np.ndarray, tuple[int, int]] | None:
-    """An open file's RGB pixels (height, width, 3) and its stored (width, height), decoded at
+    """A file's RGB pixels (height, width, 3) and its stored (width, height), decoded at
     Pillow's draft scale for max_side (None, or draft_if(width, height) false: whole); None when
     Pillow must read it.
 
-    max_pixels: the budget a decode must be within (opening.check_pixels); a file over it, or
-    over Pillow's own limit, is left to Pillow, which refuses it in its own words.
+    data: the file's first MAX_BYTES + 1 bytes (files.read_inside); a longer file is left to
+    Pillow. max_pixels: the budget a decode must be within (opening.check_pixels); a file over
+    it, or over Pillow's own limit, is left to Pillow, which refuses it in its own words.
     """
-    data = _read_bounded(file, MAX_BYTES + 1)  # bounded even if the file grows meanwhile
     if len(data) > MAX_BYTES or not data.startswith(b"\xff\xd8") or not _as_pillow_reads(data):
         return None
     try:
@@ -72,20 +70,6 @@ def decode_plain(
     if pixels.shape != (wanted[1], wanted[0], 3):
         return None
     return pixels, (width, height)
-
-
-def _read_bounded(file: BinaryIO, most: int) -> bytes:
-    """file.read(most), without first allocating `most` bytes for a file known to be smaller
-    (a 16 MiB buffer for a 10 kB crop costs more than reading it): the file's size, then the
-    rest up to `most` should it have grown since."""
-    try:
-        left = os.fstat(file.fileno()).st_size - file.tell()
-    except (OSError, AttributeError, io.UnsupportedOperation):  # no file size: read as asked
-        return file.read(most)
-    data = file.read(max(0, min(most, left + 1)))
-    if len(data) == left + 1 < most:  # it grew since its size was read
-        data += file.read(most - len(data))
-    return data
 
 
 def draft_scale(size: tuple[int, int], max_side: int | None) -> int:
@@ -130,8 +114,8 @@ def _only_plain_segments(data: bytes) -> bool:
         if marker == _SOS:
             return True
         length = int.from_bytes(data[position + 2 : position + 4], "big")
-        payload = data[position + 4 : position + 2 + length]
         if marker == _APP0:
+            payload = data[position + 4 : position + 2 + length]
             if not (payload.startswith(b"JFIF\0") and len(payload) >= _JFIF_LENGTH):
                 return False
         elif marker not in _PLAIN_MARKERS:

@@ -59,54 +59,92 @@ class Quality:
 
 def chip_parts(chip: np.ndarray) -> dict[str, float]:
     """sharpness, detail, exposure and contrast of a (h, w, 3) uint8 chip, from its central
-    60%.
+    60% (chips_parts of one chip)."""
+    return chips_parts([chip])[0]
 
-    Run once per photo, so written with few numpy calls: each the same float32 arithmetic, in
-    the same order, as the plain expressions in the comments (tests/predict/test_quality.py
-    checks the values are those of the plain expressions, bit for bit).
+
+# Chips measured in one stack: small enough that a stack's float32 arrays stay in the CPU's
+# cache and in malloc's heap (a stack of 256 64 px chips was 2-7 us a chip slower, measured).
+STACK = 32
+
+
+def chips_parts(chips: Sequence[np.ndarray]) -> list[dict[str, float]]:
+    """chip_parts of each (h, w, 3) uint8 chip, in a few numpy calls for STACK chips at once.
+
+    Each numpy call on one 38 px centre costs 1-2 us, so the chips of a chunk are measured
+    together (a 64 px chip: 30 us alone, about 8 us in stacks). Each chip's values are the same
+    float32 arithmetic, in the same order, as the plain expressions in the comments on one
+    chip: a chip's sums run over its own contiguous row of the stack, as numpy's pairwise sum
+    runs over a lone chip (tests/predict/test_quality.py checks the values are those of the
+    plain expressions, bit for bit, alone and in stacks).
     """
-    h, w = chip.shape[:2]
-    middle = chip[round(0.2 * h) : round(0.8 * h), round(0.2 * w) : round(0.8 * w), :3]
+    parts: list[dict[str, float] | None] = [None] * len(chips)
+    shapes: dict[tuple[int, int], list[int]] = {}
+    for i, chip in enumerate(chips):
+        shapes.setdefault(chip.shape[:2], []).append(i)
+    for (h, w), indices in shapes.items():
+        rows, columns = slice(round(0.2 * h), round(0.8 * h)), slice(round(0.2 * w), round(0.8 * w))
+        for start in range(0, len(indices), STACK):
+            some = indices[start : start + STACK]
+            middles = np.stack([chips[i][rows, columns, :3] for i in some])
+            for i, measured in zip(some, _middles_parts(middles), strict=True):
+                parts[i] = measured
+    return parts  # type: ignore[return-value]
+
+
+def _middles_parts(middle: np.ndarray) -> list[dict[str, float]]:
+    """chip_parts of a stack of chips' central 60% (n, h, w, 3) uint8."""
+    n = len(middle)
     centre = middle.astype(np.float32) @ _GREY
     # exposure = centre.mean(), contrast = centre.std(): numpy's float32 mean and variance
-    mean = _mean32(centre)
-    spread = np.subtract(centre, mean)
+    mean = _means32(centre)
+    spread = np.subtract(centre, mean[:, None, None])
     np.multiply(spread, spread, out=spread)
-    contrast = float(np.sqrt(_mean32(spread)))
+    contrast = np.sqrt(_means32(spread))
     lap = _laplacian(centre)
-    sharpness = float(_mean32(np.abs(lap))) / max(contrast, 1.0)  # np.abs(lap).mean()
-    even = (min(centre.shape) // 2) * 2
-    binned = np.add(centre[:even:2, :even:2], centre[1:even:2, :even:2])
-    binned += centre[:even:2, 1:even:2]
-    binned += centre[1:even:2, 1:even:2]
+    lap_mean = _means32(np.abs(lap))  # np.abs(lap).mean()
+    even = (min(centre.shape[1:]) // 2) * 2
+    binned = np.add(centre[:, :even:2, :even:2], centre[:, 1:even:2, :even:2])
+    binned += centre[:, :even:2, 1:even:2]
+    binned += centre[:, 1:even:2, 1:even:2]
     binned *= np.float32(0.25)
-    coarse = _laplacian(binned) if min(binned.shape) > 2 else np.zeros(1, np.float32)
+    small = min(binned.shape[1:]) <= 2
+    coarse = np.zeros((n, 1), np.float32) if small else _laplacian(binned)
     np.multiply(lap, lap, out=lap)  # (lap * lap).mean(), (coarse * coarse).mean()
     np.multiply(coarse, coarse, out=coarse)
-    fine_energy, coarse_energy = float(_mean32(lap)), float(_mean32(coarse))
-    detail = math.sqrt(fine_energy / coarse_energy) if coarse_energy > 1e-6 else 0.0
-    return {
-        "sharpness": sharpness,
-        "detail": detail,
-        "exposure": float(mean),
-        "contrast": contrast,
-    }
+    energies = zip(_means32(lap).tolist(), _means32(coarse).tolist(), strict=True)
+    parts = []
+    for exposure, spread_of, sharp, (fine, rough) in zip(
+        mean.tolist(), contrast.tolist(), lap_mean.tolist(), energies, strict=True
+    ):
+        parts.append(
+            {
+                "sharpness": sharp / max(spread_of, 1.0),
+                "detail": math.sqrt(fine / rough) if rough > 1e-6 else 0.0,
+                "exposure": exposure,
+                "contrast": spread_of,
+            }
+        )
+    return parts
 
 
-def _mean32(values: np.ndarray) -> np.float32:
-    """values.mean() of a float32 array: numpy's float32 sum over the count, in float32."""
-    if not values.size:
-        return np.float32(values.mean())  # nan, with numpy's warning, as before
-    return np.float32(np.add.reduce(values, axis=None) / values.size)
+def _means32(values: np.ndarray) -> np.ndarray:
+    """values[i].mean() of each item of a float32 stack: numpy's float32 sum of the item (its
+    own contiguous row) over the count, in float32."""
+    rows = values.reshape(len(values), -1)
+    if not rows.shape[1]:
+        return rows.mean(axis=1)  # nan, with numpy's warning, as a lone empty mean
+    return np.add.reduce(rows, axis=1) / np.float32(rows.shape[1])
 
 
 def _laplacian(grey: np.ndarray) -> np.ndarray:
-    """The 4-neighbour Laplacian of a 2-D grey array, on its inner pixels (a new array)."""
-    lap = np.multiply(grey[1:-1, 1:-1], np.float32(4))
-    lap -= grey[:-2, 1:-1]
-    lap -= grey[2:, 1:-1]
-    lap -= grey[1:-1, :-2]
-    lap -= grey[1:-1, 2:]
+    """The 4-neighbour Laplacian of a stack of 2-D grey arrays, on their inner pixels (a new
+    array)."""
+    lap = np.multiply(grey[:, 1:-1, 1:-1], np.float32(4))
+    lap -= grey[:, :-2, 1:-1]
+    lap -= grey[:, 2:, 1:-1]
+    lap -= grey[:, 1:-1, :-2]
+    lap -= grey[:, 1:-1, 2:]
     return lap
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import threading
@@ -189,3 +190,43 @@ def test_a_pipe_swapped_in_after_the_quick_look_is_not_waited_on(
     assert files._open_plain(pipe, day) is None and _open_fds() == before
     with pytest.raises(Refusal, match=r"\(a named pipe\)"):
         _read(pipe, day)
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_a_file_that_grows_after_its_size_is_read_is_read_to_the_bound(
+    tmp_path: Path, quick: bool
+) -> None:
+    """read_inside reads at most `most` bytes, on past the size it was told, by its quick path
+    (a descriptor) and by open_inside's file alike."""
+    path = tmp_path / "growing.jpg"
+    path.write_bytes(bytes(range(256)) * 4)  # 1,024 bytes
+    inside = tmp_path if quick else None
+    stale = os.stat_result((0o100644, 0, 0, 1, 0, 0, 100, 0, 0, 0))  # its size: 100 bytes
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(files.os, "fstat", lambda fd: stale)
+        assert files.read_inside(path, inside, 500) == path.read_bytes()[:500]  # to the bound
+    assert files.read_inside(path, inside, 5000) == path.read_bytes()  # whole
+    assert files.read_inside(path, inside, 100) == path.read_bytes()[:100]
+    assert files.read_inside(path, inside, 0) == b""
+    with path.open("rb") as file:
+        file.read(24)
+        assert files.read_bounded(file, 5000) == path.read_bytes()[24:]  # the rest, whole
+    assert files.read_bounded(io.BytesIO(b"abc"), 2) == b"ab"  # no file size: as asked
+
+
+def test_read_inside_refuses_what_open_inside_refuses(day: Path) -> None:
+    """The quick read hands out only a plain file's bytes; the rest is refused in words, with
+    nothing left open."""
+    (day / "S1" / "R1" / "again.jpg").symlink_to(day / "S1" / "R1" / "a.jpg")
+    (day / "linked").symlink_to(day.parent.parent / "elsewhere")
+    os.mkfifo(day / "S1" / "R1" / "pipe.jpg")
+    before = _open_fds()
+    assert files.read_inside(day / "S1" / "R1" / "a.jpg", day, 100) == b"inside"
+    assert files.read_inside(day / "S1" / "R1" / "again.jpg", day, 100) == b"inside"  # inside
+    with pytest.raises(Refusal, match="outside the day folder"):
+        files.read_inside(day / "linked" / "face.jpg", day, 100)
+    with pytest.raises(Refusal, match=r"\(a named pipe\)"):
+        files.read_inside(day / "S1" / "R1" / "pipe.jpg", day, 100)
+    with pytest.raises(FileNotFoundError):
+        files.read_inside(day / "S1" / "R1" / "gone.jpg", day, 100)
+    assert _open_fds() == before

@@ -193,7 +193,7 @@ def detector_calls(monkeypatch: pytest.MonkeyPatch) -> Counter:
         return run
 
     monkeypatch.setattr(FaceFinder, "_detect", counted)
-    monkeypatch.setattr(images, "load_photo", within(images.load_photo))
+    monkeypatch.setattr(images, "read_photo", within(images.read_photo))
     monkeypatch.setattr(images, "crop_vote", within(images.crop_vote))
     return calls
 

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from agebatch.config import WHOLE_FRAME
 from agebatch.predict.faces import FRAME_ZOOMS, FaceFinder, aligned_crop_chip
 from agebatch.predict.images import (
+    Decoded,
     InputSpec,
+    Reading,
     draft_side,
     load_photo,
+    load_photos,
     read_rgb,
     rgb_image,
     to_model_input,
 )
+from agebatch.predict.opening import Limits
+from agebatch.schema import PhotoStatus
 from tests.pictures import drawn_frame, scene
 
 
@@ -194,6 +201,18 @@ def test_a_crop_is_decoded_at_the_least_scale_whose_box_still_spans_the_input(
     mode=st.sampled_from(["RGB", "L"]),
     seed=st.integers(0, 2**16),
 )
+# Pillow's own ways round: the same size (a copy), a very tall image (two passes)
+@example(width=64, height=64, size=(64, 64), crop=None, resample="box", mode="RGB", seed=0)
+@example(width=1, height=120, size=(48, 32), crop=None, resample="box", mode="RGB", seed=0)
+@example(
+    width=200,
+    height=200,
+    size=(64, 64),
+    crop=(0.025,) * 2 + (0.975,) * 2,
+    resample="box",
+    mode="RGB",
+    seed=0,
+)
 def test_the_model_input_is_pillows_fromarray_resize_and_asarray(
     width, height, size, crop, resample, mode, seed
 ) -> None:
@@ -212,3 +231,87 @@ def test_the_model_input_is_pillows_fromarray_resize_and_asarray(
     given_model = to_model_input(image, size, crop, resample)
     assert given_model.dtype == np.uint8 and not given_model.flags.writeable
     assert np.array_equal(given_model, expected) and given_model.shape == expected.shape
+
+
+# A chunk read together (load_photos: its crops' quality measured in one stack) must give each
+# photo what it is given alone: every kind of outcome a crop chunk holds, and both ways of
+# reading a crop as-is (CROP, and BY_SIZE for an aligned-crop camera, which adds face_px).
+CHUNK_SPEC = replace(
+    SPEC,
+    floors=(("contrast", 6.0), ("exposure", 20.0)),
+    light=(60.0, 110.0),
+    detail=(0.44, 1.0, 200),
+)
+
+
+@pytest.fixture(scope="module")
+def mixed_photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One photo of each outcome: plain, soft (sharpened), dim (brightened), too dark
+    (low_quality), a PNG, a frame (under BY_SIZE), unreadable, refused (a named pipe)."""
+    from agebatch.sample import drawn_face
+
+    folder = tmp_path_factory.mktemp("mixed")
+    rng = np.random.default_rng(24)
+    face = np.asarray(drawn_face(40.0, rng))
+    small = Image.fromarray(face).resize((32, 32), Image.Resampling.BOX)
+    photos = {
+        "plain": _save(face, folder / "plain.jpg", quality=90),
+        "plain2": _save(np.asarray(drawn_face(70.0, rng)), folder / "plain2.jpg", quality=90),
+        "soft": _save(np.asarray(small.resize((200, 200))), folder / "soft.jpg", quality=90),
+        "dim": _save((face * 0.3).astype(np.uint8), folder / "dim.jpg", quality=90),
+        "dark": _save((face * 0.05).astype(np.uint8), folder / "dark.jpg", quality=90),
+        "png": _save(face[::-1], folder / "png.png"),
+        "frame": _save(scene(640, 480), folder / "frame.jpg"),
+        "unreadable": folder / "broken.jpg",
+        "refused": folder / "pipe.jpg",
+    }
+    photos["unreadable"].write_bytes(b"not a jpeg")
+    os.mkfifo(photos["refused"])
+    return photos
+
+
+def _as_tuple(decoded: Decoded) -> tuple:
+    """A Decoded's fields, its pixels as bytes (a Decoded holds an array: no == of its own)."""
+    pixels = None if decoded.pixels is None else (decoded.pixels.shape, decoded.pixels.tobytes())
+    return (decoded.status, decoded.reason, decoded.quality, pixels)
+
+
+def test_the_mixed_chunk_holds_every_outcome(mixed_photos: dict[str, Path]) -> None:
+    """The photos the chunk test draws from do end as their names say."""
+    spec = replace(CHUNK_SPEC, limits=Limits(inside=mixed_photos["plain"].parent))
+    alone = {
+        name: load_photo(path, spec, reading=Reading.CROP) for name, path in mixed_photos.items()
+    }
+    assert {name: d.status for name, d in alone.items()} == {
+        **dict.fromkeys(["plain", "plain2", "soft", "dim", "png", "frame"], PhotoStatus.OK),
+        "dark": PhotoStatus.LOW_QUALITY,
+        "unreadable": PhotoStatus.UNREADABLE,
+        "refused": PhotoStatus.REFUSED,
+    }
+    parts = {name: dict(d.quality.parts) for name, d in alone.items() if d.quality}
+    assert parts["soft"]["detail"] < 0.44 <= parts["plain"]["detail"]  # sharpened, and not
+    assert parts["dim"]["exposure"] < 60 <= parts["plain"]["exposure"]  # brightened, and not
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    picks=st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["plain", "plain2", "soft", "dim", "dark", "png", "frame", "unreadable", "refused"]
+            ),
+            st.sampled_from([Reading.CROP, Reading.BY_SIZE]),
+        ),
+        min_size=1,
+        max_size=24,
+    ),
+    seconds=st.sampled_from([None, 30.0]),
+)
+def test_a_chunk_decodes_to_what_its_photos_decode_to_one_by_one(
+    mixed_photos: dict[str, Path], picks: list[tuple[str, Reading]], seconds: float | None
+) -> None:
+    spec = replace(CHUNK_SPEC, limits=Limits(mixed_photos["plain"].parent, None, seconds))
+    items = [(mixed_photos[name], WHOLE_FRAME, reading) for name, reading in picks]
+    together = load_photos(items, spec)
+    alone = [load_photo(path, spec, region, reading) for path, region, reading in items]
+    assert [_as_tuple(d) for d in together] == [_as_tuple(d) for d in alone]

@@ -13,14 +13,21 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from agebatch.config import PredictConfig
 from agebatch.predict.card import ModelCard
 from agebatch.predict.faces import ALIGNED_CROP_LANDMARKS, FaceFinder, aligned_crop_chip
 from agebatch.predict.images import InputSpec, brightened, load_photo, sharpened
 from agebatch.predict.model import load_model
-from agebatch.predict.quality import HIGHER_IS_BETTER, PARTS, assess, chip_parts, landmark_parts
+from agebatch.predict.quality import (
+    HIGHER_IS_BETTER,
+    PARTS,
+    assess,
+    chip_parts,
+    chips_parts,
+    landmark_parts,
+)
 from agebatch.predict.stage import predict_paths
 from agebatch.schema import PhotoStatus
 from tests.conftest import save_brightness_model
@@ -103,6 +110,24 @@ def _plain_chip_parts(chip: np.ndarray) -> dict[str, float]:
     }
 
 
+def _test_chip(shape: tuple[int, ...], kind: str, rng: np.random.Generator) -> np.ndarray:
+    """A uint8 chip of the given shape: noise, flat, smooth or dark."""
+    if kind == "noise":
+        return rng.integers(0, 256, shape, dtype=np.uint8)
+    if kind == "flat":
+        return np.full(shape, rng.integers(0, 256), np.uint8)
+    level, spread = (rng.uniform(0, 30), 4) if kind == "dark" else (rng.uniform(0, 255), 40)
+    return np.clip(rng.normal(level, spread, shape), 0, 255).astype(np.uint8)
+
+
+def _same_parts(fast: dict[str, float], plain: dict[str, float]) -> None:
+    """Assert two parts dicts are equal bit for bit (nan where both are nan)."""
+    assert fast.keys() == plain.keys()
+    for name, value in plain.items():
+        assert type(fast[name]) is float
+        assert fast[name] == value or (math.isnan(value) and math.isnan(fast[name])), name
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     height=st.integers(1, 90),
@@ -113,22 +138,36 @@ def _plain_chip_parts(chip: np.ndarray) -> dict[str, float]:
 @example(height=64, width=64, kind="noise", seed=0)  # the model's chip
 @example(height=3, width=3, kind="smooth", seed=0)  # no inner Laplacian at half scale
 def test_chip_parts_are_the_plain_expressions_bit_for_bit(height, width, kind, seed) -> None:
-    rng = np.random.default_rng(seed)
-    shape = (height, width, 3)
-    if kind == "noise":
-        chip = rng.integers(0, 256, shape, dtype=np.uint8)
-    elif kind == "flat":
-        chip = np.full(shape, rng.integers(0, 256), np.uint8)
-    else:
-        level, spread = (rng.uniform(0, 30), 4) if kind == "dark" else (rng.uniform(0, 255), 40)
-        chip = np.clip(rng.normal(level, spread, shape), 0, 255).astype(np.uint8)
+    chip = _test_chip((height, width, 3), kind, np.random.default_rng(seed))
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a 1-2 px chip: means of nothing
         fast, plain = chip_parts(chip), _plain_chip_parts(chip)
-    assert fast.keys() == plain.keys()
-    for name, value in plain.items():
-        assert type(fast[name]) is float
-        assert fast[name] == value or (math.isnan(value) and math.isnan(fast[name])), name
+    _same_parts(fast, plain)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    count=st.integers(1, 80),
+    shapes=st.lists(st.tuples(st.integers(1, 90), st.integers(1, 90)), min_size=1, max_size=3),
+    kinds=st.lists(st.sampled_from(["noise", "flat", "smooth", "dark"]), min_size=1),
+    seed=st.integers(0, 2**16),
+)
+@example(count=256, shapes=[(64, 64)], kinds=["noise", "smooth", "dark"], seed=0)  # a batch
+@example(count=70, shapes=[(64, 64), (3, 3), (64, 64)], kinds=["smooth"], seed=0)  # 2 sizes
+def test_a_chunks_chips_have_each_chips_own_parts_bit_for_bit(count, shapes, kinds, seed) -> None:
+    """chips_parts (a chunk's chips measured together, in stacks of quality.STACK chips of one
+    size) gives every chip the parts it has alone, whatever its neighbours."""
+    rng = np.random.default_rng(seed)
+    chips = [
+        _test_chip((*shapes[i % len(shapes)], 3), kinds[i % len(kinds)], rng) for i in range(count)
+    ]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        together = chips_parts(chips)
+        alone = [_plain_chip_parts(chip) for chip in chips]
+    assert len(together) == count
+    for fast, plain in zip(together, alone, strict=True):
+        _same_parts(fast, plain)
 
 
 def _saved_small(photo: np.ndarray, side: int) -> np.ndarray:
@@ -306,3 +345,21 @@ def test_a_card_rejects_unknown_quality_parts() -> None:
 
     with pytest.raises(ValidationError, match="unknown quality parts"):
         CardQuality(floors={"glare": 1.0})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    count=st.integers(1, 3),
+    height=st.integers(1, 70),
+    width=st.integers(1, 70),
+    radius=st.sampled_from([0.5, 1.0, 2.0]),
+    percent=st.sampled_from([50, 200]),
+    seed=st.integers(0, 2**16),
+)
+def test_sharpened_is_pillows_unsharp_mask_bit_for_bit(
+    count, height, width, radius, percent, seed
+) -> None:
+    views = np.random.default_rng(seed).integers(0, 256, (count, height, width, 3), np.uint8)
+    mask = ImageFilter.UnsharpMask(radius, percent, 0)
+    expected = np.stack([np.asarray(Image.fromarray(view).filter(mask)) for view in views])
+    assert np.array_equal(sharpened(views, radius, percent), expected)

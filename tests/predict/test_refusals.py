@@ -113,18 +113,19 @@ def test_only_jpeg_and_png_are_decoded_whatever_the_name(day: Path) -> None:
 
 @pytest.fixture
 def stuck(monkeypatch: pytest.MonkeyPatch):
-    """load_photo that never returns for photos named stuck*, until the test ends."""
+    """read_photo (load_photos' read of each photo) that never returns for photos named
+    stuck*, until the test ends."""
     release = threading.Event()
-    real = images.load_photo
+    real = images.read_photo
 
     def load(
         path: Path, spec: InputSpec, region=(0.0, 0.0, 1.0, 1.0), reading=None
-    ) -> images.Decoded:
+    ) -> images.Decoded | images.Unmeasured:
         if path.name.startswith("stuck"):
             release.wait()
         return real(path, spec, region, reading)
 
-    monkeypatch.setattr(images, "load_photo", load)
+    monkeypatch.setattr(images, "read_photo", load)
     yield
     release.set()
 
@@ -162,12 +163,12 @@ def test_a_decode_stuck_for_good_does_not_keep_the_interpreter_from_exiting(day:
         from agebatch.predict import images
         from agebatch.predict.opening import Limits
 
-        real = images.load_photo
+        real = images.read_photo
         def load(path, spec, region):
             if path.name == "stuck.png":
                 threading.Event().wait()  # never returns
             return real(path, spec, region)
-        images.load_photo = load
+        images.read_photo = load
         spec = images.InputSpec((64, 64), None, "bilinear", "crops", 0.2, Limits(seconds=0.5))
         day = Path({str(day)!r})
         found = images.load_photos([(day / "stuck.png", None), (day / "fine.png", None)], spec)
