@@ -70,6 +70,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with --conditions: store the table in the model's card (`conditions`)",
     )
+    evaluate.add_argument(
+        "--realigned",
+        action="store_true",
+        help="measure instead how much older these faces read aligned by their landmarks (as a "
+        "loose-crop camera's or a frame's face is) than as their aligned crops: their crops "
+        "re-aligned and their loose copies (seeded by --seed, written to --workdir)",
+    )
+    evaluate.add_argument(
+        "--write-realigned",
+        action="store_true",
+        help="with --realigned: store the mean of the two in the model's card "
+        "(face.realigned.offset, taken off the ages of faces aligned by their landmarks; use "
+        "--split calibration, then check on --split holdout with --conditions clean,loose)",
+    )
     add_config_options(
         evaluate,
         PredictConfig,
@@ -109,6 +123,8 @@ def command(args: argparse.Namespace) -> int:
         faces = read_labelled(args.faces, args.split)
     if args.conditions:
         return conditions_command(args, model, faces, config)
+    if args.realigned or args.write_realigned:
+        return realigned_command(args, model, faces, config)
     with ProgressBars() as bars:
         result, predicted = evaluate(model, faces, config, progress=bars.new)
     result["faces"] = str(args.faces)
@@ -166,6 +182,43 @@ def conditions_command(args: argparse.Namespace, model, faces, config: PredictCo
         record = conditions_record(table, args, len(faces.paths), str(config.photo_kind))
         path = update_card(model, {"conditions": record})
         print(f"Wrote conditions to {path}")
+    return 0
+
+
+def realigned_command(args: argparse.Namespace, model, faces, config: PredictConfig) -> int:
+    """`--realigned`: how much older faces aligned by their landmarks read; the card's offset
+    written with --write-realigned."""
+    import tempfile
+
+    from agebatch.training.evaluate import realigned_shift, update_card
+
+    with tempfile.TemporaryDirectory(prefix="agebatch-realigned-") as scratch:
+        shift = realigned_shift(model, faces, config, args.workdir or Path(scratch), args.seed)
+    print(
+        f"{shift['n']} faces of {args.faces.resolve().name} ({args.split}): aligned by their "
+        f"landmarks they read {shift['realigned']:+.3f} years from their aligned crops "
+        f"({shift['realigned_aged']} aged both ways) and, as loose copies, "
+        f"{shift['loose']:+.3f} ({shift['loose_aged']}); offset {shift['offset']:.2f} (the "
+        f"card's now: {model.card.realigned_offset:.2f})"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(shift, indent=2) + "\n")
+        print(f"Wrote {args.json}")
+    if args.write_realigned:
+        measured = (
+            f"{args.faces.resolve().name}, split {args.split}: the mean difference of the "
+            "model's ages, faces aligned by their landmarks minus their aligned crops, "
+            f"{shift['realigned']:+.3f} years for the crops re-aligned "
+            f"({shift['realigned_aged']} aged both ways) and "
+            f"{shift['loose']:+.3f} for loose copies (training.conditions.loose, seed "
+            f"{args.seed}; {shift['loose_aged']}); the offset is their mean "
+            f"(agebatch evaluate --split {args.split} --realigned --write-realigned)"
+        )
+        face = model.card.face.model_dump(exclude_none=True)
+        face["realigned"] = {**face.get("realigned", {}), "offset": shift["offset"]}
+        face["realigned"]["measured"] = measured
+        path = update_card(model, {"face": face})
+        print(f"Wrote face.realigned to {path}")
     return 0
 
 

@@ -6,14 +6,22 @@ import csv
 import hashlib
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from agebatch.config import PhotoKind, PredictConfig, age_group_labels, default_age_bounds
+from agebatch.config import (
+    WHOLE_FRAME,
+    PhotoKind,
+    PredictConfig,
+    age_group_labels,
+    default_age_bounds,
+)
 from agebatch.errors import InputError
 from agebatch.predict.card import AgeConfusion, ModelCard, OperatingCurve
+from agebatch.predict.images import InputSpec, Reading, load_photos
 from agebatch.predict.model import AgeModel
 from agebatch.predict.stage import Progress, predict_paths
 from agebatch.schema import PhotoStatus
@@ -231,6 +239,58 @@ def evaluate_conditions(
         )
         table[name] = result
     return table
+
+
+def realigned_shift(
+    model: AgeModel, faces: LabelledFaces, config: PredictConfig, workdir: Path, seed: int = 0
+) -> dict[str, object]:
+    """How much older the faces read aligned by their landmarks than as their aligned crops
+    (the model's own ages, before any offset of its card): the mean difference over the faces
+    aged both ways, for their aligned crops re-aligned and for their loose copies
+    (training.conditions.loose, `seed`); `offset`, the card's face.realigned.offset, is the
+    mean of the two."""
+    from agebatch.training.conditions import write_condition
+
+    if not faces.paths:
+        raise InputError("No labelled faces to measure on (is the split empty?).")
+    loose = write_condition("loose", faces.paths, workdir, seed)
+    aligned = ages_read_as(model, faces.paths, Reading.CROP, config)
+    record: dict[str, object] = {"n": len(faces.paths)}
+    for name, paths in (("realigned", faces.paths), ("loose", loose)):
+        ages = ages_read_as(model, paths, Reading.LOOSE, config)
+        both = ~np.isnan(ages) & ~np.isnan(aligned)
+        if not both.any():
+            raise InputError(f"No face of {faces.paths[0].parent} was found to align ({name}).")
+        record[name] = float((ages[both] - aligned[both]).mean())
+        record[f"{name}_aged"] = int(both.sum())
+    record["offset"] = round((record["realigned"] + record["loose"]) / 2, 2)  # type: ignore[operator]
+    return record
+
+
+def ages_read_as(
+    model: AgeModel, paths: Sequence[Path], reading: Reading, config: PredictConfig
+) -> np.ndarray:
+    """The model's age of each photo read one way (images.Reading), NaN where none: the mean
+    over its views, as the stage takes it, without the card's realigned offset."""
+    spec = InputSpec.from_card(model.card, PhotoKind.AUTO)
+    ages = np.full(len(paths), np.nan)
+    workers = max(1, config.workers)
+    with ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(paths), config.batch_size):
+            items = [(p, WHOLE_FRAME, reading) for p in paths[start : start + config.batch_size]]
+            step = -(-len(items) // workers)
+            parts = [items[i : i + step] for i in range(0, len(items), step)]
+            decoded = [
+                d for part in pool.map(load_photos, parts, [spec] * len(parts)) for d in part
+            ]
+            views = [d.pixels for d in decoded if d.pixels is not None]
+            predicted = model.predict(np.concatenate(views)) if views else np.zeros(0)
+            at = 0
+            for i, d in enumerate(decoded):
+                if d.pixels is not None:
+                    ages[start + i] = predicted[at : at + len(d.pixels)].mean()
+                    at += len(d.pixels)
+    return ages
 
 
 def format_conditions(table: dict[str, dict[str, object]], n: int, seed: int) -> str:

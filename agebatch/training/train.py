@@ -266,6 +266,7 @@ def base_card(config: TrainConfig) -> dict[str, Any]:
         stale = ("error", "age_confusion", "group_confusion", "test_time_augmentation")
         for measured in (*stale, "operating_curve"):
             card.pop(measured, None)
+        card["face"].pop("realigned", None)  # measured on the bundled model's ages too
         card["architecture"]["fine_tuned_from"] = card["version"]
         return card | named
     size = config.image_size

@@ -94,3 +94,63 @@ def test_a_card_with_an_offset_out_of_range_is_refused(cropping_model) -> None:
     face = {**cropping_model.card.face.model_dump(exclude_none=True), "realigned": {"offset": 9}}
     with pytest.raises(InputError, match="realigned"):
         cropping_model.card.updated(face=face)
+
+
+def drawn_labelled_faces(root: Path, ages: list[float]) -> Path:
+    """Labelled faces in the training layout whose faces the finder aligns: drawn faces framed
+    as aligned crops (sample.drawn_face), saved as JPEGs."""
+    from agebatch.sample import drawn_face
+
+    rng = np.random.default_rng(7)
+    (root / "final_files").mkdir(parents=True)
+    rows = ["file_name,real_age"]
+    for i, age in enumerate(ages):
+        drawn_face(age, rng).save(root / "final_files" / f"{i:06d}.jpg", quality=90)
+        rows.append(f"{i:06d}.jpg,{age}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_the_offset_is_measured_as_the_mean_shift_of_realigned_ages_and_written_to_the_card(
+    tmp_path: Path, pattern_model_path: Path, capsys
+) -> None:
+    """`agebatch evaluate --realigned --write-realigned`: the two differences are those of
+    each face read photo by photo, and the card then takes their mean off realigned ages."""
+    from agebatch.cli import main
+    from agebatch.training.conditions import write_condition
+
+    faces = drawn_labelled_faces(tmp_path / "faces", [9.0, 16.0, 24.0, 35.0, 52.0, 71.0])
+    model_path = tmp_path / "m.keras"
+    model_path.write_bytes(pattern_model_path.read_bytes())
+    card = pattern_model_path.with_name(pattern_model_path.stem + ".card.json")
+    model_path.with_name("m.card.json").write_text(card.read_text())
+    argv = ["evaluate", "--faces", str(faces), "--model", str(model_path), "--seed", "3"]
+    work = tmp_path / "copies"
+    assert main([*argv, "--realigned", "--write-realigned", "--workdir", str(work)]) == 0
+    assert "offset" in capsys.readouterr().out
+
+    model = load_model(model_path)
+    spec = images.InputSpec.from_card(model.card, "auto")
+    originals = sorted((faces / "final_files").iterdir())
+    loose = write_condition("loose", originals, tmp_path / "again", 3)
+
+    def age(path: Path, reading: Reading) -> float:
+        decoded = images.load_photo(path, spec, reading=reading)
+        assert decoded.pixels is not None, path
+        return float(model.predict(decoded.pixels).mean())
+
+    aligned = [age(p, Reading.CROP) for p in originals]
+    shifts = [
+        np.mean([age(p, Reading.LOOSE) - a for p, a in zip(paths, aligned, strict=True)])
+        for paths in (originals, loose)
+    ]
+    assert model.card.realigned_offset == pytest.approx(round(float(np.mean(shifts)), 2))
+    assert model.card.realigned_offset != 0.0
+    assert "split all" in model.card.face.realigned.model_extra["measured"]
+
+
+def test_a_fine_tuned_model_does_not_inherit_the_bundled_offset() -> None:
+    from agebatch.training.train import TrainConfig, base_card
+
+    card = base_card(TrainConfig())
+    assert "realigned" not in card["face"] and "aligned_crop" in card["face"]
