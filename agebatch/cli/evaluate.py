@@ -103,6 +103,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def command(args: argparse.Namespace) -> int:
     """Measure, print the table, and write the JSON and the card's error, confusion and curve
     when asked."""
+    from agebatch.errors import InputError
     from agebatch.predict.model import load_model
     from agebatch.training.evaluate import (
         confusion_record,
@@ -115,6 +116,8 @@ def command(args: argparse.Namespace) -> int:
         validation_faces,
     )
 
+    if args.conditions and (args.realigned or args.write_realigned):
+        raise InputError("--conditions and --realigned measure different things: give one.")
     config = predict_config(args)
     model = load_model(config.model)
     if args.split == "validation":

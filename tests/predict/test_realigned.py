@@ -154,3 +154,14 @@ def test_a_fine_tuned_model_does_not_inherit_the_bundled_offset() -> None:
 
     card = base_card(TrainConfig())
     assert "realigned" not in card["face"] and "aligned_crop" in card["face"]
+
+
+def test_realigned_and_conditions_together_are_refused_in_one_sentence(
+    tmp_path: Path, capsys
+) -> None:
+    from agebatch.cli import main
+
+    faces = drawn_labelled_faces(tmp_path / "faces", [20.0, 40.0])
+    argv = ["evaluate", "--faces", str(faces), "--realigned", "--conditions", "loose"]
+    assert main(argv) == 2
+    assert "--conditions and --realigned measure different things" in capsys.readouterr().err
