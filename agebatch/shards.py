@@ -117,6 +117,7 @@ class ShardJob:
     staging: Path  # OUT/.shards/<day>/<model_version>
     model_version: str
     run_id: str
+    card: str = ""  # card_digest of the run's model card ("": not checked)
 
 
 @dataclass(frozen=True)
@@ -160,13 +161,14 @@ def plan(
     fingerprint each from its photos' names, sizes and times and the settings that change ages."""
     # Per-photo ages belong with receipt_ages: under the restricted root when there is one.
     staging = staging_folder(config.restricted_root(), day, model_version)
-    job = ShardJob(day, folder, staging, model_version, run_id)
+    card = card_digest(
+        ModelCard.read(bundled_model_path() if config.model is None else config.model)
+    )
+    job = ShardJob(day, folder, staging, model_version, run_id, card)
     hold_staging(config.restricted_root(), day, run_id)  # until collect: see discard
-    card = ModelCard.read(bundled_model_path() if config.model is None else config.model)
     settings = (
         f"{LAYOUT}|{day}|{model_version}|{config.photo_kind.value}|{config.auto_sample}"
-        f"|{config.max_pixels}|decode{DECODE_VERSION}|code{predict_code_version()}"
-        f"|card{hashlib.sha256(json.dumps(card.to_dict(), sort_keys=True).encode()).hexdigest()}"
+        f"|{config.max_pixels}|decode{DECODE_VERSION}|code{predict_code_version()}|card{card}"
     )
     rows = sorted(
         zip(
@@ -234,6 +236,12 @@ def run_shard(config: RunConfig, job: ShardJob, shard: Shard) -> ShardOutcome:
         raise InputError(
             f"The model on worker {os.getpid()} is version {model.version}, the run's is "
             f"{job.model_version}: give every worker the same model file."
+        )
+    if job.card and card_digest(model.card) != job.card:
+        raise InputError(
+            f"The model card on worker {os.getpid()} ({model.path}) differs from the one the "
+            "run was planned with (e.g. its realigned offset was measured again): give every "
+            "worker the same card, then run the day again."
         )
     paths = [job.folder / photo for photo in shard.photos]
     camera = (shard.store_id, shard.register_id)  # `auto` is decided from the shard's photos
@@ -476,14 +484,14 @@ _MODEL_LOCK = threading.Lock()
 
 
 def worker_model(path: Path | None) -> tuple[AgeModel, bool]:
-    """The model of this worker process, loaded once per model file and version; and whether
+    """The model of this worker process, loaded once per model file and card; and whether
     this call loaded it."""
     path = (bundled_model_path() if path is None else Path(path)).resolve()
     try:
         stat = path.stat()
     except OSError:
         raise InputError(f"Model file {path} does not exist on worker {os.getpid()}.") from None
-    key = (str(path), ModelCard.read(path).version, stat.st_size, stat.st_mtime_ns)
+    key = (str(path), card_digest(ModelCard.read(path)), stat.st_size, stat.st_mtime_ns)
     with _MODEL_LOCK:
         before = _loaded_model.cache_info().misses
         model = _loaded_model(*key)
@@ -491,9 +499,16 @@ def worker_model(path: Path | None) -> tuple[AgeModel, bool]:
 
 
 @functools.cache
-def _loaded_model(path: str, version: str, size: int, mtime_ns: int) -> AgeModel:
-    """Load a model once per process for each (path, version, size, mtime)."""
+def _loaded_model(path: str, card: str, size: int, mtime_ns: int) -> AgeModel:
+    """Load a model once per process for each (path, card digest, size, mtime): a card
+    written again (`agebatch evaluate --write-...`) is a new model to this cache."""
     return load_model(Path(path))
+
+
+def card_digest(card: ModelCard) -> str:
+    """A hash of everything a model card says (its version does not change when its measured
+    fields, e.g. face.realigned, are written again)."""
+    return hashlib.sha256(json.dumps(card.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
 @contextmanager

@@ -3,6 +3,7 @@ model loaded once per process (the GPU slot's test is in tests/e2e/test_dask.py)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from PIL import Image
 
 from agebatch import shards
 from agebatch.config import WHOLE_FRAME, RunConfig
+from agebatch.errors import InputError
 from agebatch.predict.card import ModelCard
 from agebatch.shards import Shard, ShardJob, plan, read_staged, run_shard, worker_model
 from tests.conftest import DAY
@@ -255,6 +257,29 @@ def test_the_model_is_loaded_once_per_process(brightness_model_path: Path) -> No
     assert (loaded, loaded_again) == (True, False) and again is model
     os.utime(brightness_model_path)  # a replaced file at the same path is loaded again
     assert worker_model(brightness_model_path)[1] is True
+
+
+def test_a_card_written_again_is_a_new_model_and_a_worker_with_another_card_is_refused(
+    tmp_path: Path, brightness_model_path: Path, scratch: Path
+) -> None:
+    """The card's version stays when a measured field (here face.realigned) is written again:
+    the worker loads the new card, and a worker whose card is not the plan's refuses the shard
+    rather than stage ages under the plan's fingerprint."""
+    model_path = tmp_path / "m.keras"
+    model_path.write_bytes(brightness_model_path.read_bytes())
+    card_path = tmp_path / "m.card.json"
+    card = json.loads(brightness_model_path.with_name("brightness.card.json").read_text())
+    card_path.write_text(json.dumps(card))
+    first, _ = worker_model(model_path)
+    planned = dataclasses.replace(_job(scratch), card=shards.card_digest(first.card))
+    card["face"] = {"realigned": {"offset": 1.5}}
+    card_path.write_text(json.dumps(card))
+    again, loaded = worker_model(model_path)
+    assert loaded and again.card.realigned_offset == 1.5 and again.version == first.version
+    shard = Shard("S01", "R1", 0, ("a.jpg",), (WHOLE_FRAME,), "f" * 16)
+    config = _config(scratch / "out", model=model_path)
+    with pytest.raises(InputError, match="differs from the one the run was planned with"):
+        run_shard(config, planned, shard)
 
 
 @pytest.mark.parametrize("kind", ["crops", "auto"])
