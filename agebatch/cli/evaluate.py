@@ -59,11 +59,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--subset",
         type=int,
         metavar="N",
-        help="with --conditions: a fixed random subset of N faces (numpy default_rng(--seed))",
+        help="with --conditions or --realigned: a fixed random subset of N faces (numpy "
+        "default_rng(--seed))",
     )
-    evaluate.add_argument("--seed", type=int, default=24, help="the subset's seed (default 24)")
     evaluate.add_argument(
-        "--workdir", type=Path, help="with --conditions: where the degraded copies are written"
+        "--seed",
+        type=int,
+        default=24,
+        help="the seed of the subset and of the degraded copies (default 24)",
+    )
+    evaluate.add_argument(
+        "--workdir",
+        type=Path,
+        help="with --conditions or --realigned: where the degraded copies are written",
     )
     evaluate.add_argument(
         "--write-conditions",
@@ -80,7 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--write-realigned",
         action="store_true",
-        help="with --realigned: store the mean of the two in the model's card "
+        help="measure as --realigned does and store the mean of the two in the model's card "
         "(face.realigned.offset, taken off the ages of faces aligned by their landmarks; use "
         "--split calibration, then check on --split holdout with --conditions clean,loose)",
     )
@@ -118,6 +126,13 @@ def command(args: argparse.Namespace) -> int:
 
     if args.conditions and (args.realigned or args.write_realigned):
         raise InputError("--conditions and --realigned measure different things: give one.")
+    if (args.realigned or args.write_realigned) and (
+        args.write_error or args.write_confusion or args.write_curve
+    ):
+        raise InputError(
+            "--realigned measures the realigned offset only: run --write-error, "
+            "--write-confusion and --write-curve without it."
+        )
     config = predict_config(args)
     model = load_model(config.model)
     if args.split == "validation":
@@ -182,7 +197,9 @@ def conditions_command(args: argparse.Namespace, model, faces, config: PredictCo
         args.json.write_text(json.dumps(table, indent=2, default=str) + "\n")
         print(f"Wrote {args.json}")
     if args.write_conditions:
-        record = conditions_record(table, args, len(faces.paths), str(config.photo_kind))
+        record = conditions_record(
+            table, args, len(faces.paths), str(config.photo_kind), model.card.realigned_offset
+        )
         path = update_card(model, {"conditions": record})
         print(f"Wrote conditions to {path}")
     return 0
@@ -193,8 +210,12 @@ def realigned_command(args: argparse.Namespace, model, faces, config: PredictCon
     written with --write-realigned."""
     import tempfile
 
-    from agebatch.training.evaluate import realigned_shift, update_card
+    from agebatch.errors import InputError
+    from agebatch.training.evaluate import realigned_shift, subset, update_card
 
+    if args.subset is not None and args.subset < 1:
+        raise InputError("--subset must be at least 1.")
+    faces = subset(faces, args.subset, args.seed)
     with tempfile.TemporaryDirectory(prefix="agebatch-realigned-") as scratch:
         shift = realigned_shift(model, faces, config, args.workdir or Path(scratch), args.seed)
     print(
@@ -209,7 +230,9 @@ def realigned_command(args: argparse.Namespace, model, faces, config: PredictCon
         print(f"Wrote {args.json}")
     if args.write_realigned:
         measured = (
-            f"{args.faces.resolve().name}, split {args.split}: the mean difference of the "
+            f"{args.faces.resolve().name}, split {args.split}"
+            + (f", {args.subset} faces (seed {args.seed})" if args.subset else "")
+            + ": the mean difference of the "
             "model's ages, faces aligned by their landmarks minus their aligned crops, "
             f"{shift['realigned']:+.3f} years for the crops re-aligned "
             f"({shift['realigned_aged']} aged both ways) and "
@@ -225,8 +248,11 @@ def realigned_command(args: argparse.Namespace, model, faces, config: PredictCon
     return 0
 
 
-def conditions_record(table: dict, args: argparse.Namespace, n: int, photo_kind: str) -> dict:
-    """The card's `conditions`: which faces, how read, and per condition the figures."""
+def conditions_record(
+    table: dict, args: argparse.Namespace, n: int, photo_kind: str, realigned_offset: float
+) -> dict:
+    """The card's `conditions`: which faces, how read (with which realigned offset), and per
+    condition the figures."""
     keys = (
         "condition",
         "share_aged",
@@ -248,6 +274,7 @@ def conditions_record(table: dict, args: argparse.Namespace, n: int, photo_kind:
         + (f" --subset {args.subset} --seed {args.seed}" if args.subset else "")
         + " --write-conditions",
         "figures": "over the faces aged; teen miss and adults flagged at 25",
+        "realigned_offset": realigned_offset,
         "table": {name: {key: _round(row.get(key)) for key in keys} for name, row in table.items()},
     }
 

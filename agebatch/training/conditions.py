@@ -121,7 +121,8 @@ def describe(name: str) -> str:
 def write_condition(name: str, paths: list[Path], out: Path, seed: int = 0) -> list[Path]:
     """The photos of `paths` under condition `name` under out/name/: as JPEG (quality 95), but
     clean and jpeg copies losslessly (PNG: the same pixels, not compressed twice); the same
-    seed gives the same copies."""
+    seed gives the same copies. A photo that cannot be read gets an empty copy (the stage
+    counts it unreadable, as it counts the photo itself)."""
     if name not in CONDITIONS:
         raise ValueError(f"unknown condition {name!r}; known: {', '.join(CONDITIONS)}")
     folder = out / name
@@ -131,9 +132,14 @@ def write_condition(name: str, paths: list[Path], out: Path, seed: int = 0) -> l
     written = []
     for index, path in enumerate(paths):
         rng = np.random.default_rng([seed, index, sum(map(ord, name))])
-        with Image.open(path) as source:
-            image = degrade(source.convert("RGB"), rng)
         target = folder / f"{index:06d}.{'png' if lossless else 'jpg'}"
-        image.save(target, **({} if lossless else {"quality": 95}))
+        try:
+            with Image.open(path) as source:
+                image = degrade(source.convert("RGB"), rng)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            # an unreadable face stays unreadable: an empty copy, counted as the run counts it
+            target.write_bytes(b"")
+        else:
+            image.save(target, **({} if lossless else {"quality": 95}))
         written.append(target)
     return written

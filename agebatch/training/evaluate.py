@@ -260,7 +260,10 @@ def realigned_shift(
         ages = ages_read_as(model, paths, Reading.LOOSE, config)
         both = ~np.isnan(ages) & ~np.isnan(aligned)
         if not both.any():
-            raise InputError(f"No face of {faces.paths[0].parent} was found to align ({name}).")
+            raise InputError(
+                f"No face of {faces.paths[0].parent} was aged both as an aligned crop and "
+                f"aligned by its landmarks ({name}): are these face photos?"
+            )
         record[name] = float((ages[both] - aligned[both]).mean())
         record[f"{name}_aged"] = int(both.sum())
     record["offset"] = round((record["realigned"] + record["loose"]) / 2, 2)  # type: ignore[operator]

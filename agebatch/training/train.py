@@ -263,7 +263,13 @@ def base_card(config: TrainConfig) -> dict[str, Any]:
     named = {"name": f"agebatch-{config.arch}-trained", "version": f"{config.arch}-trained"}
     if config.arch == "default":
         card = ModelCard.read(bundled_model_path()).to_dict()
-        stale = ("error", "age_confusion", "group_confusion", "test_time_augmentation")
+        stale = (
+            "error",
+            "age_confusion",
+            "group_confusion",
+            "test_time_augmentation",
+            "conditions",
+        )
         for measured in (*stale, "operating_curve"):
             card.pop(measured, None)
         card["face"].pop("realigned", None)  # measured on the bundled model's ages too

@@ -154,6 +154,7 @@ def test_a_fine_tuned_model_does_not_inherit_the_bundled_offset() -> None:
 
     card = base_card(TrainConfig())
     assert "realigned" not in card["face"] and "aligned_crop" in card["face"]
+    assert "conditions" not in card  # measured with the bundled model (and its offset)
 
 
 def test_realigned_and_conditions_together_are_refused_in_one_sentence(
@@ -165,3 +166,25 @@ def test_realigned_and_conditions_together_are_refused_in_one_sentence(
     argv = ["evaluate", "--faces", str(faces), "--realigned", "--conditions", "loose"]
     assert main(argv) == 2
     assert "--conditions and --realigned measure different things" in capsys.readouterr().err
+    argv = ["evaluate", "--faces", str(faces), "--write-realigned", "--write-error"]
+    assert main(argv) == 2
+    assert "run --write-error, --write-confusion and --write-curve without it" in (
+        capsys.readouterr().err
+    )
+
+
+def test_an_unreadable_face_is_counted_not_fatal_and_the_subset_is_measured(
+    tmp_path: Path, pattern_model_path: Path, capsys
+) -> None:
+    from agebatch.cli import main
+
+    faces = drawn_labelled_faces(tmp_path / "faces", [12.0, 18.0, 27.0, 33.0, 45.0, 60.0])
+    (faces / "final_files" / "bad.jpg").write_bytes(b"not a picture")
+    with (faces / "labels.csv").open("a") as labels:
+        labels.write("bad.jpg,30\n")
+    argv = ["evaluate", "--faces", str(faces), "--model", str(pattern_model_path), "--realigned"]
+    assert main([*argv, "--subset", "7"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("7 faces of faces (all)") and "(6 aged both ways)" in out
+    assert main([*argv, "--subset", "4", "--seed", "1"]) == 0
+    assert capsys.readouterr().out.startswith("4 faces of faces (all)")
