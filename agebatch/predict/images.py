@@ -441,7 +441,6 @@ def _face_parts(face: Face, zoom_pixels: np.ndarray, factor: float) -> dict[str,
 class Framing(StrEnum):
     """How a crop's framing is taken (crop_input)."""
 
-    TRUSTED = "trusted"  # an aligned-crop camera's crop: aged as-is (its sample was checked)
     CHECKED = "checked"  # aged as-is only when its own landmarks confirm the alignment
     ALIGNED = "aligned"  # a loose-crop camera's crop: its face found and aligned
 
@@ -449,8 +448,9 @@ class Framing(StrEnum):
 def trusted_crop(
     image: Image.Image, spec: InputSpec, stored: tuple[int, int] | None = None
 ) -> Unmeasured:
-    """A crop aged as-is (Framing.TRUSTED), its quality to be measured: cut as the card's
-    aligned crop, its face_px the width an aligned crop's face spans in the stored photo."""
+    """An aligned-crop camera's crop, aged as-is (its camera's sample was checked; its pixels
+    are not looked at again), its quality to be measured: cut as the card's aligned crop, its
+    face_px the width an aligned crop's face spans in the stored photo."""
     factor = (stored[0] / image.width) if stored else 1.0
     pixels = to_model_input(image, spec.size, spec.crop, spec.resample)
     return Unmeasured(pixels, (("face_px", image.width * factor * FACE_OF_CROP),))
@@ -465,15 +465,14 @@ def crop_input(
 ) -> Decoded:
     """The model input of a photo that is a crop (read under auto).
 
-    TRUSTED: cut as the card's aligned crop. CHECKED: so only when its landmarks (fitted in the
-    assumed face box, no detector) confirm the card's alignment (faces.alignment). Otherwise,
-    and always for ALIGNED, its face is found and aligned by its landmarks, as a frame's face
-    is. stored: the stored photo's size (the image may be decoded at a reduced scale).
+    CHECKED: cut as the card's aligned crop only when its landmarks (fitted in the assumed face
+    box, no detector) confirm the card's alignment (faces.alignment). Otherwise, and always for
+    ALIGNED, its face is found and aligned by its landmarks, as a frame's face is (an
+    aligned-crop camera's crop is trusted_crop's). stored: the stored photo's size (the image
+    may be decoded at a reduced scale).
     """
     w, h = image.size
     factor = (stored[0] / w) if stored else 1.0
-    if framing == Framing.TRUSTED:  # no landmarks: the photo's pixels are not looked at again
-        return judged_all([trusted_crop(image, spec, stored)], spec)[0]
     rgb = np.asarray(image)
     if framing == Framing.CHECKED:
         face = assumed_face(rgb, finder)
