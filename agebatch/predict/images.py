@@ -4,6 +4,7 @@ resize."""
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import math
 import threading
@@ -103,8 +104,10 @@ def read_sized(
         plain = decode_plain(data, max_side, limits.max_pixels, draft_if)
         if plain is not None:  # the pixels Pillow gives, without its parsing (jpeg.py)
             return rgb_image(plain[0]), plain[1]
-        del data  # Pillow reads the file itself, opened again as it was
-        with open_inside(path, limits.inside) as file:
+        # Pillow reads the bytes already read; past the bound, the file itself, opened again
+        source = io.BytesIO(data) if len(data) <= jpeg.MAX_BYTES else None
+        del data
+        with source if source is not None else open_inside(path, limits.inside) as file:
             # Not closed by a `with` of its own: closing would drop the pixels, and an RGB photo
             # is returned as it was decoded, without a copy (the budget bounds the memory).
             image = Image.open(file, formats=FORMATS)
