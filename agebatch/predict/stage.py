@@ -155,7 +155,7 @@ def stream_predictions(
     with _decoder(workers, config.decodes_in_processes()) as pool:
         decided = None
         if cameras is not None and PhotoKind(config.photo_kind) == PhotoKind.AUTO:
-            judge = partial(_spread, pool, partial(crop_votes, limits=limits), workers)
+            judge = partial(spread, pool, partial(crop_votes, limits=limits), workers)
             decided = decide(paths, cameras, config.auto_sample, judge)
             if verdicts is not None:
                 verdicts.update(decided)
@@ -179,10 +179,7 @@ def stream_predictions(
             decoded = [item for future in decoding for item in future.result()]
             if running is not None and running[0] is not None:
                 lanes.adapt(model_waited=running[0].done())
-            layout = [
-                (d.status, _views(d.pixels), d.reason, *_quality(d), offset * d.realigned)
-                for d in decoded
-            ]
+            layout = [_layout(d, offset) for d in decoded]
             pixels = [d.pixels for d in decoded if d.pixels is not None]
             del decoded
             staged = runner.stage(np.concatenate(pixels)) if pixels else None
@@ -255,12 +252,37 @@ def _chunks(batch: Sequence[T], workers: int, per_worker: int = 2) -> list[Seque
     return [batch[i : i + step] for i in range(0, len(batch), step)]
 
 
-def _spread(
+def spread(
     pool: Executor, work: Callable[[list[T]], list[R]], workers: int, todo: list[T]
 ) -> list[R]:
     """work(todo) spread over the pool in chunks; the results in order."""
     futures = [pool.submit(work, list(chunk)) for chunk in _chunks(todo, workers)]
     return [result for future in futures for result in future.result()]
+
+
+def predict_decoded(
+    decoded: Sequence[Decoded], model: AgeModel, offset: float = 0.0
+) -> list[Prediction]:
+    """The predictions of a chunk of decoded photos in one model call, on this thread: what
+    the stage does batch by batch (offset: the card's realigned offset; 0: the model's own
+    ages)."""
+    pixels = [d.pixels for d in decoded if d.pixels is not None]
+    ages = model.predict(np.concatenate(pixels)) if pixels else np.zeros(0)
+    return _predictions(ages, [_layout(d, offset) for d in decoded])
+
+
+def _layout(decoded: Decoded, offset: float) -> Layout:
+    """A decoded photo without its pixels; a face aligned by its landmarks has `offset` taken
+    off its age."""
+    score, part = _quality(decoded)
+    return (
+        decoded.status,
+        _views(decoded.pixels),
+        decoded.reason,
+        score,
+        part,
+        offset * decoded.realigned,
+    )
 
 
 def _views(pixels: np.ndarray | None) -> int:

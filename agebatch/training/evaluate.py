@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from agebatch.errors import InputError
 from agebatch.predict.card import AgeConfusion, ModelCard, OperatingCurve
 from agebatch.predict.images import InputSpec, Reading, load_photos
 from agebatch.predict.model import AgeModel
-from agebatch.predict.stage import Progress, predict_paths
+from agebatch.predict.stage import Progress, predict_decoded, predict_paths, spread
 from agebatch.schema import PhotoStatus
 from agebatch.transform.shares import (
     corrected_shares,
@@ -276,23 +277,16 @@ def ages_read_as(
     """The model's age of each photo read one way (images.Reading), NaN where none: the mean
     over its views, as the stage takes it, without the card's realigned offset."""
     spec = InputSpec.from_card(model.card, PhotoKind.AUTO)
+    load = partial(load_photos, spec=spec)
     ages = np.full(len(paths), np.nan)
     workers = max(1, config.workers)
     with ThreadPoolExecutor(workers) as pool:
         for start in range(0, len(paths), config.batch_size):
             items = [(p, WHOLE_FRAME, reading) for p in paths[start : start + config.batch_size]]
-            step = -(-len(items) // workers)
-            parts = [items[i : i + step] for i in range(0, len(items), step)]
-            decoded = [
-                d for part in pool.map(load_photos, parts, [spec] * len(parts)) for d in part
+            predictions = predict_decoded(spread(pool, load, workers, items), model)
+            ages[start : start + len(items)] = [
+                np.nan if p.age is None else p.age for p in predictions
             ]
-            views = [d.pixels for d in decoded if d.pixels is not None]
-            predicted = model.predict(np.concatenate(views)) if views else np.zeros(0)
-            at = 0
-            for i, d in enumerate(decoded):
-                if d.pixels is not None:
-                    ages[start + i] = predicted[at : at + len(d.pixels)].mean()
-                    at += len(d.pixels)
     return ages
 
 
