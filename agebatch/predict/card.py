@@ -12,6 +12,7 @@ reader (run, evaluate, train, the converter) and `ModelCard.write` the one write
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -288,9 +289,18 @@ class ModelCard(BaseModel):
         return ModelCard.from_dict({**self.to_dict(), **changes}, f"card of {self.name}")
 
     def write(self, model_path: Path) -> Path:
-        """Write the card beside model_path: stable key order, short lists on one line."""
+        """Write the card beside model_path: stable key order, short lists on one line; whole
+        or not at all (a temporary file renamed over it: a kill leaves the old card)."""
         path = self.path_for(model_path)
-        path.write_text(_pretty(self.to_dict()) + "\n", encoding="utf-8")
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            with tmp.open("w", encoding="utf-8") as file:
+                file.write(_pretty(self.to_dict()) + "\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,21 @@ def test_fields_the_code_does_not_read_are_kept(tmp_path: Path) -> None:
     again = ModelCard.read(tmp_path / "n.keras")
     assert again.to_dict()["licence"] == {"spdx": "CC0-1.0"} and again.flip
     assert again.to_dict()["input"]["color"] == "RGB"
+
+
+def test_a_card_write_that_fails_half_way_leaves_the_old_card(tmp_path: Path) -> None:
+    """`agebatch evaluate --write-...` rewrites a card in place: whole, or the old one stays."""
+    model = _write(tmp_path, GOOD)
+    before = (tmp_path / "m.card.json").read_bytes()
+    card = ModelCard.read(model).updated(test_time_augmentation="flip")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "replace", lambda *_: (_ for _ in ()).throw(OSError("killed")))
+        with pytest.raises(OSError, match="killed"):
+            card.write(model)
+    assert (tmp_path / "m.card.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.card.json"]  # no temporary left
+    card.write(model)
+    assert ModelCard.read(model).flip
 
 
 @pytest.mark.parametrize(
