@@ -64,6 +64,8 @@ from agebatch.transform.join import transform_day
 
 log = logging.getLogger(__name__)
 
+CARD_DIGITS = 12  # hex digits of the model card's digest kept in runs.model_card
+
 
 @dataclass(frozen=True)
 class Run:
@@ -74,6 +76,7 @@ class Run:
     started_at: dt.datetime
     model_version: str
     device: str
+    model_card: str | None = None  # the card's digest, shortened (runs.model_card)
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ def start(model: AgeModel, day: dt.date) -> Run:
         started_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
         model_version=model.version,
         device=compute_device(),
+        model_card=model.card.digest()[:CARD_DIGITS],
     )
 
 
@@ -372,6 +376,7 @@ def run_record(
         shards_total=predicted.shards and predicted.shards.total,
         shards_reused=predicted.shards and predicted.shards.reused,
         shards_retried=predicted.shards and predicted.shards.retried,
+        model_card=run.model_card,
     )
 
 

@@ -58,6 +58,7 @@ class RunRecord:
     shards_total: int | None = None
     shards_reused: int | None = None
     shards_retried: int | None = None
+    model_card: str | None = None  # null: a run recorded before the column existed
 
     def table(self) -> pa.Table:
         """The record as a one-row table of the runs schema."""

@@ -756,6 +756,14 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _nullable_count(
             "shards_retried", "shards started more than once in this run (a worker lost mid-shard)"
         ),
+        Column(
+            "model_card",
+            pa.string(),
+            "the first 12 hex digits of the sha256 of the model card's contents: which card "
+            "aged the day (model_version stays when a card's measured corrections are written "
+            "again; this changes); null: a run recorded before the column existed",
+            nullable=True,
+        ),
     ),
 }
 PARTITION = DAY.name  # every table is partitioned by day; the value lives in the folder name

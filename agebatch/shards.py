@@ -42,7 +42,6 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -117,7 +116,7 @@ class ShardJob:
     staging: Path  # OUT/.shards/<day>/<model_version>
     model_version: str
     run_id: str
-    card: str = ""  # card_digest of the run's model card ("": not checked)
+    card: str = ""  # the digest of the run's model card ("": not checked)
 
 
 @dataclass(frozen=True)
@@ -161,9 +160,7 @@ def plan(
     fingerprint each from its photos' names, sizes and times and the settings that change ages."""
     # Per-photo ages belong with receipt_ages: under the restricted root when there is one.
     staging = staging_folder(config.restricted_root(), day, model_version)
-    card = card_digest(
-        ModelCard.read(bundled_model_path() if config.model is None else config.model)
-    )
+    card = ModelCard.read(bundled_model_path() if config.model is None else config.model).digest()
     job = ShardJob(day, folder, staging, model_version, run_id, card)
     hold_staging(config.restricted_root(), day, run_id)  # until collect: see discard
     settings = (
@@ -237,7 +234,7 @@ def run_shard(config: RunConfig, job: ShardJob, shard: Shard) -> ShardOutcome:
             f"The model on worker {os.getpid()} is version {model.version}, the run's is "
             f"{job.model_version}: give every worker the same model file."
         )
-    if job.card and card_digest(model.card) != job.card:
+    if job.card and model.card.digest() != job.card:
         raise InputError(
             f"The model card on worker {os.getpid()} ({model.path}) differs from the one the "
             "run was planned with (e.g. its realigned offset was measured again): give every "
@@ -491,7 +488,7 @@ def worker_model(path: Path | None) -> tuple[AgeModel, bool]:
         stat = path.stat()
     except OSError:
         raise InputError(f"Model file {path} does not exist on worker {os.getpid()}.") from None
-    key = (str(path), card_digest(ModelCard.read(path)), stat.st_size, stat.st_mtime_ns)
+    key = (str(path), ModelCard.read(path).digest(), stat.st_size, stat.st_mtime_ns)
     with _MODEL_LOCK:
         before = _loaded_model.cache_info().misses
         model = _loaded_model(*key)
@@ -503,12 +500,6 @@ def _loaded_model(path: str, card: str, size: int, mtime_ns: int) -> AgeModel:
     """Load a model once per process for each (path, card digest, size, mtime): a card
     written again (`agebatch evaluate --write-...`) is a new model to this cache."""
     return load_model(Path(path))
-
-
-def card_digest(card: ModelCard) -> str:
-    """A hash of everything a model card says (its version does not change when its measured
-    fields, e.g. face.realigned, are written again)."""
-    return hashlib.sha256(json.dumps(card.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
 @contextmanager

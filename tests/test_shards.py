@@ -271,7 +271,7 @@ def test_a_card_written_again_is_a_new_model_and_a_worker_with_another_card_is_r
     card = json.loads(brightness_model_path.with_name("brightness.card.json").read_text())
     card_path.write_text(json.dumps(card))
     first, _ = worker_model(model_path)
-    planned = dataclasses.replace(_job(scratch), card=shards.card_digest(first.card))
+    planned = dataclasses.replace(_job(scratch), card=first.card.digest())
     card["face"] = {"realigned": {"offset": 1.5}}
     card_path.write_text(json.dumps(card))
     again, loaded = worker_model(model_path)

@@ -11,6 +11,7 @@ reader (run, evaluate, train, the converter) and `ModelCard.write` the one write
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -283,6 +284,11 @@ class ModelCard(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         """The card as its JSON object (unset optional parts left out)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def digest(self) -> str:
+        """A sha256 of everything the card says: its version stays when its measured fields
+        (e.g. face.realigned) are written again, its digest does not."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
     def updated(self, **changes: Any) -> ModelCard:
         """A copy with top-level fields replaced, validated like a card read from a file."""
