@@ -664,9 +664,11 @@ def render(data: ReportData, card: ModelCard | None = None) -> str:
     """The page of a day: headline, shares, trend, category mix, coverage, alcohol, offers."""
     scope = f"store {data.store}" if data.store else "the chain"
     run = data.run
+    aged_by = f", card {run['model_card']}" if run.get("model_card") else ""  # none: older run
     made = (
         f"Published by agebatch {run.get('agebatch_version')} (run {run.get('run_id')}, model "
-        f"{run.get('model_version')}); page made {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC."
+        f"{run.get('model_version')}{aged_by}); page made "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC."
     )
     return (
         _templates()

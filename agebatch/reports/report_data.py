@@ -69,6 +69,7 @@ RUN_COLUMNS = (
     "started_at",
     "agebatch_version",
     "model_version",
+    "model_card",
     "age_checks_recorded",
     "flag_threshold",
     "expected_teen_miss",
