@@ -64,8 +64,6 @@ from agebatch.transform.join import transform_day
 
 log = logging.getLogger(__name__)
 
-CARD_DIGITS = 12  # hex digits of the model card's digest kept in runs.model_card
-
 
 @dataclass(frozen=True)
 class Run:
@@ -130,7 +128,7 @@ def start(model: AgeModel, day: dt.date) -> Run:
         started_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
         model_version=model.version,
         device=compute_device(),
-        model_card=model.card.digest()[:CARD_DIGITS],
+        model_card=model.card.short_digest(),
     )
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from agebatch.pipeline import CARD_DIGITS, run_day
-from agebatch.predict.card import ModelCard
+from agebatch.pipeline import run_day
+from agebatch.predict.card import SHORT_DIGEST, ModelCard
 from agebatch.predict.model import load_model
 from agebatch.sample import make_sample_day
 from tests.conftest import DAY
@@ -34,8 +34,8 @@ def test_each_run_records_the_digest_of_the_card_that_aged_it(
     second = run_day(config, DAY, model=load_model(model_path))
 
     runs = pd.read_parquet(tmp_path / "out" / "runs" / f"day={DAY}").set_index("run_id")
-    assert runs.loc[first.record.run_id, "model_card"] == before.digest()[:CARD_DIGITS]
-    assert runs.loc[second.record.run_id, "model_card"] == after.digest()[:CARD_DIGITS]
+    assert runs.loc[first.record.run_id, "model_card"] == before.digest()[:SHORT_DIGEST]
+    assert runs.loc[second.record.run_id, "model_card"] == after.digest()[:SHORT_DIGEST]
     assert before.digest() != after.digest() and before.version == after.version
     assert runs["model_version"].nunique() == 1 and runs["model_card"].nunique() == 2
-    assert len(before.digest()[:CARD_DIGITS]) == CARD_DIGITS == 12
+    assert len(before.digest()[:SHORT_DIGEST]) == SHORT_DIGEST == 12

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agebatch.errors import InputError
 
+SHORT_DIGEST = 12  # hex digits of a card's digest shown beside its version
+
 CARD_SCHEMA = "agebatch.model-card/1"
 MIN_BOX_SIDE = 0.2  # a crop box narrower or shorter than this share of the crop sees no face
 MAX_INPUT_SIDE = 2048  # pixels: a bigger input is not a face model's (and exhausts memory)
@@ -289,6 +291,11 @@ class ModelCard(BaseModel):
         """A sha256 of everything the card says: its version stays when its measured fields
         (e.g. face.realigned) are written again, its digest does not."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    def short_digest(self) -> str:
+        """The digest's first SHORT_DIGEST hex digits: what runs.model_card and `agebatch
+        predict` show."""
+        return self.digest()[:SHORT_DIGEST]
 
     def updated(self, **changes: Any) -> ModelCard:
         """A copy with top-level fields replaced, validated like a card read from a file."""

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from agebatch.config import PredictConfig
+from agebatch.config import PhotoKind, PredictConfig
 from agebatch.errors import InputError
 from agebatch.inputs.captures import IMAGE_SUFFIXES
 from agebatch.predict.model import load_model
 from agebatch.predict.stage import Progress, predict_paths
+
+# How `--photo-kind crops` and `frames` read every photo (under auto each folder's verdict says)
+READ_AS = {PhotoKind.CROPS: "aligned crops", PhotoKind.FRAMES: "frames", PhotoKind.AUTO: None}
 
 
 def image_paths(paths: Sequence[Path]) -> list[Path]:
@@ -34,12 +37,14 @@ def predict_loose(
     progress: Callable[[int], Progress] | None = None,
 ) -> int:
     """Write path, predicted_age, status (ok / unreadable / no_face / refused / low_quality),
-    quality_score and quality_part for every image to out."""
+    quality_score, quality_part, read_as (how its folder's photos were read: aligned crops,
+    loose crops or frames; under auto each folder is a camera), model_version and model_card
+    for every image to out."""
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise InputError(f"Output {out} must end in .csv or .parquet.")
     files = image_paths(paths)
     model = load_model(config.model)
-    predictions, _ = predict_paths(
+    predictions, stats = predict_paths(
         files,
         model,
         config,
@@ -47,6 +52,8 @@ def predict_loose(
         cameras=[path.parent for path in files],  # auto: a folder is one camera
         progress=progress and progress(len(files)),
     )
+    read_as = {verdict.camera: verdict.saves for verdict in stats.verdicts}
+    given = READ_AS[PhotoKind(config.photo_kind)]  # crops or frames: as told, no verdicts
     table = pd.DataFrame(
         {
             "path": [str(p) for p in files],
@@ -54,7 +61,9 @@ def predict_loose(
             "status": [str(p.status) for p in predictions],
             "quality_score": pd.array([p.quality for p in predictions], dtype="Float64"),
             "quality_part": [p.quality_part or None for p in predictions],
+            "read_as": [read_as.get(path.parent, given) for path in files],
             "model_version": model.version,
+            "model_card": model.card.short_digest(),
         }
     )
     out.parent.mkdir(parents=True, exist_ok=True)

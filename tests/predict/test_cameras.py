@@ -362,3 +362,32 @@ def test_a_crop_camera_is_loose_when_more_than_an_eighth_of_its_crops_are_misali
         assert verdict.misalignment == pytest.approx(float(np.median(measured)))
     row = verdict.row()
     assert row["camera"] == "C" and row["saves"] == verdict.saves
+
+
+def test_agebatch_predict_says_how_each_folder_was_read(tmp_path: Path) -> None:
+    """Under auto each folder is one camera and every row names its verdict; under crops every
+    photo is read as an aligned crop; every row names the card that aged it."""
+    import pandas as pd
+
+    from agebatch.cli import main
+    from agebatch.predict.card import ModelCard
+    from agebatch.predict.model import bundled_model_path
+
+    for n in range(4):
+        _write(tmp_path / "photos" / "till1" / f"{n}.png", "crop", n)
+    for n in range(3):
+        _write(tmp_path / "photos" / "till2" / f"{n}.png", "face", n)
+    out = tmp_path / "ages.csv"
+    assert main(["predict", str(tmp_path / "photos"), "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    folders = table["path"].map(lambda p: Path(p).parent.name)
+    assert table.groupby(folders)["read_as"].agg(set).to_dict() == {
+        "till1": {"aligned crops"},
+        "till2": {"frames"},
+    }
+    assert (table["status"] == "ok").all()
+    assert set(table["model_card"]) == {ModelCard.read(bundled_model_path()).short_digest()}
+    assert (
+        main(["predict", str(tmp_path / "photos"), "--out", str(out), "--photo-kind", "crops"]) == 0
+    )
+    assert set(pd.read_csv(out)["read_as"]) == {"aligned crops"}

@@ -14,8 +14,7 @@ from pydantic import ValidationError
 
 from agebatch.cli import main
 from agebatch.config import RunConfig
-from agebatch.pipeline import CARD_DIGITS
-from agebatch.predict.card import ModelCard
+from agebatch.predict.card import SHORT_DIGEST, ModelCard
 from agebatch.reports.html import STATUS_WORDS, reason_words, write_report
 from agebatch.sample import make_catalog
 from agebatch.schema import Reason, ReceiptStatus
@@ -54,7 +53,7 @@ def test_the_run_wrote_a_page_for_the_chain_and_each_store(two_weeks: Published)
 def test_the_footer_names_the_model_and_the_card_that_aged_the_day(two_weeks: Published) -> None:
     html, _ = _page(two_weeks)
     card = ModelCard.read(two_weeks.model)
-    assert f"model {card.version}, card {card.digest()[:CARD_DIGITS]});" in html
+    assert f"model {card.version}, card {card.digest()[:SHORT_DIGEST]});" in html
 
 
 def test_shares_and_revenue_are_the_published_figures(two_weeks: Published) -> None:
