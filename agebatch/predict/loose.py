@@ -14,7 +14,11 @@ from agebatch.predict.model import load_model
 from agebatch.predict.stage import Progress, predict_paths
 
 # How `--photo-kind crops` and `frames` read every photo (under auto each folder's verdict says)
-READ_AS = {PhotoKind.CROPS: "aligned crops", PhotoKind.FRAMES: "frames", PhotoKind.AUTO: None}
+READ_AS = {
+    PhotoKind.CROPS: "aligned crops",
+    PhotoKind.FRAMES: PhotoKind.FRAMES.value,
+    PhotoKind.AUTO: None,
+}
 
 
 def image_paths(paths: Sequence[Path]) -> list[Path]:
