@@ -76,6 +76,7 @@ log = logging.getLogger(__name__)
 SHARDS = ".shards"
 ATTEMPTS = "attempts"
 KILL_ENV = "AGEBATCH_SHARD_KILL"
+HEARTBEAT_FAILED = "Failed to communicate with scheduler during heartbeat."  # distributed's
 # Bumped when what a staged file means changes, so files of an older layout are not reused.
 LAYOUT = "agebatch.shard/3"  # 2: quality_score, quality_part; 3: the camera's verdict
 STAGED = pa.schema(
@@ -529,7 +530,8 @@ def gpu_slot(limit: str, device: str | None = None) -> Iterator[None]:
 
 def task_runner(config: RunConfig) -> Any:
     """Prefect's Dask task runner for the run: a local cluster of `dask_workers` processes
-    (one thread each, on 127.0.0.1, no dashboard), or the scheduler at `dask_address`."""
+    (one thread each, on 127.0.0.1, no dashboard, this module preloaded: `dask_setup`), or the
+    scheduler at `dask_address`."""
     from prefect_dask import DaskTaskRunner
 
     if config.dask_address:
@@ -541,8 +543,40 @@ def task_runner(config: RunConfig) -> Any:
             "processes": True,
             "host": "127.0.0.1",
             "dashboard_address": None,
+            "preload": [__name__],
         }
     )
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask's preload hook, run in each worker of a run's own local cluster (`task_runner`):
+    a worker asked to close no longer logs its last heartbeat's failure. One worker a process
+    (the filter of an earlier worker in the same process is replaced)."""
+    logger = logging.getLogger("distributed.worker")
+    for earlier in [f for f in logger.filters if isinstance(f, ClosingHeartbeat)]:
+        logger.removeFilter(earlier)
+    logger.addFilter(ClosingHeartbeat(worker))
+
+
+class ClosingHeartbeat(logging.Filter):
+    """Drops the traceback a worker logs when a heartbeat it sent fails because it is closing.
+
+    At a cluster's close, a heartbeat already on its way can meet the scheduler closing the
+    worker's connection (`distributed` 2026.8: "Failed to communicate with scheduler during
+    heartbeat." with a traceback, now and then, at the end of a run that went well). Only that
+    message, and only once the worker's own status says it is closing: the same failure in a
+    running worker (a scheduler lost mid-run) is still logged.
+    """
+
+    def __init__(self, worker: Any) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from distributed.core import Status
+
+        closing = {Status.closing, Status.closing_gracefully, Status.closed}
+        return not (record.msg == HEARTBEAT_FAILED and self.worker.status in closing)
 
 
 def _mark_attempt(job: ShardJob, shard: Shard) -> None:

@@ -353,3 +353,42 @@ def test_a_plain_run_never_deletes_the_shards_of_a_run_in_flight(
     assert ages["predicted_age"].tolist() == pytest.approx([20, 21, 22], abs=0.2)
     shards.discard(out, DAY.isoformat())
     assert not (out / ".shards" / DAY.isoformat()).exists()
+
+
+@pytest.mark.parametrize("closing", [True, False])
+def test_a_closing_worker_logs_no_failed_heartbeat_and_a_running_one_does(
+    closing: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue #27: at a cluster's close, a heartbeat already sent can meet the scheduler closing
+    the worker's connection. A real worker with what the run's own cluster preloads sends one to
+    an address where nothing listens: closing, nothing is logged; running, the failure still is."""
+    import asyncio
+
+    import dask
+    from distributed import Scheduler, Worker
+    from distributed.core import Status, rpc
+
+    runner = shards.task_runner(_config(Path("."), dask_workers=2))
+    preload = runner.cluster_kwargs.get("preload", [])  # what the run's own cluster preloads
+
+    async def heartbeat_to_nowhere() -> None:
+        async with (
+            Scheduler(host="127.0.0.1", dashboard_address=None) as scheduler,
+            Worker(scheduler.address, preload=preload) as worker,
+        ):
+            worker.periodic_callbacks["heartbeat"].stop()
+            reachable = worker.scheduler
+            worker.scheduler = rpc("tcp://127.0.0.1:9")  # the discard port: refused
+            if closing:
+                worker.status = Status.closing_gracefully
+            try:
+                await worker.heartbeat()
+            finally:
+                worker.scheduler = reachable
+                worker.status = Status.running
+
+    quick_refusal = dask.config.set({"distributed.comm.timeouts.connect": "1s"})
+    with quick_refusal, caplog.at_level("ERROR", logger="distributed.worker"):
+        asyncio.run(heartbeat_to_nowhere())
+    failed = [r for r in caplog.records if r.getMessage() == shards.HEARTBEAT_FAILED]
+    assert len(failed) == (0 if closing else 1)

@@ -399,7 +399,7 @@ def test_a_clean_dask_run_prints_no_traceback(
     sample: SampleDay, tmp_path: Path, brightness_model_path: Path
 ) -> None:
     """Issue #27: a successful `agebatch run --dask-workers 2` says what it published and no
-    `distributed` shutdown traceback."""
+    `distributed` shutdown traceback (the heartbeat race itself: tests/test_shards.py)."""
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
