@@ -73,3 +73,32 @@ def test_set_verbose_reaches_child_processes(monkeypatch: pytest.MonkeyPatch) ->
     assert os.environ[quiet.VERBOSE_ENV] == "1" and quiet.verbose()
     quiet.set_verbose(False)
     assert quiet.VERBOSE_ENV not in os.environ and not quiet.verbose()
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_dask_logs_from_warning_up_unless_verbose(verbose: bool) -> None:
+    """At a cluster's close `distributed` logs a connection closed under a write at INFO, with
+    a traceback (seen at the end of a run that went well). The CLI's logging shows Dask's
+    lines from WARNING up, so that line and its traceback stay off stderr; --verbose shows it."""
+    import subprocess
+    import sys
+
+    script = (
+        "from agebatch.cli.options import configure_logging\n"
+        f"configure_logging({verbose})\n"
+        "import logging, distributed\n"
+        "from distributed.comm.core import CommClosedError\n"
+        "try:\n"
+        "    raise CommClosedError()\n"
+        "except CommClosedError:\n"
+        "    logging.getLogger('distributed.batched').info('Batched Comm Closed', exc_info=True)\n"
+        "logging.getLogger('distributed.worker').warning('a worker lost')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "a worker lost" in done.stderr
+    assert ("Traceback" in done.stderr) == verbose, done.stderr
+    assert ("Batched Comm Closed" in done.stderr) == verbose, done.stderr

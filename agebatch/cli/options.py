@@ -31,6 +31,7 @@ from agebatch.config import (
 from agebatch.errors import InputError
 
 log = logging.getLogger("agebatch")
+DASK_LOG_ENV = "DASK_LOGGING__DISTRIBUTED"  # Dask config logging.distributed: its loggers' level
 
 # Flags that are not simply the field's name with dashes.
 FLAGS = {"window_before_s": "--window-before", "window_after_s": "--window-after"}
@@ -229,11 +230,18 @@ class ProgressBars:
 
 
 def configure_logging(verbose: bool) -> None:
-    """Log lines on stderr (INFO for agebatch, DEBUG with --verbose); no telemetry, no chatter."""
+    """Log lines on stderr (INFO for agebatch, DEBUG with --verbose); no telemetry, no chatter.
+
+    Without --verbose `distributed` logs from WARNING up: its INFO lines are a cluster's
+    start-up and close, and one of them comes with a traceback when a connection closes under
+    a write at the close (seen at the end of a run that went well).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     quiet.set_verbose(verbose)  # native chatter (agebatch.quiet), here and in child processes
     # Prefect's server sends usage telemetry unless told not to; the job talks to its API only.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not verbose:  # Dask's lines (here and in the workers it starts) from WARNING up
+        os.environ.setdefault(DASK_LOG_ENV, "warning")
     logging.basicConfig(
         level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
