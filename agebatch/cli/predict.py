@@ -16,8 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="predict ages for loose images",
         description="Predict an age for each image (files, or folders searched recursively) "
         "and write path, predicted_age, status, quality_score, quality_part, read_as (aligned "
-        "crops, loose crops or frames: under auto each folder is one camera), model_version "
-        "and model_card to a CSV or Parquet file.",
+        "crops, loose crops or frames: under auto each folder is one camera), adjusted (what "
+        "was done to the face before the model: realigned, brightened, sharpened), "
+        "model_version and model_card to a CSV or Parquet file.",
     )
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     predict.add_argument("--out", type=Path, required=True, help="output .csv or .parquet")

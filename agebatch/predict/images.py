@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 # staged by an earlier version (agebatch.shards) are not reused. 2: crops' JPEGs decoded at the
 # reduced scale where the crop box still spans the model's input (was twice the input).
 DECODE_VERSION = 3  # 3: crops under auto checked for alignment by their landmarks; quality
+# What may be done to a face's pixels before the model (Decoded.adjusted), in this order.
+ADJUSTMENTS = REALIGNED, BRIGHTENED, SHARPENED = ("realigned", "brightened", "sharpened")
 # Pillow raises these for files that are not images, truncated or corrupt.
 _UNREADABLE = (OSError, ValueError, SyntaxError)
 # Pillow's own limit (its error over twice MAX_IMAGE_PIXELS, its warning when warnings are errors).
@@ -279,9 +281,16 @@ class Decoded:
     status: PhotoStatus
     reason: str = ""  # why a photo was refused (or is low_quality), in words
     quality: Quality | None = None  # measured for photos whose face was cut
-    # aligned by its landmarks (a loose crop's or a frame's face): its age is put on the aligned
-    # crops' scale with the card's face.realigned offset (stage._predictions)
-    realigned: bool = False
+    # what was done to the face's pixels before the model, in ADJUSTMENTS order: REALIGNED
+    # (aligned by its landmarks: a loose crop's or a frame's face; its age is put on the aligned
+    # crops' scale with the card's face.realigned offset, stage._predictions), BRIGHTENED
+    # (quality.light), SHARPENED (quality.detail)
+    adjusted: tuple[str, ...] = ()
+
+    @property
+    def realigned(self) -> bool:
+        """Whether the face was aligned by its landmarks (its age takes the realigned offset)."""
+        return REALIGNED in self.adjusted
 
 
 _local = threading.local()
@@ -402,11 +411,14 @@ def judged(
     if not quality.passed:
         reason = f"{quality.part} under the card's floor"
         return Decoded(None, PhotoStatus.LOW_QUALITY, reason, quality)
+    adjusted = (REALIGNED,) if realigned else ()
     if spec.light is not None and parts["exposure"] < spec.light[0]:
         views = brightened(views, parts["exposure"], spec.light[1])
+        adjusted += (BRIGHTENED,)
     if spec.detail is not None and parts.get("detail", math.inf) < spec.detail[0]:
         views = sharpened(views, spec.detail[1], spec.detail[2])
-    return Decoded(views, PhotoStatus.OK, quality=quality, realigned=realigned)
+        adjusted += (SHARPENED,)
+    return Decoded(views, PhotoStatus.OK, quality=quality, adjusted=adjusted)
 
 
 def sharpened(views: np.ndarray, radius: float, percent: int) -> np.ndarray:

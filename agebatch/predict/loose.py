@@ -42,8 +42,9 @@ def predict_loose(
 ) -> int:
     """Write path, predicted_age, status (ok / unreadable / no_face / refused / low_quality),
     quality_score, quality_part, read_as (how its folder's photos were read: aligned crops,
-    loose crops or frames; under auto each folder is a camera), model_version and model_card
-    for every image to out."""
+    loose crops or frames; under auto each folder is a camera), adjusted (what was done to the
+    face before the model: realigned, brightened, sharpened; empty: nothing), model_version and
+    model_card for every image to out."""
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise InputError(f"Output {out} must end in .csv or .parquet.")
     files = image_paths(paths)
@@ -66,6 +67,7 @@ def predict_loose(
             "quality_score": pd.array([p.quality for p in predictions], dtype="Float64"),
             "quality_part": [p.quality_part or None for p in predictions],
             "read_as": [read_as.get(path.parent, given) for path in files],
+            "adjusted": [p.adjusted or None for p in predictions],
             "model_version": model.version,
             "model_card": model.card.short_digest(),
         }

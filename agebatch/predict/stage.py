@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int], None]  # called with the number of photos just finished
 # A decoded photo without its pixels: status, number of views (0: none), why it was refused
 # (or is low_quality), its quality score, the part that scored lowest, and the years taken off
-# its age (the card's realigned offset for a face aligned by its landmarks, else 0).
-Layout = tuple[PhotoStatus, int, str, float | None, str, float]
+# its age (the card's realigned offset for a face aligned by its landmarks, else 0), and what was
+# done to its face ("realigned, sharpened": Prediction.adjusted).
+Layout = tuple[PhotoStatus, int, str, float | None, str, float, str]
 
 
 @dataclass(frozen=True, slots=True)  # one per photo of the day: kept small
@@ -45,6 +46,7 @@ class Prediction:
     reason: str = ""  # why a photo was refused or is low_quality
     quality: float | None = None  # the worst quality part over its floor (quality.assess)
     quality_part: str = ""  # that part (the failing one when the status is low_quality)
+    adjusted: str = ""  # what was done to the face before the model (images.ADJUSTMENTS), ", "
 
 
 @dataclass(frozen=True)
@@ -282,6 +284,7 @@ def _layout(decoded: Decoded, offset: float) -> Layout:
         score,
         part,
         offset * decoded.realigned,
+        ", ".join(decoded.adjusted),
     )
 
 
@@ -306,7 +309,7 @@ def _predictions(ages: np.ndarray, layout: list[Layout]) -> list[Prediction]:
     of a frame's face), less its offset (never below 0); photos without pixels keep their
     status."""
     results, start = [], 0
-    for status, views, reason, score, part, offset in layout:
+    for status, views, reason, score, part, offset, adjusted in layout:
         if views == 0:
             results.append(Prediction(None, status, reason, score, part))
             continue
@@ -314,6 +317,6 @@ def _predictions(ages: np.ndarray, layout: list[Layout]) -> list[Prediction]:
         age = float(ages[start] if views == 1 else ages[start : start + views].mean())
         if offset:
             age = max(0.0, age - offset)
-        results.append(Prediction(age, PhotoStatus.OK, "", score, part))
+        results.append(Prediction(age, PhotoStatus.OK, "", score, part, adjusted))
         start += views
     return results

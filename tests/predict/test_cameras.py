@@ -366,7 +366,8 @@ def test_a_crop_camera_is_loose_when_more_than_an_eighth_of_its_crops_are_misali
 
 def test_agebatch_predict_says_how_each_folder_was_read(tmp_path: Path) -> None:
     """Under auto each folder is one camera and every row names its verdict; under crops every
-    photo is read as an aligned crop; every row names the card that aged it."""
+    photo is read as an aligned crop; a frame's face says it was realigned, a crop's does not;
+    every row names the card that aged it."""
     import pandas as pd
 
     from agebatch.cli import main
@@ -386,6 +387,8 @@ def test_agebatch_predict_says_how_each_folder_was_read(tmp_path: Path) -> None:
         "till2": {"frames"},
     }
     assert (table["status"] == "ok").all()
+    realigned = table["adjusted"].fillna("").str.startswith("realigned")
+    assert realigned.groupby(folders).agg(set).to_dict() == {"till1": {False}, "till2": {True}}
     assert set(table["model_card"]) == {ModelCard.read(bundled_model_path()).short_digest()}
     assert (
         main(["predict", str(tmp_path / "photos"), "--out", str(out), "--photo-kind", "crops"]) == 0

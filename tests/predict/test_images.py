@@ -15,6 +15,9 @@ from PIL import Image
 from agebatch.config import WHOLE_FRAME
 from agebatch.predict.faces import FRAME_ZOOMS, FaceFinder, aligned_crop_chip
 from agebatch.predict.images import (
+    BRIGHTENED,
+    REALIGNED,
+    SHARPENED,
     Decoded,
     InputSpec,
     Reading,
@@ -273,7 +276,7 @@ def mixed_photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _as_tuple(decoded: Decoded) -> tuple:
     """A Decoded's fields, its pixels as bytes (a Decoded holds an array: no == of its own)."""
     pixels = None if decoded.pixels is None else (decoded.pixels.shape, decoded.pixels.tobytes())
-    return (decoded.status, decoded.reason, decoded.quality, pixels)
+    return (decoded.status, decoded.reason, decoded.quality, decoded.adjusted, pixels)
 
 
 def test_the_mixed_chunk_holds_every_outcome(mixed_photos: dict[str, Path]) -> None:
@@ -291,6 +294,32 @@ def test_the_mixed_chunk_holds_every_outcome(mixed_photos: dict[str, Path]) -> N
     parts = {name: dict(d.quality.parts) for name, d in alone.items() if d.quality}
     assert parts["soft"]["detail"] < 0.44 <= parts["plain"]["detail"]  # sharpened, and not
     assert parts["dim"]["exposure"] < 60 <= parts["plain"]["exposure"]  # brightened, and not
+
+
+def test_each_face_says_what_was_done_to_it(mixed_photos: dict[str, Path], tmp_path: Path) -> None:
+    """Decoded.adjusted names each change made to a face before the model, in order: a soft
+    crop sharpened, a dim one brightened, a frame's face realigned (and so given the card's
+    offset); a plain crop, nothing."""
+    spec = replace(CHUNK_SPEC, limits=Limits())
+    crops = {name: load_photo(mixed_photos[name], spec, reading=Reading.CROP) for name in
+             ("plain", "soft", "dim")}  # fmt: skip
+    assert {name: d.adjusted for name, d in crops.items()} == {
+        "plain": (),
+        "soft": (SHARPENED,),
+        "dim": (BRIGHTENED,),
+    }
+    assert not any(d.realigned for d in crops.values())
+    frame = tmp_path / "frame.png"
+    Image.fromarray(drawn_frame((640, 480), [(300, 240, 150)])).save(frame)
+    as_frame = load_photo(frame, spec, reading=Reading.BY_SIZE)
+    assert as_frame.status == PhotoStatus.OK
+    assert as_frame.adjusted[0] == REALIGNED and as_frame.realigned
+    dim_frame = tmp_path / "dim_frame.png"
+    Image.fromarray((drawn_frame((640, 480), [(300, 240, 150)]) * 0.3).astype(np.uint8)).save(
+        dim_frame
+    )
+    dim = load_photo(dim_frame, spec, reading=Reading.BY_SIZE)
+    assert dim.status == PhotoStatus.OK and dim.adjusted[:2] == (REALIGNED, BRIGHTENED)
 
 
 @settings(max_examples=60, deadline=None)
