@@ -60,6 +60,10 @@ class PhotoKind(StrEnum):
     CROPS = "crops"
 
 
+# What `auto` finds a camera saves, besides frames (cameras.Verdict.saves, the cameras table)
+ALIGNED_CROPS, LOOSE_CROPS = "aligned crops", "loose crops"
+
+
 def parse_age_bounds(text: str | Any) -> tuple[int, ...]:
     """Parse '18,25,35' (or a sequence) into the lower bounds of the age groups after the first."""
     try:

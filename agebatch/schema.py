@@ -14,7 +14,7 @@ from enum import StrEnum
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agebatch.config import PhotoKind
+from agebatch.config import ALIGNED_CROPS, LOOSE_CROPS, PhotoKind
 
 
 class PhotoStatus(StrEnum):
@@ -135,7 +135,7 @@ WITH_WITHHELD = (
 # cameras.saves: what a camera's photos were read as. Under --photo-kind auto its verdict
 # (agebatch.predict.cameras.Verdict.saves; undecided: no photo of its sample could be read, or
 # no verdict reached the table); under a kind that was set, that kind.
-SAVES_VERDICTS = ("aligned crops", "loose crops", PhotoKind.FRAMES.value)
+SAVES_VERDICTS = (ALIGNED_CROPS, LOOSE_CROPS, PhotoKind.FRAMES.value)
 SAVES = (*SAVES_VERDICTS, "undecided", "crops (set)", "frames (set)")
 CAMERA_HISTORY_DAYS = 28  # cameras.saves_before: the camera's latest row this many days back
 

@@ -46,7 +46,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agebatch.config import PhotoKind
+from agebatch.config import ALIGNED_CROPS, LOOSE_CROPS, PhotoKind
 from agebatch.predict.images import Reading
 
 log = logging.getLogger(__name__)
@@ -94,14 +94,14 @@ class Verdict:
             return UNDECIDED
         if self.kind != PhotoKind.CROPS:
             return PhotoKind.FRAMES.value
-        return "loose crops" if self.misaligned > LOOSE_SHARE * self.crops else "aligned crops"
+        return LOOSE_CROPS if self.misaligned > LOOSE_SHARE * self.crops else ALIGNED_CROPS
 
     @property
     def reading(self) -> Reading:
         """How the camera's photos are read."""
         return {
-            "aligned crops": Reading.BY_SIZE,
-            "loose crops": Reading.LOOSE,
+            ALIGNED_CROPS: Reading.BY_SIZE,
+            LOOSE_CROPS: Reading.LOOSE,
             PhotoKind.FRAMES.value: Reading.BY_PHOTO,
             UNDECIDED: Reading.BY_PHOTO,
         }[self.saves]
@@ -240,7 +240,7 @@ def _log(verdicts: dict[Camera, Verdict]) -> None:
             verdict.frames,
         )
     frames = sorted(camera_name(v.camera) for v in verdicts.values() if v.kind != PhotoKind.CROPS)
-    loose = sorted(camera_name(v.camera) for v in verdicts.values() if v.saves == "loose crops")
+    loose = sorted(camera_name(v.camera) for v in verdicts.values() if v.saves == LOOSE_CROPS)
     log.info(
         "Photo kind auto: %d camera(s) read as aligned crops, %d as loose crops%s, %d as frames%s",
         len(verdicts) - len(frames) - len(loose),

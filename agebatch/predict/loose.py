@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from agebatch.config import PhotoKind, PredictConfig
+from agebatch.config import ALIGNED_CROPS, PhotoKind, PredictConfig
 from agebatch.errors import InputError
 from agebatch.inputs.captures import IMAGE_SUFFIXES
 from agebatch.predict.model import load_model
@@ -15,7 +15,7 @@ from agebatch.predict.stage import Progress, predict_paths
 
 # How `--photo-kind crops` and `frames` read every photo (under auto each folder's verdict says)
 READ_AS = {
-    PhotoKind.CROPS: "aligned crops",
+    PhotoKind.CROPS: ALIGNED_CROPS,
     PhotoKind.FRAMES: PhotoKind.FRAMES.value,
     PhotoKind.AUTO: None,
 }

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from agebatch.config import TREND_DAYS, PhotoKind
+from agebatch.config import LOOSE_CROPS, TREND_DAYS, PhotoKind
 from agebatch.errors import InputError
 from agebatch.publish import partition
 from agebatch.reports.offers import group_order
@@ -337,7 +337,7 @@ def camera_notes(data: ReportData) -> list[str]:
     name = cameras["store_id"] + "/" + cameras["register_id"]
     notes = []
     for saves, words in (
-        ("loose crops", "loose crops (each face aligned by its landmarks)"),
+        (LOOSE_CROPS, f"{LOOSE_CROPS} (each face aligned by its landmarks)"),
         (PhotoKind.FRAMES.value, "frames (each shopper's face found)"),
     ):
         named = sorted(name[cameras["saves"] == saves])
