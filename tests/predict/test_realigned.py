@@ -69,7 +69,15 @@ def test_a_photos_age_is_the_mean_of_its_views_less_its_offset_never_below_zero(
 ) -> None:
     ages = np.random.default_rng(seed).uniform(0.25, 80.0, sum(views for views, *_ in rows))
     layout = [
-        (PhotoStatus.OK if views else PhotoStatus.NO_FACE, views, "", None, "", off * realigned)
+        (
+            PhotoStatus.OK if views else PhotoStatus.NO_FACE,
+            views,
+            "",
+            None,
+            "",
+            off * realigned,
+            "realigned" if realigned else "",
+        )
         for views, realigned, off in rows
     ]
     got, start = _predictions(ages, layout), 0
@@ -81,6 +89,7 @@ def test_a_photos_age_is_the_mean_of_its_views_less_its_offset_never_below_zero(
         start += views
         want = max(0.0, raw - off) if realigned else raw
         assert prediction.age == pytest.approx(want, abs=1e-9)
+        assert prediction.adjusted == ("realigned" if realigned else "")
 
 
 def test_the_bundled_card_measures_its_offset() -> None:
