@@ -67,7 +67,7 @@ def predict_loose(
             "quality_score": pd.array([p.quality for p in predictions], dtype="Float64"),
             "quality_part": [p.quality_part or None for p in predictions],
             "read_as": [read_as.get(path.parent, given) for path in files],
-            "adjusted": [p.adjusted or None for p in predictions],
+            "adjusted": [", ".join(p.adjusted) or None for p in predictions],
             "model_version": model.version,
             "model_card": model.card.short_digest(),
         }

@@ -33,8 +33,8 @@ Progress = Callable[[int], None]  # called with the number of photos just finish
 # A decoded photo without its pixels: status, number of views (0: none), why it was refused
 # (or is low_quality), its quality score, the part that scored lowest, and the years taken off
 # its age (the card's realigned offset for a face aligned by its landmarks, else 0), and what was
-# done to its face ("realigned, sharpened": Prediction.adjusted).
-Layout = tuple[PhotoStatus, int, str, float | None, str, float, str]
+# done to its face (Decoded.adjusted, as it is).
+Layout = tuple[PhotoStatus, int, str, float | None, str, float, tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)  # one per photo of the day: kept small
@@ -46,7 +46,8 @@ class Prediction:
     reason: str = ""  # why a photo was refused or is low_quality
     quality: float | None = None  # the worst quality part over its floor (quality.assess)
     quality_part: str = ""  # that part (the failing one when the status is low_quality)
-    adjusted: str = ""  # what was done to the face before the model (images.ADJUSTMENTS), ", "
+    # what was done to the face before the model (images.ADJUSTMENTS; Decoded.adjusted's tuple)
+    adjusted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ def _layout(decoded: Decoded, offset: float) -> Layout:
         score,
         part,
         offset * decoded.realigned,
-        ", ".join(decoded.adjusted),
+        decoded.adjusted,
     )
 
 

@@ -76,7 +76,7 @@ def test_a_photos_age_is_the_mean_of_its_views_less_its_offset_never_below_zero(
             None,
             "",
             off * realigned,
-            "realigned" if realigned else "",
+            ("realigned",) if realigned else (),
         )
         for views, realigned, off in rows
     ]
@@ -89,7 +89,7 @@ def test_a_photos_age_is_the_mean_of_its_views_less_its_offset_never_below_zero(
         start += views
         want = max(0.0, raw - off) if realigned else raw
         assert prediction.age == pytest.approx(want, abs=1e-9)
-        assert prediction.adjusted == ("realigned" if realigned else "")
+        assert prediction.adjusted == (("realigned",) if realigned else ())
 
 
 def test_the_bundled_card_measures_its_offset() -> None:
