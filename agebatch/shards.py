@@ -569,14 +569,14 @@ class ClosingHeartbeat(logging.Filter):
     """
 
     def __init__(self, worker: Any) -> None:
-        super().__init__()
-        self.worker = worker
-
-    def filter(self, record: logging.LogRecord) -> bool:
         from distributed.core import Status
 
-        closing = {Status.closing, Status.closing_gracefully, Status.closed}
-        return not (record.msg == HEARTBEAT_FAILED and self.worker.status in closing)
+        super().__init__()
+        self.worker = worker
+        self.closing = frozenset({Status.closing, Status.closing_gracefully, Status.closed})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == HEARTBEAT_FAILED and self.worker.status in self.closing)
 
 
 def _mark_attempt(job: ShardJob, shard: Shard) -> None:
