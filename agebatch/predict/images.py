@@ -63,7 +63,9 @@ log = logging.getLogger(__name__)
 # How a photo becomes the model's pixels; bumped when a change to reading moves ages, so ages
 # staged by an earlier version (agebatch.shards) are not reused. 2: crops' JPEGs decoded at the
 # reduced scale where the crop box still spans the model's input (was twice the input).
-DECODE_VERSION = 3  # 3: crops under auto checked for alignment by their landmarks; quality
+# 3: crops under auto checked for alignment by their landmarks; quality. 4: a framing that
+# reaches past the photo is filled with the photo's edge pixels, not black.
+DECODE_VERSION = 4
 # What may be done to a face's pixels before the model (Decoded.adjusted), in this order.
 ADJUSTMENTS = REALIGNED, BRIGHTENED, SHARPENED = ("realigned", "brightened", "sharpened")
 # Pillow raises these for files that are not images, truncated or corrupt.

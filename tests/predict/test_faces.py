@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from agebatch.predict.faces import (
@@ -181,6 +183,46 @@ def test_aligned_crop_chip_recovers_the_crop_from_a_frame(angle: float, scale: f
     assert np.abs(chip[inner] - expected[inner]).mean() < 4
     other = np.asarray(_textured_crop(seed=1).resize((64, 64)), dtype=np.float64)
     assert np.abs(chip[inner] - other[inner]).mean() > 20  # the test can tell pictures apart
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.tuples(
+        st.integers(-30, 30), st.integers(-30, 30), st.integers(1, 40), st.integers(1, 40)
+    ),
+    st.sampled_from(["RGB", "L"]),
+)
+def test_crop_edged_fills_outside_the_photo_with_its_nearest_pixels(
+    box: tuple[int, int, int, int], mode: str
+) -> None:
+    from agebatch.predict.faces import crop_edged
+
+    left, top, width, height = box
+    pixels = np.random.default_rng(width * height).integers(0, 256, (12, 9, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels).convert(mode)
+    source = np.asarray(image)
+    cut = np.asarray(crop_edged(image, (left, top, left + width, top + height)))
+    ys = np.clip(np.arange(top, top + height), 0, 11)
+    xs = np.clip(np.arange(left, left + width), 0, 8)
+    assert cut.shape == source[np.ix_(ys, xs)].shape
+    assert (cut == source[np.ix_(ys, xs)]).all()
+
+
+@pytest.mark.parametrize("corner", [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)])
+def test_a_face_at_the_photos_edge_is_framed_with_the_photo_not_black(
+    corner: tuple[float, float],
+) -> None:
+    from agebatch.predict.faces import ALIGNED_CROP_LANDMARKS, aligned_crop_chip
+
+    # A loose crop whose face sits off-centre towards a corner: its aligned framing reaches
+    # past the photo on two sides. The photo is one colour, so every chip pixel must be it.
+    colour = (180, 140, 110)
+    photo = Image.new("RGB", (160, 200), colour)
+    shift = np.array([corner[0] * 160 - 100, corner[1] * 200 - 100]) * 0.3 + [80, 100]
+    points = [tuple(np.array(p) * 200 - 100 + shift - 0.5) for p in ALIGNED_CROP_LANDMARKS]
+    found = Face((0.0, 0.0, 1.0, 1.0), 1.0, tuple(points))  # type: ignore[arg-type]
+    chip = aligned_crop_chip(photo, found, (64, 64), (0.0, 0.0, 1.0, 1.0), "box")
+    assert np.abs(chip.astype(int) - colour).max() <= 1
 
 
 def test_aligned_crop_chip_needs_landmarks() -> None:
