@@ -187,9 +187,7 @@ def test_aligned_crop_chip_recovers_the_crop_from_a_frame(angle: float, scale: f
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.tuples(
-        st.integers(-30, 30), st.integers(-30, 30), st.integers(1, 40), st.integers(1, 40)
-    ),
+    st.tuples(st.integers(-30, 30), st.integers(-30, 30), st.integers(1, 40), st.integers(1, 40)),
     st.sampled_from(["RGB", "L"]),
 )
 def test_crop_edged_fills_outside_the_photo_with_its_nearest_pixels(
