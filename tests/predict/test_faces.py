@@ -185,7 +185,7 @@ def test_aligned_crop_chip_recovers_the_crop_from_a_frame(angle: float, scale: f
     assert np.abs(chip[inner] - other[inner]).mean() > 20  # the test can tell pictures apart
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.tuples(st.integers(-30, 30), st.integers(-30, 30), st.integers(1, 40), st.integers(1, 40)),
     st.sampled_from(["RGB", "L"]),
