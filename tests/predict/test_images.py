@@ -60,6 +60,25 @@ def test_crops_are_resized_without_looking_for_a_face(tmp_path: Path) -> None:
     assert decoded.pixels.shape == (1, 64, 64, 3)  # one view: the crop itself
 
 
+@pytest.mark.parametrize("side", [24, 32, 48, 64])
+def test_a_crop_smaller_than_the_models_input_is_enlarged_smoothly(
+    tmp_path: Path, side: int
+) -> None:
+    # A camera that saves its faces small: enlarged bilinear, as a far face scaled back up,
+    # not copied into blocks by the card's (shrinking) box resampling.
+    crop = np.asarray(Image.fromarray(scene(200, 200, seed=side)).resize((side, side)))
+    path = _save(crop, tmp_path / "small.png")
+    decoded = load_photo(path, SPEC)
+    assert decoded.status == "ok" and decoded.pixels is not None
+    box = tuple(v * side for v in SPEC.crop)
+    image = Image.fromarray(crop)
+    smooth = np.asarray(image.resize((64, 64), Image.Resampling.BILINEAR, box=box))
+    blocky = np.asarray(image.resize((64, 64), Image.Resampling.BOX, box=box))
+    assert SPEC.detail is None and SPEC.light is None  # the pixels as read, not adjusted
+    np.testing.assert_array_equal(decoded.pixels[0], smooth)
+    assert np.abs(smooth.astype(int) - blocky).mean() > 1  # the test tells the two apart
+
+
 def test_unreadable_photo_in_every_kind(tmp_path: Path) -> None:
     path = tmp_path / "broken.jpg"
     path.write_bytes(b"not a jpeg")
@@ -219,7 +238,8 @@ def test_a_crop_is_decoded_at_the_least_scale_whose_box_still_spans_the_input(
 def test_the_model_input_is_pillows_fromarray_resize_and_asarray(
     width, height, size, crop, resample, mode, seed
 ) -> None:
-    """rgb_image and to_model_input skip two of Pillow's detours; the pixels are the same."""
+    """rgb_image and to_model_input skip two of Pillow's detours; the pixels are the same
+    (the card's resampling shrinking, bilinear enlarging)."""
     pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     image = rgb_image(pixels)
     assert image.mode == "RGB" and image.tobytes() == Image.fromarray(pixels).tobytes()
@@ -229,7 +249,9 @@ def test_the_model_input_is_pillows_fromarray_resize_and_asarray(
         if crop is None
         else (crop[0] * width, crop[1] * height, crop[2] * width, crop[3] * height)
     )
-    method = Image.Resampling[resample.upper()]
+    shape = box or (0, 0, width, height)
+    enlarged = shape[2] - shape[0] < size[0] or shape[3] - shape[1] < size[1]
+    method = Image.Resampling[("bilinear" if enlarged else resample).upper()]
     expected = np.asarray(image.resize(size, method, box=box), dtype=np.uint8)
     given_model = to_model_input(image, size, crop, resample)
     assert given_model.dtype == np.uint8 and not given_model.flags.writeable
