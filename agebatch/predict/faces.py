@@ -604,7 +604,7 @@ def crop_edged(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Imag
 
     A loose crop's or a rolled face's aligned framing often reaches past the photo; black bands
     there read as a different face (1,000 shared faces saved as off-centre 160x200 crops: MAE
-    6.20 with black, 5.87 with edges, clean 6.02; docs/model.md, Conditions).
+    6.20 with black, 5.87 with edges, clean 6.02; docs/model.md, Loose crops saved other ways).
     """
     left, top, right, bottom = box
     width, height = image.size
