@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from agebatch.config import ALIGNED_CROPS, PhotoKind, PredictConfig
-from agebatch.errors import InputError
+from agebatch.errors import InputError, OutputError
 from agebatch.inputs.captures import IMAGE_SUFFIXES
 from agebatch.predict.model import load_model
 from agebatch.predict.stage import Progress, predict_paths
@@ -45,8 +46,7 @@ def predict_loose(
     loose crops or frames; under auto each folder is a camera), adjusted (what was done to the
     face before the model: realigned, brightened, sharpened; empty: nothing), model_version and
     model_card for every image to out."""
-    if out.suffix.lower() not in (".csv", ".parquet"):
-        raise InputError(f"Output {out} must end in .csv or .parquet.")
+    check_out(out)
     files = image_paths(paths)
     model = load_model(config.model)
     predictions, stats = predict_paths(
@@ -61,7 +61,7 @@ def predict_loose(
     given = READ_AS[PhotoKind(config.photo_kind)]  # crops or frames: as told, no verdicts
     table = pd.DataFrame(
         {
-            "path": [str(p) for p in files],
+            "path": [shown(p) for p in files],
             "predicted_age": pd.array([p.age for p in predictions], dtype="Float64").round(2),
             "status": [str(p.status) for p in predictions],
             "quality_score": pd.array([p.quality for p in predictions], dtype="Float64"),
@@ -72,9 +72,39 @@ def predict_loose(
             "model_card": model.card.short_digest(),
         }
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".csv":
-        table.to_csv(out, index=False)
-    else:
-        table.to_parquet(out, index=False)
+    write_whole(table, out)
     return len(table)
+
+
+def check_out(out: Path) -> None:
+    """Refuse, before any photo is read, an output that cannot be written: the wrong kind of
+    name, a folder, or a path through something that is not a folder."""
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise InputError(f"Output {out} must end in .csv or .parquet.")
+    if out.is_dir():
+        raise InputError(f"Output {out} is a folder: give a file name ending in .csv or .parquet.")
+    above = next((p for p in out.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise InputError(f"Output {out} cannot be written: {above} is not a folder.")
+
+
+def write_whole(table: pd.DataFrame, out: Path) -> None:
+    """Write the table to out whole or not at all (a temporary file renamed over it), saying in
+    one sentence why it could not be written."""
+    temporary = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".csv":
+            table.to_csv(temporary, index=False)
+        else:
+            table.to_parquet(temporary, index=False)
+        os.replace(temporary, out)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OutputError(f"Output {out} cannot be written: {error.strerror or error}.") from None
+
+
+def shown(path: Path) -> str:
+    """A path as text any file holds: bytes of its name that are not UTF-8 written as \\xNN
+    (a camera's or a user's odd file name must not lose the whole table)."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

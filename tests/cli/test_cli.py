@@ -88,6 +88,41 @@ def test_predict_loose_images(
     assert "Wrote 2 predictions" in capsys.readouterr().out
 
 
+def test_predict_keeps_a_photo_whose_name_is_not_utf8(
+    tmp_path: Path, brightness_model_path: Path
+) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    Image.new("RGB", (80, 80), (102, 102, 102)).save(folder / "plain.png")
+    odd = bytes(folder) + b"/odd\xff\xfe.png"  # a name a camera's file system may hold
+    Image.new("RGB", (80, 80), (102, 102, 102)).save(odd, format="PNG")
+    out = tmp_path / "ages.parquet"
+    args = ["predict", str(folder), "--out", str(out), "--model", str(brightness_model_path)]
+    assert main(args) == 0
+    table = pd.read_parquet(out).set_index("path")
+    assert len(table) == 2 and (table["status"] == "ok").all()
+    assert table.loc[str(folder / "odd\\xff\\xfe.png"), "predicted_age"] == pytest.approx(
+        40.0, abs=0.01
+    )
+
+
+@pytest.mark.parametrize("where", ["folder", "through a file"])
+def test_predict_refuses_an_output_it_cannot_write_before_reading_a_photo(
+    tmp_path: Path, where: str, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "a file").write_text("x")
+    out = tmp_path / "ages.csv" if where == "folder" else tmp_path / "a file" / "ages.csv"
+    if where == "folder":
+        out.mkdir()
+    # No model named: a refusal after the work would first load the bundled model.
+    assert main(["predict", str(tmp_path), "--out", str(out), "--model", "no-such.keras"]) == 2
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1 and "no-such.keras" not in said
+    assert ("is a folder" if where == "folder" else "is not a folder") in said
+
+
 def test_predict_frames_without_a_face(tmp_path: Path, brightness_model_path: Path) -> None:
     from PIL import Image
 
