@@ -57,7 +57,8 @@ def fingerprint(folder: Path, files: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in files:
         stat = path.stat(follow_symlinks=False)
-        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        line = f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+        digest.update(line.encode("utf-8", "surrogateescape"))  # a name's own bytes, UTF-8 or not
     return digest.hexdigest()
 
 

@@ -83,6 +83,7 @@ def _image_files(day_folder: Path) -> _Files:
     """Walk the day folder with scandir (fast on 100,000 files); split images from the rest."""
     photos: list[str] = []
     ignored = 0
+    untext: list[str] = []
     stack = [""]
     while stack:
         rel = stack.pop()
@@ -93,12 +94,38 @@ def _image_files(day_folder: Path) -> _Files:
                     stack.append(name)
                 elif name == MANIFEST:
                     continue
-                elif entry.name.lower().endswith(IMAGE_SUFFIXES):
-                    photos.append(name)
-                else:
+                elif not entry.name.lower().endswith(IMAGE_SUFFIXES):
                     ignored += 1
+                elif not _is_text(name):
+                    untext.append(name)
+                else:
+                    photos.append(name)
+    if untext:
+        log.warning(
+            "Ignored %d photo(s) whose path is not UTF-8 text, so names no store or register "
+            "(first: %s)",
+            len(untext),
+            shown(min(untext)),
+        )
     photos.sort()
-    return _Files(photos, ignored)
+    return _Files(photos, ignored + len(untext))
+
+
+def _is_text(name: str) -> bool:
+    """Whether a name the file system gave is UTF-8 text (undecodable bytes come as surrogates,
+    which no table or Parquet file can hold)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(name: str) -> str:
+    """A file name for a log line: bytes that are not UTF-8 as \\xNN, control characters (a
+    newline that would forge a line) escaped."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
 
 
 def _from_names(day_folder: Path, files: _Files, timezone: str) -> Captures:

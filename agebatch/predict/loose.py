@@ -10,7 +10,7 @@ import pandas as pd
 
 from agebatch.config import ALIGNED_CROPS, PhotoKind, PredictConfig
 from agebatch.errors import InputError, OutputError
-from agebatch.inputs.captures import IMAGE_SUFFIXES
+from agebatch.inputs.captures import IMAGE_SUFFIXES, shown
 from agebatch.predict.model import load_model
 from agebatch.predict.stage import Progress, predict_paths
 
@@ -61,7 +61,7 @@ def predict_loose(
     given = READ_AS[PhotoKind(config.photo_kind)]  # crops or frames: as told, no verdicts
     table = pd.DataFrame(
         {
-            "path": [shown(p) for p in files],
+            "path": [shown(str(p)) for p in files],
             "predicted_age": pd.array([p.age for p in predictions], dtype="Float64").round(2),
             "status": [str(p.status) for p in predictions],
             "quality_score": pd.array([p.quality for p in predictions], dtype="Float64"),
@@ -102,9 +102,3 @@ def write_whole(table: pd.DataFrame, out: Path) -> None:
     except OSError as error:
         temporary.unlink(missing_ok=True)
         raise OutputError(f"Output {out} cannot be written: {error.strerror or error}.") from None
-
-
-def shown(path: Path) -> str:
-    """A path as text any file holds: bytes of its name that are not UTF-8 written as \\xNN
-    (a camera's or a user's odd file name must not lose the whole table)."""
-    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

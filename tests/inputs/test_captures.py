@@ -47,6 +47,31 @@ def test_names_give_store_register_and_time(tmp_path: Path) -> None:
     assert (captures.ignored, captures.source) == (4, "names")
 
 
+def test_a_path_that_is_not_utf8_is_ignored_counted_and_named_escaped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agebatch.retention import fingerprint, photo_files
+
+    _touch(tmp_path, "S1/R1/20261124T101500.jpg")
+    root = bytes(tmp_path)
+    for odd in (b"/S1/\xfeR\xff/20261124T101600.jpg", b"/S1/R1/20261124T1017\xff0.jpg"):
+        os.makedirs(os.path.dirname(root + odd), exist_ok=True)
+        Path(os.fsdecode(root + odd)).write_bytes(b"x")
+    with caplog.at_level("WARNING", logger="agebatch.inputs.captures"):
+        captures = find_captures(tmp_path, ZONE)
+    # A register folder or a name no till can hold: counted, never in a table (no Parquet
+    # file can hold it) and never fatal.
+    assert captures.table["photo"].tolist() == ["S1/R1/20261124T101500.jpg"]
+    assert captures.ignored == 2
+    pa.Table.from_pandas(captures.table)  # the table is text a Parquet file holds
+    [said] = [r.getMessage() for r in caplog.records]
+    assert "Ignored 2 photo(s) whose path is not UTF-8" in said and "1017\\xff0.jpg" in said
+    # The day's fingerprint (retention) still reads every photo file, odd names included.
+    files = photo_files(tmp_path)
+    assert len(files) == 3 and len(fingerprint(tmp_path, files)) == 64
+    assert fingerprint(tmp_path, files) != fingerprint(tmp_path, files[:1] + files[2:])
+
+
 def test_manifest_is_the_source_of_truth(tmp_path: Path) -> None:
     _touch(tmp_path, "cam/a.jpg", "cam/b.jpg", "cam/unlisted.jpg")
     (tmp_path / "captures.csv").write_text(
