@@ -23,12 +23,19 @@ import pyarrow.compute as pc
 from agebatch import __version__
 from agebatch.analytics_db import write_analytics_db
 from agebatch.config import Region, RunConfig
-from agebatch.errors import OutputError
+from agebatch.errors import CoverageRefused, OutputError
 from agebatch.inputs.captures import Captures, check_ties, find_captures
 from agebatch.inputs.clocks import name_unknown_cameras, read_clock_offsets
 from agebatch.inputs.mapping import CONTRACT, read_format
 from agebatch.inputs.regions import RegionKey, read_face_regions, regions_for
-from agebatch.inputs.transactions import keyed_captures, read_catalog, read_lines, receipt_checks
+from agebatch.inputs.transactions import (
+    Transactions,
+    keyed_captures,
+    read_catalog,
+    read_lines,
+    receipt_checks,
+    unknown_skus,
+)
 from agebatch.predict.model import AgeModel, compute_device, load_model
 from agebatch.predict.paths import PathsUnder
 from agebatch.predict.stage import PredictStats, Progress, predict_paths
@@ -146,6 +153,9 @@ def find(config: RunConfig, day: dt.date) -> Found:
     lines = transactions.lines
     captures = keyed_captures(captures, transactions.key)
     catalog = read_catalog(config.catalog)
+    if (unlisted := unknown_skus(lines, catalog)) is not None:
+        log.warning("Catalog: %s", unlisted)
+    refuse_empty_till(config, day, transactions, len(captures.table))
     regions = read_face_regions(config.face_regions) if config.face_regions else None
     offsets = read_clock_offsets(config.clock_offsets) if config.clock_offsets else None
     check_ties(captures, lines)  # a manifest ties photos to receipts of their own store only
@@ -168,6 +178,23 @@ def find(config: RunConfig, day: dt.date) -> Found:
         transactions.key,
         quarantine_gate,
         day,
+    )
+
+
+def refuse_empty_till(
+    config: RunConfig, day: dt.date, transactions: Transactions, photos: int
+) -> None:
+    """Refuse a day whose till file holds no line while its cameras took photos (a failed
+    export would publish a day of no sales), unless accept_low_coverage."""
+    if photos == 0 or transactions.lines.num_rows or transactions.quarantined.num_rows:
+        return
+    if config.accept_low_coverage:
+        log.warning("The till file of %s has no line, %d photos: published as told", day, photos)
+        return
+    raise CoverageRefused(
+        f"Refused to publish {day}: its transactions file holds no line but its cameras took "
+        f"{photos:,} photos (a till export that failed?). Nothing was published: check the "
+        "export, or pass --accept-low-coverage to publish the day anyway."
     )
 
 

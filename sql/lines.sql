@@ -19,7 +19,7 @@ with parsed as (
         register_id,
         cashier_id,
         nullif(trim(operator_id), '') as operator_id,
-        sku,
+        nullif(trim(sku), '') as sku,  -- a code padded to a fixed width is the code
         try_cast(quantity as double) as quantity,
         try_cast(amount as decimal(18, 2)) as amount,
         nullif(trim(age_check), '') as age_check,

@@ -135,13 +135,19 @@ class Transactions:
 
 
 def transactions_file(folder: Path, day: dt.date) -> Path:
-    """The day's transactions file: <folder>/<day>.parquet, else <folder>/<day>.csv."""
+    """The day's transactions file: <folder>/<day>.parquet or <folder>/<day>.csv (both: refused,
+    since which of them the till meant is not for agebatch to guess)."""
     if folder.is_file():
         return folder
-    for suffix in (".parquet", ".csv"):
-        path = folder / f"{day.isoformat()}{suffix}"
-        if path.is_file():
-            return path
+    found = [folder / f"{day.isoformat()}{s}" for s in (".parquet", ".csv")]
+    found = [path for path in found if path.is_file()]
+    if len(found) == 2:
+        raise InputError(
+            f"Two transactions files for {day}: {found[0]} and {found[1]}; keep the one the "
+            "till exported and move the other away."
+        )
+    if found:
+        return found[0]
     raise InputError(
         f"No transactions for {day}: expected {folder / day.isoformat()}.parquet or .csv."
     )
@@ -180,6 +186,7 @@ def read_lines(
         con.execute(
             f"create view lines_raw as select {columns}, rowid + 1 as {SOURCE_ROW} from {read}"
         )
+        _refuse_written_twice(con, path, fmt)
         key = fmt.receipt_key or _receipt_key(con)
         mode = next(name for name, columns in KEY_NAMES.items() if columns == key)
         con.execute(
@@ -226,6 +233,34 @@ def read_lines(
         con.execute("create type line_kind as enum ('sale', 'return', 'adjustment')")
         lines = con.sql(f"select {kept} from lines").to_arrow_table()
     return Transactions(lines, quarantined, key, over)
+
+
+def _refuse_written_twice(
+    con: duckdb.DuckDBPyConnection, path: Path, fmt: TransactionsFormat
+) -> None:
+    """Refuse a file whose header comes again and whose lines after it all repeat lines before
+    it: one export written twice (every sale would count twice). Exports of several tills
+    joined, each with its header, differ after each header and are read as one file."""
+    named = ["receipt_id", "store_id", "sku"]
+    same = " and ".join(f"{column} = ?" for column in named)
+    again = con.execute(
+        f"select min({SOURCE_ROW}) from lines_raw where {same}", [fmt.source(c) for c in named]
+    ).fetchone()
+    if again is None or again[0] is None:
+        return
+    row = int(again[0])
+    after, new = con.execute(
+        f"select (select count(*) from lines_raw where {SOURCE_ROW} > $row), count(*) from ("
+        f"select * exclude ({SOURCE_ROW}) from lines_raw where {SOURCE_ROW} > $row except all "
+        f"select * exclude ({SOURCE_ROW}) from lines_raw where {SOURCE_ROW} < $row)",
+        {"row": row},
+    ).fetchone()
+    if after and not new:
+        raise InputError(
+            f"Transactions file {path} repeats its header on {where(path, row)} and its "
+            f"{after:,} lines after it repeat lines before it: the export was written twice "
+            "(every sale would count twice); keep one copy."
+        )
 
 
 def keyed_captures(captures: Captures, key: tuple[str, ...]) -> Captures:
@@ -427,9 +462,37 @@ def read_catalog(path: Path) -> pa.Table:
     """The product catalog (sku, category, age_restricted, and name: a product's name where the
     file has the optional column), typed and checked."""
     table = read_table(path, CATALOG_COLUMNS, "catalog", optional={"name": "varchar"})
+    # A code padded to a fixed width ('BEE000 ') is the code: the till's lines are trimmed too.
+    skus = pc.utf8_trim_whitespace(table.column("sku"))
+    table = table.set_column(table.schema.get_field_index("sku"), "sku", skus)
     counts = table.group_by("sku").aggregate([("sku", "count")])
     repeated = counts.filter(pc.field("sku_count") > 1)
     if repeated.num_rows:
         first = repeated.column("sku")[0].as_py()
         raise InputError(f"Catalog file {path} lists the sku {first!r} more than once.")
     return table
+
+
+def unknown_skus(lines: pa.Table, catalog: pa.Table) -> str | None:
+    """A sentence on the sale and return lines whose sku the catalog does not list (they count
+    as 'uncategorised', never as alcohol), naming a catalog sku that differs only in case; None
+    when every such line's sku is listed. Adjustment lines (coupons) are not counted."""
+    kept = lines.filter(pc.field("line_kind") != "adjustment")
+    listed = catalog.column("sku")
+    missing = kept.filter(pc.invert(pc.is_in(kept.column("sku"), value_set=listed)))
+    if not missing.num_rows:
+        return None
+    skus = sorted(set(missing.column("sku").to_pylist()))
+    by_case = {sku.casefold(): sku for sku in listed.to_pylist() if sku is not None}
+    named = [
+        f"{sku!r} (the catalog has {by_case[sku.casefold()]!r})"
+        if sku.casefold() in by_case
+        else repr(sku)
+        for sku in skus[:3]
+    ]
+    return (
+        f"{missing.num_rows:,} till line(s) of {len(skus):,} sku(s) not in the catalog count as "
+        f"'uncategorised' and never as alcohol: {', '.join(named)}"
+        + (", …" if len(skus) > 3 else "")
+        + "; add them to the catalog, or fix their codes."
+    )

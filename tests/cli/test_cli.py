@@ -142,6 +142,21 @@ def test_predict_frames_without_a_face(tmp_path: Path, brightness_model_path: Pa
     assert (pd.read_csv(out)["status"] == "ok").all()
 
 
+def test_an_empty_till_export_on_a_day_with_photos_is_refused_unless_accepted(
+    sample: SampleDay, tmp_path: Path, brightness_model_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    export = sample.transactions / f"{DAY}.parquet"
+    header = ",".join(pd.read_parquet(export).columns)
+    export.unlink()
+    (sample.transactions / f"{DAY}.csv").write_text(header + "\n")  # the header, no line
+    argv = ["run", "--day", str(DAY), *_args(sample, tmp_path / "out", brightness_model_path)]
+    assert main(argv) == 3
+    said = capsys.readouterr().err
+    assert "holds no line but its cameras took" in said and "--accept-low-coverage" in said
+    assert not (tmp_path / "out" / "receipt_ages").exists()
+    assert main([*argv, "--accept-low-coverage"]) == 0  # a day told to publish as it is
+
+
 def test_bad_face_region_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["predict", str(tmp_path), "--out", "x.csv", "--face-region", "0.5,0,0.2,1"])

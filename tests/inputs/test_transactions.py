@@ -584,3 +584,63 @@ def test_a_long_broken_line_is_listed_cut_to_1000_characters(tmp_path: Path) -> 
     (tmp_path / f"{DAY}.csv").write_text(HEADER + "".join(rows))
     (row,) = read_lines(tmp_path, DAY, "Europe/London").quarantined.to_pylist()
     assert row["receipt_id"] == "r2" and row["raw_line"] == rows[2][:1_000]
+
+
+def _lines(n: int, store: str = "S1", first: int = 0) -> str:
+    return "".join(
+        f"r{i},{store},R1,C1,2026-10-25 12:{i % 60:02d}:00,{'BEE000' if i % 2 else 'BAK000'},1,"
+        f"{1 + i % 7}.50\n"
+        for i in range(first, first + n)
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 40), st.booleans())
+def test_an_export_written_twice_is_refused_and_tills_joined_are_read(n: int, joined: bool) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{DAY}.csv"
+        # Twice the same export (its header again in the middle), or two tills' exports joined.
+        second = _lines(n, "S2", first=n) if joined else _lines(n)
+        path.write_text(HEADER + _lines(n) + HEADER + second)
+        if joined:
+            lines = read_lines(Path(folder), DAY, "Europe/London")
+            assert lines.lines.num_rows == 2 * n  # each till's lines once, the header quarantined
+            assert lines.quarantined.num_rows == 1
+        else:
+            with pytest.raises(InputError, match=rf"repeats its header on line {n + 2:,} and its "):
+                read_lines(Path(folder), DAY, "Europe/London")
+
+
+def test_one_line_more_after_the_header_is_not_an_export_written_twice(tmp_path: Path) -> None:
+    (tmp_path / f"{DAY}.csv").write_text(
+        HEADER + _lines(5) + HEADER + _lines(5) + _lines(1, first=9)
+    )
+    assert read_lines(tmp_path, DAY, "Europe/London").lines.num_rows == 11
+
+
+def test_a_day_with_a_csv_and_a_parquet_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / f"{DAY}.csv").write_text(HEADER + _lines(2))
+    pd.read_csv(tmp_path / f"{DAY}.csv").to_parquet(tmp_path / f"{DAY}.parquet")
+    with pytest.raises(InputError, match=r"Two transactions files for 2026-10-25: .*parquet and"):
+        read_lines(tmp_path, DAY, "Europe/London")
+
+
+def test_a_sku_padded_to_a_fixed_width_is_the_catalogs_and_unlisted_skus_are_named(
+    tmp_path: Path,
+) -> None:
+    from agebatch.inputs.transactions import read_catalog, unknown_skus
+
+    rows = "p1,S1,R1,C1,2026-10-25 12:00:00, BEE000  ,1,4.50\n"  # a fixed-width till
+    rows += "p2,S1,R1,C1,2026-10-25 12:01:00,bee000,1,4.50\n"  # another case
+    rows += "p3,S1,R1,C1,2026-10-25 12:02:00,NEW1,2,3.00\n"  # not yet in the catalog
+    (tmp_path / f"{DAY}.csv").write_text(HEADER + rows)
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("sku,category,age_restricted\nBEE000 ,beer,true\nBAK000,bakery,false\n")
+    lines = read_lines(tmp_path, DAY, "Europe/London").lines
+    assert lines.column("sku").to_pylist() == ["BEE000", "bee000", "NEW1"]
+    listed = read_catalog(catalog)
+    assert listed.column("sku").to_pylist() == ["BEE000", "BAK000"]
+    said = unknown_skus(lines, listed)
+    assert said is not None and said.startswith("2 till line(s) of 2 sku(s) not in the catalog")
+    assert "'bee000' (the catalog has 'BEE000')" in said and "'NEW1'" in said
+    assert unknown_skus(lines.slice(0, 1), listed) is None
