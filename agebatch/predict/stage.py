@@ -17,6 +17,7 @@ from typing import TypeVar
 import numpy as np
 
 from agebatch.config import WHOLE_FRAME, PhotoKind, PredictConfig, Region
+from agebatch.inputs.captures import shown
 from agebatch.predict.cameras import Camera, Verdict, decide, readings
 from agebatch.predict.device import for_run
 from agebatch.predict.images import Decoded, InputSpec, PhotoItem, crop_votes, load_photos
@@ -105,7 +106,7 @@ def predict_paths(
     count = {status: sum(1 for r in results if r.status == status) for status in PhotoStatus}
     for path, result in zip(paths, results, strict=True):
         if result.status == PhotoStatus.REFUSED:
-            log.warning("Refused photo %s: %s", path, result.reason)
+            log.warning("Refused photo %s: %s", shown(str(path)), result.reason)  # one line
     stats = PredictStats(
         photos=len(results),
         decoded=len(results) - count[PhotoStatus.UNREADABLE] - count[PhotoStatus.REFUSED],

@@ -74,6 +74,23 @@ def test_refused_photos_say_why(day: Path, tmp_path: Path) -> None:
     assert load_photo(day / "link.png", spec).status == "ok"
 
 
+def test_a_refused_photo_is_one_log_line_whatever_its_name(
+    day: Path, brightness_model, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agebatch.config import PredictConfig
+    from agebatch.predict.stage import predict_paths
+
+    # A name that would forge a log line of its own after its newline.
+    forged = day / "x\n01:29:06 INFO agebatch.predict.stage: all photos fine.jpg"
+    os.mkfifo(forged)
+    config = PredictConfig(photo_kind="crops")
+    with caplog.at_level(logging.WARNING, logger="agebatch.predict.stage"):
+        predictions, _ = predict_paths([forged], brightness_model, config, inside=day)
+    assert predictions[0].status == "refused"
+    [said] = [r.getMessage() for r in caplog.records if r.name == "agebatch.predict.stage"]
+    assert "\n" not in said and "x\\n01:29:06 INFO" in said
+
+
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_the_pixel_budget_is_checked_on_the_header_before_decoding(day: Path) -> None:
     spec = replace(CROPS, limits=Limits(max_pixels=100 * 100))
