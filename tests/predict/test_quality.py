@@ -315,6 +315,28 @@ def test_the_bundled_card_restores_detail_under_its_threshold() -> None:
     assert "detail" not in dict(spec.floors)  # restored, never refused for it
 
 
+@pytest.mark.parametrize(("side", "aged"), [(22, False), (26, False), (28, True), (200, True)])
+def test_a_crop_saved_too_small_is_low_quality_under_the_bundled_cards_floor(
+    aligned_face: np.ndarray, tmp_path: Path, side: int, aged: bool
+) -> None:
+    """An aligned-crop camera that saves its crops tiny: under the card's face_px floor (24 px
+    of face, a crop under about 27 px) no age; the same face larger is aged."""
+    from agebatch.predict.images import Reading
+
+    spec = InputSpec.from_card(load_model().card, "auto")
+    assert dict(spec.floors)["face_px"] == 24.0
+    path = tmp_path / f"face{side}.png"
+    Image.fromarray(aligned_face).resize((side, side), Image.Resampling.BOX).save(path)
+    decoded = load_photo(path, spec, reading=Reading.BY_SIZE)  # an aligned-crop camera's read
+    face_px = dict(decoded.quality.parts)["face_px"]
+    assert face_px == pytest.approx(side * 0.895)
+    if aged:
+        assert decoded.status == PhotoStatus.OK and decoded.pixels is not None
+    else:
+        assert (decoded.status, decoded.quality.part) == (PhotoStatus.LOW_QUALITY, "face_px")
+        assert decoded.pixels is None
+
+
 def test_the_stage_gives_low_quality_photos_no_age_and_counts_them(
     aligned_face: np.ndarray, tmp_path: Path
 ) -> None:
