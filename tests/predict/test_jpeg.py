@@ -107,9 +107,15 @@ def _file(folder: Path, data: bytes) -> Path:
     return path
 
 
-def _taken(path: Path, side: int | None, max_pixels: int | None) -> bool:
-    """Whether the direct decode reads the file itself (and does not leave it to Pillow)."""
-    return jpeg.decode_plain(path.read_bytes(), side, max_pixels) is not None
+def _taken(
+    path: Path,
+    side: int | None,
+    max_pixels: int | None,
+    draft_if: Callable[[int, int], bool] | None = None,
+) -> bool:
+    """Whether the direct decode reads the file itself (and does not leave it to Pillow), asked
+    as read_sized asks it (draft_if: reduce the scale only for such sizes)."""
+    return jpeg.decode_plain(path.read_bytes(), side, max_pixels, draft_if) is not None
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -128,7 +134,22 @@ def test_the_direct_decode_gives_pillows_pixels(
         drafted = draft_if is None or draft_if(*image.size)
         tiny = min(image.size) < 8 and jpeg.draft_scale(image.size, side if drafted else None) > 1
     # ... and the plain, upright ones really were decoded directly (not all left to Pillow).
-    assert _taken(path, side, limits.max_pixels) == (plain and not tiny)
+    assert _taken(path, side, limits.max_pixels, draft_if) == (plain and not tiny)
+
+
+def test_a_tiny_photo_not_shaped_like_a_crop_is_decoded_whole_and_directly(
+    tmp_path: Path,
+) -> None:
+    # Found by Hypothesis in CI: 2x3 px, side 1, by size. Not crop-shaped, so not reduced, so
+    # the direct decode takes it (the check once asked without draft_if and disagreed).
+    out = io.BytesIO()
+    Image.new("RGB", (2, 3), (120, 80, 60)).save(out, "JPEG")
+    path = _file(tmp_path, out.getvalue())
+    limits = Limits(inside=tmp_path, max_pixels=25_000_000)
+    assert outcome(path, 1, crop_shaped, limits, True) == outcome(
+        path, 1, crop_shaped, limits, False
+    )
+    assert _taken(path, 1, limits.max_pixels, crop_shaped)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
