@@ -50,7 +50,7 @@ from agebatch.preflight import (
 from agebatch.publish import new_run_id, publish_day, publish_split
 from agebatch.records import Published, RunRecord
 from agebatch.reports.html import ReportPages, write_pages
-from agebatch.republish import refuse_worse_day
+from agebatch.republish import published_counts, refuse_worse_day
 from agebatch.retention import PHOTOS_NOTE, delete_photos, due_days, photos_note
 from agebatch.schema import RESTRICTED, ReceiptStatus, conform
 from agebatch.shards import (
@@ -185,8 +185,11 @@ def refuse_empty_till(
     config: RunConfig, day: dt.date, transactions: Transactions, photos: int
 ) -> None:
     """Refuse a day whose till file holds no line while its cameras took photos (a failed
-    export would publish a day of no sales), unless accept_low_coverage."""
+    export would publish a day of no sales), unless accept_low_coverage. A day already
+    published is left to the worse-day gate (refuse_worse_day names the run it would replace)."""
     if photos == 0 or transactions.lines.num_rows or transactions.quarantined.num_rows:
+        return
+    if published_counts(config.out, day) is not None:
         return
     if config.accept_low_coverage:
         log.warning("The till file of %s has no line, %d photos: published as told", day, photos)
