@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from agebatch.errors import InputError
-from agebatch.inputs.files import Refusal, open_inside
+from agebatch.inputs.files import Refusal, open_inside, shown
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +119,6 @@ def _is_text(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def shown(name: str) -> str:
-    """A file name for a log line: bytes that are not UTF-8 as \\xNN, control characters (a
-    newline that would forge a line) escaped."""
-    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
 
 
 def _from_names(day_folder: Path, files: _Files, timezone: str) -> Captures:

@@ -26,6 +26,13 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
+def shown(name: str) -> str:
+    """A file name as text a log line or a table holds: bytes that are not UTF-8 as \\xNN,
+    control characters (a newline that would forge a log line) escaped."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+
+
 def open_inside(path: Path, inside: Path | None = None) -> BinaryIO:
     """Open a file for reading without ever blocking, or raise Refusal saying why not.
 

@@ -10,7 +10,8 @@ import pandas as pd
 
 from agebatch.config import ALIGNED_CROPS, PhotoKind, PredictConfig
 from agebatch.errors import InputError, OutputError
-from agebatch.inputs.captures import IMAGE_SUFFIXES, shown
+from agebatch.inputs.captures import IMAGE_SUFFIXES
+from agebatch.inputs.files import shown
 from agebatch.predict.model import load_model
 from agebatch.predict.stage import Progress, predict_paths
 

@@ -17,7 +17,7 @@ from typing import TypeVar
 import numpy as np
 
 from agebatch.config import WHOLE_FRAME, PhotoKind, PredictConfig, Region
-from agebatch.inputs.captures import shown
+from agebatch.inputs.files import shown
 from agebatch.predict.cameras import Camera, Verdict, decide, readings
 from agebatch.predict.device import for_run
 from agebatch.predict.images import Decoded, InputSpec, PhotoItem, crop_votes, load_photos
