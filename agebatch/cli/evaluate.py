@@ -10,7 +10,18 @@ from agebatch.cli.options import ProgressBars, add_config_options, predict_confi
 from agebatch.config import PredictConfig
 
 SPLITS = ("all", "calibration", "holdout", "validation")
-CONDITION_NAMES = ("clean", "loose", "dim", "small", "blur", "jpeg", "rotated", "motion")
+CONDITION_NAMES = (
+    "clean",
+    "loose",
+    "dim",
+    "small",
+    "blur",
+    "jpeg",
+    "rotated",
+    "motion",
+    "overexposed",
+    "grey",
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

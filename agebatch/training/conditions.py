@@ -28,6 +28,8 @@ BLUR_RADIUS = 3  # box blur, pixels
 JPEG_QUALITY = 15
 ROTATION_DEG = (12.0, 20.0)  # roll, either way
 MOTION_PX = 9  # horizontal motion blur, pixels
+OVER_GAIN = 1.8  # exposure x 1.8, highlights clipped (a window behind the till, a flash) ...
+OVER_NOISE = 2.0  # ... with a little sensor noise, grey levels
 
 
 def _reflect_pad(image: Image.Image, pad: int) -> Image.Image:
@@ -96,6 +98,20 @@ def motion(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(out / MOTION_PX), 0, 255).astype(np.uint8))
 
 
+def overexposed(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Too much light (a window behind the till, a flash): exposure x OVER_GAIN, highlights
+    clipped, sensor noise OVER_NOISE grey levels."""
+    array = np.asarray(image, dtype=np.float32) * OVER_GAIN
+    array += rng.normal(0.0, OVER_NOISE, array.shape)
+    return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8))
+
+
+def grey(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A camera that saves grey (a night or infrared mode): one grey level per pixel, saved as
+    RGB."""
+    return image.convert("L").convert("RGB")
+
+
 def clean(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     """The aligned crop as it is (the training set's framing)."""
     return image
@@ -110,6 +126,8 @@ CONDITIONS: dict[str, Degrade] = {
     "jpeg": jpeg,
     "rotated": rotated,
     "motion": motion,
+    "overexposed": overexposed,
+    "grey": grey,
 }
 
 

@@ -210,3 +210,33 @@ def test_condition_copies_are_seeded_and_change_the_photo(tmp_path: Path) -> Non
         source = np.asarray(Image.open(paths[0]).convert("RGB"), dtype=float)
         change = np.abs(pixels[0] - source).mean()
         assert (change == 0) if name == "clean" else (change > 0.5), name
+
+
+def test_every_condition_is_named_by_the_cli_and_the_lighting_ones_do_what_they_say(
+    tmp_path: Path,
+) -> None:
+    from PIL import Image
+
+    from agebatch.cli.evaluate import CONDITION_NAMES
+    from agebatch.training.conditions import (
+        CONDITIONS,
+        OVER_GAIN,
+        OVER_NOISE,
+        overexposed,
+        write_condition,
+    )
+    from tests.pictures import scene
+
+    assert tuple(CONDITIONS) == CONDITION_NAMES  # `--conditions all` measures every one
+    source = tmp_path / "face.png"
+    Image.fromarray(scene(200, 200, seed=5)).save(source)
+    before = np.asarray(Image.open(source).convert("RGB"), dtype=float)
+    (grey,) = write_condition("grey", [source], tmp_path, seed=1)
+    g = np.asarray(Image.open(grey).convert("RGB"), dtype=int)
+    assert (g[..., 0] == g[..., 1]).all() and (g[..., 1] == g[..., 2]).all()
+    over = overexposed(Image.open(source).convert("RGB"), np.random.default_rng(1))
+    o = np.asarray(over, dtype=float)
+    bright = before * OVER_GAIN > 255 + 6 * OVER_NOISE  # over white, whatever the noise
+    assert bright.any() and (o[bright] == 255).all()
+    mid = (before > 40) & (before < 100)
+    assert abs(np.median(o[mid] / before[mid]) - OVER_GAIN) < 0.05
