@@ -18,7 +18,7 @@ import numpy as np
 
 from agebatch.config import WHOLE_FRAME, PhotoKind, PredictConfig, Region
 from agebatch.inputs.files import shown
-from agebatch.predict.cameras import Camera, Verdict, decide, readings
+from agebatch.predict.cameras import Camera, Verdict, camera_name, decide, readings
 from agebatch.predict.device import for_run
 from agebatch.predict.images import Decoded, InputSpec, PhotoItem, crop_votes, load_photos
 from agebatch.predict.model import AgeModel
@@ -34,8 +34,16 @@ Progress = Callable[[int], None]  # called with the number of photos just finish
 # A decoded photo without its pixels: status, number of views (0: none), why it was refused
 # (or is low_quality), its quality score, the part that scored lowest, and the years taken off
 # its age (the card's realigned offset for a face aligned by its landmarks, else 0), and what was
-# done to its face (Decoded.adjusted, as it is).
-Layout = tuple[PhotoStatus, int, str, float | None, str, float, tuple[str, ...]]
+# done to its face (Decoded.adjusted, as it is), and whether its face looked overexposed.
+Layout = tuple[PhotoStatus, int, str, float | None, str, float, tuple[str, ...], bool]
+# A face whose centre's mean grey level (its quality part `exposure`, measured before any
+# brightening) is over this looks overexposed: 0.8% of 1,500 clean shared faces, about 65% of
+# the same faces overexposed x 1.8 (training.conditions.overexposed). Such faces are aged (no
+# quality part picks out the ones misread, docs/model.md), but a camera most of whose faces
+# look so is named in a warning: its teenagers read older (docs/compliance.md, Limits).
+OVEREXPOSED = 200.0
+OVEREXPOSED_SHARE = 0.5  # a camera with more than this share of its measured faces over it
+OVEREXPOSED_LEAST = 20  # ... out of at least this many measured faces
 
 
 @dataclass(frozen=True, slots=True)  # one per photo of the day: kept small
@@ -49,6 +57,7 @@ class Prediction:
     quality_part: str = ""  # that part (the failing one when the status is low_quality)
     # what was done to the face before the model (images.ADJUSTMENTS; Decoded.adjusted's tuple)
     adjusted: tuple[str, ...] = ()
+    overexposed: bool = False  # its face's exposure is over OVEREXPOSED
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,18 @@ def predict_paths(
     for path, result in zip(paths, results, strict=True):
         if result.status == PhotoStatus.REFUSED:
             log.warning("Refused photo %s: %s", shown(str(path)), result.reason)  # one line
+    if cameras is not None:
+        for camera, (bright, measured) in overexposed_cameras(results, cameras).items():
+            log.warning(
+                "Camera %s looks overexposed: %d of its %d measured faces are brighter than "
+                "grey %g at their centre. Their ages are kept, but overexposed faces read "
+                "teenagers older (docs/compliance.md, Limits): check the camera's exposure "
+                "and the light behind the till.",
+                shown(camera_name(camera)),
+                bright,
+                measured,
+                OVEREXPOSED,
+            )
     stats = PredictStats(
         photos=len(results),
         decoded=len(results) - count[PhotoStatus.UNREADABLE] - count[PhotoStatus.REFUSED],
@@ -118,6 +139,25 @@ def predict_paths(
         verdicts=tuple(verdicts.values()),
     )
     return results, stats
+
+
+def overexposed_cameras(
+    predictions: Sequence[Prediction], cameras: Sequence[Camera]
+) -> dict[Camera, tuple[int, int]]:
+    """The cameras most of whose faces look overexposed: (faces over OVEREXPOSED, faces
+    measured) for each camera with at least OVEREXPOSED_LEAST faces measured and more than
+    OVEREXPOSED_SHARE of them over it."""
+    counts: dict[Camera, list[int]] = {}
+    for prediction, camera in zip(predictions, cameras, strict=True):
+        if prediction.quality is not None:  # a face was cut and measured
+            count = counts.setdefault(camera, [0, 0])
+            count[0] += prediction.overexposed
+            count[1] += 1
+    return {
+        camera: (bright, measured)
+        for camera, (bright, measured) in counts.items()
+        if measured >= OVEREXPOSED_LEAST and bright > OVEREXPOSED_SHARE * measured
+    }
 
 
 def stream_predictions(
@@ -287,6 +327,7 @@ def _layout(decoded: Decoded, offset: float) -> Layout:
         part,
         offset * decoded.realigned,
         decoded.adjusted,
+        _exposure(decoded) > OVEREXPOSED,
     )
 
 
@@ -301,6 +342,14 @@ def _quality(decoded: Decoded) -> tuple[float | None, str]:
     return (None, "") if quality is None else (quality.score, quality.part)
 
 
+def _exposure(decoded: Decoded) -> float:
+    """A decoded photo's exposure part (0 when not measured)."""
+    quality = decoded.quality
+    if quality is None:
+        return 0.0
+    return next((value for name, value in quality.parts if name == "exposure"), 0.0)
+
+
 def _result(future: Future[np.ndarray] | None) -> np.ndarray:
     """A model run's ages (none for a batch without a readable photo)."""
     return np.zeros(0) if future is None else future.result()
@@ -311,14 +360,14 @@ def _predictions(ages: np.ndarray, layout: list[Layout]) -> list[Prediction]:
     of a frame's face), less its offset (never below 0); photos without pixels keep their
     status."""
     results, start = [], 0
-    for status, views, reason, score, part, offset, adjusted in layout:
+    for status, views, reason, score, part, offset, adjusted, bright in layout:
         if views == 0:
-            results.append(Prediction(None, status, reason, score, part))
+            results.append(Prediction(None, status, reason, score, part, overexposed=bright))
             continue
         # one view (a crop): its age as is (the mean of one value is that value)
         age = float(ages[start] if views == 1 else ages[start : start + views].mean())
         if offset:
             age = max(0.0, age - offset)
-        results.append(Prediction(age, PhotoStatus.OK, "", score, part, adjusted))
+        results.append(Prediction(age, PhotoStatus.OK, "", score, part, adjusted, bright))
         start += views
     return results

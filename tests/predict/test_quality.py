@@ -385,3 +385,71 @@ def test_sharpened_is_pillows_unsharp_mask_bit_for_bit(
     mask = ImageFilter.UnsharpMask(radius, percent, 0)
     expected = np.stack([np.asarray(Image.fromarray(view).filter(mask)) for view in views])
     assert np.array_equal(sharpened(views, radius, percent), expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    photos=st.lists(
+        st.tuples(
+            st.sampled_from(["C1", "C2", "C3"]),
+            st.booleans(),
+            st.sampled_from([True, True, False]),  # bright more often than not: cameras cross
+        ),
+        max_size=120,
+    )
+)
+@example(photos=[("C1", True, True)] * 11 + [("C1", True, False)] * 10 + [("C2", True, True)] * 19)
+@example(photos=[("C1", True, True)] * 10 + [("C1", True, False)] * 10 + [("C1", False, True)] * 5)
+def test_a_camera_is_named_overexposed_exactly_when_most_of_enough_measured_faces_are(
+    photos: list[tuple[str, bool, bool]],
+) -> None:
+    from agebatch.predict.stage import (
+        OVEREXPOSED_LEAST,
+        OVEREXPOSED_SHARE,
+        Prediction,
+        overexposed_cameras,
+    )
+
+    predictions = [
+        Prediction(1.0, PhotoStatus.OK, quality=1.5 if measured else None, overexposed=bright)
+        for _, measured, bright in photos
+    ]
+    named = overexposed_cameras(predictions, [camera for camera, _, _ in photos])
+    for camera in ("C1", "C2", "C3"):
+        measured = [bright for c, m, bright in photos if c == camera and m]
+        wanted = len(measured) >= OVEREXPOSED_LEAST and sum(measured) > OVEREXPOSED_SHARE * len(
+            measured
+        )
+        assert (camera in named) == wanted
+        if wanted:
+            assert named[camera] == (sum(measured), len(measured))
+
+
+def test_the_stage_names_a_camera_whose_faces_look_overexposed_and_keeps_their_ages(
+    aligned_face: np.ndarray, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agebatch.predict.stage import OVEREXPOSED, OVEREXPOSED_LEAST
+
+    model_path = save_brightness_model(tmp_path / "bright.keras")
+    card_file = ModelCard.path_for(model_path)
+    card = json.loads(card_file.read_text())
+    card["face"] = {"aligned_crop": {"box": [0.025, 0.025, 0.975, 0.975], "resample": "box"}}
+    card["quality"] = {"floors": FLOORS}
+    card_file.write_text(json.dumps(card))
+    model = load_model(model_path)
+    rng = np.random.default_rng(3)
+    paths, cameras = [], []
+    for camera, gain in (("S1/R1", 1.0), ("S1/R2", 1.8), ("S2/R1", 1.0)):
+        for i in range(OVEREXPOSED_LEAST + 4):
+            pixels = aligned_face * gain + rng.normal(0, 2, aligned_face.shape)
+            paths.append(tmp_path / f"{camera.replace('/', '-')}-{i}.png")
+            Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8)).save(paths[-1])
+            cameras.append(tuple(camera.split("/")))
+    config = PredictConfig(photo_kind="auto", workers=1, batch_size=16)
+    with caplog.at_level("WARNING", logger="agebatch.predict.stage"):
+        predictions, _ = predict_paths(paths, model, config, cameras=cameras)
+    assert all(p.status == PhotoStatus.OK and p.age is not None for p in predictions)
+    exposure = [dict(load_photo(p, SPEC).quality.parts)["exposure"] for p in paths[::24]]
+    assert exposure[0] < OVEREXPOSED < exposure[1] and exposure[2] < OVEREXPOSED
+    warned = [r.getMessage() for r in caplog.records if "overexposed" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("Camera S1/R2 looks overexposed: 24 of")

@@ -60,12 +60,14 @@ def test_the_cards_offset_is_taken_off_realigned_faces_only(photos, cropping_mod
 @settings(max_examples=200, deadline=None)
 @given(
     rows=st.lists(
-        st.tuples(st.integers(0, 3), st.booleans(), st.floats(-2.0, 2.0)), min_size=1, max_size=8
+        st.tuples(st.integers(0, 3), st.booleans(), st.floats(-2.0, 2.0), st.booleans()),
+        min_size=1,
+        max_size=8,
     ),
     seed=st.integers(0, 2**16),
 )
 def test_a_photos_age_is_the_mean_of_its_views_less_its_offset_never_below_zero(
-    rows: list[tuple[int, bool, float]], seed: int
+    rows: list[tuple[int, bool, float, bool]], seed: int
 ) -> None:
     ages = np.random.default_rng(seed).uniform(0.25, 80.0, sum(views for views, *_ in rows))
     layout = [
@@ -77,11 +79,13 @@ def test_a_photos_age_is_the_mean_of_its_views_less_its_offset_never_below_zero(
             "",
             off * realigned,
             ("realigned",) if realigned else (),
+            bright,
         )
-        for views, realigned, off in rows
+        for views, realigned, off, bright in rows
     ]
     got, start = _predictions(ages, layout), 0
-    for (views, realigned, off), prediction in zip(rows, got, strict=True):
+    for (views, realigned, off, bright), prediction in zip(rows, got, strict=True):
+        assert prediction.overexposed == bright  # kept whether or not the photo was aged
         if not views:
             assert prediction.age is None and prediction.status == PhotoStatus.NO_FACE
             continue
