@@ -19,7 +19,7 @@ from agebatch.config import PredictConfig
 from agebatch.predict.card import ModelCard
 from agebatch.predict.faces import ALIGNED_CROP_LANDMARKS, FaceFinder, aligned_crop_chip
 from agebatch.predict.images import InputSpec, brightened, load_photo, sharpened
-from agebatch.predict.model import load_model
+from agebatch.predict.model import AgeModel, load_model
 from agebatch.predict.quality import (
     HIGHER_IS_BETTER,
     PARTS,
@@ -337,16 +337,21 @@ def test_a_crop_saved_too_small_is_low_quality_under_the_bundled_cards_floor(
         assert decoded.pixels is None
 
 
-def test_the_stage_gives_low_quality_photos_no_age_and_counts_them(
-    aligned_face: np.ndarray, tmp_path: Path
-) -> None:
-    model_path = save_brightness_model(tmp_path / "bright.keras")
+def _floored_model(folder: Path) -> AgeModel:
+    """The brightness model with an aligned-crop box and the quality FLOORS in its card."""
+    model_path = save_brightness_model(folder / "bright.keras")
     card_file = ModelCard.path_for(model_path)
     card = json.loads(card_file.read_text())
     card["face"] = {"aligned_crop": {"box": [0.025, 0.025, 0.975, 0.975], "resample": "box"}}
     card["quality"] = {"floors": FLOORS}
     card_file.write_text(json.dumps(card))
-    model = load_model(model_path)
+    return load_model(model_path)
+
+
+def test_the_stage_gives_low_quality_photos_no_age_and_counts_them(
+    aligned_face: np.ndarray, tmp_path: Path
+) -> None:
+    model = _floored_model(tmp_path)
     paths = []
     for name, gain in (("a", 1.0), ("b", 0.08), ("c", 1.0)):
         paths.append(tmp_path / f"{name}.png")
@@ -430,13 +435,7 @@ def test_the_stage_names_a_camera_whose_faces_look_overexposed_and_keeps_their_a
 ) -> None:
     from agebatch.predict.stage import OVEREXPOSED, OVEREXPOSED_LEAST
 
-    model_path = save_brightness_model(tmp_path / "bright.keras")
-    card_file = ModelCard.path_for(model_path)
-    card = json.loads(card_file.read_text())
-    card["face"] = {"aligned_crop": {"box": [0.025, 0.025, 0.975, 0.975], "resample": "box"}}
-    card["quality"] = {"floors": FLOORS}
-    card_file.write_text(json.dumps(card))
-    model = load_model(model_path)
+    model = _floored_model(tmp_path)
     rng = np.random.default_rng(3)
     paths, cameras = [], []
     for camera, gain in (("S1/R1", 1.0), ("S1/R2", 1.8), ("S2/R1", 1.0)):
