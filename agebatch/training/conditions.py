@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -132,8 +133,16 @@ CONDITIONS: dict[str, Degrade] = {
 
 
 def describe(name: str) -> str:
-    """A condition in one line (its function's docstring)."""
-    return (CONDITIONS[name].__doc__ or name).strip().splitlines()[0]
+    """A condition in one line: the first paragraph of its function's docstring, each of this
+    module's numeric constants it names written as its value (the card keeps this text)."""
+    first = " ".join((CONDITIONS[name].__doc__ or name).strip().split("\n\n")[0].split())
+    return re.sub(r"\b[A-Z][A-Z_]+\b", _valued, first)
+
+
+def _valued(match: re.Match[str]) -> str:
+    """A constant's value when the word names one of this module's numbers, else the word."""
+    value = globals().get(match.group())
+    return f"{value:g}" if isinstance(value, int | float) else match.group()
 
 
 def write_condition(name: str, paths: list[Path], out: Path, seed: int = 0) -> list[Path]:

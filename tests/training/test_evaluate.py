@@ -240,3 +240,17 @@ def test_every_condition_is_named_by_the_cli_and_the_lighting_ones_do_what_they_
     assert bright.any() and (o[bright] == 255).all()
     mid = (before > 40) & (before < 100)
     assert abs(np.median(o[mid] / before[mid]) - OVER_GAIN) < 0.05
+
+
+def test_a_conditions_description_is_its_whole_first_sentence_with_values_not_names() -> None:
+    from agebatch.training import conditions
+
+    for name in conditions.CONDITIONS:
+        text = conditions.describe(name)
+        assert "\n" not in text and text.endswith("."), name  # not cut at a line's end
+        constants = [w for w in vars(conditions) if w.isupper() and w in text.split()]
+        assert not constants, (name, constants)
+    assert (
+        conditions.describe("dim") == "Exposure x 0.3 with sensor noise (Gaussian, 4 grey levels)."
+    )
+    assert conditions.describe("rotated").endswith("the corners filled from the mirrored scene.")
